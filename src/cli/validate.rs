@@ -1,0 +1,49 @@
+//! `ganeti-operator validate [DIR]`: every problem at once, located; exit 1 if any.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{OutputFormat, exit};
+use crate::desired::{self, diagnostic};
+
+pub fn run(dir: &Path, output: OutputFormat, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let validation = desired::validate_dir(dir)?;
+    match output {
+        OutputFormat::Json => {
+            let report = serde_json::json!({
+                "valid": validation.is_valid(),
+                "files": validation.files,
+                "errors": diagnostic::to_json(&validation.diagnostics),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        }
+        OutputFormat::Text => match &validation.state {
+            Some(state) => {
+                writeln!(
+                    out,
+                    "{}: valid ({} in {} files)",
+                    dir.display(),
+                    state.summary(),
+                    validation.files.len()
+                )?;
+            }
+            None => {
+                out.write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
+                let count = validation.diagnostics.len();
+                writeln!(
+                    out,
+                    "{}: {count} {} in {} of {} files; nothing is applied until all are fixed",
+                    dir.display(),
+                    if count == 1 { "error" } else { "errors" },
+                    validation.files_with_errors(),
+                    validation.files.len()
+                )?;
+            }
+        },
+    }
+    Ok(if validation.is_valid() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}

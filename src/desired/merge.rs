@@ -1,0 +1,198 @@
+//! Merges the files of a desired state into one set of raw objects. An object defined
+//! twice is an error naming both places; an object whose YAML failed the schema is kept
+//! by name only, so references to it do not cause a second, misleading error.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::diagnostic::Diagnostic;
+use super::raw::{RawClass, RawCluster, RawInstance, RawNode, RawPolicy, RawSecret};
+use super::schema::yaml_path;
+use super::source::{ParsedFile, Target};
+
+/// Where an object was written: a file (index into the parsed files) and a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: usize,
+    pub pointer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    pub origin: Origin,
+    /// `None` when the object failed the schema; its errors are already reported.
+    pub raw: Option<T>,
+}
+
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub cluster: Option<Entry<RawCluster>>,
+    pub policy: Option<Entry<RawPolicy>>,
+    pub classes: BTreeMap<String, Entry<RawClass>>,
+    pub nodes: BTreeMap<String, Entry<RawNode>>,
+    pub instances: BTreeMap<String, Entry<RawInstance>>,
+    pub secrets: BTreeMap<String, Entry<RawSecret>>,
+    /// Some file or section could not be read at all, so names may be missing.
+    pub incomplete: bool,
+}
+
+/// A file that parsed, with the pointers stage one rejected.
+pub struct CheckedFile<'a> {
+    pub file: &'a ParsedFile,
+    pub failed_pointers: &'a [String],
+}
+
+impl CheckedFile<'_> {
+    fn failed_at_or_below(&self, pointer: &str) -> bool {
+        self.failed_pointers.iter().any(|f| {
+            f == pointer || (f.starts_with(pointer) && f[pointer.len()..].starts_with('/'))
+        })
+    }
+
+    fn failed_at_or_above(&self, pointer: &str) -> bool {
+        self.failed_pointers.iter().any(|f| {
+            f.is_empty()
+                || pointer == f
+                || (pointer.starts_with(f.as_str()) && pointer[f.len()..].starts_with('/'))
+        })
+    }
+}
+
+pub fn merge(files: &[CheckedFile<'_>], diagnostics: &mut Vec<Diagnostic>) -> Merged {
+    let mut merged = Merged::default();
+    for (index, checked) in files.iter().enumerate() {
+        let mut ctx = SectionMerge {
+            files,
+            index,
+            diagnostics: &mut *diagnostics,
+            incomplete: &mut merged.incomplete,
+        };
+        ctx.single("cluster", &mut merged.cluster);
+        ctx.single("policy", &mut merged.policy);
+        ctx.named("classes", &mut merged.classes);
+        ctx.named("nodes", &mut merged.nodes);
+        ctx.named("instances", &mut merged.instances);
+        ctx.named("secrets", &mut merged.secrets);
+        if !checked.file.json.is_object() {
+            merged.incomplete = true;
+        }
+    }
+    merged
+}
+
+struct SectionMerge<'a, 'f> {
+    files: &'a [CheckedFile<'f>],
+    index: usize,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    incomplete: &'a mut bool,
+}
+
+impl<'a, 'f> SectionMerge<'a, 'f> {
+    fn current(&self) -> &'a CheckedFile<'f> {
+        let files = self.files;
+        &files[self.index]
+    }
+
+    fn single<T: DeserializeOwned>(&mut self, section: &str, slot: &mut Option<Entry<T>>) {
+        let Some(value) = self.current().file.json.get(section) else {
+            return;
+        };
+        let pointer = format!("/{section}");
+        if let Some(first) = slot {
+            let first_site = self.files[first.origin.file]
+                .file
+                .site(&first.origin.pointer, Target::Key);
+            let d = Diagnostic::new(
+                self.current().file.site(&pointer, Target::Key),
+                section,
+                format!("`{section}` is defined in more than one file"),
+            )
+            .related(first_site, "first defined")
+            .hint(format!("keep a single `{section}` section"));
+            self.diagnostics.push(d);
+            return;
+        }
+        let raw = self.typed(value, &pointer);
+        *slot = Some(Entry {
+            origin: Origin {
+                file: self.index,
+                pointer,
+            },
+            raw,
+        });
+    }
+
+    fn named<T: DeserializeOwned>(&mut self, section: &str, out: &mut BTreeMap<String, Entry<T>>) {
+        let Some(value) = self.current().file.json.get(section) else {
+            return;
+        };
+        let Some(entries) = value.as_object() else {
+            *self.incomplete = true;
+            return;
+        };
+        for (name, value) in entries {
+            let pointer = format!("/{section}/{}", name.replace('~', "~0").replace('/', "~1"));
+            if let Some(first) = out.get(name) {
+                let first_site = self.files[first.origin.file]
+                    .file
+                    .site(&first.origin.pointer, Target::Key);
+                let file = self.current().file;
+                let d = Diagnostic::new(
+                    file.site(&pointer, Target::Key),
+                    &yaml_path(&file.json, &pointer),
+                    format!("{} `{name}` is defined twice", singular(section)),
+                )
+                .related(first_site, "first defined")
+                .hint("names must be unique across all files; rename or remove one");
+                self.diagnostics.push(d);
+                continue;
+            }
+            let raw = self.typed(value, &pointer);
+            out.insert(
+                name.clone(),
+                Entry {
+                    origin: Origin {
+                        file: self.index,
+                        pointer,
+                    },
+                    raw,
+                },
+            );
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, value: &Value, pointer: &str) -> Option<T> {
+        let checked = self.current();
+        if checked.failed_at_or_below(pointer) || checked.failed_at_or_above(pointer) {
+            return None;
+        }
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                // The schema should have caught this; report it rather than lose it.
+                let inner = e.path().iter().map(|s| format!("/{s}")).collect::<String>();
+                let full = format!("{pointer}{inner}");
+                let file = checked.file;
+                let d = Diagnostic::new(
+                    file.site(&full, Target::Value),
+                    &yaml_path(&file.json, &full),
+                    e.inner().to_string(),
+                );
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+}
+
+pub fn singular(section: &str) -> &str {
+    match section {
+        "classes" => "class",
+        "nodes" => "node",
+        "instances" => "instance",
+        "secrets" => "secret",
+        other => other,
+    }
+}

@@ -1,0 +1,165 @@
+//! The validated desired state: every reference resolved, every default applied, every
+//! size in MiB. Nothing downstream needs to re-check what is here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use super::raw::{DiskTemplate, Hypervisor, NicMode, NodeRole, PowerState};
+use super::ssh_key::SshPublicKey;
+use super::units::Size;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredState {
+    pub cluster: Cluster,
+    pub policy: Policy,
+    pub classes: BTreeMap<String, Class>,
+    pub nodes: BTreeMap<String, Node>,
+    pub instances: BTreeMap<String, Instance>,
+    pub secrets: BTreeMap<String, Secret>,
+    /// Where each object was defined, for messages that point back at the YAML.
+    pub origins: BTreeMap<ObjectRef, String>,
+}
+
+/// A kind and a name: how plans, statuses and origins name an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Cluster,
+    Class,
+    Node,
+    Instance,
+    Secret,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    pub rapi_url: Option<String>,
+    pub hypervisor: Hypervisor,
+    pub default_disk_template: DiskTemplate,
+    pub nic: Nic,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub prune: bool,
+    pub max_deletions: u32,
+    pub max_parallel_jobs: u32,
+    pub resync_interval: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            prune: false,
+            max_deletions: 1,
+            max_parallel_jobs: 8,
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Class {
+    pub image: String,
+    pub os: Option<String>,
+    pub disk_template: Option<DiskTemplate>,
+    pub kernel_args: Option<String>,
+    pub hvparams: BTreeMap<String, serde_json::Value>,
+    pub secrets: Vec<String>,
+    pub rotation: Rotation,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    pub max_unavailable: u32,
+    pub health_check: Option<HealthCheck>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub url: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    pub link: Option<String>,
+    pub mode: Option<NicMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub size: Size,
+    pub name: Option<String>,
+}
+
+/// Resources after the instance's overrides are laid over its class's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub memory: Size,
+    pub vcpus: u32,
+    pub disks: Vec<Disk>,
+    pub nics: Vec<Nic>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub class: String,
+    pub role: NodeRole,
+    pub group: String,
+    pub host_key: Option<SshPublicKey>,
+    pub capacity: Capacity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capacity {
+    pub memory: Option<Size>,
+    pub disk: Option<Size>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub class: String,
+    pub resources: Resources,
+    pub power: PowerState,
+    pub primary_node: Option<String>,
+    pub secondary_node: Option<String>,
+    pub disk_template: DiskTemplate,
+    pub os: String,
+    pub host_key: Option<SshPublicKey>,
+    /// The user's own tags; the operator's ownership tags are added by the planner.
+    pub tags: BTreeSet<String>,
+    pub protect: bool,
+    pub adopt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Relative to the desired-state directory.
+    pub file: PathBuf,
+    pub description: Option<String>,
+}
+
+impl DesiredState {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} nodes, {} classes, {} instances, {} secrets",
+            self.nodes.len(),
+            self.classes.len(),
+            self.instances.len(),
+            self.secrets.len()
+        )
+    }
+}

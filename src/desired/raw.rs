@@ -1,0 +1,292 @@
+//! Raw desired-state types: exactly what a YAML file may say. They are the source of truth
+//! for `schemas/desired-state.schema.json`; meaning is checked later, in `semantic`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
+
+/// One desired-state file. Every section is optional: a state is usually spread over files
+/// (`cluster.yaml`, `classes.yaml`, `instances.yaml`, ...) and merged.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "ganeti-operator desired state")]
+pub struct RawDocument {
+    /// The Ganeti cluster itself. Exactly one file defines it.
+    pub cluster: Option<RawCluster>,
+    /// How boldly the operator may act. At most one file defines it.
+    pub policy: Option<RawPolicy>,
+    /// Images and their defaults, by class name.
+    #[serde(default)]
+    pub classes: BTreeMap<String, RawClass>,
+    /// Ganeti nodes, by node name.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, RawNode>,
+    /// Ganeti instances (VMs), by instance name.
+    #[serde(default)]
+    pub instances: BTreeMap<String, RawInstance>,
+    /// age-encrypted secrets, by secret name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, RawSecret>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCluster {
+    /// The cluster name as Ganeti reports it (`gnt-cluster info`).
+    pub name: String,
+    /// Default RAPI endpoint, e.g. https://cluster.example.org:5080. Flags and the
+    /// environment override it; credentials never live here.
+    #[schemars(regex(pattern = r"^https://"))]
+    pub rapi_url: Option<String>,
+    /// The hypervisor instances run on.
+    pub hypervisor: Hypervisor,
+    /// Disk template for instances whose class and entry do not choose one.
+    pub default_disk_template: Option<DiskTemplate>,
+    /// NIC defaults for every instance.
+    pub nic: Option<RawNic>,
+    /// Node groups nodes may belong to. Defaults to `[default]`, Ganeti's initial group.
+    pub groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPolicy {
+    /// Delete managed instances that are no longer desired. Off unless set.
+    pub prune: Option<bool>,
+    /// The most deletions one reconcile may make; more are refused. Defaults to 1.
+    #[schemars(range(max = 1000))]
+    pub max_deletions: Option<u32>,
+    /// Ganeti jobs in flight at once. ganeti-rapi serves about 20 clients. Defaults to 8.
+    #[schemars(range(min = 1, max = 20))]
+    pub max_parallel_jobs: Option<u32>,
+    /// How often `run` reconciles without a trigger. Defaults to 5m.
+    pub resync_interval: Option<DurationText>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawClass {
+    /// Artifact id (content hash) of the class's netboot image, as `image import` prints it.
+    pub image: String,
+    /// Ganeti OS provider with variant, e.g. `pxe+default`.
+    pub os: Option<String>,
+    /// Disk template for this class's instances.
+    pub disk_template: Option<DiskTemplate>,
+    /// Default resources of this class's instances.
+    pub resources: Option<RawResources>,
+    /// Kernel command line for the netbooted image.
+    pub kernel_args: Option<String>,
+    /// Extra hypervisor parameters, passed to Ganeti as they are.
+    pub hvparams: Option<BTreeMap<String, HvValue>>,
+    /// Secrets every host of this class receives.
+    pub secrets: Option<Vec<String>>,
+    /// How hosts of this class move to a new image.
+    pub rotation: Option<RawRotation>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawResources {
+    /// Memory, e.g. 2G.
+    pub memory: Option<SizeText>,
+    /// Virtual CPUs.
+    #[schemars(range(min = 1, max = 256))]
+    pub vcpus: Option<u32>,
+    /// Disks, in order. Replaces the class's list as a whole.
+    pub disks: Option<Vec<RawDisk>>,
+    /// Network interfaces, in order. Replaces the class's list as a whole.
+    pub nics: Option<Vec<RawNic>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDisk {
+    pub size: SizeText,
+    /// Optional Ganeti disk name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNic {
+    /// Bridge or device the NIC attaches to, e.g. br0.
+    pub link: Option<String>,
+    pub mode: Option<NicMode>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRotation {
+    /// Hosts of the class that may be rebooting at once. Defaults to 1.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_unavailable: Option<u32>,
+    /// Checked after a host boots a new image; a failure rolls it back.
+    pub health_check: Option<RawHealthCheck>,
+    /// How long one host may take to come back. Defaults to 10m.
+    pub timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHealthCheck {
+    /// URL that answers 2xx when the host is healthy; `{host}` is replaced by its name.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// How long to keep trying. Defaults to 5m.
+    pub timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNode {
+    /// The class the node boots; physical nodes usually run `ganeti-node`.
+    pub class: String,
+    /// Desired Ganeti role. Defaults to `regular`.
+    pub role: Option<NodeRole>,
+    /// Node group. Defaults to `default`.
+    pub group: Option<String>,
+    /// The node's SSH host public key; its secrets are encrypted to it.
+    pub host_key: Option<String>,
+    /// What the node can hold; pinned instances are checked against it.
+    pub capacity: Option<RawCapacity>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCapacity {
+    /// Memory available to instances.
+    pub memory: Option<SizeText>,
+    /// Disk space available to instances.
+    pub disk: Option<SizeText>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawInstance {
+    /// The class (image and defaults) this instance runs.
+    pub class: String,
+    /// Resources that override the class's defaults.
+    pub resources: Option<RawResources>,
+    /// Desired power state. Defaults to `up`.
+    pub power: Option<PowerState>,
+    /// Node the instance should run on; otherwise Ganeti's allocator chooses.
+    pub primary_node: Option<String>,
+    /// Secondary node, for the drbd disk template.
+    pub secondary_node: Option<String>,
+    /// Overrides the class's disk template.
+    pub disk_template: Option<DiskTemplate>,
+    /// Overrides the class's OS provider.
+    pub os: Option<String>,
+    /// The instance's SSH host public key; needed when its class has secrets.
+    pub host_key: Option<String>,
+    /// Extra Ganeti tags for the instance.
+    pub tags: Option<Vec<String>>,
+    /// Never delete this instance, even with prune on.
+    pub protect: Option<bool>,
+    /// Take over an existing instance of this name that the operator did not create.
+    pub adopt: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSecret {
+    /// age file, relative to the desired-state directory, encrypted to the operator's identity.
+    pub file: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hypervisor {
+    Kvm,
+    XenPvm,
+    XenHvm,
+    Lxc,
+    Chroot,
+    Fake,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskTemplate {
+    Diskless,
+    File,
+    Sharedfile,
+    Plain,
+    Drbd,
+    Rbd,
+    Blockdev,
+    Ext,
+    Gluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NicMode {
+    Bridged,
+    Routed,
+    Openvswitch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    Master,
+    MasterCandidate,
+    Regular,
+    Drained,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerState {
+    Up,
+    Down,
+}
+
+/// A size such as `512M` or `2G`; parsed into MiB by `units::Size`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SizeText(pub String);
+
+impl JsonSchema for SizeText {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": SIZE_PATTERN, "description": SIZE_EXPECTED })
+    }
+}
+
+/// A duration such as `30s`, `5m` or `1h`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DurationText(pub String);
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": DURATION_PATTERN, "description": DURATION_EXPECTED })
+    }
+}
+
+/// A hypervisor parameter value as Ganeti takes it: a string, integer or boolean.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct HvValue(pub serde_json::Value);
+
+impl JsonSchema for HvValue {
+    fn schema_name() -> Cow<'static, str> {
+        "HypervisorParameter".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "integer", "boolean"] })
+    }
+}

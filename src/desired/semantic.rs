@@ -1,0 +1,946 @@
+//! Stage two of validation: what the schema cannot say. References resolve, names follow
+//! Ganeti's rules, sizes are positive, one master at most, pinned instances fit their
+//! node, secret files exist. Raw objects become the validated model here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::diagnostic::Diagnostic;
+use super::merge::{Entry, Merged, Origin};
+use super::model::{
+    Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Nic, Node, ObjectKind,
+    ObjectRef, Policy, Resources, Rotation, Secret,
+};
+use super::names::{
+    HOST_NAME_EXPECTED, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED, TAG_PREFIX, closest,
+    is_host_name, is_short_name, is_valid_tag,
+};
+use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, SizeText};
+use super::schema::yaml_path;
+use super::source::{ParsedFile, Target};
+use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
+use super::units::{Size, parse_duration};
+
+/// What the semantic checks need from the place the desired state came from.
+pub trait SecretFiles {
+    /// The first bytes of a file relative to the desired-state root; `None` if it is absent.
+    fn head(&self, relative: &Path) -> Option<Vec<u8>>;
+}
+
+const AGE_BINARY_HEADER: &[u8] = b"age-encryption.org/v1\n";
+const AGE_ARMOR_HEADER: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+const DEFAULT_GROUP: &str = "default";
+const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
+
+pub fn check(
+    files: &[ParsedFile],
+    merged: &Merged,
+    secret_files: &dyn SecretFiles,
+) -> (Option<DesiredState>, Vec<Diagnostic>) {
+    let mut checker = Checker {
+        files,
+        merged,
+        diagnostics: Vec::new(),
+    };
+    let state = checker.run(secret_files);
+    (state, checker.diagnostics)
+}
+
+struct Checker<'a> {
+    files: &'a [ParsedFile],
+    merged: &'a Merged,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn diagnostic(
+        &self,
+        origin: &Origin,
+        below: &str,
+        target: Target,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let file = &self.files[origin.file];
+        let pointer = format!("{}{below}", origin.pointer);
+        Diagnostic::new(
+            file.site(&pointer, target),
+            &yaml_path(&file.json, &pointer),
+            message,
+        )
+    }
+
+    fn report(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    fn run(&mut self, secret_files: &dyn SecretFiles) -> Option<DesiredState> {
+        let errors_before = self.diagnostics.len();
+        self.check_names();
+        let cluster = self.cluster();
+        let policy = self.policy();
+        let secrets = self.secrets(secret_files);
+        let classes = self.classes();
+        let nodes = self.nodes(cluster.as_ref());
+        let instances = self.instances(cluster.as_ref(), &classes);
+        self.check_capacity(&nodes, &instances);
+        let complete = self.diagnostics.len() == errors_before && !self.merged.incomplete;
+        let all_typed = entries_typed(&self.merged.classes)
+            && entries_typed(&self.merged.nodes)
+            && entries_typed(&self.merged.instances)
+            && entries_typed(&self.merged.secrets);
+        if !complete || !all_typed {
+            return None;
+        }
+        Some(DesiredState {
+            cluster: cluster?,
+            policy,
+            classes,
+            nodes,
+            instances,
+            secrets,
+            origins: self.origins(),
+        })
+    }
+
+    fn origins(&self) -> BTreeMap<ObjectRef, String> {
+        let mut out = BTreeMap::new();
+        let mut add = |kind, name: &str, origin: &Origin| {
+            let file = &self.files[origin.file];
+            let at = file.site(&origin.pointer, Target::Key).span.start;
+            out.insert(
+                ObjectRef {
+                    kind,
+                    name: name.to_owned(),
+                },
+                format!("{}:{}:{}", file.source.display, at.line, at.column),
+            );
+        };
+        if let Some(c) = &self.merged.cluster {
+            add(ObjectKind::Cluster, "cluster", &c.origin);
+        }
+        for (name, e) in &self.merged.classes {
+            add(ObjectKind::Class, name, &e.origin);
+        }
+        for (name, e) in &self.merged.nodes {
+            add(ObjectKind::Node, name, &e.origin);
+        }
+        for (name, e) in &self.merged.instances {
+            add(ObjectKind::Instance, name, &e.origin);
+        }
+        for (name, e) in &self.merged.secrets {
+            add(ObjectKind::Secret, name, &e.origin);
+        }
+        out
+    }
+
+    fn check_names(&mut self) {
+        let merged = self.merged;
+        let rules = [
+            NameRule {
+                kind: "class",
+                entries: named(&merged.classes),
+                valid: is_short_name,
+                expected: SHORT_NAME_EXPECTED,
+            },
+            NameRule {
+                kind: "secret",
+                entries: named(&merged.secrets),
+                valid: is_short_name,
+                expected: SHORT_NAME_EXPECTED,
+            },
+            NameRule {
+                kind: "node",
+                entries: named(&merged.nodes),
+                valid: is_host_name,
+                expected: HOST_NAME_EXPECTED,
+            },
+            NameRule {
+                kind: "instance",
+                entries: named(&merged.instances),
+                valid: is_host_name,
+                expected: HOST_NAME_EXPECTED,
+            },
+        ];
+        for rule in rules {
+            for (name, origin) in rule.entries {
+                if (rule.valid)(name) {
+                    continue;
+                }
+                let lower = name.to_ascii_lowercase();
+                let hint = (lower != *name && (rule.valid)(&lower))
+                    .then(|| format!("Ganeti names are lowercase: `{lower}`"));
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "",
+                        Target::Key,
+                        format!("`{name}` is not a valid {} name", rule.kind),
+                    )
+                    .expected(rule.expected)
+                    .maybe_hint(hint);
+                self.report(d);
+            }
+        }
+    }
+
+    fn cluster(&mut self) -> Option<Cluster> {
+        let Some(entry) = &self.merged.cluster else {
+            if !self.merged.incomplete
+                && let Some(first) = self.files.first()
+            {
+                let site = first.site("", Target::Value);
+                let d = Diagnostic::new(site, "cluster", "no file defines the `cluster` section")
+                    .expected("one file with `cluster: {name: …, hypervisor: …}`");
+                self.report(d);
+            }
+            return None;
+        };
+        let raw = entry.raw.as_ref()?;
+        let origin = &entry.origin;
+        if !is_host_name(&raw.name) {
+            let d = self
+                .diagnostic(
+                    origin,
+                    "/name",
+                    Target::Value,
+                    format!("`{}` is not a valid cluster name", raw.name),
+                )
+                .expected(HOST_NAME_EXPECTED);
+            self.report(d);
+        }
+        let groups = raw
+            .groups
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_GROUP.to_owned()]);
+        let mut seen = BTreeSet::new();
+        for (i, group) in groups.iter().enumerate() {
+            if !is_short_name(group) {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        &format!("/groups/{i}"),
+                        Target::Value,
+                        format!("`{group}` is not a valid group name"),
+                    )
+                    .expected(SHORT_NAME_EXPECTED);
+                self.report(d);
+            } else if !seen.insert(group) {
+                let d = self.diagnostic(
+                    origin,
+                    &format!("/groups/{i}"),
+                    Target::Value,
+                    format!("group `{group}` is listed twice"),
+                );
+                self.report(d);
+            }
+        }
+        let nic = self.nic(origin, "/nic", raw.nic.as_ref());
+        Some(Cluster {
+            name: raw.name.clone(),
+            rapi_url: raw.rapi_url.clone(),
+            hypervisor: raw.hypervisor,
+            default_disk_template: raw.default_disk_template.unwrap_or(DiskTemplate::Diskless),
+            nic,
+            groups,
+        })
+    }
+
+    fn policy(&mut self) -> Policy {
+        let defaults = Policy::default();
+        let Some(Entry {
+            raw: Some(raw),
+            origin,
+        }) = &self.merged.policy
+        else {
+            return defaults;
+        };
+        Policy {
+            prune: raw.prune.unwrap_or(defaults.prune),
+            max_deletions: raw.max_deletions.unwrap_or(defaults.max_deletions),
+            max_parallel_jobs: raw.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
+            resync_interval: self.duration(
+                origin,
+                "/resyncInterval",
+                raw.resync_interval.as_ref().map(|d| d.0.as_str()),
+                defaults.resync_interval,
+            ),
+        }
+    }
+
+    fn duration(
+        &mut self,
+        origin: &Origin,
+        below: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                let d2 = self
+                    .diagnostic(origin, below, Target::Value, "a duration of zero")
+                    .expected("a duration greater than zero");
+                self.report(d2);
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                let d = self.diagnostic(origin, below, Target::Value, e.to_string());
+                self.report(d);
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, origin: &Origin, below: &str, text: &SizeText) -> Option<Size> {
+        match Size::parse(&text.0) {
+            Ok(size) if size.mib() == 0 => {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        below,
+                        Target::Value,
+                        format!("the size {:?} is zero", text.0),
+                    )
+                    .expected("a size greater than zero");
+                self.report(d);
+                None
+            }
+            Ok(size) => Some(size),
+            Err(e) => {
+                let d = self.diagnostic(origin, below, Target::Value, e.to_string());
+                self.report(d);
+                None
+            }
+        }
+    }
+
+    fn nic(&mut self, _origin: &Origin, _below: &str, raw: Option<&RawNic>) -> Nic {
+        let raw = raw.cloned().unwrap_or_default();
+        Nic {
+            link: raw.link,
+            mode: raw.mode,
+        }
+    }
+
+    fn reference(
+        &mut self,
+        origin: &Origin,
+        below: &str,
+        kind: &str,
+        name: &str,
+        known: Vec<&str>,
+    ) -> bool {
+        if known.contains(&name) {
+            return true;
+        }
+        if !self.merged.incomplete {
+            let hint = closest(name, known.iter().copied()).map(|c| format!("did you mean `{c}`?"));
+            let expected = if known.is_empty() {
+                format!("a {kind} defined in the desired state (none are defined)")
+            } else {
+                format!("one of the defined {}: {}", plural(kind), known.join(", "))
+            };
+            let d = self
+                .diagnostic(
+                    origin,
+                    below,
+                    Target::Value,
+                    format!("unknown {kind} `{name}`"),
+                )
+                .expected(expected)
+                .maybe_hint(hint);
+            self.report(d);
+        }
+        false
+    }
+
+    fn secrets(&mut self, files: &dyn SecretFiles) -> BTreeMap<String, Secret> {
+        let mut out = BTreeMap::new();
+        for (name, entry) in &self.merged.secrets {
+            let Some(raw) = &entry.raw else { continue };
+            let relative = PathBuf::from(&raw.file);
+            let inside = relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !inside || raw.file.is_empty() {
+                let d = self
+                    .diagnostic(
+                        &entry.origin,
+                        "/file",
+                        Target::Value,
+                        format!("`{}` leaves the desired-state directory", raw.file),
+                    )
+                    .expected("a path relative to the desired-state directory, without `..`");
+                self.report(d);
+                continue;
+            }
+            match files.head(&relative) {
+                None => {
+                    let d = self
+                        .diagnostic(&entry.origin, "/file", Target::Value, format!("the secret file `{}` does not exist", raw.file))
+                        .hint("paths are relative to the desired-state directory; encrypt it with `age -r <operator key> -o …`");
+                    self.report(d);
+                }
+                Some(head)
+                    if !(head.starts_with(AGE_BINARY_HEADER)
+                        || head.starts_with(AGE_ARMOR_HEADER)) =>
+                {
+                    let d = self
+                        .diagnostic(&entry.origin, "/file", Target::Value, format!("`{}` is not an age-encrypted file", raw.file))
+                        .expected("a file written by age or agenix (it starts with `age-encryption.org/v1`)")
+                        .hint("never commit a plaintext secret; encrypt it to the operator's key");
+                    self.report(d);
+                }
+                Some(_) => {
+                    out.insert(
+                        name.clone(),
+                        Secret {
+                            file: relative,
+                            description: raw.description.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn classes(&mut self) -> BTreeMap<String, Class> {
+        let secret_names: Vec<&str> = self.merged.secrets.keys().map(String::as_str).collect();
+        let mut out = BTreeMap::new();
+        for (name, entry) in &self.merged.classes {
+            let Some(raw) = &entry.raw else { continue };
+            let origin = &entry.origin;
+            if !is_valid_tag(&raw.image) || IMAGE_TAG_PREFIX.len() + raw.image.len() > MAX_TAG_LEN {
+                let d = self
+                    .diagnostic(origin, "/image", Target::Value, format!("the image id `{}` cannot be written into a Ganeti tag", raw.image))
+                    .expected(format!(
+                        "letters, digits and . + * / : @ _ - only, at most {} characters (it becomes the tag `{IMAGE_TAG_PREFIX}<id>`)",
+                        MAX_TAG_LEN - IMAGE_TAG_PREFIX.len()
+                    ));
+                self.report(d);
+            }
+            if let Some(os) = &raw.os
+                && !is_os_name(os)
+            {
+                let d = self
+                    .diagnostic(origin, "/os", Target::Value, format!("`{os}` is not a Ganeti OS name"))
+                    .expected("an OS provider with an optional variant, e.g. `debootstrap+default` or `pxe`");
+                self.report(d);
+            }
+            let mut secrets = Vec::new();
+            for (i, secret) in raw.secrets.iter().flatten().enumerate() {
+                if self.reference(
+                    origin,
+                    &format!("/secrets/{i}"),
+                    "secret",
+                    secret,
+                    secret_names.clone(),
+                ) {
+                    secrets.push(secret.clone());
+                }
+            }
+            let mut hvparams = BTreeMap::new();
+            for (key, value) in raw.hvparams.iter().flatten() {
+                if !key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    || key.is_empty()
+                {
+                    let d = self
+                        .diagnostic(origin, &format!("/hvparams/{key}"), Target::Key, format!("`{key}` is not a Ganeti hypervisor parameter name"))
+                        .expected("lowercase letters, digits and `_`, as `gnt-instance modify -H` takes them");
+                    self.report(d);
+                }
+                hvparams.insert(key.clone(), value.0.clone());
+            }
+            // Class resources are only checked here; instances resolve them against overrides.
+            if let Some(resources) = &raw.resources {
+                self.resource_sizes(origin, "/resources", resources);
+            }
+            let rotation = raw.rotation.as_ref();
+            let health_check =
+                rotation
+                    .and_then(|r| r.health_check.as_ref())
+                    .map(|h| HealthCheck {
+                        url: h.url.clone(),
+                        timeout: self.duration(
+                            origin,
+                            "/rotation/healthCheck/timeout",
+                            h.timeout.as_ref().map(|t| t.0.as_str()),
+                            Duration::from_secs(300),
+                        ),
+                    });
+            let timeout = self.duration(
+                origin,
+                "/rotation/timeout",
+                rotation
+                    .and_then(|r| r.timeout.as_ref())
+                    .map(|t| t.0.as_str()),
+                Duration::from_secs(600),
+            );
+            out.insert(
+                name.clone(),
+                Class {
+                    image: raw.image.clone(),
+                    os: raw.os.clone(),
+                    disk_template: raw.disk_template,
+                    kernel_args: raw.kernel_args.clone(),
+                    hvparams,
+                    secrets,
+                    rotation: Rotation {
+                        max_unavailable: rotation.and_then(|r| r.max_unavailable).unwrap_or(1),
+                        health_check,
+                        timeout,
+                    },
+                },
+            );
+        }
+        out
+    }
+
+    /// Checks every size in a resources block; returns memory and disks that parsed.
+    fn resource_sizes(
+        &mut self,
+        origin: &Origin,
+        below: &str,
+        raw: &RawResources,
+    ) -> (Option<Size>, Option<Vec<Disk>>) {
+        let memory = raw
+            .memory
+            .as_ref()
+            .and_then(|m| self.size(origin, &format!("{below}/memory"), m));
+        let disks = raw.disks.as_ref().map(|disks| {
+            disks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| {
+                    let size = self.size(origin, &format!("{below}/disks/{i}/size"), &d.size)?;
+                    Some(Disk {
+                        size,
+                        name: d.name.clone(),
+                    })
+                })
+                .collect()
+        });
+        (memory, disks)
+    }
+
+    fn nodes(&mut self, cluster: Option<&Cluster>) -> BTreeMap<String, Node> {
+        let class_names: Vec<&str> = self.merged.classes.keys().map(String::as_str).collect();
+        let groups: Vec<String> = cluster.map(|c| c.groups.clone()).unwrap_or_default();
+        let mut first_master: Option<&Origin> = None;
+        let mut out = BTreeMap::new();
+        for (name, entry) in &self.merged.nodes {
+            let Some(raw) = &entry.raw else { continue };
+            let origin = &entry.origin;
+            self.reference(origin, "/class", "class", &raw.class, class_names.clone());
+            let group = raw
+                .group
+                .clone()
+                .unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+            if cluster.is_some() {
+                let below = if raw.group.is_some() { "/group" } else { "" };
+                self.reference(
+                    origin,
+                    below,
+                    "group",
+                    &group,
+                    groups.iter().map(String::as_str).collect(),
+                );
+            }
+            let role = raw.role.unwrap_or(NodeRole::Regular);
+            if role == NodeRole::Master {
+                match first_master {
+                    Some(first) => {
+                        let first_site = self.files[first.file]
+                            .site(&format!("{}/role", first.pointer), Target::Value);
+                        let d = self
+                            .diagnostic(
+                                origin,
+                                "/role",
+                                Target::Value,
+                                format!("node `{name}` is a second master"),
+                            )
+                            .expected("at most one node with `role: master`")
+                            .related(first_site, "the first master is declared")
+                            .hint("make the others `master-candidate`");
+                        self.report(d);
+                    }
+                    None => first_master = Some(origin),
+                }
+            }
+            let host_key = raw
+                .host_key
+                .as_deref()
+                .and_then(|k| self.host_key(origin, k));
+            let capacity = raw
+                .capacity
+                .as_ref()
+                .map(|c| Capacity {
+                    memory: c
+                        .memory
+                        .as_ref()
+                        .and_then(|m| self.size(origin, "/capacity/memory", m)),
+                    disk: c
+                        .disk
+                        .as_ref()
+                        .and_then(|d| self.size(origin, "/capacity/disk", d)),
+                })
+                .unwrap_or_default();
+            out.insert(
+                name.clone(),
+                Node {
+                    class: raw.class.clone(),
+                    role,
+                    group,
+                    host_key,
+                    capacity,
+                },
+            );
+        }
+        out
+    }
+
+    fn host_key(&mut self, origin: &Origin, text: &str) -> Option<SshPublicKey> {
+        match SshPublicKey::parse(text) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "/hostKey",
+                        Target::Value,
+                        format!("bad SSH host key: {e}"),
+                    )
+                    .expected(SSH_KEY_EXPECTED);
+                self.report(d);
+                None
+            }
+        }
+    }
+
+    fn instances(
+        &mut self,
+        cluster: Option<&Cluster>,
+        classes: &BTreeMap<String, Class>,
+    ) -> BTreeMap<String, Instance> {
+        let class_names: Vec<&str> = self.merged.classes.keys().map(String::as_str).collect();
+        let node_names: Vec<&str> = self.merged.nodes.keys().map(String::as_str).collect();
+        let mut out = BTreeMap::new();
+        for (name, entry) in &self.merged.instances {
+            let Some(raw) = &entry.raw else { continue };
+            let origin = &entry.origin;
+            let class_known =
+                self.reference(origin, "/class", "class", &raw.class, class_names.clone());
+            let class_raw = self
+                .merged
+                .classes
+                .get(&raw.class)
+                .and_then(|e| e.raw.as_ref());
+            let class = classes.get(&raw.class);
+            for (field, node) in [
+                ("/primaryNode", &raw.primary_node),
+                ("/secondaryNode", &raw.secondary_node),
+            ] {
+                if let Some(node) = node {
+                    self.reference(origin, field, "node", node, node_names.clone());
+                }
+            }
+            let overrides = raw.resources.clone().unwrap_or_default();
+            let (memory, disks) = self.resource_sizes(origin, "/resources", &overrides);
+            let class_resources = class_raw
+                .and_then(|c| c.resources.clone())
+                .unwrap_or_default();
+            let class_memory = class_resources
+                .memory
+                .as_ref()
+                .and_then(|m| Size::parse(&m.0).ok());
+            let class_disks: Option<Vec<Disk>> = class_resources.disks.as_ref().map(|ds| {
+                ds.iter()
+                    .filter_map(|d| {
+                        Some(Disk {
+                            size: Size::parse(&d.size.0).ok()?,
+                            name: d.name.clone(),
+                        })
+                    })
+                    .collect()
+            });
+            let memory = memory.or(class_memory);
+            if memory.is_none()
+                && class_known
+                && overrides.memory.is_none()
+                && class_resources.memory.is_none()
+            {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "",
+                        Target::Key,
+                        format!("instance `{name}` has no memory size"),
+                    )
+                    .expected(format!(
+                        "`resources.memory` on the instance or on class `{}`",
+                        raw.class
+                    ));
+                self.report(d);
+            }
+            let disks = disks.or(class_disks).unwrap_or_default();
+            let default_nic = cluster.map(|c| c.nic.clone()).unwrap_or(Nic {
+                link: None,
+                mode: None,
+            });
+            let nics = overrides
+                .nics
+                .or(class_resources.nics)
+                .map(|ns| {
+                    ns.into_iter()
+                        .map(|n| Nic {
+                            link: n.link.or(default_nic.link.clone()),
+                            mode: n.mode.or(default_nic.mode),
+                        })
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![default_nic.clone()]);
+            let vcpus = overrides.vcpus.or(class_resources.vcpus).unwrap_or(1);
+
+            let disk_template = raw
+                .disk_template
+                .or(class.and_then(|c| c.disk_template))
+                .or(cluster.map(|c| c.default_disk_template))
+                .unwrap_or(DiskTemplate::Diskless);
+            let template_at = if raw.disk_template.is_some() {
+                "/diskTemplate"
+            } else {
+                ""
+            };
+            if disk_template == DiskTemplate::Diskless && !disks.is_empty() {
+                let d = self
+                    .diagnostic(origin, template_at, Target::Value, format!("instance `{name}` is diskless but has {} disk(s)", disks.len()))
+                    .hint("choose a disk template such as `plain`, `file` or `drbd`, or remove the disks");
+                self.report(d);
+            } else if disk_template != DiskTemplate::Diskless && disks.is_empty() && class_known {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        template_at,
+                        Target::Key,
+                        format!(
+                            "instance `{name}` uses disk template `{}` but has no disks",
+                            template_name(disk_template)
+                        ),
+                    )
+                    .expected(
+                        "at least one entry in `resources.disks`, or `diskTemplate: diskless`",
+                    );
+                self.report(d);
+            }
+            if raw.secondary_node.is_some() && disk_template != DiskTemplate::Drbd {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "/secondaryNode",
+                        Target::Value,
+                        "a secondary node is only used by the drbd disk template",
+                    )
+                    .hint("remove `secondaryNode`, or set `diskTemplate: drbd`");
+                self.report(d);
+            }
+            if raw.secondary_node.is_some() && raw.secondary_node == raw.primary_node {
+                let d = self.diagnostic(
+                    origin,
+                    "/secondaryNode",
+                    Target::Value,
+                    "the secondary node is the primary node",
+                );
+                self.report(d);
+            }
+            let os = raw.os.clone().or(class.and_then(|c| c.os.clone()));
+            if let Some(os) = &raw.os
+                && !is_os_name(os)
+            {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "/os",
+                        Target::Value,
+                        format!("`{os}` is not a Ganeti OS name"),
+                    )
+                    .expected(
+                        "an OS provider with an optional variant, e.g. `debootstrap+default`",
+                    );
+                self.report(d);
+            }
+            if os.is_none() && class_known && class_raw.is_some() {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "",
+                        Target::Key,
+                        format!("instance `{name}` has no OS provider"),
+                    )
+                    .expected(format!("`os` on the instance or on class `{}`", raw.class));
+                self.report(d);
+            }
+            let mut tags = BTreeSet::new();
+            for (i, tag) in raw.tags.iter().flatten().enumerate() {
+                let below = format!("/tags/{i}");
+                if !is_valid_tag(tag) {
+                    let d = self
+                        .diagnostic(
+                            origin,
+                            &below,
+                            Target::Value,
+                            format!("`{tag}` is not a valid Ganeti tag"),
+                        )
+                        .expected(TAG_EXPECTED);
+                    self.report(d);
+                } else if tag.starts_with(TAG_PREFIX) {
+                    let d = self
+                        .diagnostic(
+                            origin,
+                            &below,
+                            Target::Value,
+                            format!(
+                                "the tag `{tag}` uses the operator's reserved prefix `{TAG_PREFIX}`"
+                            ),
+                        )
+                        .hint("the operator writes those tags itself; choose another prefix");
+                    self.report(d);
+                } else if !tags.insert(tag.clone()) {
+                    let d = self.diagnostic(
+                        origin,
+                        &below,
+                        Target::Value,
+                        format!("the tag `{tag}` is listed twice"),
+                    );
+                    self.report(d);
+                }
+            }
+            let host_key = raw
+                .host_key
+                .as_deref()
+                .and_then(|k| self.host_key(origin, k));
+            if raw.host_key.is_none()
+                && let Some(class) = class
+                && !class.secrets.is_empty()
+            {
+                let d = self
+                    .diagnostic(origin, "", Target::Key, format!("instance `{name}` gets secrets from class `{}` but has no host key", raw.class))
+                    .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
+                self.report(d);
+            }
+            let (Some(memory), Some(os)) = (memory, os) else {
+                continue;
+            };
+            out.insert(
+                name.clone(),
+                Instance {
+                    class: raw.class.clone(),
+                    resources: Resources {
+                        memory,
+                        vcpus,
+                        disks,
+                        nics,
+                    },
+                    power: raw.power.unwrap_or(PowerState::Up),
+                    primary_node: raw.primary_node.clone(),
+                    secondary_node: raw.secondary_node.clone(),
+                    disk_template,
+                    os,
+                    host_key,
+                    tags,
+                    protect: raw.protect.unwrap_or(false),
+                    adopt: raw.adopt.unwrap_or(false),
+                },
+            );
+        }
+        out
+    }
+
+    fn check_capacity(
+        &mut self,
+        nodes: &BTreeMap<String, Node>,
+        instances: &BTreeMap<String, Instance>,
+    ) {
+        for (node_name, node) in nodes {
+            let Some(entry) = self.merged.nodes.get(node_name) else {
+                continue;
+            };
+            let pinned: Vec<(&String, &Instance)> = instances
+                .iter()
+                .filter(|(_, i)| i.primary_node.as_deref() == Some(node_name))
+                .collect();
+            let on_node: Vec<(&String, &Instance)> = instances
+                .iter()
+                .filter(|(_, i)| {
+                    i.primary_node.as_deref() == Some(node_name)
+                        || i.secondary_node.as_deref() == Some(node_name)
+                })
+                .collect();
+            let memory = Size::from_mib(pinned.iter().map(|(_, i)| i.resources.memory.mib()).sum());
+            let disk = Size::from_mib(
+                on_node
+                    .iter()
+                    .flat_map(|(_, i)| i.resources.disks.iter())
+                    .map(|d| d.size.mib())
+                    .sum(),
+            );
+            let checks = [
+                ("memory", node.capacity.memory, memory, &pinned),
+                ("disk", node.capacity.disk, disk, &on_node),
+            ];
+            for (what, capacity, needed, which) in checks {
+                let Some(capacity) = capacity else { continue };
+                if needed > capacity {
+                    let names: Vec<&str> = which.iter().map(|(n, _)| n.as_str()).collect();
+                    let d = self
+                        .diagnostic(&entry.origin, &format!("/capacity/{what}"), Target::Value, format!(
+                            "the instances pinned to node `{node_name}` need {needed} of {what}, more than its capacity of {capacity}"
+                        ))
+                        .hint(format!("pinned here: {}; move one to another node or raise the capacity", names.join(", ")));
+                    self.report(d);
+                }
+            }
+        }
+    }
+}
+
+/// Which names a section takes, for `check_names`.
+struct NameRule<'a> {
+    kind: &'static str,
+    entries: Vec<(&'a String, &'a Origin)>,
+    valid: fn(&str) -> bool,
+    expected: &'static str,
+}
+
+fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {
+    entries.iter().map(|(n, e)| (n, &e.origin)).collect()
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "class" => "classes".into(),
+        other => format!("{other}s"),
+    }
+}
+
+fn entries_typed<T>(entries: &BTreeMap<String, Entry<T>>) -> bool {
+    entries.values().all(|e| e.raw.is_some())
+}
+
+fn is_os_name(os: &str) -> bool {
+    !os.is_empty()
+        && os
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+}
+
+fn template_name(template: DiskTemplate) -> String {
+    serde_json::to_value(template)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,4 @@
+//! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
+
+pub mod cli;
+pub mod desired;

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the real binary from the project root, so that paths in its output are stable.
+pub fn operator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+        .args(args)
+        .current_dir(project_root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the ganeti-operator binary runs")
+}
+
+/// Compares `actual` with a golden file; `UPDATE_GOLDEN=1` rewrites the file instead.
+pub fn assert_golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, actual).expect("golden file is writable");
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        panic!(
+            "output differs from {}\n--- expected\n{expected}\n--- actual\n{actual}\n(run with UPDATE_GOLDEN=1 to accept)",
+            path.display()
+        );
+    }
+}
