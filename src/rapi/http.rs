@@ -1,0 +1,541 @@
+//! The RAPI over HTTPS. The only code that knows URLs, methods and bodies.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::Rapi;
+use super::config::{Password, RapiConfig, RetryPolicy};
+use super::error::RapiError;
+use super::operation::{Operation, TagTarget, WriteOptions};
+use super::tls::{self, Trust};
+use super::types::{
+    ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node, html_unescape,
+};
+
+pub struct HttpRapi {
+    client: reqwest::Client,
+    base: String,
+    user: String,
+    password: Password,
+    trust: Trust,
+    limiter: Arc<Semaphore>,
+    retry: RetryPolicy,
+}
+
+/// One request, described before it is sent.
+struct Request {
+    method: Method,
+    /// The route template, e.g. `/2/instances/{name}/modify`: bounded, for logs and metrics.
+    route: &'static str,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<Value>,
+    /// Safe to send twice (reads). Writes are retried only if they never left the machine.
+    idempotent: bool,
+}
+
+impl Request {
+    fn get(route: &'static str, path: impl Into<String>) -> Request {
+        Request {
+            method: Method::GET,
+            route,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
+    }
+
+    fn write(
+        method: Method,
+        route: &'static str,
+        path: impl Into<String>,
+        body: Option<Value>,
+    ) -> Request {
+        Request {
+            method,
+            route,
+            path: path.into(),
+            query: Vec::new(),
+            body,
+            idempotent: false,
+        }
+    }
+
+    fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            _ => "OTHER",
+        }
+    }
+}
+
+/// A failed attempt, and whether another is safe and useful.
+struct Attempt {
+    error: RapiError,
+    retry: bool,
+}
+
+impl HttpRapi {
+    pub fn new(config: RapiConfig) -> Result<HttpRapi, RapiError> {
+        let base = config.url.trim_end_matches('/').to_owned();
+        if !base.starts_with("https://") {
+            return Err(RapiError::Config(format!(
+                "the RAPI URL must start with https:// (got {base})"
+            )));
+        }
+        let tls = tls::client_config(&config.trust)?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            // ganeti-rapi closes every connection; an idle pool would only hold dead sockets.
+            .pool_max_idle_per_host(0)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("ganeti-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RapiError::Config(format!("HTTP client: {e}")))?;
+        Ok(HttpRapi {
+            client,
+            base,
+            user: config.user,
+            password: config.password,
+            trust: config.trust,
+            limiter: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            retry: config.retry,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, RapiError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_attempts.saturating_sub(1))
+            .with_jitter();
+        let value = (|| self.attempt(&request))
+            .retry(backoff)
+            .when(|a: &Attempt| a.retry)
+            .notify(|a: &Attempt, delay| {
+                tracing::debug!(route = request.route, error = %a.error, ?delay, "RAPI request failed; retrying");
+            })
+            .await
+            .map_err(|a| a.error)?;
+        serde_json::from_value(value).map_err(|e| RapiError::Decode {
+            method: request.method_name(),
+            route: request.route,
+            detail: e.to_string(),
+        })
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Value, Attempt> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let method = request.method_name();
+        let route = request.route;
+        let mut builder = self
+            .client
+            .request(
+                request.method.clone(),
+                format!("{}{}", self.base, request.path),
+            )
+            .basic_auth(&self.user, Some(self.password.expose()))
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.transport_failure(e, request)),
+        };
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Err(self.transport_failure(e, request)),
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| Attempt {
+                error: RapiError::Decode {
+                    method,
+                    route,
+                    detail: format!("invalid JSON: {e}"),
+                },
+                retry: request.idempotent,
+            });
+        }
+        let error = match status {
+            StatusCode::UNAUTHORIZED => RapiError::Unauthorized,
+            StatusCode::FORBIDDEN => RapiError::Forbidden,
+            _ => {
+                let envelope: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let text = |key: &str| envelope.get(key).and_then(Value::as_str).map(html_unescape);
+                RapiError::Api {
+                    status: status.as_u16(),
+                    method,
+                    route,
+                    message: text("message")
+                        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned()),
+                    explain: text("explain"),
+                }
+            }
+        };
+        let retry = request.idempotent && status.is_server_error();
+        Err(Attempt { error, retry })
+    }
+
+    fn transport_failure(&self, error: reqwest::Error, request: &Request) -> Attempt {
+        let detail = error_chain(&error);
+        let method = request.method_name();
+        if is_tls_failure(&error, &detail) {
+            let hint = tls::hint_for(&detail, &self.trust);
+            return Attempt {
+                error: RapiError::Tls {
+                    url: self.base.clone(),
+                    detail,
+                    hint,
+                },
+                retry: false,
+            };
+        }
+        // A failed connect never sent the request, so even a write may be tried again.
+        let retry = request.idempotent || error.is_connect();
+        if error.is_timeout() {
+            let what = format!("{method} {}", request.route);
+            return Attempt {
+                error: RapiError::Timeout {
+                    what,
+                    after: std::time::Duration::ZERO,
+                },
+                retry,
+            };
+        }
+        Attempt {
+            error: RapiError::Transport {
+                method,
+                route: request.route,
+                detail,
+            },
+            retry,
+        }
+    }
+
+    fn write_request(operation: &Operation) -> Request {
+        use Operation as O;
+        let instance_path =
+            |name: &str, action: &str| format!("/2/instances/{}{action}", segment(name));
+        let node_path = |name: &str, action: &str| format!("/2/nodes/{}{action}", segment(name));
+        match operation {
+            O::CreateInstance(create) => Request::write(
+                Method::POST,
+                "/2/instances",
+                "/2/instances",
+                Some(create.body()),
+            ),
+            O::ModifyInstance { instance, change } => Request::write(
+                Method::PUT,
+                "/2/instances/{name}/modify",
+                instance_path(instance, "/modify"),
+                Some(change.body()),
+            ),
+            O::RebootInstance { instance, kind } => {
+                let mut r = Request::write(
+                    Method::POST,
+                    "/2/instances/{name}/reboot",
+                    instance_path(instance, "/reboot"),
+                    None,
+                );
+                r.query
+                    .push(("type", json!(kind).as_str().unwrap_or("soft").to_owned()));
+                r
+            }
+            O::StartupInstance { instance } => Request::write(
+                Method::PUT,
+                "/2/instances/{name}/startup",
+                instance_path(instance, "/startup"),
+                None,
+            ),
+            O::ShutdownInstance {
+                instance,
+                timeout_seconds,
+            } => Request::write(
+                Method::PUT,
+                "/2/instances/{name}/shutdown",
+                instance_path(instance, "/shutdown"),
+                Some(timeout_seconds.map_or_else(|| json!({}), |t| json!({ "timeout": t }))),
+            ),
+            O::MigrateInstance {
+                instance,
+                mode,
+                target_node,
+            } => {
+                let mut body = json!({ "mode": mode });
+                if let Some(t) = target_node {
+                    body["target_node"] = json!(t);
+                }
+                Request::write(
+                    Method::PUT,
+                    "/2/instances/{name}/migrate",
+                    instance_path(instance, "/migrate"),
+                    Some(body),
+                )
+            }
+            O::FailoverInstance {
+                instance,
+                target_node,
+            } => {
+                let mut body = json!({});
+                if let Some(t) = target_node {
+                    body["target_node"] = json!(t);
+                }
+                Request::write(
+                    Method::PUT,
+                    "/2/instances/{name}/failover",
+                    instance_path(instance, "/failover"),
+                    Some(body),
+                )
+            }
+            O::ReinstallInstance {
+                instance,
+                os,
+                start,
+            } => {
+                // The query form: ganeti-rapi refuses a body together with query parameters
+                // ("Can't combine query and body parameters"), and `reason` is one.
+                let mut r = Request::write(
+                    Method::POST,
+                    "/2/instances/{name}/reinstall",
+                    instance_path(instance, "/reinstall"),
+                    None,
+                );
+                if let Some(os) = os {
+                    r.query.push(("os", os.clone()));
+                }
+                if !start {
+                    r.query.push(("nostartup", "1".into()));
+                }
+                r
+            }
+            O::RemoveInstance { instance } => Request::write(
+                Method::DELETE,
+                "/2/instances/{name}",
+                instance_path(instance, ""),
+                None,
+            ),
+            O::GrowDisk {
+                instance,
+                disk,
+                amount_mib,
+            } => Request::write(
+                Method::POST,
+                "/2/instances/{name}/disk/{disk}/grow",
+                instance_path(instance, &format!("/disk/{disk}/grow")),
+                Some(json!({ "amount": amount_mib })),
+            ),
+            O::AddTags { target, tags } | O::RemoveTags { target, tags } => {
+                let method = if matches!(operation, O::AddTags { .. }) {
+                    Method::PUT
+                } else {
+                    Method::DELETE
+                };
+                let (route, path) = match target {
+                    TagTarget::Cluster => ("/2/tags", "/2/tags".to_owned()),
+                    TagTarget::Instance(name) => {
+                        ("/2/instances/{name}/tags", instance_path(name, "/tags"))
+                    }
+                    TagTarget::Node(name) => ("/2/nodes/{name}/tags", node_path(name, "/tags")),
+                };
+                let mut r = Request::write(method, route, path, None);
+                r.query.extend(tags.iter().map(|t| ("tag", t.clone())));
+                r
+            }
+            O::SetNodeRole { node, role } => Request::write(
+                Method::PUT,
+                "/2/nodes/{name}/role",
+                node_path(node, "/role"),
+                Some(json!(role)),
+            ),
+            O::MigrateNode { node, mode } => Request::write(
+                Method::POST,
+                "/2/nodes/{name}/migrate",
+                node_path(node, "/migrate"),
+                Some(json!({ "mode": mode })),
+            ),
+            O::EvacuateNode { node, mode } => Request::write(
+                Method::POST,
+                "/2/nodes/{name}/evacuate",
+                node_path(node, "/evacuate"),
+                Some(json!({ "mode": mode })),
+            ),
+            O::PowercycleNode { node } => Request::write(
+                Method::POST,
+                "/2/nodes/{name}/powercycle",
+                node_path(node, "/powercycle"),
+                None,
+            ),
+        }
+    }
+}
+
+impl Rapi for HttpRapi {
+    async fn info(&self) -> Result<ClusterInfo, RapiError> {
+        self.call(Request::get("/2/info", "/2/info")).await
+    }
+
+    async fn features(&self) -> Result<Vec<String>, RapiError> {
+        self.call(Request::get("/2/features", "/2/features")).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>, RapiError> {
+        self.call(bulk(Request::get("/2/nodes", "/2/nodes"))).await
+    }
+
+    async fn instances(&self) -> Result<Vec<Instance>, RapiError> {
+        self.call(bulk(Request::get("/2/instances", "/2/instances")))
+            .await
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, RapiError> {
+        self.call(bulk(Request::get("/2/groups", "/2/groups")))
+            .await
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, RapiError> {
+        self.call(bulk(Request::get("/2/jobs", "/2/jobs"))).await
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<Job>, RapiError> {
+        let job: Job = self
+            .call(Request::get("/2/jobs/{id}", format!("/2/jobs/{id}")))
+            .await?;
+        Ok(job.status.is_some().then_some(job))
+    }
+
+    async fn wait_for_job_change(
+        &self,
+        id: JobId,
+        known_status: Option<JobStatus>,
+        known_log_serial: Option<u64>,
+    ) -> Result<Option<JobChange>, RapiError> {
+        let mut request = Request::get("/2/jobs/{id}/wait", format!("/2/jobs/{id}/wait"));
+        request.body = Some(json!({
+            "fields": ["status"],
+            "previous_job_info": known_status.map(|s| json!([s])),
+            "previous_log_serial": known_log_serial,
+        }));
+        let answer: Value = match self.call(request).await {
+            // 3.0.2 answers 500 "Can't load job file" for a job it never had, or 404.
+            Err(RapiError::Api { status: 404, .. }) => return Err(RapiError::JobLost { job: id }),
+            Err(RapiError::Api {
+                status: 500,
+                ref message,
+                ..
+            }) if message.contains("Can't load job file") => {
+                return Err(RapiError::JobLost { job: id });
+            }
+            other => other?,
+        };
+        if answer.is_null() {
+            return Ok(None);
+        }
+        let status = answer
+            .get("job_info")
+            .and_then(|i| i.get(0))
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let log = answer
+            .get("log_entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e.get(0)?.as_u64()?,
+                    e.get(3)
+                        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))?,
+                ))
+            })
+            .collect();
+        Ok(Some(JobChange { status, log }))
+    }
+
+    async fn submit(
+        &self,
+        operation: &Operation,
+        options: &WriteOptions,
+    ) -> Result<JobId, RapiError> {
+        let mut request = Self::write_request(operation);
+        request.query.push(("reason", options.reason.clone()));
+        if options.dry_run {
+            request.query.push(("dry-run", "1".into()));
+        }
+        let (method, route) = (request.method_name(), request.route);
+        let answer: Value = self.call(request).await?;
+        // A bare integer; accept a numeric string too.
+        answer
+            .as_u64()
+            .or_else(|| answer.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| RapiError::Decode {
+                method,
+                route,
+                detail: format!("expected a job id, got {answer}"),
+            })
+    }
+}
+
+fn bulk(mut request: Request) -> Request {
+    request.query.push(("bulk", "1".into()));
+    request
+}
+
+/// A name as one path segment; Ganeti names never need more than this.
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn is_tls_failure(error: &reqwest::Error, detail: &str) -> bool {
+    let mut source = error.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    detail.contains("invalid peer certificate") || detail.contains("certificate")
+}

@@ -1,0 +1,49 @@
+//! Ganeti's RAPI behind one narrow async trait: typed reads, one `submit` for every write,
+//! and the two job calls that waiting needs. `HttpRapi` is the only implementation that
+//! talks to a network, and the only code that knows URLs.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod operation;
+pub mod tls;
+pub mod types;
+
+use std::future::Future;
+
+pub use config::{Password, RapiConfig, RetryPolicy};
+pub use error::RapiError;
+pub use http::HttpRapi;
+pub use operation::{Operation, WriteOptions};
+pub use tls::{Fingerprint, Trust};
+pub use types::{ClusterInfo, ErrorClass, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
+
+pub trait Rapi: Send + Sync {
+    fn info(&self) -> impl Future<Output = Result<ClusterInfo, RapiError>> + Send;
+    fn features(&self) -> impl Future<Output = Result<Vec<String>, RapiError>> + Send;
+    /// `/2/nodes?bulk=1`: every node in one request.
+    fn nodes(&self) -> impl Future<Output = Result<Vec<Node>, RapiError>> + Send;
+    /// `/2/instances?bulk=1`: every instance in one request.
+    fn instances(&self) -> impl Future<Output = Result<Vec<Instance>, RapiError>> + Send;
+    fn groups(&self) -> impl Future<Output = Result<Vec<Group>, RapiError>> + Send;
+    /// `/2/jobs?bulk=1`: the jobs Ganeti still keeps, with their opcodes and reasons.
+    fn jobs(&self) -> impl Future<Output = Result<Vec<Job>, RapiError>> + Send;
+    /// `None` when Ganeti does not know the job.
+    fn job(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, RapiError>> + Send;
+    /// Long-polls until the job's status or log moves past what is known; `None` when
+    /// nothing changed within Ganeti's 10 s.
+    fn wait_for_job_change(
+        &self,
+        id: JobId,
+        known_status: Option<JobStatus>,
+        known_log_serial: Option<u64>,
+    ) -> impl Future<Output = Result<Option<JobChange>, RapiError>> + Send;
+    /// Submits a write and returns its job id. Never retried once the request may have
+    /// reached Ganeti.
+    fn submit(
+        &self,
+        operation: &Operation,
+        options: &WriteOptions,
+    ) -> impl Future<Output = Result<JobId, RapiError>> + Send;
+}

@@ -1,0 +1,289 @@
+//! Every write the operator makes, as data. The HTTP client turns each into a request; the
+//! executor and tests build them without knowing a URL.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    CreateInstance(InstanceCreate),
+    ModifyInstance {
+        instance: String,
+        change: InstanceModify,
+    },
+    RebootInstance {
+        instance: String,
+        kind: RebootKind,
+    },
+    StartupInstance {
+        instance: String,
+    },
+    ShutdownInstance {
+        instance: String,
+        timeout_seconds: Option<u32>,
+    },
+    MigrateInstance {
+        instance: String,
+        mode: MigrationMode,
+        target_node: Option<String>,
+    },
+    FailoverInstance {
+        instance: String,
+        target_node: Option<String>,
+    },
+    ReinstallInstance {
+        instance: String,
+        os: Option<String>,
+        start: bool,
+    },
+    RemoveInstance {
+        instance: String,
+    },
+    GrowDisk {
+        instance: String,
+        disk: usize,
+        amount_mib: u64,
+    },
+    AddTags {
+        target: TagTarget,
+        tags: Vec<String>,
+    },
+    RemoveTags {
+        target: TagTarget,
+        tags: Vec<String>,
+    },
+    SetNodeRole {
+        node: String,
+        role: NodeRoleName,
+    },
+    MigrateNode {
+        node: String,
+        mode: MigrationMode,
+    },
+    EvacuateNode {
+        node: String,
+        mode: EvacuateMode,
+    },
+    PowercycleNode {
+        node: String,
+    },
+}
+
+impl Operation {
+    /// A short, bounded name for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Operation::CreateInstance(_) => "instance_create",
+            Operation::ModifyInstance { .. } => "instance_modify",
+            Operation::RebootInstance { .. } => "instance_reboot",
+            Operation::StartupInstance { .. } => "instance_startup",
+            Operation::ShutdownInstance { .. } => "instance_shutdown",
+            Operation::MigrateInstance { .. } => "instance_migrate",
+            Operation::FailoverInstance { .. } => "instance_failover",
+            Operation::ReinstallInstance { .. } => "instance_reinstall",
+            Operation::RemoveInstance { .. } => "instance_remove",
+            Operation::GrowDisk { .. } => "instance_grow_disk",
+            Operation::AddTags { .. } => "tags_add",
+            Operation::RemoveTags { .. } => "tags_remove",
+            Operation::SetNodeRole { .. } => "node_role",
+            Operation::MigrateNode { .. } => "node_migrate",
+            Operation::EvacuateNode { .. } => "node_evacuate",
+            Operation::PowercycleNode { .. } => "node_powercycle",
+        }
+    }
+}
+
+/// Every write says why it happened and may ask Ganeti only to check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Recorded in the job's reason trail; the operator uses `ganeti-operator:<run>:<object>`.
+    pub reason: String,
+    /// `?dry-run=1`: Ganeti runs the checks and changes nothing.
+    pub dry_run: bool,
+}
+
+impl WriteOptions {
+    pub fn new(reason: impl Into<String>) -> Self {
+        WriteOptions {
+            reason: reason.into(),
+            dry_run: false,
+        }
+    }
+
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagTarget {
+    Cluster,
+    Instance(String),
+    Node(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RebootKind {
+    Soft,
+    Hard,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationMode {
+    Live,
+    NonLive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvacuateMode {
+    PrimaryOnly,
+    SecondaryOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRoleName {
+    MasterCandidate,
+    Regular,
+    Drained,
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskSpec {
+    pub size_mib: u64,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NicSpec {
+    pub link: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// `POST /2/instances`, request version 1.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InstanceCreate {
+    pub name: String,
+    pub disk_template: String,
+    pub disks: Vec<DiskSpec>,
+    pub nics: Vec<NicSpec>,
+    pub os: String,
+    pub hypervisor: Option<String>,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub hvparams: Map<String, Value>,
+    pub primary_node: Option<String>,
+    pub secondary_node: Option<String>,
+    pub start: bool,
+    pub tags: Vec<String>,
+}
+
+impl InstanceCreate {
+    pub fn body(&self) -> Value {
+        let disks: Vec<Value> = self.disks.iter().map(disk_json).collect();
+        let nics: Vec<Value> = self.nics.iter().map(nic_json).collect();
+        let mut body = json!({
+            "__version__": 1,
+            "mode": "create",
+            "name": self.name,
+            "disk_template": self.disk_template,
+            "disks": disks,
+            "nics": nics,
+            "os_type": self.os,
+            "beparams": {"maxmem": self.memory_mib, "minmem": self.memory_mib, "vcpus": self.vcpus},
+            "start": self.start,
+            // Instance names need not resolve in DNS; the operator owns naming.
+            "ip_check": false,
+            "name_check": false,
+            "tags": self.tags,
+        });
+        let object = body.as_object_mut().expect("a JSON object");
+        if let Some(h) = &self.hypervisor {
+            object.insert("hypervisor".into(), json!(h));
+        }
+        if !self.hvparams.is_empty() {
+            object.insert("hvparams".into(), Value::Object(self.hvparams.clone()));
+        }
+        if let Some(p) = &self.primary_node {
+            object.insert("pnode".into(), json!(p));
+        }
+        if let Some(s) = &self.secondary_node {
+            object.insert("snode".into(), json!(s));
+        }
+        body
+    }
+}
+
+/// `PUT /2/instances/<name>/modify`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InstanceModify {
+    pub memory_mib: Option<u64>,
+    pub vcpus: Option<u32>,
+    pub hvparams: Map<String, Value>,
+    pub add_disks: Vec<DiskSpec>,
+    pub add_nics: Vec<NicSpec>,
+}
+
+impl InstanceModify {
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        let mut beparams = Map::new();
+        if let Some(m) = self.memory_mib {
+            beparams.insert("maxmem".into(), json!(m));
+            beparams.insert("minmem".into(), json!(m));
+        }
+        if let Some(v) = self.vcpus {
+            beparams.insert("vcpus".into(), json!(v));
+        }
+        if !beparams.is_empty() {
+            body.insert("beparams".into(), Value::Object(beparams));
+        }
+        if !self.hvparams.is_empty() {
+            body.insert("hvparams".into(), Value::Object(self.hvparams.clone()));
+        }
+        if !self.add_disks.is_empty() {
+            body.insert(
+                "disks".into(),
+                self.add_disks
+                    .iter()
+                    .map(|d| json!(["add", disk_json(d)]))
+                    .collect(),
+            );
+        }
+        if !self.add_nics.is_empty() {
+            body.insert(
+                "nics".into(),
+                self.add_nics
+                    .iter()
+                    .map(|n| json!(["add", nic_json(n)]))
+                    .collect(),
+            );
+        }
+        Value::Object(body)
+    }
+}
+
+fn disk_json(disk: &DiskSpec) -> Value {
+    let mut d = json!({"size": disk.size_mib});
+    if let Some(name) = &disk.name {
+        d["name"] = json!(name);
+    }
+    d
+}
+
+fn nic_json(nic: &NicSpec) -> Value {
+    let mut n = json!({});
+    if let Some(link) = &nic.link {
+        n["link"] = json!(link);
+    }
+    if let Some(mode) = &nic.mode {
+        n["mode"] = json!(mode);
+    }
+    n
+}

@@ -1,0 +1,109 @@
+//! Connection settings of the real Ganeti cluster that tests/harness/ganeti-sandbox.sh
+//! started, read from the environment its `env` command prints.
+
+use std::path::PathBuf;
+
+use ganeti_operator::rapi::{Fingerprint, HttpRapi, Password, RapiConfig, Trust};
+
+pub struct Sandbox {
+    pub url: String,
+    pub user: String,
+    pub password_file: PathBuf,
+    pub readonly_user: String,
+    pub readonly_password_file: PathBuf,
+    pub ca_file: PathBuf,
+    pub fingerprint: String,
+    pub stock_fingerprint: String,
+    pub nodes: Vec<String>,
+    pub cert: String,
+}
+
+/// The sandbox, or `None` with a message when it is not up. Under CI a missing sandbox
+/// is a failure, never a silent skip.
+pub fn sandbox(test: &str) -> Option<Sandbox> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(url) = var("GANETI_RAPI_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{test}: needs the Ganeti sandbox, but GANETI_RAPI_URL is not set (tests/run.sh brings it up)"
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: no Ganeti sandbox (run `eval \"$(tests/harness/ganeti-sandbox.sh env)\"` after `up`)"
+        );
+        return None;
+    };
+    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is not set"));
+    Some(Sandbox {
+        url,
+        user: need("GANETI_RAPI_USER"),
+        password_file: need("GANETI_RAPI_PASSWORD_FILE").into(),
+        readonly_user: need("GANETI_RAPI_READONLY_USER"),
+        readonly_password_file: need("GANETI_RAPI_READONLY_PASSWORD_FILE").into(),
+        ca_file: need("GANETI_RAPI_CA_FILE").into(),
+        fingerprint: need("GANETI_RAPI_FINGERPRINT"),
+        stock_fingerprint: need("GANETI_RAPI_STOCK_FINGERPRINT"),
+        nodes: need("GANETI_SANDBOX_NODES")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        cert: need("GANETI_SANDBOX_CERT"),
+    })
+}
+
+impl Sandbox {
+    pub fn config(&self, trust: Trust) -> RapiConfig {
+        RapiConfig::new(
+            &self.url,
+            &self.user,
+            Password::from_file(&self.password_file).unwrap(),
+            trust,
+        )
+    }
+
+    pub fn ca_trust(&self) -> Trust {
+        Trust::CaFile(self.ca_file.clone())
+    }
+
+    pub fn pinned_trust(&self) -> Trust {
+        Trust::Fingerprint(Fingerprint::parse(&self.fingerprint).unwrap())
+    }
+
+    /// The client as the operator builds it: CA file when the sandbox serves our CA's
+    /// certificate, the pinned fingerprint when it serves Ganeti's stock one.
+    pub fn client(&self) -> HttpRapi {
+        let trust = if self.cert == "stock" {
+            self.pinned_trust()
+        } else {
+            self.ca_trust()
+        };
+        HttpRapi::new(self.config(trust)).unwrap()
+    }
+
+    pub fn readonly_client(&self) -> HttpRapi {
+        let password = Password::from_file(&self.readonly_password_file).unwrap();
+        HttpRapi::new(RapiConfig::new(
+            &self.url,
+            &self.readonly_user,
+            password,
+            self.ca_trust(),
+        ))
+        .unwrap()
+    }
+
+    pub fn master(&self) -> &str {
+        &self.nodes[0]
+    }
+}
+
+/// A name no other test or run uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos:x}.gnt.test", std::process::id())
+}
