@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_rapi;
 pub mod sandbox;
 
 use std::path::{Path, PathBuf};
