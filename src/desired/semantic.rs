@@ -235,7 +235,7 @@ impl Checker<'_> {
                 self.report(d);
             }
         }
-        let nic = self.nic(origin, "/nic", raw.nic.as_ref());
+        let nic = Self::nic(raw.nic.as_ref());
         Some(Cluster {
             name: raw.name.clone(),
             rapi_url: raw.rapi_url.clone(),
@@ -316,7 +316,7 @@ impl Checker<'_> {
         }
     }
 
-    fn nic(&mut self, _origin: &Origin, _below: &str, raw: Option<&RawNic>) -> Nic {
+    fn nic(raw: Option<&RawNic>) -> Nic {
         let raw = raw.cloned().unwrap_or_default();
         Nic {
             link: raw.link,
@@ -330,7 +330,7 @@ impl Checker<'_> {
         below: &str,
         kind: &str,
         name: &str,
-        known: Vec<&str>,
+        known: &[&str],
     ) -> bool {
         if known.contains(&name) {
             return true;
@@ -437,7 +437,7 @@ impl Checker<'_> {
                     &format!("/secrets/{i}"),
                     "secret",
                     secret,
-                    secret_names.clone(),
+                    &secret_names,
                 ) {
                     secrets.push(secret.clone());
                 }
@@ -536,7 +536,7 @@ impl Checker<'_> {
         for (name, entry) in &self.merged.nodes {
             let Some(raw) = &entry.raw else { continue };
             let origin = &entry.origin;
-            self.reference(origin, "/class", "class", &raw.class, class_names.clone());
+            self.reference(origin, "/class", "class", &raw.class, &class_names);
             let group = raw
                 .group
                 .clone()
@@ -548,7 +548,7 @@ impl Checker<'_> {
                     below,
                     "group",
                     &group,
-                    groups.iter().map(String::as_str).collect(),
+                    &groups.iter().map(String::as_str).collect::<Vec<_>>(),
                 );
             }
             let role = raw.role.unwrap_or(NodeRole::Regular);
@@ -633,8 +633,7 @@ impl Checker<'_> {
         for (name, entry) in &self.merged.instances {
             let Some(raw) = &entry.raw else { continue };
             let origin = &entry.origin;
-            let class_known =
-                self.reference(origin, "/class", "class", &raw.class, class_names.clone());
+            let class_known = self.reference(origin, "/class", "class", &raw.class, &class_names);
             let class_raw = self
                 .merged
                 .classes
@@ -646,7 +645,7 @@ impl Checker<'_> {
                 ("/secondaryNode", &raw.secondary_node),
             ] {
                 if let Some(node) = node {
-                    self.reference(origin, field, "node", node, node_names.clone());
+                    self.reference(origin, field, "node", node, &node_names);
                 }
             }
             let overrides = raw.resources.clone().unwrap_or_default();

@@ -26,6 +26,7 @@ pub struct HttpRapi {
     trust: Trust,
     limiter: Arc<Semaphore>,
     retry: RetryPolicy,
+    request_timeout: std::time::Duration,
 }
 
 /// One request, described before it is sent.
@@ -111,6 +112,7 @@ impl HttpRapi {
             trust: config.trust,
             limiter: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
             retry: config.retry,
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -217,7 +219,7 @@ impl HttpRapi {
             return Attempt {
                 error: RapiError::Timeout {
                     what,
-                    after: std::time::Duration::ZERO,
+                    after: self.request_timeout,
                 },
                 retry,
             };
