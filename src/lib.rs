@@ -3,3 +3,4 @@
 pub mod cli;
 pub mod desired;
 pub mod rapi;
+pub mod reconcile;

@@ -3,38 +3,18 @@
 
 mod common;
 
+use common::contract::{self, diskless};
 use common::sandbox::{Sandbox, sandbox, unique_name};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::operation::{
-    DiskSpec, InstanceCreate, InstanceModify, NicSpec, RebootKind, TagTarget,
+    DiskSpec, InstanceCreate, InstanceModify, RebootKind, TagTarget,
 };
 use ganeti_operator::rapi::{
     ErrorClass, HttpRapi, Job, JobStatus, Operation, Rapi, RapiError, WriteOptions,
 };
 
-fn diskless(name: &str, node: &str) -> InstanceCreate {
-    InstanceCreate {
-        name: name.to_owned(),
-        disk_template: "diskless".into(),
-        nics: vec![NicSpec::default()],
-        os: "noop+default".into(),
-        memory_mib: 64,
-        vcpus: 1,
-        primary_node: Some(node.to_owned()),
-        start: true,
-        tags: vec!["ganeti-operator:managed".into()],
-        ..InstanceCreate::default()
-    }
-}
-
 async fn run(rapi: &HttpRapi, operation: Operation) -> Result<Job, RapiError> {
-    let id = rapi
-        .submit(
-            &operation,
-            &WriteOptions::new("ganeti-operator:test:contract"),
-        )
-        .await?;
-    wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await
+    contract::run(rapi, operation).await
 }
 
 async fn instance(rapi: &HttpRapi, name: &str) -> Option<ganeti_operator::rapi::Instance> {
@@ -56,31 +36,7 @@ async fn typed_reads_of_cluster_nodes_groups_and_jobs() {
     let Some((sb, rapi)) = setup("typed_reads") else {
         return;
     };
-    let info = rapi.info().await.unwrap();
-    assert_eq!(info.name, "cluster.gnt.test");
-    assert_eq!(info.software_version.as_deref(), Some("3.0.2"));
-    assert_eq!(info.master.as_deref(), Some(sb.master()));
-    assert!(info.enabled_hypervisors.contains(&"fake".to_owned()));
-    let features = rapi.features().await.unwrap();
-    assert!(
-        features.contains(&"instance-create-reqv1".to_owned()),
-        "{features:?}"
-    );
-    let nodes = rapi.nodes().await.unwrap();
-    let master = nodes
-        .iter()
-        .find(|n| n.name == sb.master())
-        .expect("the master is listed");
-    assert_eq!(master.role.as_deref(), Some("M"));
-    assert!(master.mtotal.unwrap_or(0) > 0);
-    let groups = rapi.groups().await.unwrap();
-    assert!(
-        groups
-            .iter()
-            .any(|g| g.name == "default" && g.node_list.contains(&sb.master().to_owned()))
-    );
-    rapi.instances().await.unwrap();
-    rapi.jobs().await.unwrap();
+    contract::typed_reads(&rapi, sb.master()).await;
 }
 
 #[tokio::test]
@@ -89,34 +45,9 @@ async fn instance_lifecycle_through_every_write() {
         return;
     };
     let name = unique_name("life");
-    let created = run(
-        &rapi,
-        Operation::CreateInstance(diskless(&name, sb.master())),
-    )
-    .await
-    .unwrap();
-    assert_eq!(created.status, Some(JobStatus::Success));
-    assert!(
-        created
-            .reasons()
-            .contains(&"ganeti-operator:test:contract".to_owned()),
-        "{:?}",
-        created.reasons()
-    );
-    let seen = instance(&rapi, &name).await.expect("created");
-    assert_eq!(seen.pnode.as_deref(), Some(sb.master()));
-    assert_eq!(seen.admin_state.as_deref(), Some("up"));
-    assert!(seen.tags.contains(&"ganeti-operator:managed".to_owned()));
-
-    let again = run(
-        &rapi,
-        Operation::CreateInstance(diskless(&name, sb.master())),
-    )
-    .await;
-    assert_eq!(
-        again.unwrap_err().error_class(),
-        Some(&ErrorClass::AlreadyExists)
-    );
+    let create = diskless(&name, sb.master());
+    contract::create_succeeds(&rapi, &create).await;
+    contract::create_existing_is_already_exists(&rapi, &create).await;
 
     let change = InstanceModify {
         memory_mib: Some(96),
@@ -277,17 +208,7 @@ async fn ganeti_errors_are_typed() {
     let Some((sb, rapi)) = setup("errors") else {
         return;
     };
-    let missing = run(
-        &rapi,
-        Operation::RemoveInstance {
-            instance: unique_name("nosuch"),
-        },
-    )
-    .await;
-    assert_eq!(
-        missing.unwrap_err().error_class(),
-        Some(&ErrorClass::UnknownEntity)
-    );
+    contract::remove_unknown_is_unknown_entity(&rapi, &unique_name("nosuch")).await;
 
     let mut too_big = diskless(&unique_name("big"), sb.master());
     too_big.memory_mib = 1_000_000;
@@ -400,15 +321,7 @@ async fn unknown_jobs_and_polling_fallback() {
     let Some((sb, rapi)) = setup("jobs") else {
         return;
     };
-    assert!(
-        rapi.job(9_999_999).await.unwrap().is_none(),
-        "status null means unknown"
-    );
-    let lost = wait_for_job(&rapi, 9_999_999, WaitOptions::default(), &Quiet).await;
-    assert!(
-        matches!(lost, Err(RapiError::JobLost { job: 9_999_999 })),
-        "{lost:?}"
-    );
+    contract::unknown_jobs_are_lost(&rapi).await;
 
     // A read-only user may not long-poll (403), so waiting falls back to polling.
     let id = rapi
@@ -426,18 +339,7 @@ async fn unknown_jobs_and_polling_fallback() {
         .await
         .unwrap();
     assert_eq!(job.status, Some(JobStatus::Success));
-    assert!(matches!(
-        readonly
-            .submit(
-                &Operation::RemoveTags {
-                    target: TagTarget::Cluster,
-                    tags: vec!["contract:poll".into()]
-                },
-                &WriteOptions::new("t")
-            )
-            .await,
-        Err(RapiError::Forbidden)
-    ));
+    contract::readonly_writes_are_forbidden(&readonly).await;
     run(
         &rapi,
         Operation::RemoveTags {
@@ -461,7 +363,122 @@ async fn wrong_password_is_unauthorized() {
         ganeti_operator::rapi::Password::from_file(&file).unwrap(),
         sb.ca_trust(),
     );
-    let rapi = HttpRapi::new(config).unwrap();
-    let err = rapi.info().await.unwrap_err();
-    assert!(matches!(err, RapiError::Unauthorized), "{err:?}");
+    contract::wrong_password_is_unauthorized(&HttpRapi::new(config).unwrap()).await;
+}
+
+/// Powercycling a node reboots the machine it runs on, so the contract is checked where
+/// Ganeti refuses before acting: the master without `force`, in a dry run.
+#[tokio::test]
+async fn powercycling_the_master_without_force_is_refused() {
+    let Some((sb, rapi)) = setup("powercycle") else {
+        return;
+    };
+    let options = WriteOptions::new("ganeti-operator:test:contract").dry_run();
+    let operation = Operation::PowercycleNode {
+        node: sb.master().to_owned(),
+    };
+    let id = rapi.submit(&operation, &options).await.unwrap();
+    let err = wait_for_job(&rapi, id, WaitOptions::default(), &Quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_class(), Some(&ErrorClass::WrongInput), "{err}");
+    assert!(err.to_string().contains("force"), "{err}");
+}
+
+/// The recorded fake serves tests/fixtures/rapi/; this fails when the real cluster's
+/// answers no longer have those shapes (rerun tests/harness/capture-rapi-fixtures.sh).
+#[tokio::test]
+async fn fixtures_have_the_shapes_the_real_cluster_serves() {
+    let Some((sb, rapi)) = setup("fixture_shapes") else {
+        return;
+    };
+    let recording = common::recorded_rapi::Recording::load();
+    let name = unique_name("shape");
+    run(
+        &rapi,
+        Operation::CreateInstance(diskless(&name, sb.master())),
+    )
+    .await
+    .unwrap();
+    let real_job = rapi.jobs().await.unwrap().last().unwrap().id;
+    let pairs = [
+        ("info", "/2/info".to_owned()),
+        ("features", "/2/features".to_owned()),
+        ("nodes", "/2/nodes?bulk=1".to_owned()),
+        ("instances", "/2/instances?bulk=1".to_owned()),
+        ("groups", "/2/groups?bulk=1".to_owned()),
+        ("jobs", "/2/jobs?bulk=1".to_owned()),
+        ("job-success", format!("/2/jobs/{real_job}")),
+        ("job-unknown", format!("/2/jobs/{}", contract::UNKNOWN_JOB)),
+        (
+            "wait-unknown",
+            format!("/2/jobs/{}/wait", contract::UNKNOWN_JOB),
+        ),
+    ];
+    let mut drift = Vec::new();
+    for (fixture, path) in pairs {
+        let real = raw_get(&sb, &path);
+        same_shape(recording.body(fixture), &real, fixture, &mut drift);
+    }
+    run(&rapi, Operation::RemoveInstance { instance: name })
+        .await
+        .unwrap();
+    assert!(
+        drift.is_empty(),
+        "fixtures drifted from Ganeti:\n{}",
+        drift.join("\n")
+    );
+}
+
+/// The raw JSON body, through curl so the check does not depend on the client under test.
+fn raw_get(sb: &Sandbox, path: &str) -> serde_json::Value {
+    use std::io::Write;
+    let password = std::fs::read_to_string(&sb.password_file).unwrap();
+    let mut curl = std::process::Command::new("curl")
+        .args(["-sS", "-K", "-", "--cacert"])
+        .arg(&sb.ca_file)
+        .arg(format!("{}{path}", sb.url))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        curl.stdin.take().unwrap(),
+        "user = \"{}:{}\"",
+        sb.user,
+        password.trim()
+    )
+    .unwrap();
+    let output = curl.wait_with_output().unwrap();
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{path}: {e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Every key the fixture has, the real answer has too, with the same JSON type; nulls on
+/// either side match anything, as the client tolerates them.
+fn same_shape(
+    recorded: &serde_json::Value,
+    real: &serde_json::Value,
+    at: &str,
+    drift: &mut Vec<String>,
+) {
+    use serde_json::Value as V;
+    match (recorded, real) {
+        (V::Null, _) | (_, V::Null) => {}
+        (V::Object(r), V::Object(l)) => {
+            for (key, value) in r {
+                match l.get(key) {
+                    Some(live) => same_shape(value, live, &format!("{at}.{key}"), drift),
+                    None => drift.push(format!("{at}.{key}: missing on the real cluster")),
+                }
+            }
+        }
+        (V::Array(r), V::Array(l)) => {
+            if let (Some(r), Some(l)) = (r.first(), l.first()) {
+                same_shape(r, l, &format!("{at}[0]"), drift);
+            }
+        }
+        (V::Number(_), V::Number(_)) | (V::String(_), V::String(_)) | (V::Bool(_), V::Bool(_)) => {}
+        _ => drift.push(format!("{at}: recorded {recorded}, real {real}")),
+    }
 }

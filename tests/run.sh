@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Set up on a fresh machine", command 2). As root on
 # Debian 12: installs what the tests need, brings up a real 1-node Ganeti 3.0.2 cluster
-# with tests/harness/ganeti-sandbox.sh, runs every test against it, switches ganeti-rapi
-# to Ganeti's stock certificate for the pinning tests, and tears the cluster down again.
+# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the observe
+# benchmark, switches ganeti-rapi to Ganeti's stock certificate for the pinning tests,
+# then rebuilds the cluster with 2 nodes for the multinode tests, and tears it down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=tests/harness/ganeti-sandbox.sh
@@ -10,13 +11,16 @@ harness=tests/harness/ganeti-sandbox.sh
 need_apt=()
 command -v age >/dev/null || need_apt+=(age)
 command -v bc >/dev/null || need_apt+=(bc)
+[[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
 if ((${#need_apt[@]})); then
   echo "tests/run.sh: installing ${need_apt[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
 fi
 
-cargo build --all-targets --quiet   # before the cluster is up: builds take the CPU Ganeti needs
+# Before the cluster is up: builds take the CPU Ganeti needs.
+cargo build --all-targets --quiet
+cargo bench --no-run --quiet --bench observe_vs_python
 
 trap '$harness down' EXIT
 GNT_NODES=1 GNT_CERT=ca $harness up
@@ -25,9 +29,17 @@ eval "$($harness env)"
 export CI=${CI:-true}
 
 echo "== all tests, 1-node cluster, CA-signed certificate" >&2
-cargo test --all-targets "$@" -- --skip stock_cert
+cargo test --all-targets "$@" -- --skip stock_cert --skip multinode
+
+echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
+cargo bench --bench observe_vs_python
 
 echo "== pinning, Ganeti's stock X.509 v1 certificate" >&2
 $harness cert stock
 eval "$($harness env)"
 cargo test --test rapi_stock_cert "$@"
+
+echo "== 2-node cluster: migrate, failover, drain, node migrate" >&2
+GNT_NODES=2 GNT_CERT=ca $harness up
+eval "$($harness env)"
+cargo test --all-targets "$@" -- multinode

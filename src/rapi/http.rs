@@ -2,6 +2,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::time::Instant;
 
 use backon::{ExponentialBuilder, Retryable as _};
 use reqwest::{Method, StatusCode};
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use super::Rapi;
 use super::config::{Password, RapiConfig, RetryPolicy};
 use super::error::RapiError;
+use super::observer::{NoObserver, RequestObserver, RequestRecord};
 use super::operation::{Operation, TagTarget, WriteOptions};
 use super::tls::{self, Trust};
 use super::types::{
@@ -27,6 +29,7 @@ pub struct HttpRapi {
     limiter: Arc<Semaphore>,
     retry: RetryPolicy,
     request_timeout: std::time::Duration,
+    observer: Arc<dyn RequestObserver>,
 }
 
 /// One request, described before it is sent.
@@ -84,6 +87,8 @@ impl Request {
 struct Attempt {
     error: RapiError,
     retry: bool,
+    /// The HTTP status, when an answer arrived at all.
+    status: Option<u16>,
 }
 
 impl HttpRapi {
@@ -113,7 +118,15 @@ impl HttpRapi {
             limiter: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
             retry: config.retry,
             request_timeout: config.request_timeout,
+            observer: Arc::new(NoObserver),
         })
+    }
+
+    /// Reports every request sent (each attempt, retries included), for metrics and
+    /// request counting.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> HttpRapi {
+        self.observer = observer;
+        self
     }
 
     async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, RapiError> {
@@ -143,6 +156,18 @@ impl HttpRapi {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        let started = Instant::now();
+        let result = self.send(request).await;
+        self.observer.request(&RequestRecord {
+            method: request.method_name(),
+            route: request.route,
+            status: result.as_ref().map_or_else(|a| a.status, |_| Some(200)),
+            elapsed: started.elapsed(),
+        });
+        result
+    }
+
+    async fn send(&self, request: &Request) -> Result<Value, Attempt> {
         let method = request.method_name();
         let route = request.route;
         let mut builder = self
@@ -176,6 +201,7 @@ impl HttpRapi {
                     detail: format!("invalid JSON: {e}"),
                 },
                 retry: request.idempotent,
+                status: Some(status.as_u16()),
             });
         }
         let error = match status {
@@ -195,7 +221,11 @@ impl HttpRapi {
             }
         };
         let retry = request.idempotent && status.is_server_error();
-        Err(Attempt { error, retry })
+        Err(Attempt {
+            error,
+            retry,
+            status: Some(status.as_u16()),
+        })
     }
 
     fn transport_failure(&self, error: reqwest::Error, request: &Request) -> Attempt {
@@ -210,6 +240,7 @@ impl HttpRapi {
                     hint,
                 },
                 retry: false,
+                status: None,
             };
         }
         // A failed connect never sent the request, so even a write may be tried again.
@@ -222,6 +253,7 @@ impl HttpRapi {
                     after: self.request_timeout,
                 },
                 retry,
+                status: None,
             };
         }
         Attempt {
@@ -231,6 +263,7 @@ impl HttpRapi {
                 detail,
             },
             retry,
+            status: None,
         }
     }
 

@@ -16,6 +16,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 pub struct Received {
     pub method: String,
     pub target: String,
+    /// The `Authorization` header, when the client sent one.
+    pub authorization: Option<String>,
     pub body: String,
 }
 
@@ -107,10 +109,14 @@ impl FakeRapi {
 
     /// A client configuration with fast retries and a short timeout, trusting the fake by pin.
     pub fn config(&self) -> RapiConfig {
+        self.config_as("gnt-admin", Password::from_env("PATH").unwrap())
+    }
+
+    pub fn config_as(&self, user: &str, password: Password) -> RapiConfig {
         let mut config = RapiConfig::new(
             format!("https://{}", self.addr),
-            "gnt-admin",
-            Password::from_env("PATH").unwrap(),
+            user,
+            password,
             Trust::Fingerprint(self.fingerprint),
         );
         config.retry = RetryPolicy {
@@ -154,10 +160,16 @@ async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<Receive
         }
         data.extend_from_slice(&buf[..n]);
     }
+    let authorization = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_owned())
+    });
     let body = String::from_utf8_lossy(&data[head_end..]).into_owned();
     Some(Received {
         method,
         target,
+        authorization,
         body,
     })
 }

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod fake_rapi;
+pub mod recorded_rapi;
 pub mod sandbox;
 
 use std::path::{Path, PathBuf};

@@ -40,9 +40,9 @@ pub fn sandbox(test: &str) -> Option<Sandbox> {
         password_file: need("GANETI_RAPI_PASSWORD_FILE").into(),
         readonly_user: need("GANETI_RAPI_READONLY_USER"),
         readonly_password_file: need("GANETI_RAPI_READONLY_PASSWORD_FILE").into(),
-        ca_file: need("GANETI_RAPI_CA_FILE").into(),
-        fingerprint: need("GANETI_RAPI_FINGERPRINT"),
-        stock_fingerprint: need("GANETI_RAPI_STOCK_FINGERPRINT"),
+        ca_file: need("GANETI_SANDBOX_CA_FILE").into(),
+        fingerprint: need("GANETI_SANDBOX_FINGERPRINT"),
+        stock_fingerprint: need("GANETI_SANDBOX_STOCK_FINGERPRINT"),
         nodes: need("GANETI_SANDBOX_NODES")
             .split_whitespace()
             .map(str::to_owned)

@@ -7,7 +7,8 @@
 #                                             GNT_NODES=2 for two nodes; GNT_CERT=stock keeps
 #                                             Ganeti's own self-signed v1 certificate
 #   tests/harness/ganeti-sandbox.sh down      stop what it started, remove namespaces and state
-#   tests/harness/ganeti-sandbox.sh env       shell exports for the tests (URL, user, password file, CA, pin)
+#   tests/harness/ganeti-sandbox.sh env       shell exports: GANETI_RAPI_* for the operator (URL, user,
+#                                             password file, CA or pin), GANETI_SANDBOX_* for the tests
 #   tests/harness/ganeti-sandbox.sh cert ca|stock   switch ganeti-rapi's certificate
 #   tests/harness/ganeti-sandbox.sh exec [nN] CMD   run CMD inside node N (default n1, the master)
 #
@@ -190,12 +191,19 @@ export GANETI_RAPI_USER=$RAPI_USER
 export GANETI_RAPI_PASSWORD_FILE=$SB/rapi-password
 export GANETI_RAPI_READONLY_USER=$RAPI_READONLY_USER
 export GANETI_RAPI_READONLY_PASSWORD_FILE=$SB/rapi-readonly-password
-export GANETI_RAPI_CA_FILE=$SB/tls/ca.pem
-export GANETI_RAPI_FINGERPRINT=$(fingerprint)
-export GANETI_RAPI_STOCK_FINGERPRINT=$(openssl x509 -in "$SB/tls/stock-bundle.pem" -outform der | sha256sum | cut -d' ' -f1)
+export GANETI_SANDBOX_CA_FILE=$SB/tls/ca.pem
+export GANETI_SANDBOX_FINGERPRINT=$(fingerprint)
+export GANETI_SANDBOX_STOCK_FINGERPRINT=$(openssl x509 -in "$SB/tls/stock-bundle.pem" -outform der | sha256sum | cut -d' ' -f1)
 export GANETI_SANDBOX_NODES="$(cat "$SB/nodes")"
 export GANETI_SANDBOX_CERT=$(cat "$SB/cert-mode")
 ENV
+  # The operator takes exactly one trust setting: the CA for our certificate, the pin
+  # for Ganeti's stock one.
+  if [[ $(cat "$SB/cert-mode") == stock ]]; then
+    echo "unset GANETI_RAPI_CA_FILE"; echo "export GANETI_RAPI_FINGERPRINT=$(fingerprint)"
+  else
+    echo "unset GANETI_RAPI_FINGERPRINT"; echo "export GANETI_RAPI_CA_FILE=$SB/tls/ca.pem"
+  fi
 }
 
 cmd_up() {

@@ -1,0 +1,55 @@
+//! One snapshot of the cluster, from a constant number of RAPI requests whatever its size.
+
+use std::collections::BTreeMap;
+
+use crate::rapi::{ClusterInfo, Instance, JobId, Node, Rapi, RapiError};
+
+use super::reason::JobReason;
+
+/// What the cluster looks like, as far as planning needs to know.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub cluster: ClusterInfo,
+    pub nodes: BTreeMap<String, Node>,
+    pub instances: BTreeMap<String, Instance>,
+    /// Unfinished jobs that carry the operator's reason stamp, from this or an earlier run.
+    pub pending: Vec<PendingJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingJob {
+    pub id: JobId,
+    pub reason: JobReason,
+    pub summary: String,
+}
+
+/// The number of RAPI requests `observe` makes, whatever the cluster's size.
+pub const OBSERVE_REQUESTS: u64 = 4;
+
+/// Reads the job list first and the rest after it: a job that the list shows finished
+/// has its effects in the nodes and instances read afterwards, and a job still pending is
+/// awaited, never planned around. Reading them the other way round could miss a create
+/// that finished in between and plan it twice.
+pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> {
+    let jobs = rapi.jobs().await?;
+    let (cluster, nodes, instances) =
+        tokio::try_join!(rapi.info(), rapi.nodes(), rapi.instances())?;
+    let pending = jobs
+        .into_iter()
+        .filter(|job| job.status.is_some_and(|s| !s.is_finished()))
+        .filter_map(|job| {
+            let reason = job.reasons().iter().find_map(|r| JobReason::parse(r))?;
+            Some(PendingJob {
+                id: job.id,
+                reason,
+                summary: job.summary.join(", "),
+            })
+        })
+        .collect();
+    Ok(Observed {
+        cluster,
+        nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
+        instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
+        pending,
+    })
+}
