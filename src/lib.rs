@@ -1,6 +1,7 @@
 //! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
 
 pub mod cli;
+pub mod config;
 pub mod desired;
 pub mod rapi;
 pub mod reconcile;

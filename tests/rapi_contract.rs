@@ -394,13 +394,14 @@ async fn fixtures_have_the_shapes_the_real_cluster_serves() {
     };
     let recording = common::recorded_rapi::Recording::load();
     let name = unique_name("shape");
-    run(
+    // An instance create, like the recorded job: each opcode has its own fields.
+    let real_job = run(
         &rapi,
         Operation::CreateInstance(diskless(&name, sb.master())),
     )
     .await
-    .unwrap();
-    let real_job = rapi.jobs().await.unwrap().last().unwrap().id;
+    .unwrap()
+    .id;
     let pairs = [
         ("info", "/2/info".to_owned()),
         ("features", "/2/features".to_owned()),

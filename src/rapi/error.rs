@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::types::{ErrorClass, JobFailure, JobId};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RapiError {
     #[error("invalid RAPI configuration: {0}")]
     Config(String),

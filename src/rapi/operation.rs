@@ -228,9 +228,15 @@ pub struct InstanceModify {
     pub hvparams: Map<String, Value>,
     pub add_disks: Vec<DiskSpec>,
     pub add_nics: Vec<NicSpec>,
+    /// NIC index and its new link and mode.
+    pub modify_nics: Vec<(usize, NicSpec)>,
 }
 
 impl InstanceModify {
+    pub fn is_empty(&self) -> bool {
+        *self == InstanceModify::default()
+    }
+
     pub fn body(&self) -> Value {
         let mut body = Map::new();
         let mut beparams = Map::new();
@@ -256,14 +262,19 @@ impl InstanceModify {
                     .collect(),
             );
         }
-        if !self.add_nics.is_empty() {
-            body.insert(
-                "nics".into(),
+        // Three-element modifications, the form Ganeti takes when adds and modifies mix.
+        let nics: Vec<Value> = self
+            .modify_nics
+            .iter()
+            .map(|(index, n)| json!(["modify", index, nic_json(n)]))
+            .chain(
                 self.add_nics
                     .iter()
-                    .map(|n| json!(["add", nic_json(n)]))
-                    .collect(),
-            );
+                    .map(|n| json!(["add", -1, nic_json(n)])),
+            )
+            .collect();
+        if !nics.is_empty() {
+            body.insert("nics".into(), Value::Array(nics));
         }
         Value::Object(body)
     }

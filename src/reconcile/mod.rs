@@ -1,6 +1,11 @@
 //! observe → plan → execute. Observing reads the cluster, planning is a pure function of
-//! (desired, observed, policy, now), and executing carries the plan out without deciding
-//! anything of its own.
+//! (desired, observed, history, now), and executing carries the plan out without
+//! deciding anything of its own.
 
+pub mod cycle;
+pub mod execute;
+pub mod history;
 pub mod observe;
+pub mod plan;
 pub mod reason;
+pub mod render;

@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod fake_rapi;
+pub mod reconcile;
 pub mod recorded_rapi;
 pub mod sandbox;
 
@@ -21,6 +22,19 @@ pub fn operator(args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .expect("the ganeti-operator binary runs")
+}
+
+/// The binary with extra environment (the sandbox's connection settings are inherited).
+pub fn operator_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"));
+    command
+        .args(args)
+        .current_dir(project_root())
+        .env("NO_COLOR", "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the ganeti-operator binary runs")
 }
 
 /// Compares `actual` with a golden file; `UPDATE_GOLDEN=1` rewrites the file instead.

@@ -1,0 +1,103 @@
+//! Progress on stderr, one line per event, with the time since the run started, so a
+//! person can follow long work and a log keeps the story.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::desired::model::ObjectRef;
+use crate::rapi::jobs::JobObserver;
+use crate::rapi::{JobId, JobStatus, Operation, RapiError};
+use crate::reconcile::execute::Progress;
+use crate::reconcile::observe::PendingJob;
+use crate::reconcile::reason::kind_name;
+
+pub struct StderrProgress {
+    started: Instant,
+    objects: Mutex<HashMap<JobId, String>>,
+}
+
+impl StderrProgress {
+    pub fn new() -> StderrProgress {
+        StderrProgress {
+            started: Instant::now(),
+            objects: Mutex::default(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let _ = writeln!(std::io::stderr().lock(), "[{elapsed:7.1}s] {text}");
+    }
+
+    fn object_of(&self, job: JobId) -> String {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&job)
+            .cloned()
+            .unwrap_or_else(|| format!("job {job}"))
+    }
+}
+
+fn describe(object: &ObjectRef) -> String {
+    format!("{} {}", kind_name(object.kind), object.name)
+}
+
+impl JobObserver for StderrProgress {
+    fn status(&self, job: JobId, status: JobStatus, elapsed: Duration) {
+        if !status.is_finished() {
+            let status = serde_json::to_value(status).unwrap_or_default();
+            self.line(&format!(
+                "{}: job {job} {} ({:.1}s)",
+                self.object_of(job),
+                status.as_str().unwrap_or("?"),
+                elapsed.as_secs_f64()
+            ));
+        }
+    }
+}
+
+impl Progress for StderrProgress {
+    fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId) {
+        self.objects.lock().unwrap().insert(job, describe(object));
+        self.line(&format!(
+            "{}: {} submitted as job {job}",
+            describe(object),
+            operation.kind()
+        ));
+    }
+
+    fn finished(
+        &self,
+        object: &ObjectRef,
+        job: JobId,
+        result: &Result<(), RapiError>,
+        took: Duration,
+    ) {
+        let outcome = match result {
+            Ok(()) => "succeeded".to_owned(),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        self.line(&format!(
+            "{}: job {job} {outcome} after {:.1}s",
+            describe(object),
+            took.as_secs_f64()
+        ));
+    }
+
+    fn awaiting(&self, job: &PendingJob) {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(job.id, describe(&job.reason.object));
+        self.line(&format!(
+            "{}: awaiting job {} from run {} ({}) instead of submitting again",
+            describe(&job.reason.object),
+            job.id,
+            job.reason.run,
+            job.summary
+        ));
+    }
+}

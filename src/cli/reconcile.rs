@@ -1,0 +1,195 @@
+//! `ganeti-operator reconcile [DIR]`: show the plan (`--dry-run`, optionally checked by
+//! Ganeti with `--server-check`) or carry it out once.
+//!
+//! Exit codes follow Terraform's `-detailed-exitcode`: 0 nothing to do (or converged),
+//! 2 changes pending (or left blocked after applying), 1 error or a failed action.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+
+use super::progress::StderrProgress;
+use super::{OutputFormat, exit};
+use crate::config::{self, Overrides};
+use crate::desired::{self, diagnostic};
+use crate::rapi::HttpRapi;
+use crate::rapi::jobs::WaitOptions;
+use crate::reconcile::cycle::{self, ApplyOptions};
+use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
+use crate::reconcile::history::BackoffPolicy;
+use crate::reconcile::plan::Plan;
+use crate::reconcile::reason::{RunId, kind_name};
+use crate::reconcile::render;
+
+pub struct ReconcileArgs {
+    pub dir: PathBuf,
+    pub dry_run: bool,
+    pub server_check: bool,
+    pub output: OutputFormat,
+    pub connection: Overrides,
+}
+
+pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let validation = desired::validate_dir(&args.dir)?;
+    let Some(desired) = validation.state else {
+        std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
+        eprintln!(
+            "{}: {} error(s); nothing was applied",
+            args.dir.display(),
+            validation.diagnostics.len()
+        );
+        return Ok(exit::FAILURE);
+    };
+    let settings = config::resolve(&args.connection, desired.cluster.rapi_url.as_deref())?;
+    let history_file = settings.history_file(&desired.cluster.name);
+    let rapi = HttpRapi::new(settings.rapi)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let run = RunId::new(SystemTime::now());
+    let options = ExecuteOptions {
+        max_parallel: desired.policy.max_parallel_jobs as usize,
+        wait: WaitOptions::default(),
+    };
+    let color = super::use_color();
+    if args.dry_run {
+        return runtime.block_on(async {
+            let plan = cycle::preview(&rapi, &desired, &history_file, SystemTime::now()).await?;
+            let verdicts = if args.server_check {
+                Some(execute::server_check(&rapi, &plan, &run, options).await)
+            } else {
+                None
+            };
+            print_plan(&plan, verdicts.as_deref(), args.output, color, out)?;
+            Ok(if plan.has_changes() {
+                exit::CHANGES
+            } else {
+                exit::OK
+            })
+        });
+    }
+
+    let started = Instant::now();
+    let progress = StderrProgress::new();
+    let stop = AtomicBool::new(false);
+    let output = args.output;
+    let on_plan = |plan: &Plan| {
+        if output == OutputFormat::Text {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(render::text(plan, None, color).as_bytes());
+            let _ = stdout.flush();
+        }
+    };
+    let report = runtime.block_on(cycle::apply(
+        &rapi,
+        &desired,
+        ApplyOptions {
+            run: &run,
+            execute: options,
+            backoff: BackoffPolicy::default(),
+            history_file: &history_file,
+            on_plan: &on_plan,
+        },
+        &progress,
+        &stop,
+    ))?;
+    let failures = report.failures();
+    let not_started = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.result, ActionResult::NotStarted(_)))
+        .count();
+    let code = if failures > 0 {
+        exit::FAILURE
+    } else if report.after.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    };
+    match args.output {
+        OutputFormat::Json => {
+            let outcomes: Vec<serde_json::Value> = report
+                .outcomes
+                .iter()
+                .map(|o| {
+                    let (result, error) = match &o.result {
+                        ActionResult::Succeeded => ("succeeded", None),
+                        ActionResult::Failed(e) => ("failed", Some(e.to_string())),
+                        ActionResult::NotStarted(why) => ("not-started", Some((*why).to_owned())),
+                    };
+                    serde_json::json!({
+                        "object": {"kind": kind_name(o.object.kind), "name": o.object.name},
+                        "result": result,
+                        "error": error,
+                        "jobs": o.jobs,
+                        "seconds": o.took.as_secs_f64(),
+                    })
+                })
+                .collect();
+            let summary = serde_json::json!({
+                "run": run.0,
+                "plan": render::json(&report.plan, None),
+                "outcomes": outcomes,
+                "converged": !report.after.has_changes(),
+                "remaining": render::json(&report.after, None),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+        }
+        OutputFormat::Text => {
+            writeln!(
+                out,
+                "Applied {} action(s) in {:.1}s (run {run}): {} succeeded, {failures} failed, {not_started} not started.",
+                report.outcomes.len(),
+                started.elapsed().as_secs_f64(),
+                report.outcomes.len() - failures - not_started,
+            )?;
+            for outcome in &report.outcomes {
+                if let ActionResult::Failed(e) = &outcome.result {
+                    writeln!(
+                        out,
+                        "  failed: {} {}: {e}",
+                        kind_name(outcome.object.kind),
+                        outcome.object.name
+                    )?;
+                }
+            }
+            if report.after.has_changes() {
+                writeln!(
+                    out,
+                    "Not converged; what remains:\n{}",
+                    render::text(&report.after, None, color)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "Converged: {} matches the desired state.",
+                    report.plan.cluster
+                )?;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn print_plan(
+    plan: &Plan,
+    verdicts: Option<&[render::Verdict]>,
+    output: OutputFormat,
+    color: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Text => out.write_all(render::text(plan, verdicts, color).as_bytes())?,
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&render::json(plan, verdicts))?
+        )?,
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Where the operator finds its cluster and keeps its state: flags and environment first,
+//! then an optional YAML config file, then the desired state's `cluster.rapiUrl`.
+//! Credentials come from a file or the environment, never from the command line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::desired::diagnostic::{self, Diagnostic};
+use crate::desired::source::{FileContent, Target, parse_file};
+use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file is not valid:\n{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Missing(String),
+    #[error(transparent)]
+    Rapi(#[from] RapiError),
+}
+
+/// Settings as given on the command line or in the environment; any may be absent.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub rapi_url: Option<String>,
+    pub rapi_user: Option<String>,
+    pub rapi_password_file: Option<PathBuf>,
+    pub rapi_ca_file: Option<PathBuf>,
+    pub rapi_fingerprint: Option<String>,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The config file's fields, the same settings in camelCase.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileSettings {
+    rapi_url: Option<String>,
+    rapi_user: Option<String>,
+    rapi_password_file: Option<PathBuf>,
+    rapi_ca_file: Option<PathBuf>,
+    rapi_fingerprint: Option<String>,
+    state_dir: Option<PathBuf>,
+}
+
+pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
+
+#[derive(Debug)]
+pub struct Settings {
+    pub rapi: RapiConfig,
+    pub state_dir: PathBuf,
+}
+
+impl Settings {
+    /// One history file per cluster, so one state directory can serve several.
+    pub fn history_file(&self, cluster: &str) -> PathBuf {
+        self.state_dir.join(format!("history-{cluster}.json"))
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let display = path.display().to_string();
+    let parsed = parse_file(&display, FileContent::from_bytes(bytes))
+        .map_err(|d| ConfigError::Invalid(diagnostic::render_text(&d)))?;
+    if parsed.json.is_null() {
+        return Ok(FileSettings::default());
+    }
+    serde_path_to_error::deserialize(&parsed.json).map_err(|e| {
+        let pointer: String = e
+            .path()
+            .iter()
+            .map(|segment| format!("/{segment}"))
+            .collect();
+        let pointer = pointer.replace("/?", "");
+        let d = Diagnostic::new(
+            parsed.site(&pointer, Target::Key),
+            &pointer,
+            e.inner().to_string(),
+        )
+        .expected("rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir");
+        ConfigError::Invalid(diagnostic::render_text(&[d]))
+    })
+}
+
+fn default_state_dir() -> PathBuf {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("STATE_DIRECTORY") {
+        return dir;
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return dir.join("ganeti-operator");
+    }
+    var("HOME")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".local/state/ganeti-operator")
+}
+
+/// Merges the sources. `desired_url` is the desired state's `cluster.rapiUrl`.
+pub fn resolve(overrides: &Overrides, desired_url: Option<&str>) -> Result<Settings, ConfigError> {
+    let file = match &overrides.config_file {
+        Some(path) => load_file(path)?,
+        None => FileSettings::default(),
+    };
+    let url = overrides
+        .rapi_url
+        .clone()
+        .or(file.rapi_url)
+        .or(desired_url.map(str::to_owned))
+        .ok_or_else(|| {
+            ConfigError::Missing(
+                "no RAPI URL: set --rapi-url, GANETI_RAPI_URL, rapiUrl in the config file, \
+                 or cluster.rapiUrl in the desired state"
+                    .into(),
+            )
+        })?;
+    let user = overrides
+        .rapi_user
+        .clone()
+        .or(file.rapi_user)
+        .ok_or_else(|| {
+            ConfigError::Missing(
+                "no RAPI user: set --rapi-user, GANETI_RAPI_USER or rapiUser in the config file"
+                    .into(),
+            )
+        })?;
+    let password = match overrides
+        .rapi_password_file
+        .clone()
+        .or(file.rapi_password_file)
+    {
+        Some(path) => Password::from_file(&path)?,
+        None if std::env::var_os(PASSWORD_ENV).is_some() => Password::from_env(PASSWORD_ENV)?,
+        None => {
+            return Err(ConfigError::Missing(format!(
+                "no RAPI password: set --rapi-password-file, GANETI_RAPI_PASSWORD_FILE, \
+                 rapiPasswordFile in the config file, or {PASSWORD_ENV} (never on the command line)"
+            )));
+        }
+    };
+    // The command line and environment decide trust as a whole, before the file does.
+    let (ca, pin) = if overrides.rapi_ca_file.is_some() || overrides.rapi_fingerprint.is_some() {
+        (
+            overrides.rapi_ca_file.clone(),
+            overrides.rapi_fingerprint.clone(),
+        )
+    } else {
+        (file.rapi_ca_file, file.rapi_fingerprint)
+    };
+    let trust = match (ca, pin) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Missing(
+                "both a CA file and a certificate fingerprint are set; set one: the CA file \
+                 for a certificate your CA signed, the fingerprint for Ganeti's stock one"
+                    .into(),
+            ));
+        }
+        (Some(ca), None) => Trust::CaFile(ca),
+        (None, Some(pin)) => Trust::Fingerprint(Fingerprint::parse(&pin)?),
+        (None, None) => {
+            return Err(ConfigError::Missing(
+                "no way to trust the RAPI's certificate: set --rapi-ca-file \
+                 (GANETI_RAPI_CA_FILE) or --rapi-fingerprint (GANETI_RAPI_FINGERPRINT, the \
+                 SHA-256 of the certificate: `openssl x509 -in /var/lib/ganeti/rapi.pem \
+                 -outform der | sha256sum`)"
+                    .into(),
+            ));
+        }
+    };
+    let state_dir = overrides
+        .state_dir
+        .clone()
+        .or(file.state_dir)
+        .unwrap_or_else(default_state_dir);
+    Ok(Settings {
+        rapi: RapiConfig::new(url, user, password, trust),
+        state_dir,
+    })
+}

@@ -1,0 +1,153 @@
+//! One reconcile: observe (awaiting the operator's own unfinished jobs first), plan,
+//! execute, remember what failed, and observe again to see whether the cluster converged.
+//! `reconcile` runs it once; the daemon runs it in a loop.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use crate::desired::model::DesiredState;
+use crate::rapi::{Rapi, RapiError};
+
+use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
+use super::history::{BackoffPolicy, History, HistoryError};
+use super::observe::{Observed, observe};
+use super::plan::{Plan, PlanInput, fingerprint_of, plan};
+use super::reason::RunId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("observing the cluster: {0}")]
+    Observe(#[source] RapiError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(
+        "the RAPI answers for cluster {observed}, but the desired state is for {desired}; \
+         nothing was done"
+    )]
+    WrongCluster { observed: String, desired: String },
+}
+
+pub struct Report {
+    pub plan: Plan,
+    pub outcomes: Vec<Outcome>,
+    /// The plan after execution, from a fresh observe: empty when converged.
+    pub after: Plan,
+    /// Jobs of earlier runs that were awaited first, and how they ended.
+    pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
+}
+
+impl Report {
+    pub fn failures(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.result, ActionResult::Failed(_)))
+            .count()
+    }
+}
+
+async fn observe_cluster<R: Rapi + ?Sized>(
+    rapi: &R,
+    desired: &DesiredState,
+) -> Result<Observed, CycleError> {
+    let observed = observe(rapi).await.map_err(CycleError::Observe)?;
+    if observed.cluster.name != desired.cluster.name {
+        return Err(CycleError::WrongCluster {
+            observed: observed.cluster.name,
+            desired: desired.cluster.name.clone(),
+        });
+    }
+    Ok(observed)
+}
+
+/// The plan as it stands, without changing anything.
+pub async fn preview<R: Rapi + ?Sized>(
+    rapi: &R,
+    desired: &DesiredState,
+    history_file: &Path,
+    now: SystemTime,
+) -> Result<Plan, CycleError> {
+    let observed = observe_cluster(rapi, desired).await?;
+    let history = History::load(history_file)?;
+    Ok(plan(&PlanInput {
+        desired,
+        observed: &observed,
+        history: &history,
+        now,
+    }))
+}
+
+pub struct ApplyOptions<'a> {
+    pub run: &'a RunId,
+    pub execute: ExecuteOptions,
+    pub backoff: BackoffPolicy,
+    pub history_file: &'a Path,
+    /// Called once the plan is made, before anything is submitted.
+    pub on_plan: &'a (dyn Fn(&Plan) + Sync),
+}
+
+pub async fn apply<R: Rapi + ?Sized>(
+    rapi: &R,
+    desired: &DesiredState,
+    options: ApplyOptions<'_>,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<Report, CycleError> {
+    let mut observed = observe_cluster(rapi, desired).await?;
+    let mut recovered = Vec::new();
+    if !observed.pending.is_empty() {
+        recovered =
+            execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
+        observed = observe_cluster(rapi, desired).await?;
+    }
+    let mut history = History::load(options.history_file)?;
+    let planned = plan(&PlanInput {
+        desired,
+        observed: &observed,
+        history: &history,
+        now: SystemTime::now(),
+    });
+    (options.on_plan)(&planned);
+    let outcomes =
+        execute::execute(rapi, &planned, options.run, options.execute, progress, stop).await;
+    remember(&mut history, desired, &outcomes, options.backoff);
+    history.save(options.history_file)?;
+    let observed = observe_cluster(rapi, desired).await?;
+    let after = plan(&PlanInput {
+        desired,
+        observed: &observed,
+        history: &history,
+        now: SystemTime::now(),
+    });
+    Ok(Report {
+        plan: planned,
+        outcomes,
+        after,
+        recovered,
+    })
+}
+
+/// Success resets an object's backoff; a failure extends it, or stalls the object when
+/// Ganeti rejected the input.
+fn remember(
+    history: &mut History,
+    desired: &DesiredState,
+    outcomes: &[Outcome],
+    backoff: BackoffPolicy,
+) {
+    let now = SystemTime::now();
+    let mut failed = std::collections::BTreeSet::new();
+    for outcome in outcomes {
+        if let ActionResult::Failed(e) = &outcome.result
+            && failed.insert(outcome.object.clone())
+        {
+            let fingerprint = fingerprint_of(desired, &outcome.object);
+            history.record_failure(&outcome.object, e, fingerprint, now, backoff);
+        }
+    }
+    for outcome in outcomes {
+        if matches!(outcome.result, ActionResult::Succeeded) && !failed.contains(&outcome.object) {
+            history.record_success(&outcome.object);
+        }
+    }
+}

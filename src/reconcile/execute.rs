@@ -1,0 +1,257 @@
+//! Carries a plan out: phase by phase, objects in parallel up to the policy's bound, the
+//! steps of one object strictly in order. Every job carries the operator's reason stamp
+//! and is waited on to its end, child jobs included. The executor decides nothing: a
+//! failed step only stops the later steps of the same object.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt as _};
+
+use crate::desired::model::ObjectRef;
+use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
+use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
+
+use super::observe::PendingJob;
+use super::plan::{Action, Plan};
+use super::reason::{JobReason, RunId};
+use super::render::Verdict;
+
+/// What the person watching sees, step by step.
+pub trait Progress: JobObserver {
+    fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId);
+    fn finished(
+        &self,
+        object: &ObjectRef,
+        job: JobId,
+        result: &Result<(), RapiError>,
+        took: Duration,
+    );
+    fn awaiting(&self, job: &PendingJob);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExecuteOptions {
+    pub max_parallel: usize,
+    pub wait: WaitOptions,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// Index into `plan.actions`.
+    pub action: usize,
+    pub object: ObjectRef,
+    pub jobs: Vec<JobId>,
+    pub result: ActionResult,
+    pub took: Duration,
+}
+
+#[derive(Debug)]
+pub enum ActionResult {
+    Succeeded,
+    Failed(RapiError),
+    /// Not submitted: shutdown was requested, or an earlier action on the object failed.
+    NotStarted(&'static str),
+}
+
+/// Runs every action of the plan. `stop` is checked before each submission: once it is
+/// set nothing new is submitted, and jobs already submitted are still waited on.
+pub async fn execute<R: Rapi + ?Sized>(
+    rapi: &R,
+    plan: &Plan,
+    run: &RunId,
+    options: ExecuteOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Vec<Outcome> {
+    let mut phases: BTreeMap<_, Vec<Vec<(usize, &Action)>>> = BTreeMap::new();
+    for (index, action) in plan.actions.iter().enumerate() {
+        let groups = phases.entry(action.phase).or_default();
+        match groups.last_mut() {
+            Some(group) if group[0].1.object == action.object => group.push((index, action)),
+            _ => groups.push(vec![(index, action)]),
+        }
+    }
+    let mut outcomes = Vec::new();
+    for groups in phases.into_values() {
+        let results: Vec<Vec<Outcome>> = stream::iter(groups)
+            .map(|group| run_object(rapi, group, run, options.wait, progress, stop))
+            .buffer_unordered(options.max_parallel.max(1))
+            .collect()
+            .await;
+        outcomes.extend(results.into_iter().flatten());
+    }
+    outcomes.sort_by_key(|o| o.action);
+    outcomes
+}
+
+async fn run_object<R: Rapi + ?Sized>(
+    rapi: &R,
+    actions: Vec<(usize, &Action)>,
+    run: &RunId,
+    wait: WaitOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut failed = false;
+    for (index, action) in actions {
+        let started = Instant::now();
+        let mut jobs = Vec::new();
+        let result = if failed {
+            ActionResult::NotStarted("an earlier action on this object failed")
+        } else {
+            run_steps(rapi, action, run, wait, progress, stop, &mut jobs).await
+        };
+        failed |= !matches!(result, ActionResult::Succeeded);
+        outcomes.push(Outcome {
+            action: index,
+            object: action.object.clone(),
+            jobs,
+            result,
+            took: started.elapsed(),
+        });
+    }
+    outcomes
+}
+
+async fn run_steps<R: Rapi + ?Sized>(
+    rapi: &R,
+    action: &Action,
+    run: &RunId,
+    wait: WaitOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    jobs: &mut Vec<JobId>,
+) -> ActionResult {
+    let reason = JobReason::new(run, &action.object).to_string();
+    for step in &action.steps {
+        if stop.load(Ordering::SeqCst) {
+            return if jobs.is_empty() {
+                ActionResult::NotStarted("shutting down")
+            } else {
+                ActionResult::Failed(RapiError::Config(
+                    "stopped between steps by shutdown; the next run continues".into(),
+                ))
+            };
+        }
+        let started = Instant::now();
+        let id = match rapi.submit(step, &WriteOptions::new(reason.clone())).await {
+            Ok(id) => id,
+            Err(e) => return ActionResult::Failed(e),
+        };
+        jobs.push(id);
+        progress.submitted(&action.object, step, id);
+        let result = wait_for_job_tree(rapi, id, wait, progress)
+            .await
+            .and_then(tree_result);
+        let failed = result.as_ref().err().cloned();
+        progress.finished(&action.object, id, &result.map(|_| ()), started.elapsed());
+        if let Some(e) = failed {
+            return ActionResult::Failed(e);
+        }
+    }
+    ActionResult::Succeeded
+}
+
+fn tree_result(tree: JobTree) -> Result<Job, RapiError> {
+    let failure = tree.failures().next().cloned();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(tree.parent),
+    }
+}
+
+/// Waits for the operator's unfinished jobs from earlier runs. They are never submitted
+/// again; their results only tell what the next observe will show.
+pub async fn await_pending<R: Rapi + ?Sized>(
+    rapi: &R,
+    pending: &[PendingJob],
+    wait: WaitOptions,
+    progress: &dyn Progress,
+) -> Vec<(JobId, Result<(), RapiError>)> {
+    stream::iter(pending)
+        .map(|job| async move {
+            progress.awaiting(job);
+            let started = Instant::now();
+            let result = wait_for_job_tree(rapi, job.id, wait, progress)
+                .await
+                .and_then(tree_result)
+                .map(|_| ());
+            progress.finished(&job.reason.object, job.id, &result, started.elapsed());
+            (job.id, result)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Submits every step with `?dry-run=1` and reports Ganeti's verdict per action: the
+/// first refusal, or acceptance with what the first step's check returned.
+pub async fn server_check<R: Rapi + ?Sized>(
+    rapi: &R,
+    plan: &Plan,
+    run: &RunId,
+    options: ExecuteOptions,
+) -> Vec<Verdict> {
+    // Ganeti answers a dry-run create with node UUIDs; people know nodes by name.
+    let names: BTreeMap<String, String> = rapi
+        .nodes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| Some((n.uuid?, n.name)))
+        .collect();
+    let names = &names;
+    let checks = plan.actions.iter().map(|action| async move {
+        let reason = JobReason::new(run, &action.object).to_string();
+        let mut detail = None;
+        for step in &action.steps {
+            let checked = async {
+                let id = rapi
+                    .submit(step, &WriteOptions::new(reason.clone()).dry_run())
+                    .await?;
+                wait_for_job_tree(rapi, id, options.wait, &crate::rapi::jobs::Quiet)
+                    .await
+                    .and_then(tree_result)
+            }
+            .await;
+            match checked {
+                Ok(job) => {
+                    if detail.is_none() {
+                        detail = dry_run_detail(&job, names);
+                    }
+                }
+                Err(e) => {
+                    return Verdict::Refused {
+                        message: e.to_string(),
+                    };
+                }
+            }
+        }
+        Verdict::Accepted { detail }
+    });
+    stream::iter(checks)
+        .buffered(options.max_parallel.max(1))
+        .collect()
+        .await
+}
+
+/// What a dry-run job returned, when it says anything (an instance create returns the
+/// nodes Ganeti would use).
+fn dry_run_detail(job: &Job, node_names: &BTreeMap<String, String>) -> Option<String> {
+    let result = job.opresult.first()?;
+    let text = match result {
+        serde_json::Value::Null | serde_json::Value::Bool(_) => return None,
+        serde_json::Value::Array(items) if items.is_empty() => return None,
+        serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .map(|i| node_names.get(i).map_or(i, String::as_str))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    Some(format!("would use {text}"))
+}

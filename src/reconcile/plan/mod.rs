@@ -1,0 +1,229 @@
+//! The planner: a pure, deterministic function of (desired, observed, history, now) that
+//! returns ordered actions, each with the reason for it, plus what it will not do and why.
+//! No I/O happens here, so every rule is unit-tested with plain values.
+
+mod instances;
+mod nodes;
+mod prune;
+mod tags;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
+use crate::rapi::Operation;
+
+use super::history::History;
+use super::observe::{Observed, PendingJob};
+
+pub use tags::{CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub cluster: String,
+    pub actions: Vec<Action>,
+    /// Differences the operator will not resolve, and why. Each needs a person.
+    pub blocked: Vec<Blocked>,
+    /// Things worth knowing that are not drift: unmanaged instances, kept leftovers.
+    pub notes: Vec<Note>,
+    /// The operator's own unfinished jobs from earlier runs, to be awaited first.
+    pub awaiting: Vec<PendingJob>,
+}
+
+impl Plan {
+    /// Something differs from the desired state: an action to take, or one refused.
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty() || !self.blocked.is_empty() || !self.awaiting.is_empty()
+    }
+
+    pub fn count(&self, kind: ActionKind) -> usize {
+        self.actions.iter().filter(|a| a.kind == kind).count()
+    }
+}
+
+/// One change to one object: a short sequence of RAPI operations run in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub object: ObjectRef,
+    pub kind: ActionKind,
+    pub reason: String,
+    pub changes: Vec<FieldChange>,
+    pub steps: Vec<Operation>,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Create,
+    Adopt,
+    Change,
+    Move,
+    Delete,
+}
+
+impl ActionKind {
+    /// Terraform's symbols, plus `->` for a move.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ActionKind::Create => "+",
+            ActionKind::Adopt | ActionKind::Change => "~",
+            ActionKind::Move => "->",
+            ActionKind::Delete => "-",
+        }
+    }
+}
+
+/// Actions run phase by phase: node roles first (placement depends on them), deletions
+/// before creations (they free memory), then everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Nodes,
+    Deletions,
+    Instances,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl FieldChange {
+    pub fn new(field: &str, before: Option<String>, after: Option<String>) -> FieldChange {
+        FieldChange {
+            field: field.to_owned(),
+            before,
+            after,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    pub object: ObjectRef,
+    pub why: BlockReason,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockReason {
+    /// A desired name exists in the cluster without the operator's tag.
+    Conflict,
+    /// Deletions the prune policy forbids.
+    PruneRefused,
+    /// Ganeti cannot do it through the RAPI, or not without losing data.
+    Unsupported,
+    /// An earlier attempt failed with `wrong_input`; waits for the desired entry to change.
+    Stalled,
+    /// An earlier attempt failed; the next one waits for the object's backoff.
+    BackingOff,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub object: ObjectRef,
+    pub message: String,
+}
+
+/// Everything the planner reads. `now` is passed in, never taken, so plans are
+/// reproducible.
+pub struct PlanInput<'a> {
+    pub desired: &'a DesiredState,
+    pub observed: &'a Observed,
+    pub history: &'a History,
+    pub now: SystemTime,
+}
+
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let mut plan = Plan {
+        cluster: input.desired.cluster.name.clone(),
+        actions: Vec::new(),
+        blocked: Vec::new(),
+        notes: Vec::new(),
+        awaiting: input.observed.pending.clone(),
+    };
+    nodes::plan_nodes(input, &mut plan);
+    instances::plan_instances(input, &mut plan);
+    prune::plan_prune(input, &mut plan);
+    hold_back(input, &mut plan);
+    plan.actions
+        .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));
+    plan.blocked
+        .sort_by(|a, b| (&a.object, a.why).cmp(&(&b.object, b.why)));
+    plan.notes.sort_by(|a, b| a.object.cmp(&b.object));
+    plan
+}
+
+/// Objects with an unfinished job are left to it; objects in backoff or stalled wait.
+fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
+    let busy: BTreeMap<&ObjectRef, &PendingJob> = input
+        .observed
+        .pending
+        .iter()
+        .map(|job| (&job.reason.object, job))
+        .collect();
+    let mut kept = Vec::new();
+    for action in std::mem::take(&mut plan.actions) {
+        if busy.contains_key(&action.object) {
+            continue;
+        }
+        let fingerprint = fingerprint_of(input.desired, &action.object);
+        match input
+            .history
+            .hold(&action.object, fingerprint.as_deref(), input.now)
+        {
+            Some((why, message)) => {
+                if !plan
+                    .blocked
+                    .iter()
+                    .any(|b| b.object == action.object && b.why == why)
+                {
+                    plan.blocked.push(Blocked {
+                        object: action.object.clone(),
+                        why,
+                        message,
+                    });
+                }
+            }
+            None => kept.push(action),
+        }
+    }
+    plan.actions = kept;
+}
+
+/// A digest of an object's desired entry: a stall lasts until it changes.
+pub fn fingerprint_of(desired: &DesiredState, object: &ObjectRef) -> Option<String> {
+    use sha2::Digest;
+    let text = match object.kind {
+        ObjectKind::Instance => {
+            let instance = desired.instances.get(&object.name)?;
+            let class = desired.classes.get(&instance.class);
+            format!("{instance:?}{class:?}")
+        }
+        ObjectKind::Node => format!("{:?}", desired.nodes.get(&object.name)?),
+        _ => return None,
+    };
+    Some(hex::encode(&sha2::Sha256::digest(text.as_bytes())[..12]))
+}
+
+pub(crate) fn instance_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        kind: ObjectKind::Instance,
+        name: name.to_owned(),
+    }
+}
+
+pub(crate) fn node_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        kind: ObjectKind::Node,
+        name: name.to_owned(),
+    }
+}

@@ -1,0 +1,105 @@
+//! Node roles. Nodes join and leave a cluster through `gnt-node add/remove`, not the
+//! RAPI, and the master role moves only through `gnt-cluster master-failover`; those
+//! differences are reported, never acted on.
+
+use crate::desired::model::NodeRole;
+use crate::rapi::operation::NodeRoleName;
+use crate::rapi::{Node, Operation};
+
+use super::{
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, node_ref,
+};
+
+pub fn observed_role(node: &Node) -> Option<NodeRole> {
+    match node.role.as_deref()? {
+        "M" => Some(NodeRole::Master),
+        "C" => Some(NodeRole::MasterCandidate),
+        "R" => Some(NodeRole::Regular),
+        "D" => Some(NodeRole::Drained),
+        "O" => Some(NodeRole::Offline),
+        _ => None,
+    }
+}
+
+pub fn role_name(role: NodeRole) -> &'static str {
+    match role {
+        NodeRole::Master => "master",
+        NodeRole::MasterCandidate => "master-candidate",
+        NodeRole::Regular => "regular",
+        NodeRole::Drained => "drained",
+        NodeRole::Offline => "offline",
+    }
+}
+
+fn settable(role: NodeRole) -> Option<NodeRoleName> {
+    match role {
+        NodeRole::Master => None,
+        NodeRole::MasterCandidate => Some(NodeRoleName::MasterCandidate),
+        NodeRole::Regular => Some(NodeRoleName::Regular),
+        NodeRole::Drained => Some(NodeRoleName::Drained),
+        NodeRole::Offline => Some(NodeRoleName::Offline),
+    }
+}
+
+pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
+    for (name, desired) in &input.desired.nodes {
+        let object = node_ref(name);
+        let Some(node) = input.observed.nodes.get(name) else {
+            plan.blocked.push(Blocked {
+                object,
+                why: BlockReason::Unsupported,
+                message: "the node is not in the cluster; nodes join with `gnt-node add`, \
+                          which the RAPI cannot do"
+                    .into(),
+            });
+            continue;
+        };
+        let Some(current) = observed_role(node) else {
+            continue;
+        };
+        if current == desired.role {
+            continue;
+        }
+        let change = FieldChange::new(
+            "role",
+            Some(role_name(current).into()),
+            Some(role_name(desired.role).into()),
+        );
+        let target = settable(desired.role);
+        if current == NodeRole::Master || target.is_none() {
+            plan.blocked.push(Blocked {
+                object,
+                why: BlockReason::Unsupported,
+                message: format!(
+                    "role {} -> {}: the master role moves only with `gnt-cluster master-failover`",
+                    role_name(current),
+                    role_name(desired.role)
+                ),
+            });
+            continue;
+        }
+        plan.actions.push(Action {
+            object,
+            kind: ActionKind::Change,
+            reason: format!(
+                "the node is {} and should be {}",
+                role_name(current),
+                role_name(desired.role)
+            ),
+            changes: vec![change],
+            steps: vec![Operation::SetNodeRole {
+                node: name.clone(),
+                role: target.expect("checked above"),
+            }],
+            phase: Phase::Nodes,
+        });
+    }
+    for name in input.observed.nodes.keys() {
+        if !input.desired.nodes.contains_key(name) {
+            plan.notes.push(Note {
+                object: node_ref(name),
+                message: "in the cluster but not in the desired state; left alone".into(),
+            });
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Ownership tags. Ganeti tags allow `[\w.+*/:@-]` and no `=`, so everything the operator
+//! owns is marked with `ganeti-operator:`-prefixed tags.
+
+use std::collections::BTreeSet;
+
+use crate::desired::model::{Class, Instance};
+
+pub const TAG_PREFIX: &str = "ganeti-operator:";
+pub const MANAGED_TAG: &str = "ganeti-operator:managed";
+pub const CLASS_TAG_PREFIX: &str = "ganeti-operator:class:";
+pub const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
+/// Set while the desired entry says `protect: true`. It stays on the instance when the
+/// entry is removed, so that pruning still refuses to delete it.
+pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
+
+pub fn is_managed(tags: &[String]) -> bool {
+    tags.iter().any(|t| t == MANAGED_TAG)
+}
+
+pub fn is_protected(tags: &[String]) -> bool {
+    tags.iter().any(|t| t == PROTECTED_TAG)
+}
+
+/// Every tag a managed instance should carry except the image tag, which records what
+/// the instance really boots and changes only when an image rotation completes.
+pub fn desired_tags(instance: &Instance) -> BTreeSet<String> {
+    let mut tags: BTreeSet<String> = instance.tags.iter().cloned().collect();
+    tags.insert(MANAGED_TAG.to_owned());
+    tags.insert(format!("{CLASS_TAG_PREFIX}{}", instance.class));
+    if instance.protect {
+        tags.insert(PROTECTED_TAG.to_owned());
+    }
+    tags
+}
+
+pub fn image_tag(class: &Class) -> String {
+    format!("{IMAGE_TAG_PREFIX}{}", class.image)
+}
+
+pub fn is_image_tag(tag: &str) -> bool {
+    tag.starts_with(IMAGE_TAG_PREFIX)
+}
+
+/// The tags to add and to remove so that a managed instance carries exactly `desired`
+/// (image tags aside).
+pub fn tag_repair(observed: &[String], desired: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let have: BTreeSet<&String> = observed.iter().collect();
+    let add = desired
+        .iter()
+        .filter(|t| !have.contains(t))
+        .cloned()
+        .collect();
+    let remove = have
+        .into_iter()
+        .filter(|t| !is_image_tag(t) && !desired.contains(*t))
+        .cloned()
+        .collect();
+    (add, remove)
+}

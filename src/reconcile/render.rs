@@ -1,0 +1,224 @@
+//! A plan for people (Terraform's style: `+` create, `~` change, `->` move, `-` delete,
+//! `!` blocked) and for programs (JSON, shape documented in docs/plan-json.md).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::rapi::Operation;
+
+use super::plan::{Action, ActionKind, Plan};
+use super::reason::kind_name;
+
+/// Ganeti's answer to one action submitted with `?dry-run=1`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accepted { detail: Option<String> },
+    Refused { message: String },
+}
+
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn symbol(self, kind: ActionKind) -> String {
+        let code = match kind {
+            ActionKind::Create => "32",
+            ActionKind::Adopt | ActionKind::Change => "33",
+            ActionKind::Move => "36",
+            ActionKind::Delete => "31",
+        };
+        self.wrap(code, kind.symbol())
+    }
+}
+
+fn steps(action: &Action) -> String {
+    let kinds: Vec<&str> = action.steps.iter().map(Operation::kind).collect();
+    kinds.join(", ")
+}
+
+pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
+    let paint = Paint(color);
+    let mut out = String::new();
+    for job in &plan.awaiting {
+        let _ = writeln!(
+            out,
+            "  {} {} {}\n      job {} from run {} is not finished ({}); it is awaited, never submitted again\n",
+            paint.wrap("35", "*"),
+            kind_name(job.reason.object.kind),
+            job.reason.object.name,
+            job.id,
+            job.reason.run,
+            job.summary
+        );
+    }
+    for (index, action) in plan.actions.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {} {} {}",
+            paint.symbol(action.kind),
+            kind_name(action.object.kind),
+            action.object.name
+        );
+        let _ = writeln!(out, "      reason: {}", action.reason);
+        let width = action
+            .changes
+            .iter()
+            .map(|c| c.field.len())
+            .max()
+            .unwrap_or(0);
+        for change in &action.changes {
+            let value = match (&change.before, &change.after) {
+                (Some(b), Some(a)) => format!("{b} -> {a}"),
+                (None, Some(a)) => a.clone(),
+                (Some(b), None) => format!("{b} -> (none)"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "      {:width$}  {value}",
+                format!("{}:", change.field),
+                width = width + 1
+            );
+        }
+        let _ = writeln!(out, "      jobs: {}", steps(action));
+        if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
+            let line = match verdict {
+                Verdict::Accepted { detail: None } => paint.wrap("32", "ganeti: accepted"),
+                Verdict::Accepted {
+                    detail: Some(detail),
+                } => paint.wrap("32", &format!("ganeti: accepted ({detail})")),
+                Verdict::Refused { message } => {
+                    paint.wrap("1;31", &format!("ganeti: refused: {message}"))
+                }
+            };
+            let _ = writeln!(out, "      {line}");
+        }
+        out.push('\n');
+    }
+    for blocked in &plan.blocked {
+        let _ = writeln!(
+            out,
+            "  {} {} {}\n      blocked ({}): {}\n",
+            paint.wrap("1;31", "!"),
+            kind_name(blocked.object.kind),
+            blocked.object.name,
+            serde_json::to_value(blocked.why)
+                .unwrap()
+                .as_str()
+                .unwrap_or(""),
+            blocked.message
+        );
+    }
+    for note in &plan.notes {
+        let _ = writeln!(
+            out,
+            "  {}",
+            paint.wrap(
+                "2",
+                &format!(
+                    "# {} {}: {}",
+                    kind_name(note.object.kind),
+                    note.object.name,
+                    note.message
+                )
+            )
+        );
+    }
+    if !plan.notes.is_empty() {
+        out.push('\n');
+    }
+    if plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "Plan for {}: {} to create, {} to change, {} to move, {} to delete; {} blocked{}.",
+            plan.cluster,
+            plan.count(ActionKind::Create),
+            plan.count(ActionKind::Change) + plan.count(ActionKind::Adopt),
+            plan.count(ActionKind::Move),
+            plan.count(ActionKind::Delete),
+            plan.blocked.len(),
+            if plan.awaiting.is_empty() {
+                String::new()
+            } else {
+                format!("; {} unfinished job(s) to await", plan.awaiting.len())
+            }
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "No changes: {} matches the desired state.",
+            plan.cluster
+        );
+    }
+    out
+}
+
+fn object_json(object: &crate::desired::model::ObjectRef) -> Value {
+    json!({"kind": kind_name(object.kind), "name": object.name})
+}
+
+pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
+    let actions: Vec<Value> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| {
+            let mut entry = json!({
+                "symbol": action.kind.symbol(),
+                "kind": action.kind,
+                "object": object_json(&action.object),
+                "phase": action.phase,
+                "reason": action.reason,
+                "changes": action.changes,
+                "operations": action.steps.iter().map(Operation::kind).collect::<Vec<_>>(),
+            });
+            if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
+                entry["serverCheck"] = match verdict {
+                    Verdict::Accepted { detail } => json!({"accepted": true, "detail": detail}),
+                    Verdict::Refused { message } => {
+                        json!({"accepted": false, "message": message})
+                    }
+                };
+            }
+            entry
+        })
+        .collect();
+    json!({
+        "version": 1,
+        "cluster": plan.cluster,
+        "changes": plan.has_changes(),
+        "summary": {
+            "create": plan.count(ActionKind::Create),
+            "change": plan.count(ActionKind::Change) + plan.count(ActionKind::Adopt),
+            "move": plan.count(ActionKind::Move),
+            "delete": plan.count(ActionKind::Delete),
+            "blocked": plan.blocked.len(),
+            "awaiting": plan.awaiting.len(),
+        },
+        "actions": actions,
+        "blocked": plan.blocked.iter().map(|b| json!({
+            "object": object_json(&b.object),
+            "why": b.why,
+            "message": b.message,
+        })).collect::<Vec<_>>(),
+        "notes": plan.notes.iter().map(|n| json!({
+            "object": object_json(&n.object),
+            "message": n.message,
+        })).collect::<Vec<_>>(),
+        "awaiting": plan.awaiting.iter().map(|j| json!({
+            "job": j.id,
+            "run": j.reason.run.0,
+            "object": object_json(&j.reason.object),
+            "summary": j.summary,
+        })).collect::<Vec<_>>(),
+    })
+}
