@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Set up on a fresh machine", command 2). As root on
 # Debian 12: installs what the tests need, brings up a real 1-node Ganeti 3.0.2 cluster
-# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the observe
-# benchmark, switches ganeti-rapi to Ganeti's stock certificate for the pinning tests,
+# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the
+# benchmarks (printing their figures), switches ganeti-rapi to Ganeti's stock certificate for the pinning tests,
 # then rebuilds the cluster with 2 nodes for the multinode tests, and tears it down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,10 @@ fi
 
 # Before the cluster is up: builds take the CPU Ganeti needs.
 cargo build --all-targets --quiet
-cargo bench --no-run --quiet --bench observe_vs_python
+cargo bench --no-run --quiet
+
+echo "== benchmark: planning 10,000 instances on 200 nodes" >&2
+cargo bench --bench plan_10k
 
 trap '$harness down' EXIT
 GNT_NODES=1 GNT_CERT=ca $harness up
@@ -30,6 +33,9 @@ export CI=${CI:-true}
 
 echo "== all tests, 1-node cluster, CA-signed certificate" >&2
 cargo test --all-targets "$@" -- --skip stock_cert --skip multinode
+
+echo "== benchmark: converging 30 creates against the same jobs submitted at once" >&2
+BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
 
 echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
 cargo bench --bench observe_vs_python

@@ -175,11 +175,14 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         if busy.contains_key(&action.object) {
             continue;
         }
-        let fingerprint = fingerprint_of(input.desired, &action.object);
-        match input
-            .history
-            .hold(&action.object, fingerprint.as_deref(), input.now)
-        {
+        // Fingerprints are costly at 10,000 objects; only objects with a history need one.
+        let held = input.history.get(&action.object).and_then(|_| {
+            let fingerprint = fingerprint_of(input.desired, &action.object);
+            input
+                .history
+                .hold(&action.object, fingerprint.as_deref(), input.now)
+        });
+        match held {
             Some((why, message)) => {
                 if !plan
                     .blocked

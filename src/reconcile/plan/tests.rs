@@ -539,3 +539,24 @@ fn a_protected_instance_does_not_make_an_emptied_state_safe() {
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
     assert_eq!(plan.blocked.len(), 2);
 }
+
+/// The JSON shape of docs/plan-json.md, pinned.
+#[test]
+fn plan_json_is_pinned() {
+    let yaml = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test, resources: {memory: 256M}}\n  web2.gnt.test: {class: web}\n";
+    let mut foreign = web("web3.gnt.test");
+    foreign.tags.clear();
+    let mut conflict = web("web2.gnt.test");
+    conflict.tags.clear();
+    let plan = plan_of(
+        &desired(yaml),
+        &observed(vec![web("web1.gnt.test"), conflict, foreign]),
+    );
+    let json =
+        serde_json::to_string_pretty(&crate::reconcile::render::json(&plan, None)).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/plans/plan.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &json).unwrap();
+    }
+    assert_eq!(json, std::fs::read_to_string(path).unwrap());
+}

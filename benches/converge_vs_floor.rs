@@ -1,0 +1,182 @@
+//! Convergence against Ganeti's own floor, on the real sandbox (issue 4's goal: within
+//! 1.15x). Run with the sandbox env loaded:
+//!
+//!     eval "$(tests/harness/ganeti-sandbox.sh env)"
+//!     cargo bench --bench converge_vs_floor
+//!
+//! Each round times `ganeti-operator reconcile` (the release binary, from process start
+//! to converged exit) creating 30 instances, and then a plain submitter that sends the
+//! very same 30 create jobs at once and waits for all of them. The instances are removed
+//! after each. Both start from the same empty state; only `conv-*` instances are touched.
+//! BENCH_ROUNDS sets the number of rounds (default 2).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use ganeti_operator::desired::semantic::SecretFiles;
+use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+use ganeti_operator::rapi::{HttpRapi, Operation, Password, Rapi, RapiConfig, Trust, WriteOptions};
+use ganeti_operator::reconcile::history::History;
+use ganeti_operator::reconcile::observe::Observed;
+use ganeti_operator::reconcile::plan::{PlanInput, plan};
+
+const INSTANCES: usize = 30;
+
+struct NoSecrets;
+impl SecretFiles for NoSecrets {
+    fn head(&self, _: &Path) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        eprintln!("converge_vs_floor: {name} is not set; load the sandbox env first");
+        std::process::exit(1)
+    })
+}
+
+fn desired_yaml() -> String {
+    let mut y = String::from(
+        "cluster:\n  name: cluster.gnt.test\n  hypervisor: fake\n  defaultDiskTemplate: diskless\n  nic: {link: br-inst, mode: bridged}\npolicy: {prune: false, maxParallelJobs: 20}\nclasses:\n  ganeti-node: {image: sha256-01}\n  web: {image: sha256-02, os: noop+default, resources: {memory: 64M, vcpus: 1}}\nnodes:\n  node1.gnt.test: {class: ganeti-node, role: master}\ninstances:\n",
+    );
+    for i in 0..INSTANCES {
+        y.push_str(&format!(
+            "  conv-{i:02}.gnt.test: {{class: web, primaryNode: node1.gnt.test}}\n"
+        ));
+    }
+    y
+}
+
+async fn remove_bench_instances(rapi: &HttpRapi) {
+    let names: Vec<String> = rapi
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .filter(|n| n.starts_with("conv-"))
+        .collect();
+    let ids = join_all(names.into_iter().map(|instance| async move {
+        rapi.submit(
+            &Operation::RemoveInstance { instance },
+            &WriteOptions::new("bench:cleanup"),
+        )
+        .await
+        .unwrap()
+    }))
+    .await;
+    join_all(ids.into_iter().map(|id| async move {
+        wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+            .await
+            .unwrap()
+    }))
+    .await;
+}
+
+#[tokio::main]
+async fn main() {
+    let rapi = HttpRapi::new(RapiConfig::new(
+        env("GANETI_RAPI_URL"),
+        env("GANETI_RAPI_USER"),
+        Password::from_file(env("GANETI_RAPI_PASSWORD_FILE").as_ref()).unwrap(),
+        Trust::CaFile(env("GANETI_SANDBOX_CA_FILE").into()),
+    ))
+    .unwrap();
+    let work = tempfile_dir();
+    std::fs::write(work.join("desired/desired-state.yaml"), desired_yaml()).unwrap();
+    let validation = ganeti_operator::desired::validate_files(
+        vec![("d.yaml".into(), desired_yaml().into_bytes())],
+        &NoSecrets,
+    );
+    let desired = validation
+        .state
+        .expect("the bench's desired state is valid");
+    // The floor submits exactly the jobs the planner makes for an empty cluster.
+    let creates: Vec<Operation> = plan(&PlanInput {
+        desired: &desired,
+        observed: &Observed {
+            cluster: rapi.info().await.unwrap(),
+            ..Observed::default()
+        },
+        history: &History::default(),
+        now: SystemTime::now(),
+    })
+    .actions
+    .into_iter()
+    .flat_map(|a| a.steps)
+    .collect();
+    assert_eq!(creates.len(), INSTANCES);
+
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    remove_bench_instances(&rapi).await;
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+            .arg("reconcile")
+            .arg(work.join("desired"))
+            .env("GANETI_OPERATOR_STATE_DIR", work.join("state"))
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        ours.push(took);
+        remove_bench_instances(&rapi).await;
+
+        let started = Instant::now();
+        let ids = join_all(creates.iter().map(|op| {
+            let rapi = &rapi;
+            async move {
+                rapi.submit(op, &WriteOptions::new("bench:floor"))
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        join_all(ids.into_iter().map(|id| {
+            let rapi = &rapi;
+            async move {
+                wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        let took_floor = started.elapsed();
+        floor.push(took_floor);
+        remove_bench_instances(&rapi).await;
+        eprintln!(
+            "round {round}: operator {:.1}s, floor {:.1}s",
+            took.as_secs_f64(),
+            took_floor.as_secs_f64()
+        );
+    }
+    let total = |v: &[Duration]| v.iter().sum::<Duration>().as_secs_f64();
+    println!(
+        "converge {INSTANCES} creates, {rounds} round(s): operator {:.1}s, floor {:.1}s (30 jobs submitted at once)",
+        total(&ours) / rounds as f64,
+        total(&floor) / rounds as f64
+    );
+    println!(
+        "ratio operator/floor: {:.2}x (goal <= 1.15x)",
+        total(&ours) / total(&floor)
+    );
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("converge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("desired")).unwrap();
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    dir
+}
