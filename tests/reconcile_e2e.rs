@@ -207,3 +207,63 @@ async fn prune_safety_protect_conflicts_and_adoption() {
     assert!(seen.tags.contains(&"ganeti-operator:managed".to_owned()));
     assert_eq!(seen.beparams.maxmem, Some(128));
 }
+
+#[tokio::test]
+async fn a_change_ganeti_rejects_stalls_until_the_entry_changes() {
+    let Some(sb) = sandbox("reconcile_stall") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let rapi = sb.client();
+    remove_all_instances(&rapi).await;
+    let ws = Workspace::new();
+    let base = sandbox_yaml();
+    ws.write(&base);
+    let checked = ws.reconcile(&["--dry-run", "--server-check"]);
+    let checked = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(
+        checked
+            .matches("ganeti: accepted (would use node1.gnt.test)")
+            .count(),
+        3,
+        "{checked}"
+    );
+    ws.apply(0);
+
+    // Valid YAML, but below the cluster's instance policy: Ganeti says wrong_input.
+    let too_small = edit(&base, &[("      memory: 192M\n", "      memory: 16M\n")]);
+    ws.write(&too_small);
+    // --server-check asks Ganeti first, and shows its refusal.
+    let checked = ws.reconcile(&["--dry-run", "--server-check"]);
+    let checked = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.contains("ganeti: refused:"), "{checked}");
+    assert!(checked.contains("violates policy"), "{checked}");
+    let applied = ws.apply(1);
+    assert!(applied.contains("1 failed"), "{applied}");
+    assert!(applied.contains("violates policy"), "{applied}");
+
+    // The next run does not try again: the object is stalled on this entry.
+    let output = ws.reconcile(&["--dry-run"]);
+    let plan = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{plan}");
+    assert!(plan.contains("! instance web2.gnt.test"), "{plan}");
+    assert!(plan.contains("blocked (stalled)"), "{plan}");
+    let history = std::fs::read_to_string(ws.state().join("history-cluster.gnt.test.json"))
+        .expect("the state file is written");
+    assert!(history.contains("instance/web2.gnt.test"), "{history}");
+    assert!(history.contains("stalledOn"), "{history}");
+
+    // A changed entry lifts the stall.
+    let fixed = edit(&base, &[("      memory: 192M\n", "      memory: 224M\n")]);
+    ws.write(&fixed);
+    ws.apply(0);
+    ws.assert_converged();
+    let web2 = instance(&rapi, "web2.gnt.test").await.unwrap();
+    assert_eq!(web2.beparams.maxmem, Some(224));
+    let history =
+        std::fs::read_to_string(ws.state().join("history-cluster.gnt.test.json")).unwrap();
+    assert!(
+        !history.contains("web2"),
+        "success resets the history: {history}"
+    );
+}
