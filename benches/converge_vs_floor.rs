@@ -10,6 +10,11 @@
 //! after each. Both start from the same empty state; only `conv-*` instances are touched.
 //! BENCH_ROUNDS sets the number of rounds (default 2).
 
+#[path = "support/bench_mode.rs"]
+mod bench_mode;
+#[path = "support/sandbox_env.rs"]
+mod sandbox_env;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::join_all;
 use ganeti_operator::desired::semantic::SecretFiles;
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
-use ganeti_operator::rapi::{HttpRapi, Operation, Password, Rapi, RapiConfig, Trust, WriteOptions};
+use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, WriteOptions};
 use ganeti_operator::reconcile::history::History;
 use ganeti_operator::reconcile::observe::Observed;
 use ganeti_operator::reconcile::plan::{PlanInput, plan};
@@ -29,13 +34,6 @@ impl SecretFiles for NoSecrets {
     fn head(&self, _: &Path) -> Option<Vec<u8>> {
         None
     }
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        eprintln!("converge_vs_floor: {name} is not set; load the sandbox env first");
-        std::process::exit(1)
-    })
 }
 
 fn desired_yaml() -> String {
@@ -78,13 +76,8 @@ async fn remove_bench_instances(rapi: &HttpRapi) {
 
 #[tokio::main]
 async fn main() {
-    let rapi = HttpRapi::new(RapiConfig::new(
-        env("GANETI_RAPI_URL"),
-        env("GANETI_RAPI_USER"),
-        Password::from_file(env("GANETI_RAPI_PASSWORD_FILE").as_ref()).unwrap(),
-        Trust::CaFile(env("GANETI_SANDBOX_CA_FILE").into()),
-    ))
-    .unwrap();
+    bench_mode::require_bench_mode("converge_vs_floor");
+    let rapi = sandbox_env::rapi();
     let work = tempfile_dir();
     std::fs::write(work.join("desired/desired-state.yaml"), desired_yaml()).unwrap();
     let validation = ganeti_operator::desired::validate_files(

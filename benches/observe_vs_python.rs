@@ -9,6 +9,11 @@
 //! at 0 and at 200 instances, then times both clients in alternating rounds and prints
 //! the median of each and their ratio (same run, same cluster: only the ratio matters).
 
+#[path = "support/bench_mode.rs"]
+mod bench_mode;
+#[path = "support/sandbox_env.rs"]
+mod sandbox_env;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,31 +21,15 @@ use std::time::{Duration, Instant};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::observer::RequestCounter;
 use ganeti_operator::rapi::operation::{InstanceCreate, NicSpec};
-use ganeti_operator::rapi::{HttpRapi, Operation, Password, Rapi, RapiConfig, Trust, WriteOptions};
+use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, WriteOptions};
 use ganeti_operator::reconcile::observe::{OBSERVE_REQUESTS, observe};
 
 const INSTANCES: usize = 200;
 const ROUNDS: usize = 5;
 const PER_ROUND: usize = 6;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        eprintln!(
-            "observe_vs_python: {name} is not set; bring the sandbox up and \
-             `eval \"$(tests/harness/ganeti-sandbox.sh env)\"` first"
-        );
-        std::process::exit(1)
-    })
-}
-
 fn client(counter: Arc<RequestCounter>) -> HttpRapi {
-    let config = RapiConfig::new(
-        env("GANETI_RAPI_URL"),
-        env("GANETI_RAPI_USER"),
-        Password::from_file(env("GANETI_RAPI_PASSWORD_FILE").as_ref()).unwrap(),
-        Trust::CaFile(env("GANETI_SANDBOX_CA_FILE").into()),
-    );
-    HttpRapi::new(config).unwrap().with_observer(counter)
+    sandbox_env::rapi().with_observer(counter)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -118,6 +107,7 @@ fn python_round() -> Vec<f64> {
 
 #[tokio::main]
 async fn main() {
+    bench_mode::require_bench_mode("observe_vs_python");
     let counter = Arc::new(RequestCounter::default());
     let rapi = client(counter.clone());
     let master = rapi.info().await.unwrap().master.unwrap();

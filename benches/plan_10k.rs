@@ -7,6 +7,9 @@
 //! lacks the last third, plus 100 unmanaged instances and 50 managed leftovers, so every
 //! rule runs. The median of 21 plans is printed next to the budget.
 
+#[path = "support/bench_mode.rs"]
+mod bench_mode;
+
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -130,6 +133,7 @@ fn observed() -> Observed {
 }
 
 fn main() {
+    bench_mode::require_bench_mode("plan_10k");
     let validation = ganeti_operator::desired::validate_files(
         vec![("big.yaml".into(), yaml().into_bytes())],
         &NoSecrets,

@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod desired;
 pub mod rapi;
 pub mod reconcile;
+pub mod source;

@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::reconcile::{Workspace, remove_all_instances, sandbox_yaml};
+use common::reconcile::{Workspace, operator_jobs, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
-use ganeti_operator::rapi::{HttpRapi, JobStatus, Rapi};
-use ganeti_operator::reconcile::reason::JobReason;
+use ganeti_operator::rapi::Rapi;
 
 const EXTRA: usize = 6;
 const KILL_AFTER_MS: [u64; 6] = [300, 600, 900, 1200, 1600, 2000];
@@ -62,29 +60,6 @@ fn crash_repeatedly(ws: &Workspace) -> Vec<String> {
     ws.apply(0);
     ws.assert_converged();
     logs
-}
-
-/// (opcode, instance) → how many of the operator's jobs since `after` did it.
-async fn operator_jobs(rapi: &HttpRapi, after: u64) -> BTreeMap<(String, String), Vec<u64>> {
-    let mut seen: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
-    for job in rapi.jobs().await.unwrap() {
-        if job.id <= after || !job.reasons().iter().any(|r| JobReason::parse(r).is_some()) {
-            continue;
-        }
-        assert_eq!(
-            job.status,
-            Some(JobStatus::Success),
-            "job {} failed: {:?}",
-            job.id,
-            job.failure()
-        );
-        for op in &job.ops {
-            let opcode = op["OP_ID"].as_str().unwrap_or("?").to_owned();
-            let instance = op["instance_name"].as_str().unwrap_or("-").to_owned();
-            seen.entry((opcode, instance)).or_default().push(job.id);
-        }
-    }
-    seen
 }
 
 #[tokio::test]

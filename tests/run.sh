@@ -32,7 +32,7 @@ eval "$($harness env)"
 export CI=${CI:-true}
 
 echo "== all tests, 1-node cluster, CA-signed certificate" >&2
-cargo test --all-targets "$@" -- --skip stock_cert --skip multinode
+cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode
 
 echo "== benchmark: converging 30 creates against the same jobs submitted at once" >&2
 BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
@@ -48,4 +48,4 @@ cargo test --test rapi_stock_cert "$@"
 echo "== 2-node cluster: migrate, failover, drain, node migrate" >&2
 GNT_NODES=2 GNT_CERT=ca $harness up
 eval "$($harness env)"
-cargo test --all-targets "$@" -- multinode
+cargo test --lib --bins --tests "$@" -- multinode

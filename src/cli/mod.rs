@@ -1,8 +1,12 @@
 //! The command line: parsing, dispatch, and exit codes. Each subcommand lives in its own file.
 
+mod hook;
+mod local_http;
 mod progress;
 mod reconcile;
+mod run_cmd;
 mod schema_cmd;
+mod status_cmd;
 mod validate;
 
 use std::io::IsTerminal as _;
@@ -50,8 +54,86 @@ enum Command {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Run as a service: reconcile on a timer, on changes, on a signed webhook, on SIGHUP.
+    Run {
+        /// Read the desired state from this directory (watched for changes).
+        #[arg(long, conflicts_with = "git_repo")]
+        dir: Option<PathBuf>,
+        /// Read the desired state from this git repository (bare is fine), without a
+        /// working tree.
+        #[arg(long)]
+        git_repo: Option<PathBuf>,
+        #[arg(long, default_value = "main")]
+        git_branch: String,
+        /// The desired-state directory inside the repository.
+        #[arg(long, default_value = "desired-state")]
+        git_path: String,
+        /// Where /healthz, /readyz, /status and /hooks/git are served.
+        #[arg(long, env = "GANETI_OPERATOR_LISTEN", default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        /// The shared secret webhooks are signed with; without it every webhook is refused.
+        #[arg(long, env = "GANETI_OPERATOR_WEBHOOK_SECRET_FILE")]
+        webhook_secret_file: Option<PathBuf>,
+        /// Overrides policy.resyncInterval (e.g. 30s, 5m).
+        #[arg(long, value_parser = parse_duration)]
+        resync_interval: Option<std::time::Duration>,
+        /// How long SIGTERM waits for jobs in flight.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        shutdown_grace: std::time::Duration,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Show where every object stands, from a running daemon.
+    Status {
+        #[arg(
+            long,
+            env = "GANETI_OPERATOR_URL",
+            default_value = "http://127.0.0.1:9090"
+        )]
+        url: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Git server hooks.
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Print the JSON schema of desired-state files.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum HookCommand {
+    /// Reject a push whose desired state does not validate (reads git's ref updates on stdin).
+    PreReceive {
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value = "desired-state")]
+        path: String,
+    },
+    /// Wake the daemon through its signed webhook after a push.
+    PostReceive {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        webhook_secret_file: PathBuf,
+    },
+    /// Install pre-receive (and, with --notify-url, post-receive) into a bare repository.
+    Install {
+        repo: PathBuf,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value = "desired-state")]
+        path: String,
+        /// The daemon's listener, e.g. http://127.0.0.1:9090.
+        #[arg(long)]
+        notify_url: Option<String>,
+        #[arg(long)]
+        webhook_secret_file: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::desired::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// How to reach the RAPI. The password is read from a file or GANETI_RAPI_PASSWORD,
@@ -151,6 +233,58 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 server_check,
                 output,
                 connection: connection.overrides(),
+            },
+            &mut stdout,
+        ),
+        Command::Run {
+            dir,
+            git_repo,
+            git_branch,
+            git_path,
+            listen,
+            webhook_secret_file,
+            resync_interval,
+            shutdown_grace,
+            connection,
+        } => {
+            let source = match git_repo {
+                Some(repo) => crate::source::Source::Git {
+                    repo,
+                    rev: git_branch,
+                    path: git_path,
+                },
+                None => crate::source::Source::Dir(dir.unwrap_or_else(|| "desired-state".into())),
+            };
+            run_cmd::run(run_cmd::RunArgs {
+                source,
+                listen,
+                webhook_secret_file,
+                resync: resync_interval,
+                shutdown_grace,
+                connection: connection.overrides(),
+            })
+        }
+        Command::Status { url, output } => status_cmd::run(&url, output, &mut stdout),
+        Command::Hook(HookCommand::PreReceive { branch, path }) => {
+            hook::pre_receive(&branch, &path, &mut std::io::stdin().lock())
+        }
+        Command::Hook(HookCommand::PostReceive {
+            url,
+            webhook_secret_file,
+        }) => hook::post_receive(&url, &webhook_secret_file, &mut std::io::stdin().lock()),
+        Command::Hook(HookCommand::Install {
+            repo,
+            branch,
+            path,
+            notify_url,
+            webhook_secret_file,
+        }) => hook::install(
+            hook::Install {
+                repo,
+                branch,
+                path,
+                notify_url,
+                webhook_secret_file,
             },
             &mut stdout,
         ),

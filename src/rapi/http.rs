@@ -451,6 +451,47 @@ impl Rapi for HttpRapi {
         self.call(bulk(Request::get("/2/jobs", "/2/jobs"))).await
     }
 
+    async fn pending_jobs(&self) -> Result<Vec<Job>, RapiError> {
+        let mut request = Request::get("/2/query/job", "/2/query/job");
+        // A query with a filter must be a PUT; it changes nothing, so it may be retried.
+        request.method = Method::PUT;
+        request.body = Some(json!({
+            "fields": ["id", "status", "summary", "ops"],
+            "qfilter": ["|",
+                ["=", "status", "queued"], ["=", "status", "waiting"],
+                ["=", "status", "running"], ["=", "status", "canceling"]],
+        }));
+        match self.call::<Value>(request).await {
+            Ok(answer) => Ok(query_rows(&answer)
+                .into_iter()
+                .filter_map(|row| {
+                    let mut cells = row.into_iter();
+                    Some(Job {
+                        id: cells.next()?.as_u64()?,
+                        status: serde_json::from_value(cells.next()?).ok(),
+                        summary: serde_json::from_value(cells.next()?).unwrap_or_default(),
+                        ops: serde_json::from_value(cells.next()?).unwrap_or_default(),
+                        ..Job::default()
+                    })
+                })
+                .collect()),
+            // A user without write access may not PUT a query: filter the bulk list.
+            Err(
+                RapiError::Forbidden
+                | RapiError::Api {
+                    status: 404 | 405 | 501,
+                    ..
+                },
+            ) => Ok(self
+                .jobs()
+                .await?
+                .into_iter()
+                .filter(|j| j.status.is_some_and(|s| !s.is_finished()))
+                .collect()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn job(&self, id: JobId) -> Result<Option<Job>, RapiError> {
         let job: Job = self
             .call(Request::get("/2/jobs/{id}", format!("/2/jobs/{id}")))
@@ -573,4 +614,24 @@ fn is_tls_failure(error: &reqwest::Error, detail: &str) -> bool {
         source = s.source();
     }
     detail.contains("invalid peer certificate") || detail.contains("certificate")
+}
+
+/// The values of a `/2/query` answer, row by row: each cell is `[status, value]`, and a
+/// cell whose status is not 0 (no data, unavailable) becomes null.
+fn query_rows(answer: &Value) -> Vec<Vec<Value>> {
+    answer
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .map(|row| {
+            row.iter()
+                .map(|cell| match cell.as_array().map(Vec::as_slice) {
+                    Some([status, value]) if status.as_u64() == Some(0) => value.clone(),
+                    _ => Value::Null,
+                })
+                .collect()
+        })
+        .collect()
 }

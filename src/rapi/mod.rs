@@ -30,6 +30,9 @@ pub trait Rapi: Send + Sync {
     fn groups(&self) -> impl Future<Output = Result<Vec<Group>, RapiError>> + Send;
     /// `/2/jobs?bulk=1`: the jobs Ganeti still keeps, with their opcodes and reasons.
     fn jobs(&self) -> impl Future<Output = Result<Vec<Job>, RapiError>> + Send;
+    /// The unfinished jobs only (queued, waiting, running, canceling), with their opcodes:
+    /// a filtered query, so its size does not grow with Ganeti's job history.
+    fn pending_jobs(&self) -> impl Future<Output = Result<Vec<Job>, RapiError>> + Send;
     /// `None` when Ganeti does not know the job.
     fn job(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, RapiError>> + Send;
     /// Long-polls until the job's status or log moves past what is known; `None` when

@@ -26,12 +26,12 @@ pub struct PendingJob {
 /// The number of RAPI requests `observe` makes, whatever the cluster's size.
 pub const OBSERVE_REQUESTS: u64 = 4;
 
-/// Reads the job list first and the rest after it: a job that the list shows finished
-/// has its effects in the nodes and instances read afterwards, and a job still pending is
-/// awaited, never planned around. Reading them the other way round could miss a create
+/// Reads the unfinished jobs first and the rest after them: a job that is not listed
+/// has finished, so its effects are in the nodes and instances read afterwards, and a job
+/// still pending is awaited, never planned around. Reading them the other way round could miss a create
 /// that finished in between and plan it twice.
 pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> {
-    let jobs = rapi.jobs().await?;
+    let jobs = rapi.pending_jobs().await?;
     let (cluster, nodes, instances) =
         tokio::try_join!(rapi.info(), rapi.nodes(), rapi.instances())?;
     let pending = jobs

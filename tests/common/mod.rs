@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod daemon;
 pub mod fake_rapi;
 pub mod reconcile;
 pub mod recorded_rapi;

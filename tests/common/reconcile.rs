@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
-use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, WriteOptions};
+use std::collections::BTreeMap;
+
+use ganeti_operator::rapi::{HttpRapi, JobStatus, Operation, Rapi, WriteOptions};
+use ganeti_operator::reconcile::reason::JobReason;
 
 use super::{assert_golden, operator_with_env, project_root};
 
@@ -121,4 +124,27 @@ pub async fn remove_all_instances(rapi: &HttpRapi) {
             .await
             .unwrap();
     }
+}
+
+/// (opcode, instance) → how many of the operator's jobs since `after` did it.
+pub async fn operator_jobs(rapi: &HttpRapi, after: u64) -> BTreeMap<(String, String), Vec<u64>> {
+    let mut seen: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for job in rapi.jobs().await.unwrap() {
+        if job.id <= after || !job.reasons().iter().any(|r| JobReason::parse(r).is_some()) {
+            continue;
+        }
+        assert_eq!(
+            job.status,
+            Some(JobStatus::Success),
+            "job {} failed: {:?}",
+            job.id,
+            job.failure()
+        );
+        for op in &job.ops {
+            let opcode = op["OP_ID"].as_str().unwrap_or("?").to_owned();
+            let instance = op["instance_name"].as_str().unwrap_or("-").to_owned();
+            seen.entry((opcode, instance)).or_default().push(job.id);
+        }
+    }
+    seen
 }

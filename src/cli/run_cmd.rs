@@ -1,0 +1,99 @@
+//! `ganeti-operator run`: the daemon, with signals wired to it. SIGTERM and SIGINT stop
+//! it gracefully; SIGHUP triggers a reconcile.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use crate::config::{self, Overrides};
+use crate::daemon::{self, DaemonOptions, Trigger};
+use crate::rapi::HttpRapi;
+use crate::source::Source;
+
+pub struct RunArgs {
+    pub source: Source,
+    pub listen: SocketAddr,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub resync: Option<Duration>,
+    pub shutdown_grace: Duration,
+    pub connection: Overrides,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    init_logging();
+    // The RAPI URL may come from the desired state, so read it once up front.
+    let first = args.source.load()?;
+    let desired_url = first
+        .validation
+        .state
+        .as_ref()
+        .and_then(|s| s.cluster.rapi_url.clone());
+    let settings = config::resolve(&args.connection, desired_url.as_deref())?;
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the webhook secret {}", path.display()))?
+                .trim_ascii()
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let state_dir = settings.state_dir.clone();
+    let rapi = HttpRapi::new(settings.rapi)?;
+    // One thread: the daemon mostly waits, and a small footprint matters on a node.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let (sender, receiver) = mpsc::channel(16);
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let (signals_shutdown, signals_sender) = (shutdown.clone(), sender.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); signals_shutdown.cancel(); }
+                    _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); signals_shutdown.cancel(); }
+                    _ = hangup.recv() => { tracing::info!("SIGHUP: reconciling"); let _ = signals_sender.try_send(Trigger::Signal); }
+                }
+            }
+        });
+        daemon::run(
+            &rapi,
+            DaemonOptions {
+                source: args.source,
+                listen: args.listen,
+                webhook_secret,
+                resync: args.resync,
+                debounce: Duration::from_millis(100),
+                shutdown_grace: args.shutdown_grace,
+                state_dir,
+            },
+            (sender, receiver),
+            shutdown,
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
+    Ok(exit::OK)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("GANETI_OPERATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(super::use_color())
+        .try_init();
+}

@@ -1,0 +1,99 @@
+//! `ganeti-operator status`: where every object stands, from the daemon's `/status`.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use super::{OutputFormat, exit};
+use crate::daemon::status::{Condition, Status};
+
+pub fn run(url: &str, output: OutputFormat, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let url = format!("{}/status", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = runtime.block_on(async {
+        let response = super::local_http::client()?
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("asking the daemon at {url} (is `ganeti-operator run` up?)"))?
+            .error_for_status()?;
+        anyhow::Ok(response.text().await?)
+    })?;
+    let status: Status = serde_json::from_str(&text).context("the daemon's status")?;
+    match output {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+        OutputFormat::Text => write!(out, "{}", table(&status))?,
+    }
+    let stalled = status
+        .objects
+        .iter()
+        .any(|o| o.condition == Condition::Stalled);
+    Ok(if stalled { exit::FAILURE } else { exit::OK })
+}
+
+fn table(status: &Status) -> String {
+    let mut text = String::new();
+    let none = || "-".to_owned();
+    text.push_str(&format!(
+        "source: {}\ndesired revision: {}\napplied revision: {}\nready: {}   reconciles: {}   refused states: {}\n",
+        status.source,
+        status.desired_revision.clone().unwrap_or_else(none),
+        status.applied_revision.clone().unwrap_or_else(none),
+        status.ready,
+        status.reconciles,
+        status.refusals
+    ));
+    if let Some(last) = &status.last_reconcile {
+        text.push_str(&format!(
+            "last reconcile: {} {} ({:.1}s): {}\n",
+            last.at, last.result, last.seconds, last.message
+        ));
+    }
+    if let Some(refusal) = &status.last_refusal {
+        text.push_str(&format!(
+            "last refused state: {} at {}\n{}",
+            refusal.revision, refusal.at, refusal.errors
+        ));
+    }
+    let rows: Vec<[String; 6]> = status
+        .objects
+        .iter()
+        .map(|o| {
+            [
+                o.kind.clone(),
+                o.name.clone(),
+                format!("{:?}", o.condition),
+                o.reason.clone(),
+                o.last_transition_time.clone(),
+                o.revision.chars().take(12).collect(),
+            ]
+        })
+        .collect();
+    let header = ["KIND", "NAME", "CONDITION", "REASON", "SINCE", "REVISION"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    text.push('\n');
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    for o in status
+        .objects
+        .iter()
+        .filter(|o| o.condition != Condition::Ready)
+    {
+        text.push_str(&format!("  {} {}: {}\n", o.kind, o.name, o.message));
+    }
+    text
+}

@@ -1,0 +1,59 @@
+//! Progress as log lines, for the daemon.
+
+use std::time::Duration;
+
+use crate::desired::model::ObjectRef;
+use crate::rapi::jobs::JobObserver;
+use crate::rapi::{JobId, JobStatus, Operation, RapiError};
+use crate::reconcile::execute::Progress;
+use crate::reconcile::observe::PendingJob;
+use crate::reconcile::reason::kind_name;
+
+pub struct LogProgress;
+
+impl JobObserver for LogProgress {
+    fn status(&self, job: JobId, status: JobStatus, elapsed: Duration) {
+        tracing::debug!(
+            job,
+            ?status,
+            elapsed_s = elapsed.as_secs_f64(),
+            "job status"
+        );
+    }
+}
+
+impl Progress for LogProgress {
+    fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId) {
+        tracing::info!(
+            object = %format!("{}/{}", kind_name(object.kind), object.name),
+            operation = operation.kind(),
+            job,
+            "submitted"
+        );
+    }
+
+    fn finished(
+        &self,
+        object: &ObjectRef,
+        job: JobId,
+        result: &Result<(), RapiError>,
+        took: Duration,
+    ) {
+        let object = format!("{}/{}", kind_name(object.kind), object.name);
+        match result {
+            Ok(()) => tracing::info!(%object, job, took_s = took.as_secs_f64(), "job succeeded"),
+            Err(e) => {
+                tracing::warn!(%object, job, took_s = took.as_secs_f64(), error = %e, "job failed")
+            }
+        }
+    }
+
+    fn awaiting(&self, job: &PendingJob) {
+        tracing::info!(
+            object = %format!("{}/{}", kind_name(job.reason.object.kind), job.reason.object.name),
+            job = job.id,
+            run = %job.reason.run,
+            "awaiting an unfinished job of an earlier run instead of submitting again"
+        );
+    }
+}

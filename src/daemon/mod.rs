@@ -1,0 +1,317 @@
+//! `ganeti-operator run`: the reconcile loop as a service. Triggers (a periodic resync
+//! with jitter, a changed directory, a signed webhook, SIGHUP) are debounced into one
+//! reconcile at a time. A desired state that fails validation is refused and the last
+//! good one stays in force. Shutdown stops submitting and waits, up to a grace period,
+//! for the jobs in flight.
+
+pub mod log_progress;
+pub mod server;
+pub mod status;
+pub mod time;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::desired::diagnostic;
+use crate::desired::model::DesiredState;
+use crate::rapi::Rapi;
+use crate::rapi::jobs::WaitOptions;
+use crate::reconcile::cycle::{self, ApplyOptions, CycleError};
+use crate::reconcile::execute::ExecuteOptions;
+use crate::reconcile::history::BackoffPolicy;
+use crate::reconcile::reason::RunId;
+use crate::source::Source;
+
+use self::status::{LastReconcile, Refusal, Status};
+use self::time::rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Resync,
+    Changed,
+    Webhook,
+    Signal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("watching {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+}
+
+pub struct DaemonOptions {
+    pub source: Source,
+    pub listen: SocketAddr,
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Overrides the desired state's `policy.resyncInterval`.
+    pub resync: Option<Duration>,
+    pub debounce: Duration,
+    pub shutdown_grace: Duration,
+    pub state_dir: PathBuf,
+}
+
+/// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
+/// for SIGHUP; the daemon adds the webhook and the directory watch to it.
+pub async fn run<R: Rapi>(
+    rapi: &R,
+    options: DaemonOptions,
+    triggers: (mpsc::Sender<Trigger>, mpsc::Receiver<Trigger>),
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let (sender, mut receiver) = triggers;
+    let status = Arc::new(RwLock::new(Status {
+        source: options.source.describe(),
+        ..Status::default()
+    }));
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    let app = server::router(server::AppState {
+        status: status.clone(),
+        triggers: sender.clone(),
+        webhook_secret: options.webhook_secret.clone().map(Arc::new),
+    });
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(server_shutdown.cancelled_owned())
+            .await;
+    });
+    tracing::info!(listen = %options.listen, source = %options.source.describe(), "ganeti-operator running");
+    let _watcher = match &options.source {
+        Source::Dir(dir) => Some(watch(dir, sender.clone())?),
+        Source::Git { .. } => None,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let mut desired: Option<(DesiredState, String)> = None;
+    let mut next_resync = tokio::time::Instant::now();
+    loop {
+        let trigger = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            t = receiver.recv() => t.unwrap_or(Trigger::Resync),
+            _ = tokio::time::sleep_until(next_resync) => Trigger::Resync,
+        };
+        // Debounce: a burst of triggers (an editor saving, a push and its webhook) is one.
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(options.debounce) => {}
+        }
+        while receiver.try_recv().is_ok() {}
+        tracing::debug!(?trigger, "reconcile triggered");
+
+        load(&options.source, &mut desired, &status).await;
+        if let Some((state, revision)) = &desired {
+            let finished =
+                reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await;
+            if !finished {
+                break;
+            }
+        }
+        let interval = options.resync.unwrap_or_else(|| {
+            desired
+                .as_ref()
+                .map_or(Duration::from_secs(300), |(d, _)| d.policy.resync_interval)
+        });
+        next_resync = tokio::time::Instant::now() + jittered(interval);
+    }
+    let _ = server.await;
+    tracing::info!("ganeti-operator stopped");
+    Ok(())
+}
+
+/// Reads the source; a valid state replaces the one in force, an invalid one is refused.
+async fn load(
+    source: &Source,
+    desired: &mut Option<(DesiredState, String)>,
+    status: &RwLock<Status>,
+) {
+    let reader = source.clone();
+    let loaded = tokio::task::spawn_blocking(move || reader.load())
+        .await
+        .expect("the loader does not panic");
+    match loaded {
+        Ok(snapshot) => match snapshot.validation.state {
+            Some(state) => {
+                if desired.as_ref().map(|(_, r)| r) != Some(&snapshot.revision) {
+                    tracing::info!(revision = %snapshot.revision, summary = %state.summary(), "desired state accepted");
+                }
+                status.write().unwrap().desired_revision = Some(snapshot.revision.clone());
+                *desired = Some((state, snapshot.revision));
+            }
+            None => {
+                let errors = diagnostic::render_text(&snapshot.validation.diagnostics);
+                let mut status = status.write().unwrap();
+                let known = status
+                    .last_refusal
+                    .as_ref()
+                    .is_some_and(|r| r.revision == snapshot.revision);
+                if !known {
+                    status.refusals += 1;
+                    tracing::warn!(
+                        revision = %snapshot.revision,
+                        errors = snapshot.validation.diagnostics.len(),
+                        "desired state refused; the last good one stays in force:\n{errors}"
+                    );
+                    status.last_refusal = Some(Refusal {
+                        revision: snapshot.revision,
+                        at: rfc3339(SystemTime::now()),
+                        errors,
+                    });
+                }
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the desired state failed; the last good one stays in force")
+        }
+    }
+}
+
+/// One reconcile. Returns false when shutdown gave up waiting for jobs in flight.
+async fn reconcile<R: Rapi>(
+    rapi: &R,
+    desired: &DesiredState,
+    revision: &str,
+    options: &DaemonOptions,
+    status: &RwLock<Status>,
+    stop: &AtomicBool,
+    shutdown: &CancellationToken,
+) -> bool {
+    let started = Instant::now();
+    let run = RunId::new(SystemTime::now());
+    let history_file = options
+        .state_dir
+        .join(format!("history-{}.json", desired.cluster.name));
+    let on_plan = |plan: &crate::reconcile::plan::Plan| {
+        if !plan.actions.is_empty() {
+            tracing::info!(run = %run, actions = plan.actions.len(), blocked = plan.blocked.len(), "applying");
+        }
+    };
+    let apply = cycle::apply(
+        rapi,
+        desired,
+        ApplyOptions {
+            run: &run,
+            execute: ExecuteOptions {
+                max_parallel: desired.policy.max_parallel_jobs as usize,
+                wait: WaitOptions::default(),
+            },
+            backoff: BackoffPolicy::default(),
+            history_file: &history_file,
+            on_plan: &on_plan,
+        },
+        &log_progress::LogProgress,
+        stop,
+    );
+    let result = tokio::select! {
+        result = apply => result,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(options.shutdown_grace).await;
+        } => {
+            tracing::warn!(grace_s = options.shutdown_grace.as_secs(), "shutdown: stopped waiting for jobs in flight; the next start awaits them");
+            return false;
+        }
+    };
+    let now = SystemTime::now();
+    let mut status = status.write().unwrap();
+    status.reconciles += 1;
+    let (result, message) = match result {
+        Ok(report) => {
+            status.ready = true;
+            status.record_plan(desired, &report.after, revision, now);
+            let failures = report.failures();
+            if failures == 0 {
+                status.applied_revision = Some(revision.to_owned());
+            }
+            if failures > 0 {
+                ("failed", format!("{failures} action(s) failed"))
+            } else if report.after.has_changes() {
+                (
+                    "pending",
+                    "changes remain (blocked or backing off)".to_owned(),
+                )
+            } else {
+                (
+                    "converged",
+                    "the cluster matches the desired state".to_owned(),
+                )
+            }
+        }
+        Err(e) => {
+            if !matches!(e, CycleError::Observe(_)) {
+                status.ready = true;
+            }
+            tracing::warn!(error = %e, "reconcile failed");
+            ("error", e.to_string())
+        }
+    };
+    tracing::info!(
+        result,
+        revision,
+        took_s = started.elapsed().as_secs_f64(),
+        "reconcile finished"
+    );
+    status.last_reconcile = Some(LastReconcile {
+        at: rfc3339(now),
+        result: result.into(),
+        message,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    true
+}
+
+/// The interval, less up to a tenth, so several daemons do not resync in step.
+fn jittered(interval: Duration) -> Duration {
+    use std::hash::BuildHasher as _;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let tenth = interval.as_millis() as u64 / 10;
+    interval - Duration::from_millis(if tenth == 0 { 0 } else { random % tenth })
+}
+
+fn watch(
+    dir: &std::path::Path,
+    triggers: mpsc::Sender<Trigger>,
+) -> Result<notify::RecommendedWatcher, DaemonError> {
+    use notify::Watcher as _;
+    let failed = |source| DaemonError::Watch {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = triggers.try_send(Trigger::Changed);
+        }
+    })
+    .map_err(failed)?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(failed)?;
+    Ok(watcher)
+}

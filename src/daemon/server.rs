@@ -1,0 +1,72 @@
+//! The daemon's HTTP listener: `/healthz`, `/readyz`, `/status` and the signed
+//! `/hooks/git` webhook. It binds to localhost unless told otherwise.
+
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use tokio::sync::mpsc;
+
+use super::Trigger;
+use super::status::Status;
+use super::webhook;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub status: Arc<RwLock<Status>>,
+    pub triggers: mpsc::Sender<Trigger>,
+    /// `None`: no secret configured, so every webhook is refused.
+    pub webhook_secret: Option<Arc<Vec<u8>>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/hooks/git", post(git_hook))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.status.read().unwrap().ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the cluster has not been observed yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Json<Status> {
+    Json(state.status.read().unwrap().clone())
+}
+
+async fn git_hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = &state.webhook_secret else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "webhooks are refused: the daemon has no webhook secret\n",
+        )
+            .into_response();
+    };
+    let signature = headers
+        .get(webhook::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !webhook::verify(secret, &body, signature) {
+        tracing::warn!(
+            "webhook refused: missing or bad {}",
+            webhook::SIGNATURE_HEADER
+        );
+        return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
+    }
+    // A full queue already holds a trigger that will read the newest state.
+    let _ = state.triggers.try_send(Trigger::Webhook);
+    (StatusCode::ACCEPTED, "reconcile triggered\n").into_response()
+}
