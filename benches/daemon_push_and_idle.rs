@@ -112,6 +112,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 async fn main() {
     bench_mode::require_bench_mode("daemon_push_and_idle");
     let rapi = sandbox_env::rapi();
+    remove_managed_instances(&rapi).await;
     let work = std::env::temp_dir().join(format!("daemon-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("state")).unwrap();
@@ -254,4 +255,25 @@ async fn main() {
         rss as f64 / 1024.0
     );
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Leftovers of tests would make the example's prune refuse, and never converge.
+async fn remove_managed_instances(rapi: &ganeti_operator::rapi::HttpRapi) {
+    use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+    use ganeti_operator::rapi::{Operation, WriteOptions};
+    for instance in rapi.instances().await.unwrap() {
+        if !instance.tags.iter().any(|t| t == "ganeti-operator:managed") {
+            continue;
+        }
+        let remove = Operation::RemoveInstance {
+            instance: instance.name,
+        };
+        let id = rapi
+            .submit(&remove, &WriteOptions::new("bench:clean-slate"))
+            .await
+            .unwrap();
+        wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+            .await
+            .unwrap();
+    }
 }

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod desired;
+pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
 pub mod source;

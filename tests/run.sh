@@ -11,6 +11,7 @@ harness=tests/harness/ganeti-sandbox.sh
 need_apt=()
 command -v age >/dev/null || need_apt+=(age)
 command -v bc >/dev/null || need_apt+=(bc)
+command -v git >/dev/null || need_apt+=(git)
 [[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
 if ((${#need_apt[@]})); then
   echo "tests/run.sh: installing ${need_apt[*]}" >&2
@@ -36,6 +37,9 @@ cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode
 
 echo "== benchmark: converging 30 creates against the same jobs submitted at once" >&2
 BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
+
+echo "== benchmark: the daemon, push to first job and idle footprint" >&2
+cargo bench --bench daemon_push_and_idle
 
 echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
 cargo bench --bench observe_vs_python

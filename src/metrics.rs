@@ -1,0 +1,258 @@
+//! Every metric the operator exports, declared here and nowhere else. All names start
+//! with `ganeti_operator_`, and every label takes a bounded set of values: results,
+//! kinds, conditions, route templates, operations; hosts are bounded by the cluster, and
+//! a host's series are removed with it.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::rapi::observer::{RequestObserver, RequestRecord};
+
+/// What Prometheus expects from an OpenMetrics endpoint.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub kind: &'static str,
+    pub condition: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub operation: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: &'static str,
+    pub route: &'static str,
+    /// The HTTP status, or `error` when no answer arrived.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: &'static str,
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevisionLabels {
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostImageLabels {
+    pub host: String,
+    pub class: String,
+    pub image: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub actions: Family<ActionLabels, Counter>,
+    pub objects: Family<ObjectLabels, Gauge>,
+    pub drift: Family<KindLabels, Gauge>,
+    pub job_duration: Family<JobLabels, Histogram>,
+    pub rapi_requests: Family<RequestLabels, Counter>,
+    pub rapi_duration: Family<RouteLabels, Histogram>,
+    pub last_success: Gauge<f64, AtomicU64>,
+    pub desired_revision: Family<RevisionLabels, Gauge>,
+    pub host_image: Family<HostImageLabels, Gauge>,
+    pub pending_actions: Gauge,
+    pub objects_in_backoff: Gauge,
+    pub refusals: Counter,
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.05, 2.0, 14)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("ganeti_operator"),
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(seconds_buckets()),
+            actions: Family::default(),
+            objects: Family::default(),
+            drift: Family::default(),
+            job_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
+            rapi_requests: Family::default(),
+            rapi_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            last_success: Gauge::default(),
+            desired_revision: Family::default(),
+            host_image: Family::default(),
+            pending_actions: Gauge::default(),
+            objects_in_backoff: Gauge::default(),
+            refusals: Counter::default(),
+            build_info: Family::default(),
+        };
+        let r = &mut metrics.registry;
+        r.register(
+            "reconciles",
+            "Reconcile runs by result (converged, pending, failed, error)",
+            metrics.reconciles.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "How long a reconcile run took",
+            metrics.reconcile_duration.clone(),
+        );
+        r.register(
+            "actions",
+            "Planned actions carried out, by kind and result",
+            metrics.actions.clone(),
+        );
+        r.register(
+            "objects",
+            "Desired objects by kind and condition (Ready, Progressing, Stalled)",
+            metrics.objects.clone(),
+        );
+        r.register(
+            "drift_objects",
+            "Objects that differed from the desired state at the start of the last reconcile",
+            metrics.drift.clone(),
+        );
+        r.register(
+            "job_duration_seconds",
+            "Ganeti job durations by operation and outcome",
+            metrics.job_duration.clone(),
+        );
+        r.register(
+            "rapi_requests",
+            "RAPI requests by method, route template and HTTP status",
+            metrics.rapi_requests.clone(),
+        );
+        r.register(
+            "rapi_request_duration_seconds",
+            "RAPI request latency by method and route template",
+            metrics.rapi_duration.clone(),
+        );
+        r.register(
+            "last_success_timestamp_seconds",
+            "When a reconcile last converged (Unix time)",
+            metrics.last_success.clone(),
+        );
+        r.register(
+            "desired_revision_info",
+            "The desired-state revision in force",
+            metrics.desired_revision.clone(),
+        );
+        r.register(
+            "host_image_info",
+            "The image each managed instance boots, from its image tag",
+            metrics.host_image.clone(),
+        );
+        r.register(
+            "pending_actions",
+            "Actions still to do after the last reconcile",
+            metrics.pending_actions.clone(),
+        );
+        r.register(
+            "objects_in_backoff",
+            "Objects waiting out a backoff after a failure",
+            metrics.objects_in_backoff.clone(),
+        );
+        r.register(
+            "desired_state_refusals",
+            "New desired states refused because they did not validate",
+            metrics.refusals.clone(),
+        );
+        r.register(
+            "build_info",
+            "The operator's version",
+            metrics.build_info.clone(),
+        );
+        metrics
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        metrics
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    pub fn observe_job(&self, operation: &'static str, outcome: &'static str, took: Duration) {
+        self.job_duration
+            .get_or_create(&JobLabels { operation, outcome })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn set_desired_revision(&self, revision: &str) {
+        self.desired_revision.clear();
+        self.desired_revision
+            .get_or_create(&RevisionLabels {
+                revision: revision.to_owned(),
+            })
+            .set(1);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn request(&self, record: &RequestRecord) {
+        let status = record
+            .status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.rapi_requests
+            .get_or_create(&RequestLabels {
+                method: record.method,
+                route: record.route,
+                status,
+            })
+            .inc();
+        self.rapi_duration
+            .get_or_create(&RouteLabels {
+                method: record.method,
+                route: record.route,
+            })
+            .observe(record.elapsed.as_secs_f64());
+    }
+}
