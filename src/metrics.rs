@@ -256,3 +256,124 @@ impl RequestObserver for Metrics {
             .observe(record.elapsed.as_secs_f64());
     }
 }
+
+impl Metrics {
+    /// The sample names a scrape can contain (`_total`, `_bucket`, `_sum`, `_count` and
+    /// `_info` included), for checking dashboards and alert rules against.
+    pub fn sample_names() -> std::collections::BTreeSet<String> {
+        // Empty families print nothing, so fill one series of each in a fresh registry.
+        let specimen = Metrics::new();
+        specimen
+            .reconciles
+            .get_or_create(&ResultLabels {
+                result: "converged",
+            })
+            .inc();
+        specimen
+            .actions
+            .get_or_create(&ActionLabels {
+                kind: "create",
+                result: "succeeded",
+            })
+            .inc();
+        specimen
+            .objects
+            .get_or_create(&ObjectLabels {
+                kind: "instance",
+                condition: "Ready",
+            })
+            .set(1);
+        specimen
+            .drift
+            .get_or_create(&KindLabels { kind: "instance" })
+            .set(1);
+        specimen.observe_job("instance_create", "success", Duration::from_secs(1));
+        specimen.request(&RequestRecord {
+            method: "GET",
+            route: "/2/info",
+            status: Some(200),
+            elapsed: Duration::from_millis(10),
+        });
+        specimen.set_desired_revision("r");
+        specimen
+            .host_image
+            .get_or_create(&HostImageLabels {
+                host: "h".into(),
+                class: "c".into(),
+                image: "i".into(),
+            })
+            .set(1);
+        let mut names = std::collections::BTreeSet::new();
+        for line in specimen.encode().lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total", "_created"],
+                "histogram" => &["_bucket", "_sum", "_count", "_created"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_prefixed_and_the_exposition_is_openmetrics() {
+        let metrics = Metrics::new();
+        metrics
+            .reconciles
+            .get_or_create(&ResultLabels {
+                result: "converged",
+            })
+            .inc();
+        let text = metrics.encode();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let names = Metrics::sample_names();
+        assert!(
+            names.iter().all(|n| n.starts_with("ganeti_operator_")),
+            "{names:?}"
+        );
+        assert!(names.len() > 20, "{names:?}");
+        for name in [
+            "ganeti_operator_reconciles_total",
+            "ganeti_operator_reconcile_duration_seconds_bucket",
+            "ganeti_operator_rapi_requests_total",
+            "ganeti_operator_last_success_timestamp_seconds",
+            "ganeti_operator_build_info",
+        ] {
+            assert!(names.contains(name), "{name} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn removed_hosts_lose_their_series() {
+        let metrics = Metrics::new();
+        let host = |h: &str| HostImageLabels {
+            host: h.into(),
+            class: "web".into(),
+            image: "sha256-01".into(),
+        };
+        metrics.host_image.get_or_create(&host("a.example")).set(1);
+        assert!(metrics.encode().contains("a.example"));
+        metrics.host_image.clear();
+        metrics.host_image.get_or_create(&host("b.example")).set(1);
+        let text = metrics.encode();
+        assert!(
+            !text.contains("a.example") && text.contains("b.example"),
+            "{text}"
+        );
+    }
+}

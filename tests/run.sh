@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (README "Set up on a fresh machine", command 2). As root on
 # Debian 12: installs what the tests need, brings up a real 1-node Ganeti 3.0.2 cluster
-# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the
-# benchmarks (printing their figures), switches ganeti-rapi to Ganeti's stock certificate for the pinning tests,
-# then rebuilds the cluster with 2 nodes for the multinode tests, and tears it down.
+# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the benchmarks
+# (printing their figures), switches ganeti-rapi to Ganeti's stock certificate for the
+# pinning tests, then rebuilds the cluster with 2 nodes for the multinode tests, and
+# tears it down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=tests/harness/ganeti-sandbox.sh
@@ -12,11 +13,17 @@ need_apt=()
 command -v age >/dev/null || need_apt+=(age)
 command -v bc >/dev/null || need_apt+=(bc)
 command -v git >/dev/null || need_apt+=(git)
+command -v prometheus >/dev/null || need_apt+=(prometheus)   # with promtool
+command -v nix-instantiate >/dev/null || need_apt+=(nix-bin)
 [[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
 if ((${#need_apt[@]})); then
   echo "tests/run.sh: installing ${need_apt[*]}" >&2
+  # No package may start a service on the host (prometheus would): tests start their own.
+  prc=/usr/sbin/policy-rc.d ours=0
+  if [[ ! -e $prc ]]; then printf '#!/bin/sh\nexit 101\n' >$prc; chmod 755 $prc; ours=1; fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
+  [[ $ours == 1 ]] && rm -f $prc
 fi
 
 # Before the cluster is up: builds take the CPU Ganeti needs.

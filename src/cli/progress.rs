@@ -72,6 +72,7 @@ impl Progress for StderrProgress {
     fn finished(
         &self,
         object: &ObjectRef,
+        _operation: &'static str,
         job: JobId,
         result: &Result<(), RapiError>,
         took: Duration,

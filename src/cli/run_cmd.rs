@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use crate::config::{self, Overrides};
 use crate::daemon::{self, DaemonOptions, Trigger};
+use crate::metrics::Metrics;
 use crate::rapi::HttpRapi;
 use crate::source::Source;
 
@@ -45,7 +47,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let state_dir = settings.state_dir.clone();
-    let rapi = HttpRapi::new(settings.rapi)?;
+    let metrics = Arc::new(Metrics::new());
+    let rapi = HttpRapi::new(settings.rapi)?.with_observer(metrics.clone());
     // One thread: the daemon mostly waits, and a small footprint matters on a node.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -77,6 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 debounce: Duration::from_millis(100),
                 shutdown_grace: args.shutdown_grace,
                 state_dir,
+                metrics,
             },
             (sender, receiver),
             shutdown,

@@ -1,15 +1,20 @@
 //! Progress as log lines, for the daemon.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::desired::model::ObjectRef;
+use crate::metrics::Metrics;
 use crate::rapi::jobs::JobObserver;
 use crate::rapi::{JobId, JobStatus, Operation, RapiError};
 use crate::reconcile::execute::Progress;
 use crate::reconcile::observe::PendingJob;
 use crate::reconcile::reason::kind_name;
 
-pub struct LogProgress;
+/// Logs each step and records each job's duration.
+pub struct LogProgress {
+    pub metrics: Arc<Metrics>,
+}
 
 impl JobObserver for LogProgress {
     fn status(&self, job: JobId, status: JobStatus, elapsed: Duration) {
@@ -35,10 +40,13 @@ impl Progress for LogProgress {
     fn finished(
         &self,
         object: &ObjectRef,
+        operation: &'static str,
         job: JobId,
         result: &Result<(), RapiError>,
         took: Duration,
     ) {
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.metrics.observe_job(operation, outcome, took);
         let object = format!("{}/{}", kind_name(object.kind), object.name);
         match result {
             Ok(()) => tracing::info!(%object, job, took_s = took.as_secs_f64(), "job succeeded"),

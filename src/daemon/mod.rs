@@ -5,6 +5,7 @@
 //! for the jobs in flight.
 
 pub mod log_progress;
+mod record;
 pub mod server;
 pub mod status;
 pub mod time;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::desired::diagnostic;
 use crate::desired::model::DesiredState;
+use crate::metrics::Metrics;
 use crate::rapi::Rapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, CycleError};
@@ -63,6 +65,8 @@ pub struct DaemonOptions {
     pub debounce: Duration,
     pub shutdown_grace: Duration,
     pub state_dir: PathBuf,
+    /// Shared with the RAPI client, which records its requests in it.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -86,6 +90,7 @@ pub async fn run<R: Rapi>(
         })?;
     let app = server::router(server::AppState {
         status: status.clone(),
+        metrics: options.metrics.clone(),
         triggers: sender.clone(),
         webhook_secret: options.webhook_secret.clone().map(Arc::new),
     });
@@ -126,7 +131,7 @@ pub async fn run<R: Rapi>(
         while receiver.try_recv().is_ok() {}
         tracing::debug!(?trigger, "reconcile triggered");
 
-        load(&options.source, &mut desired, &status).await;
+        load(&options.source, &mut desired, &status, &options.metrics).await;
         if let Some((state, revision)) = &desired {
             let finished =
                 reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await;
@@ -151,6 +156,7 @@ async fn load(
     source: &Source,
     desired: &mut Option<(DesiredState, String)>,
     status: &RwLock<Status>,
+    metrics: &Metrics,
 ) {
     let reader = source.clone();
     let loaded = tokio::task::spawn_blocking(move || reader.load())
@@ -163,6 +169,7 @@ async fn load(
                     tracing::info!(revision = %snapshot.revision, summary = %state.summary(), "desired state accepted");
                 }
                 status.write().unwrap().desired_revision = Some(snapshot.revision.clone());
+                metrics.set_desired_revision(&snapshot.revision);
                 *desired = Some((state, snapshot.revision));
             }
             None => {
@@ -174,6 +181,7 @@ async fn load(
                     .is_some_and(|r| r.revision == snapshot.revision);
                 if !known {
                     status.refusals += 1;
+                    metrics.refusals.inc();
                     tracing::warn!(
                         revision = %snapshot.revision,
                         errors = snapshot.validation.diagnostics.len(),
@@ -213,6 +221,9 @@ async fn reconcile<R: Rapi>(
             tracing::info!(run = %run, actions = plan.actions.len(), blocked = plan.blocked.len(), "applying");
         }
     };
+    let progress = log_progress::LogProgress {
+        metrics: options.metrics.clone(),
+    };
     let apply = cycle::apply(
         rapi,
         desired,
@@ -226,7 +237,7 @@ async fn reconcile<R: Rapi>(
             history_file: &history_file,
             on_plan: &on_plan,
         },
-        &log_progress::LogProgress,
+        &progress,
         stop,
     );
     let result = tokio::select! {
@@ -246,6 +257,7 @@ async fn reconcile<R: Rapi>(
         Ok(report) => {
             status.ready = true;
             status.record_plan(desired, &report.after, revision, now);
+            record::report(&options.metrics, desired, &report, &status);
             let failures = report.failures();
             if failures == 0 {
                 status.applied_revision = Some(revision.to_owned());
@@ -278,6 +290,7 @@ async fn reconcile<R: Rapi>(
         took_s = started.elapsed().as_secs_f64(),
         "reconcile finished"
     );
+    record::run(&options.metrics, result, started.elapsed(), now);
     status.last_reconcile = Some(LastReconcile {
         at: rfc3339(now),
         result: result.into(),

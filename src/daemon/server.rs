@@ -14,10 +14,12 @@ use tokio::sync::mpsc;
 use super::Trigger;
 use super::status::Status;
 use super::webhook;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub status: Arc<RwLock<Status>>,
+    pub metrics: Arc<Metrics>,
     pub triggers: mpsc::Sender<Trigger>,
     /// `None`: no secret configured, so every webhook is refused.
     pub webhook_secret: Option<Arc<Vec<u8>>>,
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/hooks/git", post(git_hook))
         .with_state(state)
 }
@@ -42,6 +45,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response()
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn status(State(state): State<AppState>) -> Json<Status> {

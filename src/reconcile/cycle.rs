@@ -33,6 +33,8 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// The plan after execution, from a fresh observe: empty when converged.
     pub after: Plan,
+    /// That fresh observe.
+    pub observed: Observed,
     /// Jobs of earlier runs that were awaited first, and how they ended.
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
 }
@@ -123,6 +125,7 @@ pub async fn apply<R: Rapi + ?Sized>(
         plan: planned,
         outcomes,
         after,
+        observed,
         recovered,
     })
 }

@@ -21,9 +21,11 @@ use super::render::Verdict;
 /// What the person watching sees, step by step.
 pub trait Progress: JobObserver {
     fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId);
+    /// `operation` is the step's `Operation::kind`, or `awaited` for a job of an earlier run.
     fn finished(
         &self,
         object: &ObjectRef,
+        operation: &'static str,
         job: JobId,
         result: &Result<(), RapiError>,
         took: Duration,
@@ -147,7 +149,13 @@ async fn run_steps<R: Rapi + ?Sized>(
             .await
             .and_then(tree_result);
         let failed = result.as_ref().err().cloned();
-        progress.finished(&action.object, id, &result.map(|_| ()), started.elapsed());
+        progress.finished(
+            &action.object,
+            step.kind(),
+            id,
+            &result.map(|_| ()),
+            started.elapsed(),
+        );
         if let Some(e) = failed {
             return ActionResult::Failed(e);
         }
@@ -179,7 +187,13 @@ pub async fn await_pending<R: Rapi + ?Sized>(
                 .await
                 .and_then(tree_result)
                 .map(|_| ());
-            progress.finished(&job.reason.object, job.id, &result, started.elapsed());
+            progress.finished(
+                &job.reason.object,
+                "awaited",
+                job.id,
+                &result,
+                started.elapsed(),
+            );
             (job.id, result)
         })
         .buffer_unordered(16)

@@ -1,0 +1,135 @@
+//! Turns a finished reconcile into metric values. Per-object series are rebuilt from the
+//! current state each time, so an object that is gone loses its series.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::desired::model::{DesiredState, ObjectKind};
+use crate::metrics::{
+    ActionLabels, HostImageLabels, KindLabels, Metrics, ObjectLabels, ResultLabels,
+};
+use crate::reconcile::cycle::Report;
+use crate::reconcile::execute::ActionResult;
+use crate::reconcile::plan::{
+    ActionKind, BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG,
+};
+
+use super::status::{Condition, Status};
+
+fn kind_label(kind: ObjectKind) -> &'static str {
+    crate::reconcile::reason::kind_name(kind)
+}
+
+fn action_label(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Create => "create",
+        ActionKind::Adopt => "adopt",
+        ActionKind::Change => "change",
+        ActionKind::Move => "move",
+        ActionKind::Delete => "delete",
+    }
+}
+
+pub fn run(metrics: &Metrics, result: &'static str, took: Duration, now: SystemTime) {
+    metrics
+        .reconciles
+        .get_or_create(&ResultLabels { result })
+        .inc();
+    metrics.reconcile_duration.observe(took.as_secs_f64());
+    if result == "converged" {
+        let unix = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        metrics.last_success.set(unix);
+    }
+}
+
+pub fn report(metrics: &Metrics, _desired: &DesiredState, report: &Report, status: &Status) {
+    for outcome in &report.outcomes {
+        let result = match outcome.result {
+            ActionResult::Succeeded => "succeeded",
+            ActionResult::Failed(_) => "failed",
+            ActionResult::NotStarted(_) => "not-started",
+        };
+        let kind = action_label(report.plan.actions[outcome.action].kind);
+        metrics
+            .actions
+            .get_or_create(&ActionLabels { kind, result })
+            .inc();
+    }
+
+    metrics.objects.clear();
+    for kind in [ObjectKind::Node, ObjectKind::Instance] {
+        for condition in [Condition::Ready, Condition::Progressing, Condition::Stalled] {
+            let count = status
+                .objects
+                .iter()
+                .filter(|o| o.kind == kind_label(kind) && o.condition == condition)
+                .count();
+            let condition = match condition {
+                Condition::Ready => "Ready",
+                Condition::Progressing => "Progressing",
+                Condition::Stalled => "Stalled",
+            };
+            metrics
+                .objects
+                .get_or_create(&ObjectLabels {
+                    kind: kind_label(kind),
+                    condition,
+                })
+                .set(count as i64);
+        }
+    }
+
+    let drifted: BTreeSet<_> = report
+        .plan
+        .actions
+        .iter()
+        .map(|a| &a.object)
+        .chain(report.plan.blocked.iter().map(|b| &b.object))
+        .collect();
+    for kind in [ObjectKind::Node, ObjectKind::Instance] {
+        let count = drifted.iter().filter(|o| o.kind == kind).count();
+        metrics
+            .drift
+            .get_or_create(&KindLabels {
+                kind: kind_label(kind),
+            })
+            .set(count as i64);
+    }
+
+    metrics
+        .pending_actions
+        .set(report.after.actions.len() as i64);
+    let backing_off = report
+        .after
+        .blocked
+        .iter()
+        .filter(|b| b.why == BlockReason::BackingOff)
+        .count();
+    metrics.objects_in_backoff.set(backing_off as i64);
+
+    metrics.host_image.clear();
+    for (name, instance) in &report.observed.instances {
+        if !instance.tags.iter().any(|t| t == MANAGED_TAG) {
+            continue;
+        }
+        let tag = |prefix: &str| {
+            instance
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(prefix))
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        metrics
+            .host_image
+            .get_or_create(&HostImageLabels {
+                host: name.clone(),
+                class: tag(CLASS_TAG_PREFIX),
+                image: tag(IMAGE_TAG_PREFIX),
+            })
+            .set(1);
+    }
+}
