@@ -24,14 +24,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_prometheus(ws: &Workspace, target: &str) -> Prometheus {
     let config = ws.path().join("prometheus.yml");
     std::fs::write(
@@ -41,7 +33,7 @@ fn start_prometheus(ws: &Workspace, target: &str) -> Prometheus {
         ),
     )
     .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::daemon::free_port());
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(

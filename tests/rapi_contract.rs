@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::cluster::instance;
 use common::contract::{self, diskless};
 use common::sandbox::{Sandbox, sandbox, unique_name};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
@@ -15,14 +16,6 @@ use ganeti_operator::rapi::{
 
 async fn run(rapi: &HttpRapi, operation: Operation) -> Result<Job, RapiError> {
     contract::run(rapi, operation).await
-}
-
-async fn instance(rapi: &HttpRapi, name: &str) -> Option<ganeti_operator::rapi::Instance> {
-    rapi.instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == name)
 }
 
 fn setup(test: &str) -> Option<(Sandbox, HttpRapi)> {

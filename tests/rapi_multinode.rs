@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::cluster::{primary_of, role_of};
 use common::sandbox::{Sandbox, sandbox, unique_name};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job, wait_for_job_tree};
 use ganeti_operator::rapi::operation::{
@@ -58,24 +59,6 @@ async fn run(rapi: &HttpRapi, operation: Operation) -> Result<Job, RapiError> {
         )
         .await?;
     wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await
-}
-
-async fn primary_of(rapi: &HttpRapi, name: &str) -> Option<String> {
-    rapi.instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == name)?
-        .pnode
-}
-
-async fn role_of(rapi: &HttpRapi, node: &str) -> Option<String> {
-    rapi.nodes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|n| n.name == node)?
-        .role
 }
 
 async fn remove(rapi: &HttpRapi, names: &[String]) {

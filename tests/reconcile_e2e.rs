@@ -4,22 +4,15 @@
 
 mod common;
 
+use common::cluster::instance;
 use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::operation::{InstanceCreate, NicSpec};
-use ganeti_operator::rapi::{HttpRapi, Instance, Operation, Rapi, WriteOptions};
+use ganeti_operator::rapi::{Operation, Rapi, WriteOptions};
 
 /// The tests share one cluster and each starts by emptying it.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn instance(rapi: &HttpRapi, name: &str) -> Option<Instance> {
-    rapi.instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == name)
-}
 
 const WEB1: &str = "  web1.gnt.test:\n    class: web\n    primaryNode: node1.gnt.test\n";
 const STORE1_POWER: &str = "    power: down\n";

@@ -3,27 +3,9 @@
 
 mod common;
 
+use common::cluster::{primary_of, role_of};
 use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
-use ganeti_operator::rapi::{HttpRapi, Rapi};
-
-async fn primary_of(rapi: &HttpRapi, name: &str) -> Option<String> {
-    rapi.instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == name)?
-        .pnode
-}
-
-async fn role_of(rapi: &HttpRapi, node: &str) -> Option<String> {
-    rapi.nodes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|n| n.name == node)?
-        .role
-}
 
 const WEB1: &str = "  web1.gnt.test:\n    class: web\n    primaryNode: node1.gnt.test\n";
 const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";

@@ -16,7 +16,7 @@ pub struct Daemon {
     log: Arc<Mutex<String>>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
