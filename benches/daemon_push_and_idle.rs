@@ -214,8 +214,13 @@ async fn main() {
             job.id, latency
         );
         latencies.push(latency);
-        wait_until("convergence", || {
-            status(&addr)["lastReconcile"]["result"] == "converged"
+        // The next round starts only once this push is fully applied: a tag change is two
+        // jobs, and the second must not be taken for the next push's first.
+        let head = String::from_utf8(git(&clone, &["rev-parse", "HEAD"]).stdout).unwrap();
+        wait_until("the push to be applied", || {
+            let status = status(&addr);
+            status["appliedRevision"] == head.trim()
+                && status["lastReconcile"]["result"] == "converged"
         });
     }
     let _ = daemon.kill();
