@@ -102,7 +102,12 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let not_started = report
         .outcomes
         .iter()
-        .filter(|o| matches!(o.result, ActionResult::NotStarted(_)))
+        .filter(|o| {
+            matches!(
+                o.result,
+                ActionResult::NotStarted(_) | ActionResult::Interrupted
+            )
+        })
         .count();
     let code = if failures > 0 {
         exit::FAILURE
@@ -121,6 +126,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                         ActionResult::Succeeded => ("succeeded", None),
                         ActionResult::Failed(e) => ("failed", Some(e.to_string())),
                         ActionResult::NotStarted(why) => ("not-started", Some((*why).to_owned())),
+                        ActionResult::Interrupted => (
+                            "interrupted",
+                            Some("stopped between steps; the next run continues".to_owned()),
+                        ),
                     };
                     serde_json::json!({
                         "object": {"kind": kind_name(o.object.kind), "name": o.object.name},

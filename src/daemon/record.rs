@@ -51,6 +51,7 @@ pub fn report(metrics: &Metrics, _desired: &DesiredState, report: &Report, statu
             ActionResult::Succeeded => "succeeded",
             ActionResult::Failed(_) => "failed",
             ActionResult::NotStarted(_) => "not-started",
+            ActionResult::Interrupted => "interrupted",
         };
         let kind = action_label(report.plan.actions[outcome.action].kind);
         metrics

@@ -121,6 +121,15 @@ pub async fn apply<R: Rapi + ?Sized>(
         history: &history,
         now: SystemTime::now(),
     });
+    // Whatever still differs keeps its history (failures show up as blocked there).
+    let unsettled = after
+        .actions
+        .iter()
+        .map(|a| &a.object)
+        .chain(after.blocked.iter().map(|b| &b.object))
+        .collect();
+    history.retain_only(&unsettled);
+    history.save(options.history_file)?;
     Ok(Report {
         plan: planned,
         outcomes,

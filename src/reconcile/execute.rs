@@ -55,6 +55,9 @@ pub enum ActionResult {
     Failed(RapiError),
     /// Not submitted: shutdown was requested, or an earlier action on the object failed.
     NotStarted(&'static str),
+    /// Shutdown came between two steps: the first ones are done, the next run plans the
+    /// rest from what the cluster then shows.
+    Interrupted,
 }
 
 /// Runs every action of the plan. `stop` is checked before each submission: once it is
@@ -102,7 +105,7 @@ async fn run_object<R: Rapi + ?Sized>(
         let started = Instant::now();
         let mut jobs = Vec::new();
         let result = if failed {
-            ActionResult::NotStarted("an earlier action on this object failed")
+            ActionResult::NotStarted("an earlier action on this object did not finish")
         } else {
             run_steps(rapi, action, run, wait, progress, stop, &mut jobs).await
         };
@@ -133,9 +136,7 @@ async fn run_steps<R: Rapi + ?Sized>(
             return if jobs.is_empty() {
                 ActionResult::NotStarted("shutting down")
             } else {
-                ActionResult::Failed(RapiError::Config(
-                    "stopped between steps by shutdown; the next run continues".into(),
-                ))
+                ActionResult::Interrupted
             };
         }
         let started = Instant::now();

@@ -177,6 +177,13 @@ impl History {
         entry.retry_after = Some(unix(now) + delay.as_secs().max(1));
     }
 
+    /// Drops what is known about every object not in `keep`: once an object matches its
+    /// desired state (or is gone), its old failures no longer matter.
+    pub fn retain_only(&mut self, keep: &std::collections::BTreeSet<&ObjectRef>) {
+        let keys: std::collections::BTreeSet<String> = keep.iter().map(|o| key(o)).collect();
+        self.objects.retain(|k, _| keys.contains(k));
+    }
+
     pub fn len(&self) -> usize {
         self.objects.len()
     }

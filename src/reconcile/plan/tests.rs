@@ -560,3 +560,25 @@ fn plan_json_is_pinned() {
     }
     assert_eq!(json, std::fs::read_to_string(path).unwrap());
 }
+
+#[test]
+fn history_forgets_objects_that_settled() {
+    let mut history = History::default();
+    let error = RapiError::Timeout {
+        what: "job".into(),
+        after: Duration::from_secs(1),
+    };
+    for name in ["a.gnt.test", "b.gnt.test"] {
+        history.record_failure(
+            &instance_ref(name),
+            &error,
+            None,
+            now(),
+            BackoffPolicy::default(),
+        );
+    }
+    let still = instance_ref("b.gnt.test");
+    history.retain_only(&[&still].into_iter().collect());
+    assert!(history.get(&instance_ref("a.gnt.test")).is_none());
+    assert!(history.get(&still).is_some());
+}
