@@ -64,24 +64,36 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-fn start_daemon(source: &[&str], state: &Path, extra: &[&str]) -> (Child, String) {
+/// The daemon process, stopped when dropped, so a failed benchmark leaves none behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(source: &[&str], state: &Path, extra: &[&str]) -> (Running, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
-        .arg("run")
-        .args(source)
-        .args(["--listen", &addr, "--resync-interval", "1h"])
-        .args(extra)
-        .env("GANETI_OPERATOR_STATE_DIR", state)
-        .env("GANETI_OPERATOR_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Running(
+        Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+            .arg("run")
+            .args(source)
+            .args(["--listen", &addr, "--resync-interval", "1h"])
+            .args(extra)
+            .env("GANETI_OPERATOR_STATE_DIR", state)
+            .env("GANETI_OPERATOR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("the daemon to converge", || {
         status(&addr)["lastReconcile"]["result"] == "converged"
     });
@@ -145,7 +157,7 @@ async fn main() {
     let secret = work.join("secret");
     std::fs::write(&secret, "bench-secret").unwrap();
 
-    let (mut daemon, addr) = start_daemon(
+    let (daemon, addr) = start_daemon(
         &[
             "--git-repo",
             bare.to_str().unwrap(),
@@ -223,8 +235,7 @@ async fn main() {
                 && status["lastReconcile"]["result"] == "converged"
         });
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     latencies.sort();
     println!(
         "push to first Ganeti job: median {:.0?}, max {:.0?} over {ROUNDS} pushes (goal < 1 s)",
@@ -235,9 +246,8 @@ async fn main() {
     let dir = work.join("dir");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("desired-state.yaml"), &example).unwrap();
-    let (mut idle, addr) =
-        start_daemon(&["--dir", dir.to_str().unwrap()], &work.join("state"), &[]);
-    let pid = idle.id();
+    let (idle, addr) = start_daemon(&["--dir", dir.to_str().unwrap()], &work.join("state"), &[]);
+    let pid = idle.0.id();
     for _ in 0..10 {
         let before = status(&addr)["reconciles"].as_u64().unwrap();
         Command::new("kill")
@@ -253,8 +263,7 @@ async fn main() {
     let ticks_before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(10));
     let idle_ticks = cpu_ticks(pid) - ticks_before;
-    let _ = idle.kill();
-    let _ = idle.wait();
+    drop(idle);
     println!(
         "idle footprint after {reconciles} reconciles: resident {:.1} MB (goal < 20 MB); CPU in 10 idle seconds: {idle_ticks} tick(s) of 10 ms",
         rss as f64 / 1024.0
