@@ -57,10 +57,14 @@ pub struct Settings {
     pub state_dir: PathBuf,
 }
 
+/// One history file per cluster, so one state directory can serve several.
+pub fn history_file(state_dir: &Path, cluster: &str) -> PathBuf {
+    state_dir.join(format!("history-{cluster}.json"))
+}
+
 impl Settings {
-    /// One history file per cluster, so one state directory can serve several.
     pub fn history_file(&self, cluster: &str) -> PathBuf {
-        self.state_dir.join(format!("history-{cluster}.json"))
+        history_file(&self.state_dir, cluster)
     }
 }
 

@@ -150,12 +150,8 @@ async fn daemon_git_push_is_validated_then_converged_and_status_shows_the_revisi
         status["appliedRevision"] == head.as_str()
             && status["lastReconcile"]["result"] == "converged"
     });
-    let web2 = rapi
-        .instances()
+    let web2 = common::cluster::instance(&rapi, "web2.gnt.test")
         .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "web2.gnt.test")
         .unwrap();
     assert_eq!(web2.beparams.maxmem, Some(256));
 
@@ -257,14 +253,7 @@ async fn daemon_keeps_the_last_good_state_when_the_watched_dir_turns_invalid() {
     );
     daemon.wait_for("the first convergence", LONG, converged);
     let good = daemon.status()["desiredRevision"].clone();
-    let jobs_before = rapi
-        .jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .unwrap_or(0);
+    let jobs_before = common::cluster::last_job_id(&rapi).await;
 
     // Deletes web2 and has a typo: nothing of it may be applied.
     let invalid = edit(
@@ -326,14 +315,7 @@ async fn daemon_sigterm_mid_reconcile_then_restart_loses_and_repeats_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let rapi = sb.client();
     remove_all_instances(&rapi).await;
-    let before = rapi
-        .jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .unwrap_or(0);
+    let before = common::cluster::last_job_id(&rapi).await;
     let ws = Workspace::new();
     let mut yaml = sandbox_yaml();
     for i in 0..8 {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::reconcile::{Workspace, operator_jobs, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
-use ganeti_operator::rapi::Rapi;
 
 const EXTRA: usize = 6;
 const KILL_AFTER_MS: [u64; 6] = [300, 600, 900, 1200, 1600, 2000];
@@ -69,14 +68,7 @@ async fn sigkill_during_jobs_then_rerun_never_submits_twice() {
     };
     let rapi = sb.client();
     remove_all_instances(&rapi).await;
-    let before = rapi
-        .jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .unwrap_or(0);
+    let before = common::cluster::last_job_id(&rapi).await;
     let ws = Workspace::new();
 
     // Creates.
@@ -104,14 +96,7 @@ async fn sigkill_during_jobs_then_rerun_never_submits_twice() {
     }
 
     // Modifications that each need a reboot: two steps per instance, killed in between.
-    let middle = rapi
-        .jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .unwrap_or(0);
+    let middle = common::cluster::last_job_id(&rapi).await;
     ws.write(&with_extra_instances(&sandbox_yaml(), "160M"));
     crash_repeatedly(&ws);
     let jobs = operator_jobs(&rapi, middle).await;
@@ -125,13 +110,7 @@ async fn sigkill_during_jobs_then_rerun_never_submits_twice() {
                 "{opcode} for {name}: {ids:?}\n{jobs:#?}"
             );
         }
-        let instance = rapi
-            .instances()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|x| x.name == name)
-            .unwrap();
+        let instance = common::cluster::instance(&rapi, &name).await.unwrap();
         assert_eq!(
             (instance.beparams.maxmem, instance.oper_ram),
             (Some(160), Some(160))

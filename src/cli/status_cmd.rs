@@ -64,7 +64,7 @@ fn table(status: &Status) -> String {
             [
                 o.kind.clone(),
                 o.name.clone(),
-                format!("{:?}", o.condition),
+                o.condition.name().to_owned(),
                 o.reason.clone(),
                 o.last_transition_time.clone(),
                 o.revision.chars().take(12).collect(),

@@ -213,9 +213,7 @@ async fn reconcile<R: Rapi>(
 ) -> bool {
     let started = Instant::now();
     let run = RunId::new(SystemTime::now());
-    let history_file = options
-        .state_dir
-        .join(format!("history-{}.json", desired.cluster.name));
+    let history_file = crate::config::history_file(&options.state_dir, &desired.cluster.name);
     let on_plan = |plan: &crate::reconcile::plan::Plan| {
         if !plan.actions.is_empty() {
             tracing::info!(run = %run, actions = plan.actions.len(), blocked = plan.blocked.len(), "applying");
@@ -257,7 +255,7 @@ async fn reconcile<R: Rapi>(
         Ok(report) => {
             status.ready = true;
             status.record_plan(desired, &report.after, revision, now);
-            record::report(&options.metrics, desired, &report, &status);
+            record::report(&options.metrics, &report, &status);
             let failures = report.failures();
             if failures == 0 {
                 status.applied_revision = Some(revision.to_owned());

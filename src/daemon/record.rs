@@ -1,33 +1,20 @@
 //! Turns a finished reconcile into metric values. Per-object series are rebuilt from the
 //! current state each time, so an object that is gone loses its series.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::desired::model::{DesiredState, ObjectKind};
+use crate::desired::model::ObjectKind;
 use crate::metrics::{
     ActionLabels, HostImageLabels, KindLabels, Metrics, ObjectLabels, ResultLabels,
 };
 use crate::reconcile::cycle::Report;
 use crate::reconcile::execute::ActionResult;
-use crate::reconcile::plan::{
-    ActionKind, BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG,
-};
+use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG};
 
 use super::status::{Condition, Status};
 
 fn kind_label(kind: ObjectKind) -> &'static str {
     crate::reconcile::reason::kind_name(kind)
-}
-
-fn action_label(kind: ActionKind) -> &'static str {
-    match kind {
-        ActionKind::Create => "create",
-        ActionKind::Adopt => "adopt",
-        ActionKind::Change => "change",
-        ActionKind::Move => "move",
-        ActionKind::Delete => "delete",
-    }
 }
 
 pub fn run(metrics: &Metrics, result: &'static str, took: Duration, now: SystemTime) {
@@ -45,7 +32,7 @@ pub fn run(metrics: &Metrics, result: &'static str, took: Duration, now: SystemT
     }
 }
 
-pub fn report(metrics: &Metrics, _desired: &DesiredState, report: &Report, status: &Status) {
+pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
     for outcome in &report.outcomes {
         let result = match outcome.result {
             ActionResult::Succeeded => "succeeded",
@@ -53,7 +40,7 @@ pub fn report(metrics: &Metrics, _desired: &DesiredState, report: &Report, statu
             ActionResult::NotStarted(_) => "not-started",
             ActionResult::Interrupted => "interrupted",
         };
-        let kind = action_label(report.plan.actions[outcome.action].kind);
+        let kind = report.plan.actions[outcome.action].kind.name();
         metrics
             .actions
             .get_or_create(&ActionLabels { kind, result })
@@ -62,34 +49,23 @@ pub fn report(metrics: &Metrics, _desired: &DesiredState, report: &Report, statu
 
     metrics.objects.clear();
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
-        for condition in [Condition::Ready, Condition::Progressing, Condition::Stalled] {
+        for condition in Condition::ALL {
             let count = status
                 .objects
                 .iter()
                 .filter(|o| o.kind == kind_label(kind) && o.condition == condition)
                 .count();
-            let condition = match condition {
-                Condition::Ready => "Ready",
-                Condition::Progressing => "Progressing",
-                Condition::Stalled => "Stalled",
-            };
             metrics
                 .objects
                 .get_or_create(&ObjectLabels {
                     kind: kind_label(kind),
-                    condition,
+                    condition: condition.name(),
                 })
                 .set(count as i64);
         }
     }
 
-    let drifted: BTreeSet<_> = report
-        .plan
-        .actions
-        .iter()
-        .map(|a| &a.object)
-        .chain(report.plan.blocked.iter().map(|b| &b.object))
-        .collect();
+    let drifted = report.plan.unsettled();
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
         let count = drifted.iter().filter(|o| o.kind == kind).count();
         metrics

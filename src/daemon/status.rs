@@ -20,6 +20,19 @@ pub enum Condition {
     Stalled,
 }
 
+impl Condition {
+    pub const ALL: [Condition; 3] = [Condition::Ready, Condition::Progressing, Condition::Stalled];
+
+    /// The name used in JSON, tables and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Ready => "Ready",
+            Condition::Progressing => "Progressing",
+            Condition::Stalled => "Stalled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
@@ -94,8 +107,13 @@ impl Status {
                 kind: ObjectKind::Instance,
                 name: n.clone(),
             }));
+        let conditions = conditions_of(after);
         for object in desired_objects {
-            let (condition, reason, message) = condition_of(after, &object);
+            let (condition, reason, message) = conditions.get(&object).cloned().unwrap_or((
+                Condition::Ready,
+                "UpToDate",
+                "matches the desired state".to_owned(),
+            ));
             let kind = kind_name(object.kind).to_owned();
             let last = previous.remove(&(kind.clone(), object.name.clone()));
             let last_transition_time = match last {
@@ -106,7 +124,7 @@ impl Status {
                 kind,
                 name: object.name,
                 condition,
-                reason,
+                reason: reason.to_owned(),
                 message,
                 last_transition_time,
                 revision: revision.to_owned(),
@@ -115,15 +133,18 @@ impl Status {
     }
 }
 
-fn condition_of(after: &Plan, object: &ObjectRef) -> (Condition, String, String) {
-    if let Some(job) = after.awaiting.iter().find(|j| &j.reason.object == object) {
-        return (
+/// The condition of every object the plan mentions, indexed once: an unfinished job
+/// first, then a refusal, then an action to take. Objects not in it are Ready.
+fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str, String)> {
+    let mut conditions = BTreeMap::new();
+    for action in &after.actions {
+        conditions.entry(&action.object).or_insert((
             Condition::Progressing,
-            "JobRunning".into(),
-            format!("job {} ({}) is not finished", job.id, job.summary),
-        );
+            "ChangesPending",
+            action.reason.clone(),
+        ));
     }
-    if let Some(blocked) = after.blocked.iter().find(|b| &b.object == object) {
+    for blocked in &after.blocked {
         let (condition, reason) = match blocked.why {
             BlockReason::BackingOff => (Condition::Progressing, "BackingOff"),
             BlockReason::Stalled => (Condition::Stalled, "RejectedByGaneti"),
@@ -131,18 +152,25 @@ fn condition_of(after: &Plan, object: &ObjectRef) -> (Condition, String, String)
             BlockReason::PruneRefused => (Condition::Stalled, "PruneRefused"),
             BlockReason::Unsupported => (Condition::Stalled, "NeedsOperator"),
         };
-        return (condition, reason.into(), blocked.message.clone());
+        conditions
+            .entry(&blocked.object)
+            .and_modify(|c: &mut (Condition, &'static str, String)| {
+                if c.1 == "ChangesPending" {
+                    *c = (condition, reason, blocked.message.clone());
+                }
+            })
+            .or_insert((condition, reason, blocked.message.clone()));
     }
-    if let Some(action) = after.actions.iter().find(|a| &a.object == object) {
-        return (
-            Condition::Progressing,
-            "ChangesPending".into(),
-            action.reason.clone(),
+    for job in after.awaiting.iter().rev() {
+        // Reversed, so the first unfinished job of an object is the one that stays.
+        conditions.insert(
+            &job.reason.object,
+            (
+                Condition::Progressing,
+                "JobRunning",
+                format!("job {} ({}) is not finished", job.id, job.summary),
+            ),
         );
     }
-    (
-        Condition::Ready,
-        "UpToDate".into(),
-        "matches the desired state".into(),
-    )
+    conditions
 }

@@ -121,14 +121,9 @@ pub async fn apply<R: Rapi + ?Sized>(
         history: &history,
         now: SystemTime::now(),
     });
-    // Whatever still differs keeps its history (failures show up as blocked there).
-    let unsettled = after
-        .actions
-        .iter()
-        .map(|a| &a.object)
-        .chain(after.blocked.iter().map(|b| &b.object))
-        .collect();
-    history.retain_only(&unsettled);
+    // Whatever still differs keeps its history (failures show up as blocked there). The
+    // save above already holds this run's failures should the observe have failed.
+    history.retain_only(&after.unsettled());
     history.save(options.history_file)?;
     Ok(Report {
         plan: planned,

@@ -43,6 +43,15 @@ impl Plan {
     pub fn count(&self, kind: ActionKind) -> usize {
         self.actions.iter().filter(|a| a.kind == kind).count()
     }
+
+    /// Every object that still differs: with an action to take or one refused.
+    pub fn unsettled(&self) -> std::collections::BTreeSet<&ObjectRef> {
+        self.actions
+            .iter()
+            .map(|a| &a.object)
+            .chain(self.blocked.iter().map(|b| &b.object))
+            .collect()
+    }
 }
 
 /// One change to one object: a short sequence of RAPI operations run in order.
@@ -67,6 +76,17 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The name used in JSON output and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Adopt => "adopt",
+            ActionKind::Change => "change",
+            ActionKind::Move => "move",
+            ActionKind::Delete => "delete",
+        }
+    }
+
     /// Terraform's symbols, plus `->` for a move.
     pub fn symbol(self) -> &'static str {
         match self {
