@@ -1,5 +1,6 @@
 //! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod daemon;
