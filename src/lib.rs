@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
 pub mod source;
+pub mod store;

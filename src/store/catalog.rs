@@ -1,0 +1,208 @@
+//! What is in the store: the pointers and what they name, image listing, verification by
+//! re-hashing, and garbage collection that never removes an image in use.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+
+use sha2::Digest as _;
+
+use super::manifest::Manifest;
+use super::pointer::{Mac, PointerHeader, parse_header};
+use super::{Store, StoreError, StoreFile};
+use crate::atomic_file;
+
+/// Pointers are small; anything larger is not one of ours and is not read whole.
+const MAX_POINTER_BYTES: u64 = 16 * 1024;
+
+/// One pointer file as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPointer {
+    pub contents: String,
+    /// `None` when the file lacks the operator's header (written by hand, or torn).
+    pub header: Option<PointerHeader>,
+}
+
+/// Every pointer file in `boot/` and `boot/by-name/`, by what it is.
+pub fn read_pointers(store: &Store) -> Result<BTreeMap<StoreFile, FoundPointer>, StoreError> {
+    let mut found = BTreeMap::new();
+    let boot = store.root().join("boot");
+    for (dir, by_name) in [(boot.clone(), false), (boot.join("by-name"), true)] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(StoreError::File { path: dir, source }),
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".ipxe") else {
+                continue;
+            };
+            let file = if by_name {
+                StoreFile::NamedPointer(stem.to_owned())
+            } else if let Some(mac) = Mac::parse(stem) {
+                StoreFile::MacPointer(mac)
+            } else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let mut contents = String::new();
+            let path = entry.path();
+            std::fs::File::open(&path)
+                .and_then(|f| f.take(MAX_POINTER_BYTES).read_to_string(&mut contents))
+                .map_err(|source| StoreError::File { path, source })?;
+            let header = parse_header(&contents);
+            found.insert(file, FoundPointer { contents, header });
+        }
+    }
+    Ok(found)
+}
+
+/// The images the pointers name.
+pub fn booted_images(
+    pointers: &BTreeMap<StoreFile, FoundPointer>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut booted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for pointer in pointers.values() {
+        if let Some(h) = &pointer.header {
+            booted
+                .entry(h.image.clone())
+                .or_default()
+                .insert(h.host.clone());
+        }
+    }
+    booted
+}
+
+/// Every image, newest first.
+pub fn manifests(store: &Store) -> Result<Vec<Manifest>, StoreError> {
+    let mut all = Vec::new();
+    for id in store.image_ids()? {
+        all.push(store.manifest(&id)?);
+    }
+    all.sort_by(|a, b| b.imported_at.cmp(&a.imported_at).then(a.id.cmp(&b.id)));
+    Ok(all)
+}
+
+/// One image that failed verification, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt {
+    pub id: String,
+    pub problems: Vec<String>,
+}
+
+/// Re-hashes every file of every image. `progress` is told the bytes read.
+pub fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<Vec<Corrupt>, StoreError> {
+    let mut corrupt = Vec::new();
+    for id in store.image_ids()? {
+        let dir = store.image_dir(&id);
+        let manifest = match store.manifest(&id) {
+            Ok(m) => m,
+            Err(StoreError::BadManifest { message, .. }) => {
+                corrupt.push(Corrupt {
+                    id,
+                    problems: vec![format!("manifest.json: {message}")],
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut problems = Vec::new();
+        for file in &manifest.files {
+            let path = dir.join(&file.name);
+            match hash_file(&path, progress) {
+                Ok((size, _)) if size != file.size => problems.push(format!(
+                    "{}: {size} bytes, the manifest says {}",
+                    path.display(),
+                    file.size
+                )),
+                Ok((_, digest)) if digest != file.sha256 => problems.push(format!(
+                    "{}: SHA-256 {digest}, the manifest says {}",
+                    path.display(),
+                    file.sha256
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if !problems.is_empty() {
+            corrupt.push(Corrupt { id, problems });
+        }
+    }
+    Ok(corrupt)
+}
+
+fn hash_file(path: &std::path::Path, progress: &dyn Fn(u64)) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+        progress(n as u64);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Why gc keeps an image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeptBecause {
+    InUse(String),
+    Newest,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub kept: Vec<(String, KeptBecause)>,
+    pub removed: Vec<String>,
+}
+
+/// Removes every image that is neither in `in_use` (with the reason it is) nor among the
+/// `keep` newest of the rest. With `dry_run`, only says what it would remove.
+pub fn gc(
+    store: &Store,
+    keep: usize,
+    in_use: &BTreeMap<String, String>,
+    dry_run: bool,
+) -> Result<GcReport, StoreError> {
+    store.locked(|| {
+        let mut report = GcReport::default();
+        let mut unused_kept = 0;
+        for manifest in manifests(store)? {
+            if let Some(why) = in_use.get(&manifest.id) {
+                report
+                    .kept
+                    .push((manifest.id, KeptBecause::InUse(why.clone())));
+            } else if unused_kept < keep {
+                unused_kept += 1;
+                report.kept.push((manifest.id, KeptBecause::Newest));
+            } else {
+                report.removed.push(manifest.id);
+            }
+        }
+        if !dry_run {
+            for id in &report.removed {
+                remove_image(store, id)?;
+            }
+        }
+        Ok(report)
+    })
+}
+
+/// The manifest goes first, so a half-removed image is never listed as complete.
+fn remove_image(store: &Store, id: &str) -> Result<(), StoreError> {
+    let dir = store.image_dir(id);
+    let failed = |source| StoreError::File {
+        path: dir.clone(),
+        source,
+    };
+    atomic_file::remove_durably(&dir.join(super::manifest::FILE_NAME)).map_err(failed)?;
+    std::fs::remove_dir_all(&dir).map_err(failed)?;
+    atomic_file::sync_dir(&store.images_dir()).map_err(failed)
+}

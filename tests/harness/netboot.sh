@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Real QEMU VMs that netboot over iPXE inside the Ganeti sandbox (ganeti-sandbox.sh), started by
+# Ganeti 3.0.2's own kvm hypervisor. QEMU runs under TCG: this machine kind has no usable KVM.
+#
+#   tests/harness/netboot.sh images [OUT]   build guest images A, B, C laid out like `nix build`
+#                                           results: OUT/result-X -> store/<hash>-kexec-tree-X
+#                                           (default OUT: $GNT_NETBOOT_CACHE/images)
+#   tests/harness/netboot.sh up             after `ganeti-sandbox.sh up`: enable the kvm hypervisor,
+#                                           and in every node: DHCP on br-inst, a forwarder to the
+#                                           artifact store, serial-console capture
+#   tests/harness/netboot.sh ip MAC         the IPv4 address a node's DHCP server leased to MAC
+#   tests/harness/netboot.sh health MAC [PATH]  GET http://<ip>/health (or PATH) from whichever node
+#                                           reaches the VM; prints NODE=nN, then the body; exit 1
+#                                           unless the answer is 2xx
+#   tests/harness/netboot.sh console INST   the captured serial console of instance INST
+#   tests/harness/netboot.sh env            shell exports GANETI_NETBOOT_* for the tests
+#
+# Env: GNT_NETBOOT_CACHE (/var/cache/gnt-netboot: kernel, images), GNT_STORE_PORT (8480: the
+# store server on the host at 10.221.0.1), GNT_SANDBOX_DIR (as ganeti-sandbox.sh).
+# Guests: A and B answer GET /health with "IMAGE=<id>\nLABEL=A|B"; C is the broken image: its
+# /health is 404 while / answers 200. The id comes from the kernel command line
+# (ganeti-operator.image=<id>), as the operator computes it only at `image import`.
+# Every long-running process lives inside a node namespace, so `ganeti-sandbox.sh down` stops it.
+set -euo pipefail
+
+SELF=$(readlink -f "$0")
+SANDBOX=$(dirname "$SELF")/ganeti-sandbox.sh
+SB=${GNT_SANDBOX_DIR:-/srv/gnt-sandbox}
+CACHE=${GNT_NETBOOT_CACHE:-/var/cache/gnt-netboot}
+STORE_PORT=${GNT_STORE_PORT:-8480}
+NB=$SB/netboot          # per-node runtime files; inside $SB, so `ganeti-sandbox.sh down` removes them
+CONSOLE=$SB/console
+HOST_IP=10.221.0.1      # the host on gntbr0, where the store server listens
+INST_IP=10.222.0.1      # every node's own, isolated br-inst (same address: health checks survive migration)
+SERIAL_DIR=/var/run/ganeti/kvm-hypervisor/ctrl   # Ganeti's serial sockets, in each node's /run tmpfs
+KERNEL_ARGS='|| ifconf -c dhcp net0 && chain http://10.222.0.1:8080/boot/chain.ipxe ||'
+
+log() { printf '[netboot %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+[[ $(id -u) == 0 ]] || die "must run as root"
+
+install_packages() {
+  local pkgs=(qemu-system-x86 ipxe-qemu ipxe busybox-static cpio socat curl kmod)
+  dpkg -s "${pkgs[@]}" >/dev/null 2>&1 && return 0
+  log "installing ${pkgs[*]} ..."
+  # No package may start a service on the host (same trick as ganeti-sandbox.sh).
+  local prc=/usr/sbin/policy-rc.d ours=0
+  if [[ ! -e $prc ]]; then printf '#!/bin/sh\nexit 101\n' >$prc; chmod 755 $prc; ours=1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
+  [[ $ours == 1 ]] && rm -f $prc
+  return 0
+}
+
+# ---------------------------------------------------------------- images
+kernel() {  # unpack the kernel linux-image-amd64 depends on into the cache (once); prints its dir
+  local pkg ver dir
+  pkg=$(apt-cache show --no-all-versions linux-image-amd64 | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p')
+  [[ -n $pkg ]] || { apt-get update -qq; pkg=$(apt-cache show --no-all-versions linux-image-amd64 | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p'); }
+  ver=${pkg#linux-image-}; dir=$CACHE/kernel-$ver
+  if [[ ! -e $dir/.done ]]; then
+    log "fetching $pkg (extracted into the cache, never installed) ..."
+    rm -rf "$dir" "$CACHE/deb"; mkdir -p "$CACHE/deb"; chown _apt "$CACHE/deb" 2>/dev/null || true
+    (cd "$CACHE/deb" && apt-get download -q "$pkg" >/dev/null)
+    dpkg-deb -x "$CACHE"/deb/"${pkg}"_*.deb "$dir"
+    depmod -b "$dir" "$ver"
+    rm -rf "$CACHE/deb"; echo "$ver" >"$dir/.done"
+  fi
+  echo "$dir"
+}
+
+store_add() {  # store_add OUT NAME DIR: move DIR to OUT/store/<hash>-NAME, hash over names and contents
+  local out=$1 name=$2 dir=$3 h
+  h=$(cd "$dir" && { echo "$name"; find . -printf '%p %y %m %l\n' | LC_ALL=C sort
+        find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum; } | sha256sum | cut -c1-32)
+  if [[ -e $out/store/$h-$name ]]; then rm -rf "$dir"; else mv "$dir" "$out/store/$h-$name"; fi
+  echo "$h-$name"
+}
+
+write_init() {  # the guest's PID 1; LABEL is baked in, the image id is read from the command line
+  cat <<'EOF' | sed "s/@LABEL@/$1/"
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+LABEL=@LABEL@ ID=none HOST=
+for a in $(cat /proc/cmdline); do
+  case $a in ganeti-operator.image=*) ID=${a#*=} ;; ganeti-operator.host=*) HOST=${a#*=} ;; esac
+done
+echo "IMAGE-LABEL=$LABEL"; echo "IMAGE-ID=$ID HOST=$HOST"
+[ -n "$HOST" ] && hostname "$HOST"
+while read -r m; do insmod /lib/modules/$m || echo "insmod $m failed"; done </lib/modules/order
+ip link set lo up
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done
+ip link set eth0 up
+udhcpc -i eth0 -q -T 1 -A 1 -s /etc/udhcpc.script   # retries until it gets a lease
+mkdir -p /www
+printf 'HOST=%s\nLABEL=%s\nIMAGE=%s\n' "$HOST" "$LABEL" "$ID" >/www/index.html
+# C is the broken image: no /health file, so busybox httpd answers 404 there, 200 on /.
+[ "$LABEL" != C ] && printf 'IMAGE=%s\nLABEL=%s\n' "$ID" "$LABEL" >/www/health
+httpd -p 80 -h /www
+echo "READY LABEL=$LABEL IMAGE=$ID uptime=$(cut -d' ' -f1 /proc/uptime)"
+while :; do sleep 3600; done
+EOF
+}
+
+build_initrd() {  # build_initrd KDIR LABEL FILE: a reproducible gzip'd newc cpio
+  local k=$1 ver r m
+  ver=$(cat "$k/.done"); r=$(mktemp -d); chmod 755 "$r"
+  mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,lib/modules}
+  install -m 755 /bin/busybox "$r/bin/busybox"
+  # The module list and its order come from the kernel's own modules.dep (depmod -b above).
+  for m in $(for m in virtio_pci virtio_net; do modprobe -d "$k" -S "$ver" --show-depends $m; done |
+             awk '$1 == "insmod" && !seen[$2]++ {print $2}'); do
+    install -m 644 "$m" "$r/lib/modules/"; basename "$m" >>"$r/lib/modules/order"
+  done
+  printf '#!/bin/sh\n[ "$1" = bound ] && ip addr add $ip/${mask:-24} dev $interface && echo "DHCP $interface $ip"\nexit 0\n' >"$r/etc/udhcpc.script"
+  write_init "$2" >"$r/init"; chmod 755 "$r/init" "$r/etc/udhcpc.script"
+  # Fixed mtimes, owners, order and no gzip timestamp: the same inputs give the same bytes.
+  find "$r" -exec touch -h -d @1 {} +
+  (cd "$r" && find . -print0 | LC_ALL=C sort -z | cpio -o -0 -H newc -R 0:0 --reproducible --quiet) | gzip -9n >"$3"
+  rm -rf "$r"
+}
+
+tmpdir() { local t; t=$(mktemp -d "$1/store/.tmp.XXXX"); chmod 755 "$t"; echo "$t"; }
+
+cmd_images() {
+  local out=${1:-$CACHE/images} k short lin t x init kt
+  install_packages; k=$(kernel); short=$(cut -d. -f1,2 "$k/.done")
+  mkdir -p "$out/store"; out=$(readlink -f "$out")
+  t=$(tmpdir "$out"); install -m 644 "$k/boot/vmlinuz-$(cat "$k/.done")" "$t/bzImage"
+  lin=$(store_add "$out" "linux-$short" "$t")
+  for x in A B C; do
+    t=$(tmpdir "$out"); build_initrd "$k" $x "$t/initrd"; chmod 644 "$t/initrd"
+    init=$(store_add "$out" "initrd-$x" "$t")
+    # Like NixOS's kexecTree: symlinks to kernel and initrd, a kexec-boot script and an ipxe script.
+    t=$(tmpdir "$out")
+    ln -s "../$lin/bzImage" "$t/bzImage"; ln -s "../$init/initrd" "$t/initrd"
+    printf '#!ipxe\nkernel bzImage init=/init console=ttyS0 panic=-1\ninitrd initrd\nboot\n' >"$t/ipxe"
+    printf '#!/usr/bin/env bash\nset -e\nd=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)\nkexec --load "$d/bzImage" --initrd="$d/initrd" --command-line "init=/init console=ttyS0 panic=-1"\nkexec -e\n' >"$t/kexec-boot"
+    chmod 755 "$t/kexec-boot"; chmod 644 "$t/ipxe"
+    kt=$(store_add "$out" "kexec-tree-$x" "$t")
+    ln -sfn "store/$kt" "$out/result-$x"
+    log "result-$x -> store/$kt"
+  done
+}
+
+# ---------------------------------------------------------------- up
+nodes() { ls /run/netns 2>/dev/null | sed -n 's/^gnt-\(n[0-9]\)$/\1/p'; }
+
+stop_pidfile() {  # stop the process a pidfile names, if it is still the one we started
+  local f=$1 pid; pid=$(cat "$f" 2>/dev/null) || return 0
+  if grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null; then
+    # Wait: an exiting udhcpd removes its pidfile, which must not be its successor's.
+    for _ in $(seq 1 40); do [[ -e /proc/$pid ]] || break; sleep 0.05; done
+  fi
+  rm -f "$f"
+}
+
+start_in_node() {  # start_in_node nN NAME CMD...: detached, inside the node's namespaces
+  local n=$1 name=$2; shift 2
+  stop_pidfile "$NB/$n/$name.pid" "$1"
+  setsid -f "$SANDBOX" exec "$n" "$SELF" _daemon "$NB/$n/$name.pid" "$NB/$n/$name.log" "$@" </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 50); do [[ -s $NB/$n/$name.pid ]] && return 0; sleep 0.1; done
+  die "$name did not start in $n"
+}
+
+cmd_up() {
+  local n count i size lo
+  install_packages
+  [[ -f $SB/nodes ]] || die "no sandbox is up: run ganeti-sandbox.sh up first"
+  mkdir -p "$NB" "$CONSOLE"
+  printf '\xf8\x03' >"$NB/sercon-port.bin"   # fw_cfg etc/sercon-port = 0x3f8: SeaBIOS/iPXE text on COM1
+  # The node namespaces must see $SB as the host does (it is not bind-mounted over there).
+  "$SANDBOX" exec n1 test -f "$NB/sercon-port.bin" || die "$NB is not visible inside the nodes"
+  log "enabling the kvm hypervisor (QEMU/TCG, kernel ipxe.lkrn)"
+  # kernel_path must be valid in the same modify that enables kvm; root_path=x because Ganeti
+  # wants a root with a kernel (iPXE ignores "root=x"); '\,' escapes commas inside -H values.
+  "$SANDBOX" exec gnt-cluster modify --enabled-hypervisors=fake,kvm \
+    -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin" >&2
+  count=$(nodes | wc -l); [[ $count -gt 0 ]] || die "no node namespaces"; size=$((100 / count)); i=0
+  for n in $(nodes); do
+    mkdir -p "$NB/$n"; lo=$((100 + i * size)); i=$((i + 1))
+    ip netns exec "gnt-$n" ip addr replace $INST_IP/24 dev br-inst
+    # Disjoint pools per node: a VM migrated in keeps its address, which no local lease may reuse.
+    # 0xaf b00101 = iPXE's no-pxedhcp (skips a ~3 s wait for ProxyDHCP offers); auto_time 1
+    # writes the lease file every second (there are no static leases: Ganeti makes the MACs).
+    cat >"$NB/$n/udhcpd.conf" <<EOF
+interface br-inst
+start 10.222.0.$lo
+end 10.222.0.$((lo + size - 1))
+lease_file $NB/$n/udhcpd.leases
+pidfile $NB/$n/udhcpd.pid
+auto_time 1
+max_leases $size
+option subnet 255.255.255.0
+option lease 86400
+option 0xaf b00101
+EOF
+    touch "$NB/$n/udhcpd.leases"
+    # -a 200: wait 200 ms, not 2 s, for an ARP reply before offering an address.
+    start_in_node "$n" udhcpd busybox udhcpd -f -a 200 "$NB/$n/udhcpd.conf"
+    start_in_node "$n" forward socat TCP-LISTEN:8080,bind=$INST_IP,fork,reuseaddr TCP:$HOST_IP:"$STORE_PORT"
+    start_in_node "$n" conwatch "$SELF" _conwatch "$n"
+    log "$n: br-inst $INST_IP, DHCP 10.222.0.$lo-$((lo + size - 1)), $INST_IP:8080 -> $HOST_IP:$STORE_PORT, console -> $CONSOLE"
+  done
+}
+
+conwatch() {  # inside node nN: attach socat to every serial socket, re-attach when QEMU restarts
+  local n=$1 s inst t l; declare -A att=()
+  trap 'kill "${att[@]}" 2>/dev/null; exit 0' TERM INT
+  stamp() { while IFS= read -r l || [[ -n $l ]]; do t=$EPOCHREALTIME
+    printf '%(%F %T)T.%s %s %s\n' "${t%.*}" "${t#*.}" "$n" "${l%$'\r'}"; done; }
+  while :; do
+    for s in "$SERIAL_DIR"/*.serial; do
+      [[ -S $s ]] || continue; inst=$(basename "$s" .serial)
+      [[ -n ${att[$inst]:-} ]] && kill -0 "${att[$inst]}" 2>/dev/null && continue
+      # A new QEMU (start, hard reboot, migration target) makes a new socket; the old socat has
+      # ended with the old QEMU. Ganeti passes server,nowait: output is lost while none is attached.
+      socat -u "UNIX-CONNECT:$s" - 2>/dev/null > >(stamp >>"$CONSOLE/$inst.log") & att[$inst]=$!
+    done
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------- queries
+norm_mac() { local m=${1,,}; m=${m//-/:}; [[ $m =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || die "bad MAC: $1"; echo "$m"; }
+
+cmd_ip() {  # the newest lease for MAC on any node (a VM that rebooted on another node has two)
+  local mac n best=
+  mac=$(norm_mac "$1")
+  for n in $(nodes); do kill -USR1 "$(cat "$NB/$n/udhcpd.pid" 2>/dev/null)" 2>/dev/null || true; done
+  sleep 0.2
+  for n in $(nodes); do
+    [[ -s $NB/$n/udhcpd.leases ]] || continue
+    busybox dumpleases -a -d -f "$NB/$n/udhcpd.leases" | awk -v m="$mac" '$1 == m {print $NF, $2}'
+  done | sort -n | tail -1 | awk '{print $2}' | grep . || exit 1
+}
+
+cmd_health() {  # try every node: after a migration the VM is on another node's br-inst
+  local ip n code path=${2:-/health}
+  ip=$(cmd_ip "$1") || die "no DHCP lease for $1 yet"
+  BODY=$(mktemp); trap 'rm -f "$BODY"' EXIT
+  for n in $(nodes); do
+    code=$(ip netns exec "gnt-$n" curl -s -o "$BODY" -w '%{http_code}' --connect-timeout 1 -m 3 "http://$ip$path" || true)
+    [[ $code == 000 ]] && continue
+    echo "NODE=$n"; cat "$BODY"
+    [[ $code == 2* ]] && return 0
+    log "$n: http://$ip$path answered HTTP $code"; return 1
+  done
+  log "no node reaches $ip"; return 1
+}
+
+cmd_env() {
+  cat <<ENV
+export GANETI_NETBOOT_IMAGES=$CACHE/images
+export GANETI_NETBOOT_STORE_ADDR=$HOST_IP:$STORE_PORT
+export GANETI_NETBOOT_BASE_URL=http://$INST_IP:8080
+export GANETI_NETBOOT_CONSOLE_DIR=$CONSOLE
+export GANETI_NETBOOT_KERNEL_ARGS='$KERNEL_ARGS'
+ENV
+}
+
+case "${1:-}" in
+  images) cmd_images "${2:-}" ;;
+  up) cmd_up ;;
+  ip) cmd_ip "${2:?MAC}" ;;
+  health) cmd_health "${2:?MAC}" "${3:-}" ;;
+  console) cat "$CONSOLE/${2:?INSTANCE}.log" ;;
+  env) cmd_env ;;
+  # internal, run inside a node: record our PID, then become CMD (so the pidfile names CMD)
+  _daemon) shift; echo $$ >"$1"; exec >>"$2" 2>&1 </dev/null; shift 2; exec "$@" ;;
+  _conwatch) conwatch "$2" ;;
+  *) sed -n '2,/^set -e/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac
