@@ -99,7 +99,7 @@ async fn main() {
     })
     .actions
     .into_iter()
-    .flat_map(|a| a.steps)
+    .flat_map(|a| a.steps.into_iter().filter_map(|s| s.operation().cloned()))
     .collect();
     assert_eq!(creates.len(), INSTANCES);
 

@@ -129,6 +129,7 @@ fn observed() -> Observed {
             .collect(),
         instances,
         pending: Vec::new(),
+        store: None,
     }
 }
 

@@ -35,6 +35,7 @@ pub struct Overrides {
     pub rapi_ca_file: Option<PathBuf>,
     pub rapi_fingerprint: Option<String>,
     pub state_dir: Option<PathBuf>,
+    pub store: Option<PathBuf>,
 }
 
 /// The config file's fields, the same settings in camelCase.
@@ -47,6 +48,7 @@ struct FileSettings {
     rapi_ca_file: Option<PathBuf>,
     rapi_fingerprint: Option<String>,
     state_dir: Option<PathBuf>,
+    store: Option<PathBuf>,
 }
 
 pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
@@ -55,6 +57,8 @@ pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
 pub struct Settings {
     pub rapi: RapiConfig,
     pub state_dir: PathBuf,
+    /// The artifact store's directory, local like the state directory.
+    pub store: Option<PathBuf>,
 }
 
 /// One history file per cluster, so one state directory can serve several.
@@ -91,7 +95,9 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             &pointer,
             e.inner().to_string(),
         )
-        .expected("rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir");
+        .expected(
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store",
+        );
         ConfigError::Invalid(diagnostic::render_text(&[d]))
     })
 }
@@ -111,6 +117,17 @@ fn default_state_dir() -> PathBuf {
     var("HOME")
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".local/state/ganeti-operator")
+}
+
+/// The artifact store's directory: the flag or environment, else the config file.
+pub fn store_dir(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(dir) = &overrides.store {
+        return Ok(Some(dir.clone()));
+    }
+    match &overrides.config_file {
+        Some(path) => Ok(load_file(path)?.store),
+        None => Ok(None),
+    }
 }
 
 /// Merges the sources. `desired_url` is the desired state's `cluster.rapiUrl`.
@@ -189,8 +206,10 @@ pub fn resolve(overrides: &Overrides, desired_url: Option<&str>) -> Result<Setti
         .clone()
         .or(file.state_dir)
         .unwrap_or_else(default_state_dir);
+    let store = overrides.store.clone().or(file.store);
     Ok(Settings {
         rapi: RapiConfig::new(url, user, password, trust),
         state_dir,
+        store,
     })
 }

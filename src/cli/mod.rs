@@ -1,6 +1,7 @@
 //! The command line: parsing, dispatch, and exit codes. Each subcommand lives in its own file.
 
 mod hook;
+mod image;
 mod local_http;
 mod progress;
 mod reconcile;
@@ -80,6 +81,9 @@ enum Command {
         /// How long SIGTERM waits for jobs in flight.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         shutdown_grace: std::time::Duration,
+        /// Serve the artifact store (--store) read-only over HTTP on this address.
+        #[arg(long)]
+        serve_store: Option<std::net::SocketAddr>,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -99,6 +103,95 @@ enum Command {
     Hook(HookCommand),
     /// Print the JSON schema of desired-state files.
     Schema,
+    /// The artifact store's images: import, list, verify, gc.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// The artifact store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Import a build result (kexecTree or netboot; symlinks into /nix/store are followed),
+    /// or --kernel/--initrd[/--squashfs]. Prints the id and the line that pins it.
+    Import {
+        /// The class the image is for (shown by `image list`).
+        #[arg(long)]
+        class: String,
+        /// A `nix build` result directory.
+        path: Option<PathBuf>,
+        #[arg(long, requires = "initrd", conflicts_with = "path")]
+        kernel: Option<PathBuf>,
+        #[arg(long, requires = "kernel")]
+        initrd: Option<PathBuf>,
+        #[arg(long, requires = "kernel")]
+        squashfs: Option<PathBuf>,
+        /// The kernel command line the image needs, instead of the one its iPXE or
+        /// kexec script gives.
+        #[arg(long)]
+        cmdline: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every image: id, class, size, age, which classes pin it and which hosts boot it.
+    List {
+        /// A desired-state directory, to show which classes pin each image.
+        #[arg(long)]
+        desired: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Re-hash every file of every image and name any that does not match its manifest.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove images nothing uses, keeping the N newest of them. Never removes an image a
+    /// class pins, a boot pointer names, or an instance's image tag names.
+    Gc {
+        /// The desired-state directory (its classes' pins are kept).
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        keep: usize,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Serve the store read-only over HTTP (Range, ETag, no listing) until SIGTERM.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the artifact store is, for commands that need nothing else.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// The artifact store's directory.
+    #[arg(long, env = STORE_ENV)]
+    store: Option<PathBuf>,
+    /// A config file whose `store:` names it.
+    #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn overrides(self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            config_file: self.config,
+            store: self.store,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,7 +254,13 @@ struct ConnectionArgs {
     /// Where per-object backoff state is kept.
     #[arg(long, env = "GANETI_OPERATOR_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// The artifact store's directory: images, boot pointers (needed when the desired
+    /// state sets cluster.store).
+    #[arg(long, env = STORE_ENV)]
+    store: Option<PathBuf>,
 }
+
+const STORE_ENV: &str = "GANETI_OPERATOR_STORE";
 
 impl ConnectionArgs {
     fn overrides(self) -> crate::config::Overrides {
@@ -173,6 +272,7 @@ impl ConnectionArgs {
             rapi_ca_file: self.rapi_ca_file,
             rapi_fingerprint: self.rapi_fingerprint,
             state_dir: self.state_dir,
+            store: self.store,
         }
     }
 }
@@ -245,6 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             webhook_secret_file,
             resync_interval,
             shutdown_grace,
+            serve_store,
             connection,
         } => {
             let source = match git_repo {
@@ -261,6 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 webhook_secret_file,
                 resync: resync_interval,
                 shutdown_grace,
+                serve_store,
                 connection: connection.overrides(),
             })
         }
@@ -289,6 +391,41 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             &mut stdout,
         ),
         Command::Schema => schema_cmd::run(&mut stdout),
+        Command::Image(ImageCommand::Import {
+            class,
+            path,
+            kernel,
+            initrd,
+            squashfs,
+            cmdline,
+            store,
+        }) => image::import_cmd(
+            image::ImportArgs {
+                class,
+                path,
+                kernel,
+                initrd,
+                squashfs,
+                cmdline,
+            },
+            &store.overrides(),
+            &mut stdout,
+        ),
+        Command::Image(ImageCommand::List { desired, store }) => {
+            image::list_cmd(&store.overrides(), desired.as_deref(), &mut stdout)
+        }
+        Command::Image(ImageCommand::Verify { store }) => {
+            image::verify_cmd(&store.overrides(), &mut stdout)
+        }
+        Command::Image(ImageCommand::Gc {
+            dir,
+            keep,
+            dry_run,
+            connection,
+        }) => image::gc_cmd(&connection.overrides(), &dir, keep, dry_run, &mut stdout),
+        Command::Store(StoreCommand::Serve { listen, store }) => {
+            image::serve_cmd(&store.overrides(), listen)
+        }
     }
 }
 

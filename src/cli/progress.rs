@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::JobObserver;
 use crate::rapi::{JobId, JobStatus, Operation, RapiError};
-use crate::reconcile::execute::Progress;
+use crate::reconcile::execute::{Progress, StepError};
 use crate::reconcile::observe::PendingJob;
+use crate::reconcile::plan::StoreWrite;
 use crate::reconcile::reason::kind_name;
 
 pub struct StderrProgress {
@@ -100,5 +101,17 @@ impl Progress for StderrProgress {
             job.reason.run,
             job.summary
         ));
+    }
+
+    fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>) {
+        let done = if write.contents.is_some() {
+            "written"
+        } else {
+            "removed"
+        };
+        match result {
+            Ok(()) => self.line(&format!("{}: {} {done}", describe(object), write.file)),
+            Err(e) => self.line(&format!("{}: {} FAILED: {e}", describe(object), write.file)),
+        }
     }
 }

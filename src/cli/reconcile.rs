@@ -33,7 +33,12 @@ pub struct ReconcileArgs {
 }
 
 pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let validation = desired::validate_dir(&args.dir)?;
+    let store = super::image::open_store(&args.connection)?;
+    let mut source = desired::DirSource::new(&args.dir);
+    if let Some(store) = &store {
+        source = source.with_store_images(store.image_ids()?);
+    }
+    let validation = desired::validate_source(&source)?;
     let Some(desired) = validation.state else {
         std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
         eprintln!(
@@ -59,7 +64,14 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let color = super::use_color();
     if args.dry_run {
         return runtime.block_on(async {
-            let plan = cycle::preview(&rapi, &desired, &history_file, SystemTime::now()).await?;
+            let plan = cycle::preview(
+                &rapi,
+                store.as_ref(),
+                &desired,
+                &history_file,
+                SystemTime::now(),
+            )
+            .await?;
             let verdicts = if args.server_check {
                 Some(execute::server_check(&rapi, &plan, &run, options).await)
             } else {
@@ -89,6 +101,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         &rapi,
         &desired,
         ApplyOptions {
+            store: store.as_ref(),
             run: &run,
             execute: options,
             backoff: BackoffPolicy::default(),

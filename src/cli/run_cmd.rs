@@ -24,6 +24,7 @@ pub struct RunArgs {
     pub webhook_secret_file: Option<PathBuf>,
     pub resync: Option<Duration>,
     pub shutdown_grace: Duration,
+    pub serve_store: Option<SocketAddr>,
     pub connection: Overrides,
 }
 
@@ -47,6 +48,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let state_dir = settings.state_dir.clone();
+    let store = super::image::open_store(&args.connection)?;
+    if args.serve_store.is_some() && store.is_none() {
+        anyhow::bail!("--serve-store needs a store: give --store DIR");
+    }
     let metrics = Arc::new(Metrics::new());
     let rapi = HttpRapi::new(settings.rapi)?.with_observer(metrics.clone());
     // One thread: the daemon mostly waits, and a small footprint matters on a node.
@@ -81,6 +86,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 shutdown_grace: args.shutdown_grace,
                 state_dir,
                 metrics,
+                store,
+                serve_store: args.serve_store,
             },
             (sender, receiver),
             shutdown,
@@ -91,7 +98,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn init_logging() {
+pub(super) fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("GANETI_OPERATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

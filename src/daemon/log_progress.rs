@@ -7,9 +7,9 @@ use crate::desired::model::ObjectRef;
 use crate::metrics::Metrics;
 use crate::rapi::jobs::JobObserver;
 use crate::rapi::{JobId, JobStatus, Operation, RapiError};
-use crate::reconcile::execute::Progress;
+use crate::reconcile::execute::{Progress, StepError};
 use crate::reconcile::observe::PendingJob;
-use crate::reconcile::reason::kind_name;
+use crate::reconcile::plan::StoreWrite;
 
 /// Logs each step and records each job's duration.
 pub struct LogProgress {
@@ -30,7 +30,7 @@ impl JobObserver for LogProgress {
 impl Progress for LogProgress {
     fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId) {
         tracing::info!(
-            object = %format!("{}/{}", kind_name(object.kind), object.name),
+            object = %object,
             operation = operation.kind(),
             job,
             "submitted"
@@ -47,7 +47,7 @@ impl Progress for LogProgress {
     ) {
         let outcome = if result.is_ok() { "success" } else { "failure" };
         self.metrics.observe_job(operation, outcome, took);
-        let object = format!("{}/{}", kind_name(object.kind), object.name);
+        let object = object.to_string();
         match result {
             Ok(()) => tracing::info!(%object, job, took_s = took.as_secs_f64(), "job succeeded"),
             Err(e) => {
@@ -58,10 +58,19 @@ impl Progress for LogProgress {
 
     fn awaiting(&self, job: &PendingJob) {
         tracing::info!(
-            object = %format!("{}/{}", kind_name(job.reason.object.kind), job.reason.object.name),
+            object = %job.reason.object,
             job = job.id,
             run = %job.reason.run,
             "awaiting an unfinished job of an earlier run instead of submitting again"
         );
+    }
+
+    fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>) {
+        let file = write.file.to_string();
+        match (result, write.contents.is_some()) {
+            (Ok(()), true) => tracing::info!(%object, %file, "store file written"),
+            (Ok(()), false) => tracing::info!(%object, %file, "store file removed"),
+            (Err(e), _) => tracing::warn!(%object, %file, error = %e, "store write failed"),
+        }
     }
 }

@@ -30,6 +30,7 @@ use crate::reconcile::execute::ExecuteOptions;
 use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::reason::RunId;
 use crate::source::Source;
+use crate::store::Store;
 
 use self::status::{LastReconcile, Refusal, Status};
 use self::time::rfc3339;
@@ -67,6 +68,10 @@ pub struct DaemonOptions {
     pub state_dir: PathBuf,
     /// Shared with the RAPI client, which records its requests in it.
     pub metrics: Arc<Metrics>,
+    /// The artifact store the boot pointers are written to.
+    pub store: Option<Store>,
+    /// Serve the store read-only over HTTP on this address.
+    pub serve_store: Option<SocketAddr>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -100,6 +105,28 @@ pub async fn run<R: Rapi>(
             .with_graceful_shutdown(server_shutdown.cancelled_owned())
             .await;
     });
+    let store_server = match (&options.serve_store, &options.store) {
+        (Some(addr), Some(store)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Listen {
+                    addr: *addr,
+                    source,
+                })?;
+            let root = store.root().to_owned();
+            let store_shutdown = shutdown.clone();
+            tracing::info!(listen = %addr, store = %root.display(), "serving the artifact store");
+            Some(tokio::spawn(async move {
+                if let Err(e) =
+                    crate::store::serve::serve(listener, &root, store_shutdown.cancelled_owned())
+                        .await
+                {
+                    tracing::error!(error = %e, "the store server stopped");
+                }
+            }))
+        }
+        _ => None,
+    };
     tracing::info!(listen = %options.listen, source = %options.source.describe(), "ganeti-operator running");
     let _watcher = match &options.source {
         Source::Dir(dir) => Some(watch(dir, sender.clone())?),
@@ -147,6 +174,9 @@ pub async fn run<R: Rapi>(
         next_resync = tokio::time::Instant::now() + jittered(interval);
     }
     let _ = server.await;
+    if let Some(store_server) = store_server {
+        let _ = store_server.await;
+    }
     tracing::info!("ganeti-operator stopped");
     Ok(())
 }
@@ -226,6 +256,7 @@ async fn reconcile<R: Rapi>(
         rapi,
         desired,
         ApplyOptions {
+            store: options.store.as_ref(),
             run: &run,
             execute: ExecuteOptions {
                 max_parallel: desired.policy.max_parallel_jobs as usize,

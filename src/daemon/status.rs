@@ -151,6 +151,7 @@ fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str,
             BlockReason::Conflict => (Condition::Stalled, "Conflict"),
             BlockReason::PruneRefused => (Condition::Stalled, "PruneRefused"),
             BlockReason::Unsupported => (Condition::Stalled, "NeedsOperator"),
+            BlockReason::MissingImage => (Condition::Stalled, "ImageMissing"),
         };
         conditions
             .entry(&blocked.object)

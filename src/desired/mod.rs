@@ -65,13 +65,23 @@ impl Validation {
 /// subdirectories, so a variant (such as `desired-state/sandbox/`) can live beside it.
 pub struct DirSource {
     root: PathBuf,
+    store_images: Option<std::collections::BTreeSet<String>>,
 }
 
 const SECRET_HEAD_BYTES: u64 = 64;
 
 impl DirSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DirSource { root: root.into() }
+        DirSource {
+            root: root.into(),
+            store_images: None,
+        }
+    }
+
+    /// Checks every class's image against the artifact store's images.
+    pub fn with_store_images(mut self, images: std::collections::BTreeSet<String>) -> Self {
+        self.store_images = Some(images);
+        self
     }
 
     fn display(&self, name: &str) -> String {
@@ -131,13 +141,21 @@ impl semantic::SecretFiles for DirSource {
             .ok()?;
         Some(head)
     }
+
+    fn store_images(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.store_images.as_ref()
+    }
 }
 
 /// Reads and validates the desired state in `dir`.
 pub fn validate_dir(dir: &Path) -> Result<Validation, DesiredStateError> {
-    let source = DirSource::new(dir);
+    validate_source(&DirSource::new(dir))
+}
+
+/// Reads and validates the desired state of `source`.
+pub fn validate_source(source: &DirSource) -> Result<Validation, DesiredStateError> {
     let files = source.yaml_files()?;
-    Ok(validate_files(files, &source))
+    Ok(validate_files(files, source))
 }
 
 /// Validates already-read files: stage one per file, then merging, then stage two.

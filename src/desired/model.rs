@@ -10,6 +10,7 @@ use serde::Serialize;
 pub use super::raw::{DiskTemplate, Hypervisor, NicMode, NodeRole, PowerState};
 use super::ssh_key::SshPublicKey;
 use super::units::Size;
+pub use crate::store::pointer::Mac;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredState {
@@ -40,6 +41,26 @@ pub enum ObjectKind {
     Secret,
 }
 
+impl ObjectKind {
+    /// The name in reason stamps, plans, `/status` and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Cluster => "cluster",
+            ObjectKind::Class => "class",
+            ObjectKind::Node => "node",
+            ObjectKind::Instance => "instance",
+            ObjectKind::Secret => "secret",
+        }
+    }
+}
+
+/// `instance/web1.example.org`, as reason stamps and logs write an object.
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.name(), self.name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
@@ -48,6 +69,13 @@ pub struct Cluster {
     pub default_disk_template: DiskTemplate,
     pub nic: Nic,
     pub groups: Vec<String>,
+    pub store: Option<StoreSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Without a trailing slash.
+    pub base_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +100,7 @@ impl Default for Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Class {
     pub image: String,
+    pub hypervisor: Option<Hypervisor>,
     pub os: Option<String>,
     pub disk_template: Option<DiskTemplate>,
     pub kernel_args: Option<String>,
@@ -120,6 +149,7 @@ pub struct Node {
     pub role: NodeRole,
     pub group: String,
     pub host_key: Option<SshPublicKey>,
+    pub mac: Option<Mac>,
     pub capacity: Capacity,
 }
 

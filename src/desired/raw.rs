@@ -50,6 +50,17 @@ pub struct RawCluster {
     pub nic: Option<RawNic>,
     /// Node groups nodes may belong to. Defaults to `[default]`, Ganeti's initial group.
     pub groups: Option<Vec<String>>,
+    /// The artifact store the hosts netboot from. Without it no boot pointers are written.
+    pub store: Option<RawStore>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStore {
+    /// Where the hosts fetch the store, e.g. http://10.0.0.1:8080; every boot pointer
+    /// names it. The operator writes the store locally (`--store DIR`).
+    #[schemars(regex(pattern = r"^https?://[^/@?#]+(/[^?#@]*)?$"))]
+    pub base_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -72,6 +83,8 @@ pub struct RawPolicy {
 pub struct RawClass {
     /// Artifact id (content hash) of the class's netboot image, as `image import` prints it.
     pub image: String,
+    /// The hypervisor this class's instances run on, if not the cluster's.
+    pub hypervisor: Option<Hypervisor>,
     /// Ganeti OS provider with variant, e.g. `pxe+default`.
     pub os: Option<String>,
     /// Disk template for this class's instances.
@@ -151,6 +164,9 @@ pub struct RawNode {
     pub group: Option<String>,
     /// The node's SSH host public key; its secrets are encrypted to it.
     pub host_key: Option<String>,
+    /// The MAC the node netboots from; its boot pointer is `boot/<mac>.ipxe`.
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$"))]
+    pub mac: Option<String>,
     /// What the node can hold; pinned instances are checked against it.
     pub capacity: Option<RawCapacity>,
 }

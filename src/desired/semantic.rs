@@ -9,14 +9,14 @@ use std::time::Duration;
 use super::diagnostic::Diagnostic;
 use super::merge::{Entry, Merged, Origin};
 use super::model::{
-    Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Nic, Node, ObjectKind,
-    ObjectRef, Policy, Resources, Rotation, Secret,
+    Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Mac, Nic, Node,
+    ObjectKind, ObjectRef, Policy, Resources, Rotation, Secret, StoreSettings,
 };
 use super::names::{
     HOST_NAME_EXPECTED, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED, TAG_PREFIX, closest,
     is_host_name, is_short_name, is_valid_tag,
 };
-use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, SizeText};
+use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
 use super::schema::yaml_path;
 use super::source::{ParsedFile, Target};
 use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
@@ -26,6 +26,11 @@ use super::units::{Size, parse_duration};
 pub trait SecretFiles {
     /// The first bytes of a file relative to the desired-state root; `None` if it is absent.
     fn head(&self, relative: &Path) -> Option<Vec<u8>>;
+    /// The images in the artifact store, when one is configured: every class's image
+    /// must then be among them.
+    fn store_images(&self) -> Option<&BTreeSet<String>> {
+        None
+    }
 }
 
 const AGE_BINARY_HEADER: &[u8] = b"age-encryption.org/v1\n";
@@ -41,6 +46,7 @@ pub fn check(
     let mut checker = Checker {
         files,
         merged,
+        images: secret_files.store_images(),
         diagnostics: Vec::new(),
     };
     let state = checker.run(secret_files);
@@ -50,6 +56,7 @@ pub fn check(
 struct Checker<'a> {
     files: &'a [ParsedFile],
     merged: &'a Merged,
+    images: Option<&'a BTreeSet<String>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -243,6 +250,38 @@ impl Checker<'_> {
             default_disk_template: raw.default_disk_template.unwrap_or(DiskTemplate::Diskless),
             nic,
             groups,
+            store: raw
+                .store
+                .as_ref()
+                .and_then(|store| self.store_settings(origin, store)),
+        })
+    }
+
+    fn store_settings(&mut self, origin: &Origin, raw: &RawStore) -> Option<StoreSettings> {
+        let problem = match url_host(&raw.base_url) {
+            Some(host) if host.contains('@') => {
+                Some("it carries credentials; the hosts fetch the store without any")
+            }
+            Some("") | None => Some("it names no host"),
+            Some(_) if raw.base_url.contains(['?', '#']) => {
+                Some("it has a query or fragment, which a pointer cannot extend")
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            let d = self
+                .diagnostic(
+                    origin,
+                    "/store/baseUrl",
+                    Target::Value,
+                    format!("`store.baseUrl` is not usable: {problem}"),
+                )
+                .expected("http://host[:port][/path], as the hosts reach the store");
+            self.report(d);
+            return None;
+        }
+        Some(StoreSettings {
+            base_url: raw.base_url.trim_end_matches('/').to_owned(),
         })
     }
 
@@ -422,6 +461,22 @@ impl Checker<'_> {
                     ));
                 self.report(d);
             }
+            if let Some(images) = self.images
+                && !images.contains(&raw.image)
+            {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "/image",
+                        Target::Value,
+                        format!("image `{}` is not in the artifact store", raw.image),
+                    )
+                    .expected(format!("one of the {} image(s) in the store", images.len()))
+                    .hint(format!(
+                        "import it first: ganeti-operator image import --class {name} ./result"
+                    ));
+                self.report(d);
+            }
             if let Some(os) = &raw.os
                 && !is_os_name(os)
             {
@@ -485,6 +540,7 @@ impl Checker<'_> {
                 name.clone(),
                 Class {
                     image: raw.image.clone(),
+                    hypervisor: raw.hypervisor,
                     os: raw.os.clone(),
                     disk_template: raw.disk_template,
                     kernel_args: raw.kernel_args.clone(),
@@ -532,10 +588,24 @@ impl Checker<'_> {
         let class_names: Vec<&str> = self.merged.classes.keys().map(String::as_str).collect();
         let groups: Vec<String> = cluster.map(|c| c.groups.clone()).unwrap_or_default();
         let mut first_master: Option<&Origin> = None;
+        let mut macs: BTreeMap<Mac, &str> = BTreeMap::new();
         let mut out = BTreeMap::new();
         for (name, entry) in &self.merged.nodes {
             let Some(raw) = &entry.raw else { continue };
             let origin = &entry.origin;
+            if let Some(mac) = raw.mac.as_deref().and_then(Mac::parse)
+                && let Some(other) = macs.insert(mac, name)
+            {
+                let d = self
+                    .diagnostic(
+                        origin,
+                        "/mac",
+                        Target::Value,
+                        format!("MAC {mac} is also node `{other}`'s"),
+                    )
+                    .expected("one MAC per node: it names the node's boot pointer");
+                self.report(d);
+            }
             self.reference(origin, "/class", "class", &raw.class, &class_names);
             let group = raw
                 .group
@@ -597,6 +667,7 @@ impl Checker<'_> {
                     role,
                     group,
                     host_key,
+                    mac: raw.mac.as_deref().and_then(Mac::parse),
                     capacity,
                 },
             );
@@ -913,6 +984,12 @@ struct NameRule<'a> {
     entries: Vec<(&'a String, &'a Origin)>,
     valid: fn(&str) -> bool,
     expected: &'static str,
+}
+
+/// The authority of an http(s) URL: what lies between `://` and the path.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or(""))
 }
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {

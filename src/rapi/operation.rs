@@ -164,6 +164,8 @@ pub struct DiskSpec {
 pub struct NicSpec {
     pub link: Option<String>,
     pub mode: Option<String>,
+    /// Chosen by the operator when the host netboots: its pointer is written first.
+    pub mac: Option<String>,
 }
 
 /// `POST /2/instances`, request version 1.
@@ -295,6 +297,9 @@ fn nic_json(nic: &NicSpec) -> Value {
     }
     if let Some(mode) = &nic.mode {
         n["mode"] = json!(mode);
+    }
+    if let Some(mac) = &nic.mac {
+        n["mac"] = json!(mac);
     }
     n
 }

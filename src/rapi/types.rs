@@ -32,6 +32,9 @@ pub struct ClusterInfo {
     pub tags: Vec<String>,
     #[serde(default)]
     pub uuid: Option<String>,
+    /// The first three bytes of the MACs Ganeti generates, e.g. `aa:00:00`.
+    #[serde(default)]
+    pub mac_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -11,9 +11,10 @@ use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::history::{BackoffPolicy, History, HistoryError};
-use super::observe::{Observed, observe};
+use super::observe::{Observed, observe, observe_store};
 use super::plan::{Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -21,6 +22,12 @@ pub enum CycleError {
     Observe(#[source] RapiError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error("reading the artifact store: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the desired state has `cluster.store`, but the operator has no store directory: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)"
+    )]
+    NoStore,
     #[error(
         "the RAPI answers for cluster {observed}, but the desired state is for {desired}; \
          nothing was done"
@@ -50,9 +57,17 @@ impl Report {
 
 async fn observe_cluster<R: Rapi + ?Sized>(
     rapi: &R,
+    store: Option<&Store>,
     desired: &DesiredState,
 ) -> Result<Observed, CycleError> {
-    let observed = observe(rapi).await.map_err(CycleError::Observe)?;
+    let mut observed = observe(rapi).await.map_err(CycleError::Observe)?;
+    if desired.cluster.store.is_some() {
+        let store = store.ok_or(CycleError::NoStore)?.clone();
+        let seen = tokio::task::spawn_blocking(move || observe_store(&store))
+            .await
+            .map_err(|e| StoreError::Import(e.to_string()))??;
+        observed.store = Some(seen);
+    }
     if observed.cluster.name != desired.cluster.name {
         return Err(CycleError::WrongCluster {
             observed: observed.cluster.name,
@@ -65,11 +80,12 @@ async fn observe_cluster<R: Rapi + ?Sized>(
 /// The plan as it stands, without changing anything.
 pub async fn preview<R: Rapi + ?Sized>(
     rapi: &R,
+    store: Option<&Store>,
     desired: &DesiredState,
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
-    let observed = observe_cluster(rapi, desired).await?;
+    let observed = observe_cluster(rapi, store, desired).await?;
     let history = History::load(history_file)?;
     Ok(plan(&PlanInput {
         desired,
@@ -84,6 +100,8 @@ pub struct ApplyOptions<'a> {
     pub execute: ExecuteOptions,
     pub backoff: BackoffPolicy,
     pub history_file: &'a Path,
+    /// The artifact store, when the desired state has one.
+    pub store: Option<&'a Store>,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
 }
@@ -95,12 +113,12 @@ pub async fn apply<R: Rapi + ?Sized>(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
-    let mut observed = observe_cluster(rapi, desired).await?;
+    let mut observed = observe_cluster(rapi, options.store, desired).await?;
     let mut recovered = Vec::new();
     if !observed.pending.is_empty() {
         recovered =
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
-        observed = observe_cluster(rapi, desired).await?;
+        observed = observe_cluster(rapi, options.store, desired).await?;
     }
     let mut history = History::load(options.history_file)?;
     let planned = plan(&PlanInput {
@@ -110,11 +128,19 @@ pub async fn apply<R: Rapi + ?Sized>(
         now: SystemTime::now(),
     });
     (options.on_plan)(&planned);
-    let outcomes =
-        execute::execute(rapi, &planned, options.run, options.execute, progress, stop).await;
+    let outcomes = execute::execute(
+        rapi,
+        options.store,
+        &planned,
+        options.run,
+        options.execute,
+        progress,
+        stop,
+    )
+    .await;
     remember(&mut history, desired, &outcomes, options.backoff);
     history.save(options.history_file)?;
-    let observed = observe_cluster(rapi, desired).await?;
+    let observed = observe_cluster(rapi, options.store, desired).await?;
     let after = plan(&PlanInput {
         desired,
         observed: &observed,

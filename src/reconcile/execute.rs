@@ -12,9 +12,10 @@ use futures_util::stream::{self, StreamExt as _};
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
 use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
+use crate::store::Store;
 
 use super::observe::PendingJob;
-use super::plan::{Action, Plan};
+use super::plan::{Action, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
 use super::render::Verdict;
 
@@ -31,6 +32,26 @@ pub trait Progress: JobObserver {
         took: Duration,
     );
     fn awaiting(&self, job: &PendingJob);
+    /// A store step carried out.
+    fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>);
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Rapi(#[from] RapiError),
+    #[error("{0}")]
+    Store(String),
+    #[error("the plan writes the artifact store, but no store is configured (--store)")]
+    NoStore,
+}
+
+impl StepError {
+    /// Ganeti refused the input itself: retrying the same entry cannot succeed.
+    pub fn is_wrong_input(&self) -> bool {
+        matches!(self, StepError::Rapi(e) if e.error_class() == Some(&crate::rapi::ErrorClass::WrongInput))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +73,7 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum ActionResult {
     Succeeded,
-    Failed(RapiError),
+    Failed(StepError),
     /// Not submitted: shutdown was requested, or an earlier action on the object failed.
     NotStarted(&'static str),
     /// Shutdown came between two steps: the first ones are done, the next run plans the
@@ -64,6 +85,7 @@ pub enum ActionResult {
 /// set nothing new is submitted, and jobs already submitted are still waited on.
 pub async fn execute<R: Rapi + ?Sized>(
     rapi: &R,
+    store: Option<&Store>,
     plan: &Plan,
     run: &RunId,
     options: ExecuteOptions,
@@ -81,7 +103,7 @@ pub async fn execute<R: Rapi + ?Sized>(
     let mut outcomes = Vec::new();
     for groups in phases.into_values() {
         let results: Vec<Vec<Outcome>> = stream::iter(groups)
-            .map(|group| run_object(rapi, group, run, options.wait, progress, stop))
+            .map(|group| run_object(rapi, store, group, run, options.wait, progress, stop))
             .buffer_unordered(options.max_parallel.max(1))
             .collect()
             .await;
@@ -93,6 +115,7 @@ pub async fn execute<R: Rapi + ?Sized>(
 
 async fn run_object<R: Rapi + ?Sized>(
     rapi: &R,
+    store: Option<&Store>,
     actions: Vec<(usize, &Action)>,
     run: &RunId,
     wait: WaitOptions,
@@ -107,7 +130,7 @@ async fn run_object<R: Rapi + ?Sized>(
         let result = if failed {
             ActionResult::NotStarted("an earlier action on this object did not finish")
         } else {
-            run_steps(rapi, action, run, wait, progress, stop, &mut jobs).await
+            run_steps(rapi, store, action, run, wait, progress, stop, &mut jobs).await
         };
         failed |= !matches!(result, ActionResult::Succeeded);
         outcomes.push(Outcome {
@@ -121,8 +144,10 @@ async fn run_object<R: Rapi + ?Sized>(
     outcomes
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_steps<R: Rapi + ?Sized>(
     rapi: &R,
+    store: Option<&Store>,
     action: &Action,
     run: &RunId,
     wait: WaitOptions,
@@ -139,10 +164,21 @@ async fn run_steps<R: Rapi + ?Sized>(
                 ActionResult::Interrupted
             };
         }
+        let step = match step {
+            Step::Rapi(operation) => operation,
+            Step::Store(write) => {
+                let result = write_store(store, write).await;
+                progress.wrote(&action.object, write, &result);
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
+        };
         let started = Instant::now();
         let id = match rapi.submit(step, &WriteOptions::new(reason.clone())).await {
             Ok(id) => id,
-            Err(e) => return ActionResult::Failed(e),
+            Err(e) => return ActionResult::Failed(e.into()),
         };
         jobs.push(id);
         progress.submitted(&action.object, step, id);
@@ -158,10 +194,23 @@ async fn run_steps<R: Rapi + ?Sized>(
             started.elapsed(),
         );
         if let Some(e) = failed {
-            return ActionResult::Failed(e);
+            return ActionResult::Failed(e.into());
         }
     }
     ActionResult::Succeeded
+}
+
+/// The store's executor: one atomic write or removal, off the async threads since it
+/// syncs to disk.
+async fn write_store(store: Option<&Store>, write: &StoreWrite) -> Result<(), StepError> {
+    let store = store.ok_or(StepError::NoStore)?.clone();
+    let write = write.clone();
+    tokio::task::spawn_blocking(move || {
+        store.write(&write.file, write.contents.as_deref().map(str::as_bytes))
+    })
+    .await
+    .map_err(|e| StepError::Store(e.to_string()))?
+    .map_err(|e| StepError::Store(e.to_string()))
 }
 
 fn tree_result(tree: JobTree) -> Result<Job, RapiError> {
@@ -222,7 +271,8 @@ pub async fn server_check<R: Rapi + ?Sized>(
     let checks = plan.actions.iter().map(|action| async move {
         let reason = JobReason::new(run, &action.object).to_string();
         let mut detail = None;
-        for step in &action.steps {
+        // Store writes are the operator's own; only Ganeti's jobs can be checked by Ganeti.
+        for step in action.operations() {
             let checked = async {
                 let id = rapi
                     .submit(step, &WriteOptions::new(reason.clone()).dry_run())

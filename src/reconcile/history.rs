@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::execute::StepError;
 use crate::desired::model::ObjectRef;
-use crate::rapi::{ErrorClass, RapiError};
 
 use super::plan::BlockReason;
 use super::reason::kind_name;
@@ -152,7 +152,7 @@ impl History {
     pub fn record_failure(
         &mut self,
         object: &ObjectRef,
-        error: &RapiError,
+        error: &StepError,
         fingerprint: Option<String>,
         now: SystemTime,
         policy: BackoffPolicy,
@@ -160,7 +160,7 @@ impl History {
         let entry = self.objects.entry(key(object)).or_default();
         entry.failures = entry.failures.saturating_add(1);
         entry.last_error = Some(error.to_string());
-        if error.error_class() == Some(&ErrorClass::WrongInput) {
+        if error.is_wrong_input() {
             entry.stalled_on = fingerprint.or(Some(String::new()));
             entry.retry_after = None;
             return;

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 use crate::rapi::{ClusterInfo, Instance, JobId, Node, Rapi, RapiError};
+use crate::store::catalog::{self, FoundPointer};
+use crate::store::manifest::Manifest;
+use crate::store::{Store, StoreError, StoreFile};
 
 use super::reason::JobReason;
 
@@ -14,6 +17,25 @@ pub struct Observed {
     pub instances: BTreeMap<String, Instance>,
     /// Unfinished jobs that carry the operator's reason stamp, from this or an earlier run.
     pub pending: Vec<PendingJob>,
+    /// The artifact store, when one is configured.
+    pub store: Option<ObservedStore>,
+}
+
+/// The artifact store as far as planning needs it: the complete images and every pointer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedStore {
+    pub images: BTreeMap<String, Manifest>,
+    pub pointers: BTreeMap<StoreFile, FoundPointer>,
+}
+
+/// Reads the store: a directory listing, the manifests and the pointers, all small.
+pub fn observe_store(store: &Store) -> Result<ObservedStore, StoreError> {
+    let images = catalog::manifests(store)?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
+    let pointers = catalog::read_pointers(store)?;
+    Ok(ObservedStore { images, pointers })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,5 +73,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending,
+        store: None,
     })
 }

@@ -80,13 +80,7 @@ impl fmt::Display for JobReason {
 }
 
 pub fn kind_name(kind: ObjectKind) -> &'static str {
-    match kind {
-        ObjectKind::Cluster => "cluster",
-        ObjectKind::Class => "class",
-        ObjectKind::Node => "node",
-        ObjectKind::Instance => "instance",
-        ObjectKind::Secret => "secret",
-    }
+    kind.name()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::rapi::Operation;
 
-use super::plan::{Action, ActionKind, Plan};
+use super::plan::{Action, ActionKind, Plan, Step};
 use super::reason::kind_name;
 
 /// Ganeti's answer to one action submitted with `?dry-run=1`.
@@ -35,14 +35,32 @@ impl Paint {
             ActionKind::Adopt | ActionKind::Change => "33",
             ActionKind::Move => "36",
             ActionKind::Delete => "31",
+            ActionKind::Boot => "34",
         };
         self.wrap(code, kind.symbol())
     }
 }
 
-fn steps(action: &Action) -> String {
-    let kinds: Vec<&str> = action.steps.iter().map(Operation::kind).collect();
+fn jobs(action: &Action) -> String {
+    let kinds: Vec<&str> = action
+        .operations()
+        .into_iter()
+        .map(Operation::kind)
+        .collect();
     kinds.join(", ")
+}
+
+fn writes(action: &Action) -> String {
+    let files: Vec<String> = action
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Store(w) if w.contents.is_some() => Some(w.file.to_string()),
+            Step::Store(w) => Some(format!("{} (removed)", w.file)),
+            Step::Rapi(_) => None,
+        })
+        .collect();
+    files.join(", ")
 }
 
 pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
@@ -61,13 +79,34 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         );
     }
     for (index, action) in plan.actions.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {} {} {}",
-            paint.symbol(action.kind),
-            kind_name(action.object.kind),
-            action.object.name
-        );
+        let symbol = match (action.kind, action.steps.first()) {
+            // A boot pointer that only goes away is a removal.
+            (ActionKind::Boot, Some(Step::Store(w))) if w.contents.is_none() => {
+                paint.wrap("31", "-")
+            }
+            _ => paint.symbol(action.kind),
+        };
+        if action.kind == ActionKind::Boot {
+            let images = action
+                .changes
+                .iter()
+                .find(|c| c.field == "boot")
+                .map(|c| match (&c.before, &c.after) {
+                    (Some(b), Some(a)) => format!(": {b} -> {a}"),
+                    (None, Some(a)) => format!(": {a}"),
+                    (Some(b), None) => format!(": {b} -> (none)"),
+                    (None, None) => String::new(),
+                })
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {symbol} boot {}{images}", action.object.name);
+        } else {
+            let _ = writeln!(
+                out,
+                "  {symbol} {} {}",
+                kind_name(action.object.kind),
+                action.object.name
+            );
+        }
         let _ = writeln!(out, "      reason: {}", action.reason);
         let width = action
             .changes
@@ -89,7 +128,14 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                 width = width + 1
             );
         }
-        let _ = writeln!(out, "      jobs: {}", steps(action));
+        let jobs = jobs(action);
+        if !jobs.is_empty() {
+            let _ = writeln!(out, "      jobs: {jobs}");
+        }
+        let writes = writes(action);
+        if !writes.is_empty() {
+            let _ = writeln!(out, "      writes: {writes}");
+        }
         if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
             let line = match verdict {
                 Verdict::Accepted { detail: None } => paint.wrap("32", "ganeti: accepted"),
@@ -139,13 +185,21 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
     if plan.has_changes() {
         let _ = writeln!(
             out,
-            "Plan for {}: {} to create, {} to change, {} to move, {} to delete; {} blocked{}.",
+            "Plan for {}: {} to create, {} to change, {} to move, {} to delete; {} blocked{}{}.",
             plan.cluster,
             plan.count(ActionKind::Create),
             plan.count(ActionKind::Change) + plan.count(ActionKind::Adopt),
             plan.count(ActionKind::Move),
             plan.count(ActionKind::Delete),
             plan.blocked.len(),
+            if plan.count(ActionKind::Boot) == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} boot pointer(s) to write or remove",
+                    plan.count(ActionKind::Boot)
+                )
+            },
             if plan.awaiting.is_empty() {
                 String::new()
             } else {
@@ -179,7 +233,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
                 "phase": action.phase,
                 "reason": action.reason,
                 "changes": action.changes,
-                "operations": action.steps.iter().map(Operation::kind).collect::<Vec<_>>(),
+                "operations": action.steps.iter().map(Step::kind).collect::<Vec<_>>(),
             });
             if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
                 entry["serverCheck"] = match verdict {
@@ -201,6 +255,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "change": plan.count(ActionKind::Change) + plan.count(ActionKind::Adopt),
             "move": plan.count(ActionKind::Move),
             "delete": plan.count(ActionKind::Delete),
+            "boot": plan.count(ActionKind::Boot),
             "blocked": plan.blocked.len(),
             "awaiting": plan.awaiting.len(),
         },

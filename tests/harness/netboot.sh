@@ -53,19 +53,27 @@ install_packages() {
 }
 
 # ---------------------------------------------------------------- images
-kernel() {  # unpack the kernel linux-image-amd64 depends on into the cache (once); prints its dir
-  local pkg ver dir
-  pkg=$(apt-cache show --no-all-versions linux-image-amd64 | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p')
-  [[ -n $pkg ]] || { apt-get update -qq; pkg=$(apt-cache show --no-all-versions linux-image-amd64 | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p'); }
-  ver=${pkg#linux-image-}; dir=$CACHE/kernel-$ver
-  if [[ ! -e $dir/.done ]]; then
-    log "fetching $pkg (extracted into the cache, never installed) ..."
-    rm -rf "$dir" "$CACHE/deb"; mkdir -p "$CACHE/deb"; chown _apt "$CACHE/deb" 2>/dev/null || true
-    (cd "$CACHE/deb" && apt-get download -q "$pkg" >/dev/null)
-    dpkg-deb -x "$CACHE"/deb/"${pkg}"_*.deb "$dir"
-    depmod -b "$dir" "$ver"
-    rm -rf "$CACHE/deb"; echo "$ver" >"$dir/.done"
-  fi
+kernel_pkg() {  # the linux-image-6.1.0-*-amd64 that linux-image-amd64 depends on, per apt's lists
+  apt-cache show --no-all-versions linux-image-amd64 2>/dev/null | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' || true
+}
+
+kernel() {  # unpack that kernel into the cache (once); prints its dir
+  local pkg ver dir try
+  for try in 1 2; do   # stale or missing apt lists: update once and ask again
+    pkg=$(kernel_pkg); ver=${pkg#linux-image-}; dir=$CACHE/kernel-$ver
+    [[ -n $pkg && -e $dir/.done ]] && break
+    if [[ -n $pkg ]]; then
+      log "fetching $pkg (extracted into the cache, never installed) ..."
+      rm -rf "$dir" "$CACHE/deb"; mkdir -p "$CACHE/deb"; chown _apt "$CACHE/deb" 2>/dev/null || true
+      if (cd "$CACHE/deb" && apt-get download -q "$pkg" >/dev/null); then
+        dpkg-deb -x "$CACHE"/deb/"${pkg}"_*.deb "$dir"
+        depmod -b "$dir" "$ver"   # modules.dep, from which build_initrd picks the virtio modules
+        rm -rf "$CACHE/deb"; echo "$ver" >"$dir/.done"; break
+      fi
+    fi
+    [[ $try == 1 ]] && apt-get update -qq
+  done
+  [[ -e $dir/.done ]] || die "could not fetch the kernel linux-image-amd64 depends on (${pkg:-none})"
   echo "$dir"
 }
 
@@ -176,8 +184,10 @@ cmd_up() {
   log "enabling the kvm hypervisor (QEMU/TCG, kernel ipxe.lkrn)"
   # kernel_path must be valid in the same modify that enables kvm; root_path=x because Ganeti
   # wants a root with a kernel (iPXE ignores "root=x"); '\,' escapes commas inside -H values.
+  # reboot-timeout: when the chain fails (no pointer yet, store down) SeaBIOS would halt for
+  # good after "No bootable device"; this way the guest resets and retries every few seconds.
   "$SANDBOX" exec gnt-cluster modify --enabled-hypervisors=fake,kvm \
-    -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin" >&2
+    -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin -boot reboot-timeout=3000" >&2
   count=$(nodes | wc -l); [[ $count -gt 0 ]] || die "no node namespaces"; size=$((100 / count)); i=0
   for n in $(nodes); do
     mkdir -p "$NB/$n"; lo=$((100 + i * size)); i=$((i + 1))
@@ -209,8 +219,9 @@ EOF
 conwatch() {  # inside node nN: attach socat to every serial socket, re-attach when QEMU restarts
   local n=$1 s inst t l; declare -A att=()
   trap 'kill "${att[@]}" 2>/dev/null; exit 0' TERM INT
-  stamp() { while IFS= read -r l || [[ -n $l ]]; do t=$EPOCHREALTIME
-    printf '%(%F %T)T.%s %s %s\n' "${t%.*}" "${t#*.}" "$n" "${l%$'\r'}"; done; }
+  out() { t=$EPOCHREALTIME; printf '%(%F %T)T.%s %s %s\n' "${t%.*}" "${t#*.}" "$n" "${l%$'\r'}"; }
+  stamp() {  # one timestamped line per line; a partial line (iPXE progress dots) after 1 s of quiet
+    while :; do IFS= read -r -t 1 l && { out; continue; }; rc=$?; [[ -n $l ]] && out; ((rc > 128)) || break; done; }
   while :; do
     for s in "$SERIAL_DIR"/*.serial; do
       [[ -S $s ]] || continue; inst=$(basename "$s" .serial)

@@ -16,7 +16,7 @@ use crate::rapi::operation::TagTarget;
 
 use super::tags;
 use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, Step,
     instance_ref,
 };
 
@@ -72,6 +72,7 @@ fn nic_spec(nic: &crate::desired::model::Nic) -> NicSpec {
     NicSpec {
         link: nic.link.clone(),
         mode: nic.mode.as_ref().map(ganeti_name),
+        mac: None,
     }
 }
 
@@ -101,7 +102,9 @@ fn create(input: &PlanInput<'_>, name: &str, desired: &Desired, class: &Class) -
             .collect(),
         nics: desired.resources.nics.iter().map(nic_spec).collect(),
         os: desired.os.clone(),
-        hypervisor: Some(ganeti_name(&input.desired.cluster.hypervisor)),
+        hypervisor: Some(ganeti_name(
+            &class.hypervisor.unwrap_or(input.desired.cluster.hypervisor),
+        )),
         memory_mib: desired.resources.memory.mib(),
         vcpus: desired.resources.vcpus,
         hvparams: class
@@ -147,7 +150,7 @@ fn create(input: &PlanInput<'_>, name: &str, desired: &Desired, class: &Class) -
         kind: ActionKind::Create,
         reason: "in the desired state, not in the cluster".into(),
         changes,
-        steps: vec![Operation::CreateInstance(create)],
+        steps: vec![Step::Rapi(Operation::CreateInstance(create))],
         phase: Phase::Instances,
     }
 }
@@ -290,7 +293,7 @@ fn update(name: &str, desired: &Desired, class: &Class, seen: &Seen, plan: &mut 
             },
             reason,
             changes: drift.changes,
-            steps,
+            steps: steps.into_iter().map(Step::Rapi).collect(),
             phase: Phase::Instances,
         });
     }
@@ -425,6 +428,7 @@ fn compare_nics(desired: &Desired, seen: &Seen, drift: &mut Drift) {
         let have = NicSpec {
             link: seen.nic_links.get(index).cloned().flatten(),
             mode: seen.nic_modes.get(index).cloned().flatten(),
+            mac: None,
         };
         let differs = |w: &Option<String>, h: &Option<String>| w.is_some() && w != h;
         if differs(&want.link, &have.link) || differs(&want.mode, &have.mode) {
@@ -516,7 +520,7 @@ fn plan_move(name: &str, desired: &Desired, seen: &Seen, target: &str, plan: &mu
             ),
             FieldChange::new("by", None, Some(how.into())),
         ],
-        steps: vec![step],
+        steps: vec![Step::Rapi(step)],
         phase: Phase::Instances,
     });
 }

@@ -2,9 +2,11 @@
 //! returns ordered actions, each with the reason for it, plus what it will not do and why.
 //! No I/O happens here, so every rule is unit-tested with plain values.
 
+mod boot;
 mod instances;
 mod nodes;
 mod prune;
+pub mod step;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -20,6 +22,7 @@ use crate::rapi::Operation;
 use super::history::History;
 use super::observe::{Observed, PendingJob};
 
+pub use step::{Step, StoreWrite};
 pub use tags::{CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,15 +57,22 @@ impl Plan {
     }
 }
 
-/// One change to one object: a short sequence of RAPI operations run in order.
+/// One change to one object: a short sequence of steps run in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
     pub object: ObjectRef,
     pub kind: ActionKind,
     pub reason: String,
     pub changes: Vec<FieldChange>,
-    pub steps: Vec<Operation>,
+    pub steps: Vec<Step>,
     pub phase: Phase,
+}
+
+impl Action {
+    /// The Ganeti jobs among the steps.
+    pub fn operations(&self) -> Vec<&Operation> {
+        self.steps.iter().filter_map(Step::operation).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -73,6 +83,8 @@ pub enum ActionKind {
     Change,
     Move,
     Delete,
+    /// A host's boot pointer written, or removed once the host is gone.
+    Boot,
 }
 
 impl ActionKind {
@@ -84,6 +96,7 @@ impl ActionKind {
             ActionKind::Change => "change",
             ActionKind::Move => "move",
             ActionKind::Delete => "delete",
+            ActionKind::Boot => "boot",
         }
     }
 
@@ -91,7 +104,7 @@ impl ActionKind {
     pub fn symbol(self) -> &'static str {
         match self {
             ActionKind::Create => "+",
-            ActionKind::Adopt | ActionKind::Change => "~",
+            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot => "~",
             ActionKind::Move => "->",
             ActionKind::Delete => "-",
         }
@@ -145,6 +158,8 @@ pub enum BlockReason {
     Stalled,
     /// An earlier attempt failed; the next one waits for the object's backoff.
     BackingOff,
+    /// The class's image is not in the artifact store.
+    MissingImage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,6 +188,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     nodes::plan_nodes(input, &mut plan);
     instances::plan_instances(input, &mut plan);
     prune::plan_prune(input, &mut plan);
+    boot::plan_boot(input, &mut plan);
     hold_back(input, &mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));

@@ -2,6 +2,7 @@
 //! RAPI, and the master role moves only through `gnt-cluster master-failover`; those
 //! differences are reported, never acted on.
 
+use super::Step;
 use crate::desired::model::NodeRole;
 use crate::rapi::operation::NodeRoleName;
 use crate::rapi::{Node, Operation};
@@ -87,10 +88,10 @@ pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
                 role_name(desired.role)
             ),
             changes: vec![change],
-            steps: vec![Operation::SetNodeRole {
+            steps: vec![Step::Rapi(Operation::SetNodeRole {
                 node: name.clone(),
                 role: target.expect("checked above"),
-            }],
+            })],
             phase: Phase::Nodes,
         });
     }

@@ -2,6 +2,7 @@
 //! `policy.prune`, the managed tag, no `protected` tag, the `maxDeletions` budget, and
 //! never every managed instance at once (an emptied or truncated file looks like that).
 
+use super::Step;
 use crate::rapi::Operation;
 
 use super::tags;
@@ -88,9 +89,9 @@ pub fn plan_prune(input: &PlanInput<'_>, plan: &mut Plan) {
                     input.observed.instances[name].pnode.clone(),
                     None,
                 )],
-                steps: vec![Operation::RemoveInstance {
+                steps: vec![Step::Rapi(Operation::RemoveInstance {
                     instance: name.clone(),
-                }],
+                })],
                 phase: Phase::Deletions,
             }),
         }

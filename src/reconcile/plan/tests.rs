@@ -101,6 +101,7 @@ fn observed(instances: Vec<Instance>) -> Observed {
             .collect(),
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending: Vec::new(),
+        store: None,
     }
 }
 
@@ -124,7 +125,7 @@ fn plan_with(desired: &DesiredState, observed: &Observed, history: &History) -> 
 fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.actions
         .iter()
-        .flat_map(|a| a.steps.iter().map(Operation::kind))
+        .flat_map(|a| a.steps.iter().map(Step::kind))
         .collect()
 }
 
@@ -140,7 +141,7 @@ fn a_matching_cluster_needs_nothing() {
 fn a_missing_instance_is_created_with_ownership_tags() {
     let plan = plan_of(&desired(WEB1), &observed(vec![]));
     assert_eq!(kinds(&plan), ["instance_create"]);
-    let Operation::CreateInstance(create) = &plan.actions[0].steps[0] else {
+    let Operation::CreateInstance(create) = plan.actions[0].operations()[0] else {
         panic!()
     };
     assert_eq!(plan.actions[0].kind, ActionKind::Create);
@@ -165,12 +166,12 @@ fn a_memory_change_on_a_running_instance_modifies_then_reboots() {
     let yaml = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test, resources: {memory: 256M, vcpus: 2}}\n";
     let plan = plan_of(&desired(yaml), &observed(vec![web("web1.gnt.test")]));
     assert_eq!(kinds(&plan), ["instance_modify", "instance_reboot"]);
-    let Operation::ModifyInstance { change, .. } = &plan.actions[0].steps[0] else {
+    let Operation::ModifyInstance { change, .. } = plan.actions[0].operations()[0] else {
         panic!()
     };
     assert_eq!((change.memory_mib, change.vcpus), (Some(256), Some(2)));
     assert!(matches!(
-        plan.actions[0].steps[1],
+        *plan.actions[0].operations()[1],
         Operation::RebootInstance {
             kind: RebootKind::Hard,
             ..
@@ -239,7 +240,7 @@ fn disks_are_added_and_grown_never_shrunk_or_removed() {
     );
     let Operation::GrowDisk {
         disk, amount_mib, ..
-    } = &plan.actions[0].steps[1]
+    } = plan.actions[0].operations()[1]
     else {
         panic!()
     };
@@ -257,7 +258,7 @@ fn disks_are_added_and_grown_never_shrunk_or_removed() {
 fn nic_links_are_changed_and_nics_added() {
     let yaml = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test, resources: {nics: [{link: br-x}, {}]}}\n";
     let plan = plan_of(&desired(yaml), &observed(vec![web("web1.gnt.test")]));
-    let Operation::ModifyInstance { change, .. } = &plan.actions[0].steps[0] else {
+    let Operation::ModifyInstance { change, .. } = plan.actions[0].operations()[0] else {
         panic!()
     };
     assert_eq!(change.modify_nics.len(), 1);
@@ -275,11 +276,11 @@ fn tags_are_repaired_but_the_image_tag_is_left_to_rotation() {
     seen.tags.push("ganeti-operator:image:sha256-old".into());
     let plan = plan_of(&desired(yaml), &observed(vec![seen]));
     assert_eq!(kinds(&plan), ["tags_remove", "tags_add"]);
-    let Operation::RemoveTags { tags, .. } = &plan.actions[0].steps[0] else {
+    let Operation::RemoveTags { tags, .. } = plan.actions[0].operations()[0] else {
         panic!()
     };
     assert_eq!(tags, &["ganeti-operator:class:old", "stray"]);
-    let Operation::AddTags { tags, .. } = &plan.actions[0].steps[1] else {
+    let Operation::AddTags { tags, .. } = plan.actions[0].operations()[1] else {
         panic!()
     };
     assert_eq!(tags, &["team:media"]);
@@ -289,7 +290,7 @@ fn tags_are_repaired_but_the_image_tag_is_left_to_rotation() {
 fn protect_adds_the_protected_tag() {
     let yaml = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test, protect: true}\n";
     let plan = plan_of(&desired(yaml), &observed(vec![web("web1.gnt.test")]));
-    let Operation::AddTags { tags, .. } = &plan.actions[0].steps[0] else {
+    let Operation::AddTags { tags, .. } = plan.actions[0].operations()[0] else {
         panic!()
     };
     assert_eq!(tags, &[PROTECTED_TAG]);
@@ -306,7 +307,7 @@ fn a_running_instance_live_migrates_to_its_desired_node_after_pending_changes() 
     );
     assert_eq!(plan.actions[1].kind, ActionKind::Move);
     assert!(matches!(
-        &plan.actions[1].steps[0],
+        plan.actions[1].operations()[0],
         Operation::MigrateInstance { mode: MigrationMode::Live, target_node: Some(n), .. } if n == "node2.gnt.test"
     ));
 }
@@ -335,7 +336,7 @@ fn node_roles_change_except_the_master() {
     let plan = plan_of(&state, &observed(vec![web("web1.gnt.test")]));
     assert_eq!(plan.actions[0].phase, Phase::Nodes);
     assert!(matches!(
-        plan.actions[0].steps[0],
+        *plan.actions[0].operations()[0],
         Operation::SetNodeRole {
             role: NodeRoleName::Drained,
             ..
@@ -462,7 +463,13 @@ fn failures_back_off_and_wrong_input_stalls_until_the_entry_changes() {
         what: "job 1".into(),
         after: Duration::from_secs(1),
     };
-    history.record_failure(&object, &transient, None, now(), BackoffPolicy::default());
+    history.record_failure(
+        &object,
+        &transient.into(),
+        None,
+        now(),
+        BackoffPolicy::default(),
+    );
     let plan = plan_with(&state, &observed(vec![]), &history);
     assert!(plan.actions.is_empty());
     assert_eq!(plan.blocked[0].why, BlockReason::BackingOff);
@@ -486,7 +493,7 @@ fn failures_back_off_and_wrong_input_stalls_until_the_entry_changes() {
     let mut history = History::default();
     history.record_failure(
         &object,
-        &rejected,
+        &rejected.into(),
         fingerprint_of(&state, &object),
         now(),
         BackoffPolicy::default(),
@@ -571,7 +578,7 @@ fn history_forgets_objects_that_settled() {
     for name in ["a.gnt.test", "b.gnt.test"] {
         history.record_failure(
             &instance_ref(name),
-            &error,
+            &error.clone().into(),
             None,
             now(),
             BackoffPolicy::default(),

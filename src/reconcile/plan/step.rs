@@ -1,0 +1,49 @@
+//! What an action is made of. Ganeti jobs are not the only steps: a boot pointer is a
+//! store write, planned and carried out in order with the jobs around it, so a new
+//! instance's pointer exists before its create job and its first boot already boots the
+//! pinned image.
+
+use crate::rapi::Operation;
+use crate::store::StoreFile;
+
+// Steps are few per action and short-lived; boxing the operation would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A Ganeti job, submitted through the RAPI and awaited to its end.
+    Rapi(Operation),
+    /// A file in the artifact store written (`Some`) or removed (`None`), atomically.
+    Store(StoreWrite),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreWrite {
+    pub file: StoreFile,
+    pub contents: Option<String>,
+}
+
+impl Step {
+    /// The name shown in plans, progress lines and the `operation` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Rapi(operation) => operation.kind(),
+            Step::Store(StoreWrite {
+                contents: Some(_), ..
+            }) => "store_write",
+            Step::Store(StoreWrite { contents: None, .. }) => "store_remove",
+        }
+    }
+
+    pub fn operation(&self) -> Option<&Operation> {
+        match self {
+            Step::Rapi(operation) => Some(operation),
+            Step::Store(_) => None,
+        }
+    }
+}
+
+impl From<Operation> for Step {
+    fn from(operation: Operation) -> Step {
+        Step::Rapi(operation)
+    }
+}
