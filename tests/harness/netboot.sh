@@ -187,7 +187,7 @@ cmd_up() {
   # reboot-timeout: when the chain fails (no pointer yet, store down) SeaBIOS would halt for
   # good after "No bootable device"; this way the guest resets and retries every few seconds.
   "$SANDBOX" exec gnt-cluster modify --enabled-hypervisors=fake,kvm \
-    -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin -boot reboot-timeout=3000" >&2
+    -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin -boot reboot-timeout=3000 -global virtio-net-pci.romfile=" >&2
   count=$(nodes | wc -l); [[ $count -gt 0 ]] || die "no node namespaces"; size=$((100 / count)); i=0
   for n in $(nodes); do
     mkdir -p "$NB/$n"; lo=$((100 + i * size)); i=$((i + 1))

@@ -3,6 +3,8 @@
 //! No I/O happens here, so every rule is unit-tested with plain values.
 
 mod boot;
+#[cfg(test)]
+mod boot_tests;
 mod instances;
 mod nodes;
 mod prune;

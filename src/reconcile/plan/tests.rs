@@ -14,7 +14,7 @@ use crate::reconcile::reason::{JobReason, RunId};
 
 use super::*;
 
-struct NoSecrets;
+pub(super) struct NoSecrets;
 impl crate::desired::semantic::SecretFiles for NoSecrets {
     fn head(&self, _: &Path) -> Option<Vec<u8>> {
         None
@@ -44,7 +44,7 @@ nodes:
   node2.gnt.test: {class: ganeti-node, role: master-candidate}
 "#;
 
-fn desired(instances: &str) -> DesiredState {
+pub(super) fn desired(instances: &str) -> DesiredState {
     let yaml = format!("{BASE}instances:\n{instances}");
     let validation =
         crate::desired::validate_files(vec![("state.yaml".into(), yaml.into_bytes())], &NoSecrets);
@@ -53,7 +53,7 @@ fn desired(instances: &str) -> DesiredState {
     })
 }
 
-fn node(name: &str, role: &str) -> Node {
+pub(super) fn node(name: &str, role: &str) -> Node {
     Node {
         name: name.into(),
         role: Some(role.into()),
@@ -62,7 +62,7 @@ fn node(name: &str, role: &str) -> Node {
 }
 
 /// A running, managed web instance matching class `web` on node1.
-fn web(name: &str) -> Instance {
+pub(super) fn web(name: &str) -> Instance {
     Instance {
         name: name.into(),
         admin_state: Some("up".into()),
@@ -89,7 +89,7 @@ fn web(name: &str) -> Instance {
     }
 }
 
-fn observed(instances: Vec<Instance>) -> Observed {
+pub(super) fn observed(instances: Vec<Instance>) -> Observed {
     Observed {
         cluster: ClusterInfo {
             name: "cluster.gnt.test".into(),
@@ -105,11 +105,11 @@ fn observed(instances: Vec<Instance>) -> Observed {
     }
 }
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-fn plan_of(desired: &DesiredState, observed: &Observed) -> Plan {
+pub(super) fn plan_of(desired: &DesiredState, observed: &Observed) -> Plan {
     plan_with(desired, observed, &History::default())
 }
 
@@ -122,7 +122,7 @@ fn plan_with(desired: &DesiredState, observed: &Observed, history: &History) -> 
     })
 }
 
-fn kinds(plan: &Plan) -> Vec<&'static str> {
+pub(super) fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.actions
         .iter()
         .flat_map(|a| a.steps.iter().map(Step::kind))
