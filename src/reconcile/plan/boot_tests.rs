@@ -22,7 +22,14 @@ fn manifest(label: &str) -> Manifest {
             sha256: format!("{label}{n}"),
         })
         .collect();
-    Manifest::new(ImageKind::KexecTree, files, String::new(), "r".into(), None, 0)
+    Manifest::new(
+        ImageKind::KexecTree,
+        files,
+        String::new(),
+        "r".into(),
+        None,
+        0,
+    )
 }
 
 fn state(web_image: &str, instances: &str) -> DesiredState {
@@ -103,7 +110,10 @@ const WEB1: &str = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test}\n
 #[test]
 fn a_new_instance_gets_its_pointer_before_its_create_job_and_a_chosen_mac() {
     let a = manifest("a").id;
-    let plan = plan_of(&state(&a, WEB1), &with_store(observed(vec![]), BTreeMap::new()));
+    let plan = plan_of(
+        &state(&a, WEB1),
+        &with_store(observed(vec![]), BTreeMap::new()),
+    );
     let create = plan
         .actions
         .iter()
@@ -124,7 +134,10 @@ fn a_new_instance_gets_its_pointer_before_its_create_job_and_a_chosen_mac() {
     assert!(text.contains(&format!("http://10.222.0.1:8080/images/{a}/bzImage")));
     assert!(text.contains("host=web1.gnt.test"), "{text}");
     // The same plan again (a rerun after a crash) picks the same MAC.
-    let again = plan_of(&state(&a, WEB1), &with_store(observed(vec![]), BTreeMap::new()));
+    let again = plan_of(
+        &state(&a, WEB1),
+        &with_store(observed(vec![]), BTreeMap::new()),
+    );
     assert_eq!(again, plan);
 }
 
@@ -132,7 +145,10 @@ fn a_new_instance_gets_its_pointer_before_its_create_job_and_a_chosen_mac() {
 fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
     let (a, b) = (manifest("a").id, manifest("b").id);
     let cluster = observed(vec![managed_web("web1.gnt.test", "aa:00:00:00:00:0a")]);
-    let first = plan_of(&state(&a, WEB1), &with_store(cluster.clone(), BTreeMap::new()));
+    let first = plan_of(
+        &state(&a, WEB1),
+        &with_store(cluster.clone(), BTreeMap::new()),
+    );
     let boot: Vec<String> = first
         .actions
         .iter()
@@ -141,18 +157,34 @@ fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
         .collect();
     assert_eq!(
         boot,
-        ["cluster/cluster.gnt.test", "node/node1.gnt.test", "node/node2.gnt.test", "instance/web1.gnt.test"]
+        [
+            "cluster/cluster.gnt.test",
+            "node/node1.gnt.test",
+            "node/node2.gnt.test",
+            "instance/web1.gnt.test"
+        ]
     );
     let pointers = written(&first);
-    assert!(pointers.contains_key(&StoreFile::MacPointer(Mac::parse("52:54:00:00:00:01").unwrap())));
-    let settled = plan_of(&state(&a, WEB1), &with_store(cluster.clone(), pointers.clone()));
+    assert!(pointers.contains_key(&StoreFile::MacPointer(
+        Mac::parse("52:54:00:00:00:01").unwrap()
+    )));
+    let settled = plan_of(
+        &state(&a, WEB1),
+        &with_store(cluster.clone(), pointers.clone()),
+    );
     assert!(settled.actions.is_empty(), "{:#?}", settled.actions);
 
     let repinned = plan_of(&state(&b, WEB1), &with_store(cluster, pointers));
     assert_eq!(repinned.actions.len(), 1);
     let action = &repinned.actions[0];
-    assert_eq!((action.kind, action.object.to_string().as_str()), (ActionKind::Boot, "instance/web1.gnt.test"));
-    assert_eq!(action.changes[0], FieldChange::new("boot", Some(a), Some(b)));
+    assert_eq!(
+        (action.kind, action.object.to_string().as_str()),
+        (ActionKind::Boot, "instance/web1.gnt.test")
+    );
+    assert_eq!(
+        action.changes[0],
+        FieldChange::new("boot", Some(a), Some(b))
+    );
     let files: Vec<String> = action
         .steps
         .iter()
@@ -161,7 +193,13 @@ fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
             Step::Rapi(_) => "job".into(),
         })
         .collect();
-    assert_eq!(files, ["boot/aa-00-00-00-00-0a.ipxe", "boot/by-name/web1.gnt.test.ipxe"]);
+    assert_eq!(
+        files,
+        [
+            "boot/aa-00-00-00-00-0a.ipxe",
+            "boot/by-name/web1.gnt.test.ipxe"
+        ]
+    );
 }
 
 #[test]
@@ -172,12 +210,21 @@ fn a_gone_host_loses_its_pointers_and_a_host_still_there_keeps_them() {
         managed_web("old.gnt.test", "aa:00:00:00:00:0b"),
     ]);
     let everything = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test}\n  old.gnt.test: {class: web, primaryNode: node1.gnt.test}\n";
-    let pointers = written(&plan_of(&state(&a, everything), &with_store(cluster.clone(), BTreeMap::new())));
+    let pointers = written(&plan_of(
+        &state(&a, everything),
+        &with_store(cluster.clone(), BTreeMap::new()),
+    ));
     // old.gnt.test leaves the desired state. Without prune it stays, and so do its pointers.
-    let kept = plan_of(&state(&a, WEB1), &with_store(cluster.clone(), pointers.clone()));
+    let kept = plan_of(
+        &state(&a, WEB1),
+        &with_store(cluster.clone(), pointers.clone()),
+    );
     assert!(kept.actions.is_empty(), "{:#?}", kept.actions);
     // With prune it is deleted, and its pointers go in the same action, after it.
-    let plan = plan_of(&state_with(&a, WEB1, true), &with_store(cluster, pointers.clone()));
+    let plan = plan_of(
+        &state_with(&a, WEB1, true),
+        &with_store(cluster, pointers.clone()),
+    );
     let delete = plan
         .actions
         .iter()
@@ -197,20 +244,28 @@ fn a_gone_host_loses_its_pointers_and_a_host_still_there_keeps_them() {
 #[test]
 fn an_image_missing_from_the_store_blocks_the_host() {
     let missing = format!("sha256-{}", "f".repeat(64));
-    let plan = plan_of(&state(&missing, WEB1), &with_store(observed(vec![]), BTreeMap::new()));
+    let plan = plan_of(
+        &state(&missing, WEB1),
+        &with_store(observed(vec![]), BTreeMap::new()),
+    );
     let blocked = plan
         .blocked
         .iter()
         .find(|b| b.object.kind == ObjectKind::Instance)
         .unwrap();
     assert_eq!(blocked.why, BlockReason::MissingImage);
-    let create = plan.actions.iter().find(|a| a.kind == ActionKind::Create).unwrap();
+    let create = plan
+        .actions
+        .iter()
+        .find(|a| a.kind == ActionKind::Create)
+        .unwrap();
     assert!(create.steps.iter().all(|s| matches!(s, Step::Rapi(_))));
 }
 
 #[test]
 fn macs_avoid_clashes() {
-    let taken: std::collections::BTreeSet<Mac> = [boot::mac_for([0xaa, 0, 0], "x", &Default::default())].into();
+    let taken: std::collections::BTreeSet<Mac> =
+        [boot::mac_for([0xaa, 0, 0], "x", &Default::default())].into();
     let second = boot::mac_for([0xaa, 0, 0], "x", &taken);
     assert!(!taken.contains(&second));
 }
