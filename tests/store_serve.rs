@@ -118,9 +118,7 @@ async fn whole_files_ranges_and_conditional_requests() {
     assert_eq!(beyond.header("content-range"), Some("bytes */16"));
     let stale = request(
         addr,
-        &format!(
-            "GET /images/sha256-x/root.squashfs HTTP/1.1\r\nRange: bytes=0-1\r\nIf-Range: \"other\""
-        ),
+        "GET /images/sha256-x/root.squashfs HTTP/1.1\r\nRange: bytes=0-1\r\nIf-Range: \"other\"",
     )
     .await;
     assert_eq!(
