@@ -131,7 +131,7 @@ async fn main() {
     let (bare, clone) = (work.join("state.git"), work.join("clone"));
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/desired-state/sandbox/desired-state.yaml"
+        "/tests/fixtures/sandbox-ganeti/desired-state.yaml"
     ))
     .unwrap();
     git(

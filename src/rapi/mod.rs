@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod memory;
 pub mod observer;
 pub mod operation;
 pub mod tls;

@@ -12,9 +12,9 @@ use ganeti_operator::reconcile::reason::JobReason;
 
 use super::{assert_golden, operator_with_env, project_root};
 
-/// The sandbox example's single file, the starting point of every variant.
+/// The Ganeti-only part of the sandbox example, the starting point of every variant.
 pub fn sandbox_yaml() -> String {
-    std::fs::read_to_string(project_root().join("desired-state/sandbox/desired-state.yaml"))
+    std::fs::read_to_string(project_root().join("tests/fixtures/sandbox-ganeti/desired-state.yaml"))
         .unwrap()
 }
 
