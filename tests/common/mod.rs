@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod contract;
 pub mod daemon;
 pub mod fake_rapi;
+pub mod netboot;
 pub mod nix_result;
 pub mod reconcile;
 pub mod recorded_rapi;

@@ -1,0 +1,259 @@
+//! Real VMs under Ganeti's kvm hypervisor (QEMU/TCG) netbooting over iPXE from the store:
+//! the sandbox example creates them, their first boot fetches their own pointer, their
+//! health endpoint names the pinned image; a re-pin rewrites only their pointers, and a
+//! reboot through Ganeti brings them back on the new image, through the built-in server
+//! and through nginx. Then a crash between a pointer write and its create job.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netboot::{Netboot, StoreServer, netboot};
+use common::reconcile::{operator_jobs, remove_all_instances};
+use common::sandbox::sandbox;
+use common::{assert_golden, operator_with_env, project_root};
+use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+use ganeti_operator::rapi::operation::RebootKind;
+use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
+use ganeti_operator::store::pointer::Mac;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const BOOT: Duration = Duration::from_secs(240);
+const VMS: [&str; 2] = ["vm1.gnt.test", "vm2.gnt.test"];
+
+struct Run {
+    work: tempfile::TempDir,
+}
+
+impl Run {
+    fn new() -> Run {
+        let work = tempfile::tempdir().unwrap();
+        for d in ["store", "desired", "state", "logs"] {
+            std::fs::create_dir_all(work.path().join(d)).unwrap();
+        }
+        Run { work }
+    }
+    fn path(&self, sub: &str) -> std::path::PathBuf {
+        self.work.path().join(sub)
+    }
+    fn operator(&self, args: &[&str]) -> Output {
+        let (store, state) = (self.path("store"), self.path("state"));
+        operator_with_env(
+            args,
+            &[
+                ("GANETI_OPERATOR_STORE", store.as_path()),
+                ("GANETI_OPERATOR_STATE_DIR", state.as_path()),
+            ],
+        )
+    }
+    fn import(&self, nb: &Netboot, label: &str) -> String {
+        let result = nb.result(label);
+        let output = self.operator(&[
+            "image",
+            "import",
+            "--class",
+            "netboot",
+            result.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .find(|w| w.starts_with("sha256-"))
+            .unwrap()
+            .to_owned()
+    }
+    /// The sandbox example with every pin replaced by `image`, and the netboot class's by
+    /// `netboot_image`: the committed ids are those of the kernel Debian shipped when
+    /// they were written.
+    fn write_example(&self, image: &str, netboot_image: &str) {
+        let text = std::fs::read_to_string(
+            project_root().join("desired-state/sandbox/desired-state.yaml"),
+        )
+        .unwrap();
+        let mut out = String::new();
+        let mut in_netboot_class = false;
+        for line in text.lines() {
+            if line.starts_with("  ") && !line.starts_with("   ") {
+                in_netboot_class = line.trim_end() == "netboot:";
+            }
+            match line.split_once("image: sha256-") {
+                Some((head, _)) => {
+                    let id = if in_netboot_class {
+                        netboot_image
+                    } else {
+                        image
+                    };
+                    out.push_str(&format!("{head}image: {id}\n"));
+                }
+                None => out.push_str(&format!("{line}\n")),
+            }
+        }
+        std::fs::write(self.path("desired").join("desired-state.yaml"), out).unwrap();
+    }
+    fn reconcile(&self, extra: &[&str]) -> Output {
+        let desired = self.path("desired");
+        let mut args = vec!["reconcile", desired.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.operator(&args)
+    }
+}
+
+async fn mac_of(rapi: &HttpRapi, name: &str) -> String {
+    let instance = common::cluster::instance(rapi, name).await.unwrap();
+    instance.nic_macs[0].clone().unwrap()
+}
+
+async fn hard_reboot(rapi: &HttpRapi, name: &str) {
+    let op = Operation::RebootInstance {
+        instance: name.into(),
+        kind: RebootKind::Hard,
+    };
+    let id = rapi
+        .submit(&op, &WriteOptions::new("test:reboot-into-new-pointer"))
+        .await
+        .unwrap();
+    wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+        .await
+        .unwrap();
+}
+
+fn hexhyp(mac: &str) -> String {
+    Mac::parse(mac).unwrap().hexhyp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netboot_vms_boot_their_pinned_image_and_a_pointer_steers_their_next_boot() {
+    let Some(sb) = sandbox("netboot_e2e") else {
+        return;
+    };
+    let Some(nb) = netboot("netboot_e2e") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let rapi = sb.client();
+    remove_all_instances(&rapi).await;
+    let run = Run::new();
+    let (a, b) = (run.import(&nb, "A"), run.import(&nb, "B"));
+    run.write_example(&a, &a);
+
+    let started = Instant::now();
+    let server = StoreServer::builtin(&run.path("store"), &nb.store_addr, &run.path("logs"));
+    let applied = run.reconcile(&[]);
+    assert_eq!(applied.status.code(), Some(0), "{applied:?}");
+    let mut macs = Vec::new();
+    for vm in VMS {
+        let mac = mac_of(&rapi, vm).await;
+        let took = nb.wait_healthy(vm, &mac, &a, BOOT);
+        eprintln!(
+            "{vm}: healthy on {a} {took:?} after its create ({:?} after reconcile start)",
+            started.elapsed()
+        );
+        let log = server.log();
+        assert!(
+            log.contains(&format!("GET /boot/{}.ipxe 200", hexhyp(&mac))),
+            "{vm}'s first boot fetched its pointer:\n{log}"
+        );
+        macs.push(mac);
+    }
+    let settled = run.reconcile(&["--dry-run"]);
+    assert_eq!(
+        settled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&settled.stdout)
+    );
+
+    // Re-pin the netboot class: only its hosts' pointers change.
+    run.write_example(&a, &b);
+    let plan = run.reconcile(&["--dry-run"]);
+    assert_eq!(plan.status.code(), Some(2));
+    let mut text = String::from_utf8_lossy(&plan.stdout)
+        .replace(&a, "<A>")
+        .replace(&b, "<B>");
+    for (i, mac) in macs.iter().enumerate() {
+        text = text.replace(&hexhyp(mac), &format!("<MAC{}>", i + 1));
+    }
+    assert_golden(
+        &project_root().join("tests/golden/netboot/repin.txt"),
+        &text,
+    );
+    assert_eq!(run.reconcile(&[]).status.code(), Some(0));
+    // The pointer steers the next boot, not the running one.
+    assert!(nb.health(&macs[0]).unwrap().contains(&format!("IMAGE={a}")));
+    hard_reboot(&rapi, VMS[0]).await;
+    nb.wait_healthy(VMS[0], &macs[0], &b, BOOT);
+    assert!(
+        nb.health(&macs[1]).unwrap().contains(&format!("IMAGE={a}")),
+        "vm2 was not rebooted"
+    );
+    drop(server);
+
+    // The same tree through real nginx.
+    let nginx = StoreServer::nginx(&run.path("store"), &nb.store_addr, &run.path("logs"));
+    hard_reboot(&rapi, VMS[1]).await;
+    nb.wait_healthy(VMS[1], &macs[1], &b, BOOT);
+    let log = nginx.log();
+    assert!(
+        log.contains(&format!("GET /boot/{}.ipxe", hexhyp(&macs[1]))),
+        "nginx served vm2's pointer:\n{log}"
+    );
+    assert!(log.contains(&format!("GET /images/{b}/bzImage")), "{log}");
+    drop(nginx);
+    remove_all_instances(&rapi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_pointer_and_the_create_job_creates_once_and_boots_the_pin() {
+    let Some(sb) = sandbox("netboot_crash") else {
+        return;
+    };
+    let Some(nb) = netboot("netboot_crash") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let rapi = sb.client();
+    remove_all_instances(&rapi).await;
+    let run = Run::new();
+    let a = run.import(&nb, "A");
+    run.write_example(&a, &a);
+    let _server = StoreServer::builtin(&run.path("store"), &nb.store_addr, &run.path("logs"));
+    let first_job = common::cluster::last_job_id(&rapi).await;
+
+    // Kill the moment vm1's pointer exists: before its create job, or just after.
+    let pointer = run.path("store").join("boot/by-name/vm1.gnt.test.ipxe");
+    let desired = run.path("desired");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+        .args(["reconcile", desired.to_str().unwrap()])
+        .env("GANETI_OPERATOR_STORE", run.path("store"))
+        .env("GANETI_OPERATOR_STATE_DIR", run.path("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pointer.exists() {
+        assert!(Instant::now() < deadline, "the pointer was never written");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before_rerun = operator_jobs(&rapi, first_job).await;
+    let created_before = before_rerun
+        .keys()
+        .filter(|(op, i)| op == "OP_INSTANCE_CREATE" && i == "vm1.gnt.test")
+        .count();
+    eprintln!(
+        "killed after the pointer write; vm1's create job had {}been submitted",
+        if created_before == 0 { "not " } else { "" }
+    );
+
+    let rerun = run.reconcile(&[]);
+    assert_eq!(rerun.status.code(), Some(0), "{rerun:?}");
+    let jobs = operator_jobs(&rapi, first_job).await;
+    let creates = &jobs[&("OP_INSTANCE_CREATE".to_owned(), "vm1.gnt.test".to_owned())];
+    assert_eq!(creates.len(), 1, "vm1 created once: {jobs:?}");
+    let mac = mac_of(&rapi, "vm1.gnt.test").await;
+    nb.wait_healthy("vm1.gnt.test", &mac, &a, BOOT);
+    remove_all_instances(&rapi).await;
+}
