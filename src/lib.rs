@@ -8,4 +8,5 @@ pub mod desired;
 pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
+pub mod secret_file;
 pub mod source;

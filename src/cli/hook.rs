@@ -75,8 +75,7 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
 
 /// Never fails the push (it has landed); a daemon that cannot be reached is reported.
 pub fn post_receive(url: &str, secret_file: &Path, input: &mut dyn BufRead) -> anyhow::Result<u8> {
-    let secret = std::fs::read(secret_file)
-        .with_context(|| format!("reading the webhook secret {}", secret_file.display()))?;
+    let secret = crate::secret_file::read_secret(secret_file, "webhook secret file")?;
     let updates = read_updates(input)?;
     let Some(last) = updates.last() else {
         return Ok(exit::OK);

@@ -81,6 +81,8 @@ enum Command {
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         shutdown_grace: std::time::Duration,
         #[command(flatten)]
+        listener: run_cmd::ListenerArgs,
+        #[command(flatten)]
         connection: ConnectionArgs,
     },
     /// Show where every object stands, from a running daemon.
@@ -245,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             webhook_secret_file,
             resync_interval,
             shutdown_grace,
+            listener,
             connection,
         } => {
             let source = match git_repo {
@@ -261,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 webhook_secret_file,
                 resync: resync_interval,
                 shutdown_grace,
+                listener,
                 connection: connection.overrides(),
             })
         }

@@ -4,6 +4,7 @@
 //! good one stays in force. Shutdown stops submitting and waits, up to a grace period,
 //! for the jobs in flight.
 
+pub mod listener;
 pub mod log_progress;
 mod record;
 pub mod server;
@@ -60,6 +61,7 @@ pub struct DaemonOptions {
     pub source: Source,
     pub listen: SocketAddr,
     pub webhook_secret: Option<Vec<u8>>,
+    pub listener: listener::ListenerLimits,
     /// Overrides the desired state's `policy.resyncInterval`.
     pub resync: Option<Duration>,
     pub debounce: Duration,
@@ -94,12 +96,12 @@ pub async fn run<R: Rapi>(
         triggers: sender.clone(),
         webhook_secret: options.webhook_secret.clone().map(Arc::new),
     });
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(server_shutdown.cancelled_owned())
-            .await;
-    });
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        options.listener,
+        shutdown.clone(),
+    ));
     tracing::info!(listen = %options.listen, source = %options.source.describe(), "ganeti-operator running");
     let _watcher = match &options.source {
         Source::Dir(dir) => Some(watch(dir, sender.clone())?),
