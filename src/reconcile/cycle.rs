@@ -102,7 +102,7 @@ pub async fn apply<R: Rapi + ?Sized>(
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
         observed = observe_cluster(rapi, desired).await?;
     }
-    let mut history = History::load(options.history_file)?;
+    let history = History::load(options.history_file)?;
     let planned = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -112,8 +112,9 @@ pub async fn apply<R: Rapi + ?Sized>(
     (options.on_plan)(&planned);
     let outcomes =
         execute::execute(rapi, &planned, options.run, options.execute, progress, stop).await;
-    remember(&mut history, desired, &outcomes, options.backoff);
-    history.save(options.history_file)?;
+    let history = History::update(options.history_file, |history| {
+        remember(history, desired, &outcomes, options.backoff);
+    })?;
     let observed = observe_cluster(rapi, desired).await?;
     let after = plan(&PlanInput {
         desired,
@@ -123,8 +124,9 @@ pub async fn apply<R: Rapi + ?Sized>(
     });
     // Whatever still differs keeps its history (failures show up as blocked there). The
     // save above already holds this run's failures should the observe have failed.
-    history.retain_only(&after.unsettled());
-    history.save(options.history_file)?;
+    History::update(options.history_file, |history| {
+        history.retain_only(&after.unsettled());
+    })?;
     Ok(Report {
         plan: planned,
         outcomes,
