@@ -1,6 +1,7 @@
 //! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
 
 pub mod atomic_file;
+pub mod child_process;
 pub mod cli;
 pub mod config;
 pub mod daemon;

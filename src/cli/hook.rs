@@ -55,7 +55,8 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
         }
         let snapshot = load_commit(&repo_dir(), &update.new, path)
             .with_context(|| format!("reading {path} at {}", update.new))?;
-        let short = &update.new[..update.new.len().min(12)];
+        // By characters: a revision is whatever the caller passed, not always a hex id.
+        let short: String = update.new.chars().take(12).collect();
         if snapshot.validation.is_valid() {
             eprintln!("ganeti-operator: {watched} at {short}: desired state is valid");
             continue;
