@@ -5,6 +5,7 @@ pub mod child_process;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod desired;
 pub mod metrics;
 pub mod rapi;

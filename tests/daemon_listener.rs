@@ -16,10 +16,12 @@ use common::daemon::Daemon;
 use common::fake_rapi::{FakeRapi, Reply};
 use common::reconcile::{Workspace, sandbox_yaml};
 
-const HEADER_TIMEOUT: &str = "1s";
+/// A short header timeout and a resync that does not come during the test.
+const FAST_LIMITS: &[&str] = &["--http-header-timeout", "1s", "--resync-interval", "1h"];
 
 /// A daemon against a fake RAPI that refuses every request (each reconcile ends at once).
 async fn daemon_with(
+    extra: &[&str],
     adjust: impl FnOnce(&mut std::process::Command),
 ) -> (Daemon, FakeRapi, Workspace) {
     let rapi = FakeRapi::start(|_, _| Reply::Json(401, "{}".into())).await;
@@ -28,21 +30,19 @@ async fn daemon_with(
     let url = format!("https://{}", rapi.addr);
     let fingerprint = rapi.fingerprint.to_string();
     let desired = ws.desired();
+    let mut args = vec![
+        "--rapi-url",
+        &url,
+        "--rapi-user",
+        "gnt-admin",
+        "--rapi-fingerprint",
+        &fingerprint,
+    ];
+    args.extend_from_slice(extra);
     let daemon = Daemon::start_with(
         &["--dir", desired.to_str().unwrap()],
         &ws.state(),
-        &[
-            "--rapi-url",
-            &url,
-            "--rapi-user",
-            "gnt-admin",
-            "--rapi-fingerprint",
-            &fingerprint,
-            "--resync-interval",
-            "1h",
-            "--http-header-timeout",
-            HEADER_TIMEOUT,
-        ],
+        &args,
         |command| {
             command.env("GANETI_RAPI_PASSWORD", "pw");
             adjust(command);
@@ -75,7 +75,7 @@ fn closed_within(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_disconnected_within_the_header_timeout() {
-    let (daemon, _rapi, _ws) = daemon_with(|_| {}).await;
+    let (daemon, _rapi, _ws) = daemon_with(FAST_LIMITS, |_| {}).await;
     let limit = Duration::from_secs(6);
 
     // Slowloris: a request head that never ends, one header byte at a time.
@@ -139,7 +139,7 @@ fn still_open(stream: &TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_flood_under_a_low_descriptor_limit_starves_neither_healthz_nor_the_rapi() {
-    let (daemon, rapi, _ws) = daemon_with(|command| {
+    let (daemon, rapi, _ws) = daemon_with(FAST_LIMITS, |command| {
         // SAFETY: setrlimit is async-signal-safe and touches only the child.
         unsafe {
             command.pre_exec(|| {
@@ -184,6 +184,43 @@ async fn an_idle_flood_under_a_low_descriptor_limit_starves_neither_healthz_nor_
         !log.contains("Too many open files"),
         "the daemon ran out of descriptors:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_intervals_and_timeouts_that_parse_do_not_crash_the_daemon() {
+    let largest = format!("{}s", u64::MAX);
+    let (daemon, rapi, _ws) = daemon_with(
+        &[
+            "--resync-interval",
+            &largest,
+            "--http-header-timeout",
+            &largest,
+            "--http-request-timeout",
+            &largest,
+            "--shutdown-grace",
+            &largest,
+        ],
+        |_| {},
+    )
+    .await;
+    // The first reconcile ends (against the refusing fake) and the next resync is
+    // scheduled: that addition used to panic.
+    daemon.wait_for("the first reconcile", Duration::from_secs(20), |d| {
+        d.reconciles() >= 1
+    });
+    let before = rapi.received().len();
+    std::process::Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    daemon.wait_for("a second reconcile", Duration::from_secs(20), |d| {
+        d.reconciles() >= 2
+    });
+    assert!(rapi.received().len() > before);
+    assert_eq!(daemon.get("/healthz").map(|(code, _)| code), Some(200));
+    let log = daemon.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0), "{log}");
 }
 
 #[test]

@@ -246,3 +246,32 @@ async fn a_lost_job_is_reported_as_lost() {
         .unwrap_err();
     assert!(matches!(err, RapiError::JobLost { job: 77 }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_largest_timeouts_do_not_panic() {
+    let fake = FakeRapi::start(|r, _| {
+        if r.target.contains("/wait") {
+            Reply::Json(
+                200,
+                r#"{"job_info": ["success"], "log_entries": []}"#.into(),
+            )
+        } else if r.target.starts_with("/2/jobs/") {
+            Reply::Json(200, r#"{"id": 5, "status": "success", "ops": []}"#.into())
+        } else {
+            Reply::Json(200, INFO.into())
+        }
+    })
+    .await;
+    let mut config = fake.config();
+    config.connect_timeout = Duration::MAX;
+    config.request_timeout = Duration::MAX;
+    config.retry.max_delay = Duration::MAX;
+    let rapi = HttpRapi::new(config).unwrap();
+    assert_eq!(rapi.info().await.unwrap().name, "cluster.fake");
+    let options = WaitOptions {
+        timeout: Duration::MAX,
+        poll_interval: Duration::MAX,
+    };
+    let job = wait_for_job(&rapi, 5, options, &Quiet).await.unwrap();
+    assert_eq!(job.id, 5);
+}

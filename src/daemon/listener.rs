@@ -93,7 +93,8 @@ pub async fn serve(
     let service = TowerToHyperService::new(app);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        // hyper adds it to the time now.
+        .header_read_timeout(crate::deadline::bounded(limits.header_read_timeout));
     let slots = Arc::new(Semaphore::new(connection_cap(limits.max_connections)));
     let graceful = GracefulShutdown::new();
     loop {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::deadline;
 use crate::desired::diagnostic;
 use crate::desired::model::DesiredState;
 use crate::metrics::Metrics;
@@ -300,11 +301,13 @@ async fn reconcile<R: Rapi>(
     true
 }
 
-/// The interval, less up to a tenth, so several daemons do not resync in step.
+/// The interval, less up to a tenth, so several daemons do not resync in step; bounded
+/// (see [`deadline::bounded`]), so it can be added to the time now.
 fn jittered(interval: Duration) -> Duration {
     use std::hash::BuildHasher as _;
+    let interval = deadline::bounded(interval);
     let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    let tenth = interval.as_millis() as u64 / 10;
+    let tenth = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
     interval - Duration::from_millis(if tenth == 0 { 0 } else { random % tenth })
 }
 
@@ -327,4 +330,21 @@ fn watch(
         .watch(dir, notify::RecursiveMode::NonRecursive)
         .map_err(failed)?;
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_resync_interval_gives_a_deadline() {
+        for interval in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::ZERO] {
+            let next = tokio::time::Instant::now() + jittered(interval);
+            assert!(next >= tokio::time::Instant::now() - Duration::from_secs(1));
+        }
+        let five_minutes = jittered(Duration::from_secs(300));
+        assert!(
+            five_minutes <= Duration::from_secs(300) && five_minutes >= Duration::from_secs(270)
+        );
+    }
 }

@@ -195,14 +195,15 @@ impl History {
         }
         entry.stalled_on = None;
         let exponent = entry.failures.saturating_sub(1).min(20);
-        let delay = policy.initial.saturating_mul(1 << exponent).min(policy.max);
+        let delay =
+            crate::deadline::bounded(policy.initial.saturating_mul(1 << exponent).min(policy.max));
         // Up to a quarter of jitter, so objects that failed together do not retry together.
-        let jitter_range = delay.as_millis() as u64 / 4 + 1;
+        let jitter_range = u64::try_from(delay.as_millis() / 4).unwrap_or(u64::MAX - 1) + 1;
         let jitter = std::collections::hash_map::RandomState::new()
             .hash_one((key(object), unix(now)))
             % jitter_range;
-        let delay = delay + Duration::from_millis(jitter);
-        entry.retry_after = Some(unix(now) + delay.as_secs().max(1));
+        let delay = delay.saturating_add(Duration::from_millis(jitter));
+        entry.retry_after = Some(unix(now).saturating_add(delay.as_secs().max(1)));
     }
 
     /// Drops what is known about every object not in `keep`: once an object matches its
@@ -268,6 +269,32 @@ mod tests {
         history.save(&fresh).unwrap();
         assert_eq!(mode(fresh.parent().unwrap()), 0o700);
         assert_eq!(mode(&fresh), 0o600);
+    }
+
+    #[test]
+    fn a_huge_backoff_saturates_instead_of_overflowing() {
+        let object = ObjectRef {
+            kind: ObjectKind::Instance,
+            name: "a".into(),
+        };
+        let error = RapiError::Timeout {
+            what: "test".into(),
+            after: Duration::from_secs(1),
+        };
+        let policy = BackoffPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        let mut history = History::default();
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        for now in [SystemTime::now(), far] {
+            history.record_failure(&object, &error, None, now, policy);
+            history.record_failure(&object, &error, None, now, policy);
+            assert!(
+                history.hold(&object, None, now).is_some(),
+                "still backing off"
+            );
+        }
     }
 
     #[test]
