@@ -10,12 +10,13 @@ use crate::desired::diagnostic::{self, Diagnostic};
 use crate::desired::source::{FileContent, Target, parse_file};
 use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
 
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading the config file {path}: {source}")]
+    #[error("reading the config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the config file is not valid:\n{0}")]
     Invalid(String),
@@ -69,9 +70,9 @@ impl Settings {
 }
 
 fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     if has_no_content(&bytes) {
         return Ok(FileSettings::default());

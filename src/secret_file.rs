@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 /// Larger than any password or webhook secret, small enough to read at once.
 pub const MAX_SECRET_BYTES: u64 = 4096;
 
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
-    #[error("cannot read the {what} {path}: {source}")]
+    #[error("cannot read the {what} {path}: {cause}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the {what} {path} is not a regular file (it is {kind}); point it at a file")]
     NotAFile {
@@ -37,10 +38,10 @@ pub enum SecretFileError {
 /// The bytes of the secret file at `path`, as written (the caller trims what its format
 /// allows). `what` names the file in errors and warnings, e.g. "RAPI password file".
 pub fn read_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, SecretFileError> {
-    let io = |source| SecretFileError::Io {
+    let io = |cause| SecretFileError::Io {
         what,
         path: path.to_owned(),
-        source,
+        cause,
     };
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. It has
     // no effect on a regular file, the only kind read below.

@@ -1,5 +1,7 @@
 //! The command line: parsing, dispatch, and exit codes. Each subcommand lives in its own file.
 
+#[cfg(test)]
+mod error_chain_tests;
 mod hook;
 mod local_http;
 mod progress;

@@ -44,18 +44,17 @@ pub enum Trigger {
     Signal,
 }
 
+/// Each cause is a `cause` field shown in the message, not a `source`: the binary
+/// prints errors with `{:#}`, which would show a source a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {cause}")]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("watching {path}: {source}")]
-    Watch {
-        path: PathBuf,
-        source: notify::Error,
-    },
+    #[error("watching {path}: {cause}")]
+    Watch { path: PathBuf, cause: notify::Error },
 }
 
 pub struct DaemonOptions {
@@ -87,9 +86,9 @@ pub async fn run<R: Rapi>(
     }));
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|cause| DaemonError::Listen {
             addr: options.listen,
-            source,
+            cause,
         })?;
     let app = server::router(server::AppState {
         status: status.clone(),
@@ -316,9 +315,9 @@ fn watch(
     triggers: mpsc::Sender<Trigger>,
 ) -> Result<notify::RecommendedWatcher, DaemonError> {
     use notify::Watcher as _;
-    let failed = |source| DaemonError::Watch {
+    let failed = |cause| DaemonError::Watch {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {

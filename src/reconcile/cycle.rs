@@ -17,8 +17,9 @@ use super::reason::RunId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
+    // The cause is in the message, not a `source` (see [`crate::daemon::DaemonError`]).
     #[error("observing the cluster: {0}")]
-    Observe(#[source] RapiError),
+    Observe(RapiError),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error(

@@ -18,27 +18,28 @@ use crate::rapi::{ErrorClass, RapiError};
 use super::plan::BlockReason;
 use super::reason::kind_name;
 
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("reading the state file {path}: {source}")]
+    #[error("reading the state file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("the state file {path} is not valid: {source}; move it away to start afresh")]
+    #[error("the state file {path} is not valid: {cause}; move it away to start afresh")]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
-    #[error("writing the state file {path}: {source}")]
+    #[error("writing the state file {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("locking the state directory of {path}: {source}")]
+    #[error("locking the state directory of {path}: {cause}")]
     Lock {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -94,14 +95,14 @@ fn unix(t: SystemTime) -> u64 {
 impl History {
     pub fn load(path: &Path) -> Result<History, HistoryError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|cause| HistoryError::Parse {
                 path: path.to_owned(),
-                source,
+                cause,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
-            Err(source) => Err(HistoryError::Read {
+            Err(cause) => Err(HistoryError::Read {
                 path: path.to_owned(),
-                source,
+                cause,
             }),
         }
     }
@@ -109,9 +110,9 @@ impl History {
     /// Replaces the file with this history (see [`atomic_file::write_atomic`]). Callers
     /// that started from the file should use [`History::update`], which holds the lock.
     pub fn save(&self, path: &Path) -> Result<(), HistoryError> {
-        let failed = |source| HistoryError::Write {
+        let failed = |cause| HistoryError::Write {
             path: path.to_owned(),
-            source,
+            cause,
         };
         atomic_file::create_dir_all(atomic_file::parent_of(path), DIR_MODE).map_err(failed)?;
         let text = serde_json::to_vec_pretty(self).expect("history serializes");
@@ -123,9 +124,9 @@ impl History {
     /// Returns the history as saved.
     pub fn update(path: &Path, change: impl FnOnce(&mut History)) -> Result<History, HistoryError> {
         let dir = atomic_file::parent_of(path);
-        let locking = |source| HistoryError::Lock {
+        let locking = |cause| HistoryError::Lock {
             path: path.to_owned(),
-            source,
+            cause,
         };
         atomic_file::create_dir_all(dir, DIR_MODE).map_err(locking)?;
         // The lock's own failure is an io::Error; what happens under it is a HistoryError.
