@@ -200,7 +200,10 @@ mod tests {
             "validating the pushed desired state; the push was refused and nothing was applied",
         );
         write_hook(&hook, &script).unwrap();
-        let output = std::process::Command::new("sh").arg(&hook).output().unwrap();
+        let output = std::process::Command::new("sh")
+            .arg(&hook)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(128 + 6), "{stderr}");
         assert!(
@@ -216,7 +219,10 @@ mod tests {
         for (command, code) in [("true", 0), ("exit 1", 1)] {
             let hook = dir.path().join("pre-receive");
             write_hook(&hook, &hook_script("test", command, "testing")).unwrap();
-            let output = std::process::Command::new("sh").arg(&hook).output().unwrap();
+            let output = std::process::Command::new("sh")
+                .arg(&hook)
+                .output()
+                .unwrap();
             assert_eq!(output.status.code(), Some(code));
             assert!(output.stderr.is_empty());
         }

@@ -8,6 +8,7 @@ pub mod fake_rapi;
 pub mod reconcile;
 pub mod recorded_rapi;
 pub mod sandbox;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,6 +43,11 @@ pub fn operator_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
 /// Compares `actual` with a golden file; `UPDATE_GOLDEN=1` rewrites the file instead.
 pub fn assert_golden(path: &Path, actual: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        // Rewriting accepts any output: never in CI, where it would pass every run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "UPDATE_GOLDEN is set under CI; golden files are updated by hand"
+        );
         std::fs::write(path, actual).expect("golden file is writable");
         return;
     }
