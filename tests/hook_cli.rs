@@ -7,39 +7,21 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::git_ok;
 use common::reconcile::sandbox_yaml;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.org")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 /// A repository whose `main` holds a valid desired state.
 fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git_ok(dir.path(), &["init", "-q", "-b", "main"]);
     std::fs::create_dir(dir.path().join("desired-state")).unwrap();
     std::fs::write(
         dir.path().join("desired-state/desired-state.yaml"),
         sandbox_yaml(),
     )
     .unwrap();
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "desired state"]);
+    git_ok(dir.path(), &["add", "-A"]);
+    git_ok(dir.path(), &["commit", "-q", "-m", "desired state"]);
     dir
 }
 
@@ -67,7 +49,7 @@ fn pre_receive(repo: &Path, updates: &str, adjust: impl FnOnce(&mut Command)) ->
 fn a_non_ascii_revision_is_reported_not_a_panic() {
     let repo = repository();
     // A revision git resolves, with a character that straddles the 12th byte.
-    git(repo.path(), &["branch", "revisiónññ"]);
+    git_ok(repo.path(), &["branch", "revisiónññ"]);
     let zeros = "0".repeat(40);
     for revision in ["revisiónññ", "ééééééééééééé", "日本語のリビジョン"] {
         let output = pre_receive(
@@ -94,7 +76,7 @@ fn a_non_ascii_duration_on_the_command_line_is_an_error_not_a_panic() {
 #[test]
 fn git_children_do_not_inherit_the_rapi_password() {
     let repo = repository();
-    let commit = git(repo.path(), &["rev-parse", "HEAD"]);
+    let commit = git_ok(repo.path(), &["rev-parse", "HEAD"]);
     // A `git` first on PATH that records its environment, then runs the real one.
     let bin = tempfile::tempdir().unwrap();
     let dump = bin.path().join("env.txt");
