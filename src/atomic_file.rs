@@ -54,7 +54,8 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
         .create(dir)
 }
 
-fn parent_of(path: &Path) -> &Path {
+/// The directory `path` is in; `.` for a bare file name.
+pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

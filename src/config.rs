@@ -10,12 +10,13 @@ use crate::desired::diagnostic::{self, Diagnostic};
 use crate::desired::source::{FileContent, Target, parse_file};
 use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
 
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading the config file {path}: {source}")]
+    #[error("reading the config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the config file is not valid:\n{0}")]
     Invalid(String),
@@ -73,13 +74,16 @@ impl Settings {
 }
 
 fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
+    if has_no_content(&bytes) {
+        return Ok(FileSettings::default());
+    }
     let display = path.display().to_string();
     let parsed = parse_file(&display, FileContent::from_bytes(bytes))
-        .map_err(|d| ConfigError::Invalid(diagnostic::render_text(&d)))?;
+        .map_err(|d| ConfigError::Invalid(render_without_values(d)))?;
     if parsed.json.is_null() {
         return Ok(FileSettings::default());
     }
@@ -93,13 +97,46 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
         let d = Diagnostic::new(
             parsed.site(&pointer, Target::Key),
             &pointer,
-            e.inner().to_string(),
+            without_found_value(&e.inner().to_string()),
         )
         .expected(
             "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store",
         );
-        ConfigError::Invalid(diagnostic::render_text(&[d]))
+        ConfigError::Invalid(render_without_values(vec![d]))
     })
+}
+
+/// Empty, blank or only comments: a config that sets nothing, which is allowed.
+fn has_no_content(bytes: &[u8]) -> bool {
+    bytes.split(|b| *b == b'\n').all(|line| {
+        let line = line.trim_ascii();
+        line.is_empty() || line.starts_with(b"#")
+    })
+}
+
+/// The diagnostics with their locations but not the quoted lines: a mistyped key may
+/// sit next to a password (`rapiPassword: ...`), and errors end up in logs.
+fn render_without_values(mut diagnostics: Vec<Diagnostic>) -> String {
+    for d in &mut diagnostics {
+        d.site.line_text = None;
+        if let Some((site, _)) = &mut d.related {
+            site.line_text = None;
+        }
+    }
+    diagnostic::render_text(&diagnostics)
+}
+
+/// serde's "invalid type: integer `1234`, expected a string", without the value found.
+fn without_found_value(message: &str) -> String {
+    for kind in ["invalid type", "invalid value", "invalid length"] {
+        if message.starts_with(kind) {
+            return match message.split_once(", expected ") {
+                Some((_, expected)) => format!("{kind}: expected {expected}"),
+                None => kind.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
 }
 
 fn default_state_dir() -> PathBuf {
@@ -212,4 +249,43 @@ pub fn resolve(overrides: &Overrides, desired_url: Option<&str>) -> Result<Setti
         state_dir,
         store,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<FileSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, text).unwrap();
+        load_file(&path)
+    }
+
+    #[test]
+    fn an_empty_or_comment_only_config_sets_nothing() {
+        for text in ["", "\n  \n", "# nothing yet\n  # really\n"] {
+            let settings = load(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(settings.rapi_url.is_none() && settings.state_dir.is_none());
+        }
+    }
+
+    #[test]
+    fn errors_never_quote_a_value() {
+        for text in [
+            "rapiUrl: https://x\nrapiPassword: hunter2\n",
+            "rapiUser: 4242hunter2\nrapiPasword: hunter2\n",
+            "rapiUser: [hunter2,\n",
+            "rapiUser: 123456789\n",
+            "rapiUser: {password: hunter2}\n",
+        ] {
+            let message = load(text).unwrap_err().to_string();
+            for secret in ["hunter2", "123456789"] {
+                assert!(!message.contains(secret), "{text:?} echoed:\n{message}");
+            }
+            assert!(message.contains("config.yaml:"), "located: {message}");
+        }
+        let typo = load("rapiPassword: hunter2\n").unwrap_err().to_string();
+        assert!(typo.contains("rapiPassword"), "names the key: {typo}");
+    }
 }

@@ -1,12 +1,15 @@
 //! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
 
 pub mod atomic_file;
+pub mod child_process;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod desired;
 pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
+pub mod secret_file;
 pub mod source;
 pub mod store;

@@ -4,7 +4,6 @@
 //! validated snapshot named by its revision.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::Digest as _;
 
@@ -131,7 +130,7 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
-    let output = Command::new("git")
+    let output = crate::child_process::command("git")
         .arg("-C")
         .arg(repo)
         .args(args)
@@ -143,7 +142,11 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
     if !output.status.success() {
         return Err(SourceError::Git {
             args: args.join(" "),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            detail: format!(
+                "git {}: {}",
+                crate::child_process::describe_exit(output.status),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
         });
     }
     Ok(output.stdout)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::daemon::Daemon;
 use common::reconcile::{Workspace, edit, operator_jobs, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
+use common::{git, git_ok};
 use ganeti_operator::daemon::webhook;
 use ganeti_operator::rapi::Rapi;
 
@@ -21,29 +22,6 @@ const LONG: Duration = Duration::from_secs(120);
 
 fn converged(d: &Daemon) -> bool {
     d.status()["lastReconcile"]["result"] == "converged"
-}
-
-fn git(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.org")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.org")
-        .output()
-        .unwrap()
-}
-
-fn git_ok(dir: &Path, args: &[&str]) -> String {
-    let output = git(dir, args);
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn commit_and_push(clone: &Path, yaml: &str, message: &str) -> std::process::Output {

@@ -71,6 +71,7 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
         metrics: Arc::new(Metrics::new()),
         store: None,
         serve_store: None,
+        listener: Default::default(),
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
     // `run`'s future is not `Send` (nor need it be: the binary runs it on one thread).

@@ -79,16 +79,7 @@ async fn prometheus_scrapes_reconcile_and_action_counts_and_deleted_series_vanis
     let Some(sb) = sandbox("metrics_prometheus") else {
         return;
     };
-    let present = Command::new("sh")
-        .args(["-c", "command -v prometheus"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs prometheus (tests/run.sh installs it)"
-        );
-        eprintln!("SKIPPED metrics_prometheus: prometheus is not installed");
+    if !common::skip::tool("prometheus", "metrics_prometheus") {
         return;
     }
     remove_all_instances(&sb.client()).await;

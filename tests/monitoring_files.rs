@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use common::skip::tool;
 use ganeti_operator::metrics::Metrics;
 
 fn read(path: &str) -> String {
@@ -25,22 +26,6 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         rest = &tail[end..];
     }
     names
-}
-
-/// A tool the test needs: under CI its absence fails the test; locally it skips, saying so.
-fn tool(name: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: needs `{name}` (tests/run.sh installs it)"
-        );
-        eprintln!("SKIPPED {test}: `{name}` is not installed");
-    }
-    found
 }
 
 #[test]

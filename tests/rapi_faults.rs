@@ -3,10 +3,14 @@
 
 mod common;
 
-use common::fake_rapi::{FakeRapi, Reply};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_rapi::{self, FakeRapi, Reply};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+use ganeti_operator::rapi::observer::RequestCounter;
 use ganeti_operator::rapi::operation::TagTarget;
-use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, RapiError, WriteOptions};
+use ganeti_operator::rapi::{HttpRapi, Operation, Password, Rapi, RapiError, WriteOptions};
 
 const INFO: &str = r#"{"name": "cluster.fake", "software_version": "3.0.2", "tags": null}"#;
 
@@ -106,20 +110,61 @@ async fn resets_retry_reads_but_not_writes() {
 }
 
 #[tokio::test]
-async fn a_write_that_cannot_connect_fails_as_transport_without_reaching_anything() {
-    // Bind, learn the port, and close it: connecting fails before anything is sent.
-    let fake = FakeRapi::start(|_, _| Reply::Json(200, "7".into())).await;
-    let mut config = fake.config();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    config.url = format!("https://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let err = HttpRapi::new(config)
+async fn a_write_whose_connect_failed_is_retried_and_received_once() {
+    // Nothing listens on the port at first, so the first connect fails before anything
+    // is sent; the fake starts on that port after it, and must see the write exactly once.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = fake_rapi::config_at(addr, "gnt-admin", Password::from_env("PATH").unwrap());
+    config.retry.min_delay = Duration::from_millis(500);
+    config.retry.max_delay = Duration::from_millis(500);
+    let attempts = Arc::new(RequestCounter::default());
+    let rapi = HttpRapi::new(config)
+        .unwrap()
+        .with_observer(attempts.clone());
+    let submit =
+        tokio::spawn(async move { rapi.submit(&add_tag(), &WriteOptions::new("r")).await });
+    while attempts.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fake = FakeRapi::start_on(addr, |_, _| Reply::Json(200, "7".into())).await;
+    assert_eq!(submit.await.unwrap().unwrap(), 7);
+    assert!(attempts.count() >= 2, "the failed connect was retried");
+    let writes = fake.received().iter().filter(|r| r.method == "PUT").count();
+    assert_eq!(writes, 1, "the fake that answered received the write once");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    // A redirect to plain http, where the body and credentials would travel in clear.
+    let sink = FakeRapi::start(|_, _| Reply::Json(200, "7".into())).await;
+    let location = format!("http://{}/2/tags", sink.addr);
+    let fake = FakeRapi::start(move |_, _| Reply::Redirect(307, location.clone())).await;
+    let rapi = HttpRapi::new(fake.config()).unwrap();
+    let err = rapi
         .submit(&add_tag(), &WriteOptions::new("r"))
         .await
         .unwrap_err();
-    assert!(matches!(err, RapiError::Transport { .. }), "{err:?}");
-    assert!(fake.received().is_empty());
+    assert!(
+        matches!(err, RapiError::Redirected { status: 307, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("redirects are not followed") && message.contains(&sink.addr.to_string()),
+        "{message}"
+    );
+    assert!(
+        sink.received().is_empty(),
+        "nothing reached the redirect's target"
+    );
+    assert_eq!(fake.received().len(), 1, "and it was not retried");
+    assert!(matches!(
+        rapi.info().await,
+        Err(RapiError::Redirected { .. })
+    ));
 }
 
 #[tokio::test]
@@ -200,4 +245,33 @@ async fn a_lost_job_is_reported_as_lost() {
         .await
         .unwrap_err();
     assert!(matches!(err, RapiError::JobLost { job: 77 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_largest_timeouts_do_not_panic() {
+    let fake = FakeRapi::start(|r, _| {
+        if r.target.contains("/wait") {
+            Reply::Json(
+                200,
+                r#"{"job_info": ["success"], "log_entries": []}"#.into(),
+            )
+        } else if r.target.starts_with("/2/jobs/") {
+            Reply::Json(200, r#"{"id": 5, "status": "success", "ops": []}"#.into())
+        } else {
+            Reply::Json(200, INFO.into())
+        }
+    })
+    .await;
+    let mut config = fake.config();
+    config.connect_timeout = Duration::MAX;
+    config.request_timeout = Duration::MAX;
+    config.retry.max_delay = Duration::MAX;
+    let rapi = HttpRapi::new(config).unwrap();
+    assert_eq!(rapi.info().await.unwrap().name, "cluster.fake");
+    let options = WaitOptions {
+        timeout: Duration::MAX,
+        poll_interval: Duration::MAX,
+    };
+    let job = wait_for_job(&rapi, 5, options, &Quiet).await.unwrap();
+    assert_eq!(job.id, 5);
 }

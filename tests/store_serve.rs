@@ -59,7 +59,7 @@ async fn start(root: &Path) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     let root = root.to_owned();
     tokio::spawn(async move {
-        ganeti_operator::store::serve::serve(listener, &root, std::future::pending())
+        ganeti_operator::store::serve::serve(listener, &root, Default::default())
             .await
             .unwrap();
     });

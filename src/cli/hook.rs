@@ -55,7 +55,8 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
         }
         let snapshot = load_commit(&repo_dir(), &update.new, path)
             .with_context(|| format!("reading {path} at {}", update.new))?;
-        let short = &update.new[..update.new.len().min(12)];
+        // By characters: a revision is whatever the caller passed, not always a hex id.
+        let short: String = update.new.chars().take(12).collect();
         if snapshot.validation.is_valid() {
             eprintln!("ganeti-operator: {watched} at {short}: desired state is valid");
             continue;
@@ -75,8 +76,7 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
 
 /// Never fails the push (it has landed); a daemon that cannot be reached is reported.
 pub fn post_receive(url: &str, secret_file: &Path, input: &mut dyn BufRead) -> anyhow::Result<u8> {
-    let secret = std::fs::read(secret_file)
-        .with_context(|| format!("reading the webhook secret {}", secret_file.display()))?;
+    let secret = crate::secret_file::read_secret(secret_file, "webhook secret file")?;
     let updates = read_updates(input)?;
     let Some(last) = updates.last() else {
         return Ok(exit::OK);
@@ -128,10 +128,14 @@ pub fn install(args: Install, out: &mut dyn Write) -> anyhow::Result<u8> {
     let binary = std::env::current_exe().context("finding this binary")?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let binary = quote(&binary.to_string_lossy());
-    let pre = format!(
-        "#!/bin/sh\n# Installed by `ganeti-operator hook install`: refuses pushes whose desired state is invalid.\nexec {binary} hook pre-receive --branch {} --path {}\n",
-        quote(&args.branch),
-        quote(&args.path)
+    let pre = hook_script(
+        "refuses pushes whose desired state is invalid",
+        &format!(
+            "{binary} hook pre-receive --branch {} --path {}",
+            quote(&args.branch),
+            quote(&args.path)
+        ),
+        "validating the pushed desired state; the push was refused and nothing was applied",
     );
     write_hook(&hooks.join("pre-receive"), &pre)?;
     writeln!(out, "installed {}", hooks.join("pre-receive").display())?;
@@ -140,10 +144,14 @@ pub fn install(args: Install, out: &mut dyn Write) -> anyhow::Result<u8> {
             .webhook_secret_file
             .as_ref()
             .context("--notify-url needs --webhook-secret-file: the webhook is signed")?;
-        let post = format!(
-            "#!/bin/sh\n# Installed by `ganeti-operator hook install`: wakes the daemon after a push.\nexec {binary} hook post-receive --url {} --webhook-secret-file {}\n",
-            quote(url),
-            quote(&secret.to_string_lossy())
+        let post = hook_script(
+            "wakes the daemon after a push",
+            &format!(
+                "{binary} hook post-receive --url {} --webhook-secret-file {}",
+                quote(url),
+                quote(&secret.to_string_lossy())
+            ),
+            "notifying the daemon; the push was accepted, and the daemon applies it at its next resync",
         );
         write_hook(&hooks.join("post-receive"), &post)?;
         writeln!(out, "installed {}", hooks.join("post-receive").display())?;
@@ -151,9 +159,72 @@ pub fn install(args: Install, out: &mut dyn Write) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// A hook that runs `command` and, should it die of a signal, tells the pusher which
+/// hook crashed, with the signal's name, while `doing` what and with what result; git
+/// itself would say only "died of signal 6". The command runs in a child, not `exec`ed,
+/// so the shell outlives it to say so.
+fn hook_script(purpose: &str, command: &str, doing: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+# Installed by `ganeti-operator hook install`: {purpose}.
+hook=$(basename "$0")
+{command}
+status=$?
+if [ "$status" -gt 128 ]; then
+    signal=$((status - 128))
+    echo "ganeti-operator: the $hook hook crashed (signal $signal, SIG$(kill -l "$signal" 2>/dev/null || echo '?')) while {doing}" >&2
+fi
+exit "$status"
+"#
+    )
+}
+
 fn write_hook(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crashed_hook_says_which_hook_which_signal_and_what_became_of_the_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("pre-receive");
+        let script = hook_script(
+            "test",
+            "sh -c 'kill -ABRT $$'",
+            "validating the pushed desired state; the push was refused and nothing was applied",
+        );
+        write_hook(&hook, &script).unwrap();
+        let output = std::process::Command::new("sh")
+            .arg(&hook)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(128 + 6), "{stderr}");
+        assert!(
+            stderr.contains("the pre-receive hook crashed (signal 6, SIGABRT) while validating")
+                && stderr.contains("the push was refused and nothing was applied"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_hook_that_succeeds_or_refuses_passes_its_status_through_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        for (command, code) in [("true", 0), ("exit 1", 1)] {
+            let hook = dir.path().join("pre-receive");
+            write_hook(&hook, &hook_script("test", command, "testing")).unwrap();
+            let output = std::process::Command::new("sh")
+                .arg(&hook)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(code));
+            assert!(output.stderr.is_empty());
+        }
+    }
 }

@@ -278,16 +278,17 @@ pub fn serve_cmd(overrides: &Overrides, listen: std::net::SocketAddr) -> anyhow:
             "serving the store {} on http://{listen}",
             store.root().display()
         );
-        crate::store::serve::serve(listener, store.root(), async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
-        })
-        .await?;
+            stop.cancel();
+        });
+        crate::store::serve::serve(listener, store.root(), shutdown).await?;
         Ok(exit::OK)
     })
 }

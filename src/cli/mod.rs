@@ -1,5 +1,7 @@
 //! The command line: parsing, dispatch, and exit codes. Each subcommand lives in its own file.
 
+#[cfg(test)]
+mod error_chain_tests;
 mod hook;
 mod image;
 mod local_http;
@@ -84,6 +86,8 @@ enum Command {
         /// Serve the artifact store (--store) read-only over HTTP on this address.
         #[arg(long)]
         serve_store: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        listener: run_cmd::ListenerArgs,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -346,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             resync_interval,
             shutdown_grace,
             serve_store,
+            listener,
             connection,
         } => {
             let source = match git_repo {
@@ -363,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 resync: resync_interval,
                 shutdown_grace,
                 serve_store,
+                listener,
                 connection: connection.overrides(),
             })
         }

@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit;
 use crate::config::{self, Overrides};
+use crate::daemon::listener::ListenerLimits;
 use crate::daemon::{self, DaemonOptions, Trigger};
 use crate::metrics::Metrics;
 use crate::rapi::HttpRapi;
+use crate::secret_file;
 use crate::source::Source;
 
 pub struct RunArgs {
@@ -25,11 +27,46 @@ pub struct RunArgs {
     pub resync: Option<Duration>,
     pub shutdown_grace: Duration,
     pub serve_store: Option<SocketAddr>,
+    pub listener: ListenerArgs,
     pub connection: Overrides,
+}
+
+/// Bounds on the HTTP listener; see [`ListenerLimits`] for what each one stops.
+#[derive(Debug, clap::Args)]
+pub struct ListenerArgs {
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    #[arg(long, value_parser = super::parse_duration, default_value = "10s")]
+    http_header_timeout: Duration,
+    /// How long one request may take, body included.
+    #[arg(long, value_parser = super::parse_duration, default_value = "30s")]
+    http_request_timeout: Duration,
+    /// HTTP connections served at once (lowered to fit the open-file limit).
+    #[arg(long, default_value_t = 256)]
+    http_max_connections: usize,
+}
+
+impl ListenerArgs {
+    fn limits(&self) -> ListenerLimits {
+        ListenerLimits {
+            header_read_timeout: self.http_header_timeout,
+            request_timeout: self.http_request_timeout,
+            max_connections: self.http_max_connections,
+        }
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     init_logging();
+    // First, so that a bad secret stops the start before anything else is read.
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(path) => Some(
+            secret_file::read_secret(path, "webhook secret file")?
+                .trim_ascii()
+                .to_vec(),
+        ),
+        None => None,
+    };
     // The RAPI URL may come from the desired state, so read it once up front.
     let first = args.source.load()?;
     let desired_url = first
@@ -38,15 +75,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         .as_ref()
         .and_then(|s| s.cluster.rapi_url.clone());
     let settings = config::resolve(&args.connection, desired_url.as_deref())?;
-    let webhook_secret = match &args.webhook_secret_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("reading the webhook secret {}", path.display()))?
-                .trim_ascii()
-                .to_vec(),
-        ),
-        None => None,
-    };
     let state_dir = settings.state_dir.clone();
     let store = super::image::open_store(&args.connection)?;
     if args.serve_store.is_some() && store.is_none() {
@@ -81,6 +109,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 source: args.source,
                 listen: args.listen,
                 webhook_secret,
+                listener: args.listener.limits(),
                 resync: args.resync,
                 debounce: Duration::from_millis(100),
                 shutdown_grace: args.shutdown_grace,

@@ -4,6 +4,7 @@
 //! good one stays in force. Shutdown stops submitting and waits, up to a grace period,
 //! for the jobs in flight.
 
+pub mod listener;
 pub mod log_progress;
 mod record;
 pub mod server;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::deadline;
 use crate::desired::diagnostic;
 use crate::desired::model::DesiredState;
 use crate::metrics::Metrics;
@@ -43,24 +45,24 @@ pub enum Trigger {
     Signal,
 }
 
+/// Each cause is a `cause` field shown in the message, not a `source`: the binary
+/// prints errors with `{:#}`, which would show a source a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {cause}")]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("watching {path}: {source}")]
-    Watch {
-        path: PathBuf,
-        source: notify::Error,
-    },
+    #[error("watching {path}: {cause}")]
+    Watch { path: PathBuf, cause: notify::Error },
 }
 
 pub struct DaemonOptions {
     pub source: Source,
     pub listen: SocketAddr,
     pub webhook_secret: Option<Vec<u8>>,
+    pub listener: listener::ListenerLimits,
     /// Overrides the desired state's `policy.resyncInterval`.
     pub resync: Option<Duration>,
     pub debounce: Duration,
@@ -89,9 +91,9 @@ pub async fn run<R: Rapi>(
     }));
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|cause| DaemonError::Listen {
             addr: options.listen,
-            source,
+            cause,
         })?;
     let app = server::router(server::AppState {
         status: status.clone(),
@@ -99,31 +101,26 @@ pub async fn run<R: Rapi>(
         triggers: sender.clone(),
         webhook_secret: options.webhook_secret.clone().map(Arc::new),
     });
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(server_shutdown.cancelled_owned())
-            .await;
-    });
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        options.listener,
+        shutdown.clone(),
+    ));
     let store_server = match (&options.serve_store, &options.store) {
         (Some(addr), Some(store)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+            let store_listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| DaemonError::Listen {
-                    addr: *addr,
-                    source,
-                })?;
-            let root = store.root().to_owned();
-            let store_shutdown = shutdown.clone();
-            tracing::info!(listen = %addr, store = %root.display(), "serving the artifact store");
-            Some(tokio::spawn(async move {
-                if let Err(e) =
-                    crate::store::serve::serve(listener, &root, store_shutdown.cancelled_owned())
-                        .await
-                {
-                    tracing::error!(error = %e, "the store server stopped");
-                }
-            }))
+                .map_err(|cause| DaemonError::Listen { addr: *addr, cause })?;
+            let app = crate::store::serve::router(store.root())
+                .map_err(|cause| DaemonError::Listen { addr: *addr, cause })?;
+            tracing::info!(listen = %addr, store = %store.root().display(), "serving the artifact store");
+            Some(tokio::spawn(listener::serve(
+                store_listener,
+                app,
+                options.listener,
+                shutdown.clone(),
+            )))
         }
         _ => None,
     };
@@ -329,11 +326,13 @@ async fn reconcile<R: Rapi>(
     true
 }
 
-/// The interval, less up to a tenth, so several daemons do not resync in step.
+/// The interval, less up to a tenth, so several daemons do not resync in step; bounded
+/// (see [`deadline::bounded`]), so it can be added to the time now.
 fn jittered(interval: Duration) -> Duration {
     use std::hash::BuildHasher as _;
+    let interval = deadline::bounded(interval);
     let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    let tenth = interval.as_millis() as u64 / 10;
+    let tenth = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
     interval - Duration::from_millis(if tenth == 0 { 0 } else { random % tenth })
 }
 
@@ -342,9 +341,9 @@ fn watch(
     triggers: mpsc::Sender<Trigger>,
 ) -> Result<notify::RecommendedWatcher, DaemonError> {
     use notify::Watcher as _;
-    let failed = |source| DaemonError::Watch {
+    let failed = |cause| DaemonError::Watch {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -356,4 +355,21 @@ fn watch(
         .watch(dir, notify::RecursiveMode::NonRecursive)
         .map_err(failed)?;
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_resync_interval_gives_a_deadline() {
+        for interval in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::ZERO] {
+            let next = tokio::time::Instant::now() + jittered(interval);
+            assert!(next >= tokio::time::Instant::now() - Duration::from_secs(1));
+        }
+        let five_minutes = jittered(Duration::from_secs(300));
+        assert!(
+            five_minutes <= Duration::from_secs(300) && five_minutes >= Duration::from_secs(270)
+        );
+    }
 }

@@ -94,7 +94,7 @@ impl fmt::Display for Size {
 
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let bad = || UnitError::NotADuration(text.to_owned());
-    let (number, unit) = text.split_at(text.len().checked_sub(1).ok_or_else(bad)?);
+    let (number, unit) = text.split_at(text.char_indices().last().ok_or_else(bad)?.0);
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,

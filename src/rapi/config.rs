@@ -12,20 +12,15 @@ pub struct Password(String);
 
 impl Password {
     pub fn from_file(path: &Path) -> Result<Password, RapiError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = crate::secret_file::read_secret(path, "RAPI password file")
+            .map_err(|e| RapiError::Config(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
             RapiError::Config(format!(
-                "cannot read the RAPI password file {}: {e}",
+                "the RAPI password file {} is not UTF-8 text",
                 path.display()
             ))
         })?;
-        let password = text.trim_end_matches(['\n', '\r']).to_owned();
-        if password.is_empty() {
-            return Err(RapiError::Config(format!(
-                "the RAPI password file {} is empty",
-                path.display()
-            )));
-        }
-        Ok(Password(password))
+        Ok(Password(text.trim_end_matches(['\n', '\r']).to_owned()))
     }
 
     pub fn from_env(variable: &str) -> Result<Password, RapiError> {

@@ -36,6 +36,15 @@ pub enum RapiError {
         message: String,
         explain: Option<String>,
     },
+    #[error(
+        "the RAPI answered {status} to {method} {route}, redirecting to {location}; redirects are not followed (they would take the credentials elsewhere): set the RAPI URL to where it serves"
+    )]
+    Redirected {
+        status: u16,
+        method: &'static str,
+        route: &'static str,
+        location: String,
+    },
     #[error("unexpected answer to {method} {route}: {detail}")]
     Decode {
         method: &'static str,

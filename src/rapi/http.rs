@@ -104,6 +104,9 @@ impl HttpRapi {
             .tls_backend_preconfigured(tls)
             // ganeti-rapi closes every connection; an idle pool would only hold dead sockets.
             .pool_max_idle_per_host(0)
+            // A redirect would carry the credentials and a write's body to another
+            // address, perhaps over plain http; the RAPI never redirects.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("ganeti-operator/", env!("CARGO_PKG_VERSION")))
@@ -189,6 +192,10 @@ impl HttpRapi {
             Err(e) => return Err(self.transport_failure(e, request)),
         };
         let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => return Err(self.transport_failure(e, request)),
@@ -205,6 +212,12 @@ impl HttpRapi {
             });
         }
         let error = match status {
+            _ if status.is_redirection() => RapiError::Redirected {
+                status: status.as_u16(),
+                method,
+                route,
+                location: location.unwrap_or_else(|| "nowhere".to_owned()),
+            },
             StatusCode::UNAUTHORIZED => RapiError::Unauthorized,
             StatusCode::FORBIDDEN => RapiError::Forbidden,
             _ => {

@@ -18,8 +18,9 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
+    // The cause is in the message, not a `source` (see [`crate::daemon::DaemonError`]).
     #[error("observing the cluster: {0}")]
-    Observe(#[source] RapiError),
+    Observe(RapiError),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error("reading the artifact store: {0}")]
@@ -120,7 +121,7 @@ pub async fn apply<R: Rapi + ?Sized>(
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
         observed = observe_cluster(rapi, options.store, desired).await?;
     }
-    let mut history = History::load(options.history_file)?;
+    let history = History::load(options.history_file)?;
     let planned = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -138,8 +139,9 @@ pub async fn apply<R: Rapi + ?Sized>(
         stop,
     )
     .await;
-    remember(&mut history, desired, &outcomes, options.backoff);
-    history.save(options.history_file)?;
+    let history = History::update(options.history_file, |history| {
+        remember(history, desired, &outcomes, options.backoff);
+    })?;
     let observed = observe_cluster(rapi, options.store, desired).await?;
     let after = plan(&PlanInput {
         desired,
@@ -149,8 +151,9 @@ pub async fn apply<R: Rapi + ?Sized>(
     });
     // Whatever still differs keeps its history (failures show up as blocked there). The
     // save above already holds this run's failures should the observe have failed.
-    history.retain_only(&after.unsettled());
-    history.save(options.history_file)?;
+    History::update(options.history_file, |history| {
+        history.retain_only(&after.unsettled());
+    })?;
     Ok(Report {
         plan: planned,
         outcomes,

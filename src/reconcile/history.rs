@@ -1,6 +1,8 @@
 //! What earlier runs learned about each object: how often it failed, when to try again,
 //! and whether it is stalled on input Ganeti rejected. Kept across runs in a small JSON
-//! file, written atomically.
+//! file, private to the operator (its errors name the cluster's objects), replaced
+//! atomically and changed under the state directory's lock: the CLI and the daemon may
+//! both be writing it.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
@@ -10,29 +12,41 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::execute::StepError;
+use crate::atomic_file;
 use crate::desired::model::ObjectRef;
 
 use super::plan::BlockReason;
 use super::reason::kind_name;
 
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("reading the state file {path}: {source}")]
+    #[error("reading the state file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("the state file {path} is not valid: {source}; move it away to start afresh")]
+    #[error("the state file {path} is not valid: {cause}; move it away to start afresh")]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
-    #[error("writing the state file {path}: {source}")]
+    #[error("writing the state file {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
+    },
+    #[error("locking the state directory of {path}: {cause}")]
+    Lock {
+        path: PathBuf,
+        cause: std::io::Error,
     },
 }
+
+/// The history file's bits: its errors say what failed on which object.
+const FILE_MODE: u32 = 0o600;
+/// The state directory's bits, when the operator creates it.
+const DIR_MODE: u32 = 0o700;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BackoffPolicy {
@@ -81,34 +95,49 @@ fn unix(t: SystemTime) -> u64 {
 impl History {
     pub fn load(path: &Path) -> Result<History, HistoryError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|cause| HistoryError::Parse {
                 path: path.to_owned(),
-                source,
+                cause,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
-            Err(source) => Err(HistoryError::Read {
+            Err(cause) => Err(HistoryError::Read {
                 path: path.to_owned(),
-                source,
+                cause,
             }),
         }
     }
 
-    /// Write to a temporary file, sync, rename: a crash leaves the old file or the new.
+    /// Replaces the file with this history (see [`atomic_file::write_atomic`]). Callers
+    /// that started from the file should use [`History::update`], which holds the lock.
     pub fn save(&self, path: &Path) -> Result<(), HistoryError> {
-        use std::io::Write;
-        let failed = |source| HistoryError::Write {
+        let failed = |cause| HistoryError::Write {
             path: path.to_owned(),
-            source,
+            cause,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(failed)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(failed)?;
+        atomic_file::create_dir_all(atomic_file::parent_of(path), DIR_MODE).map_err(failed)?;
         let text = serde_json::to_vec_pretty(self).expect("history serializes");
-        file.write_all(&text).map_err(failed)?;
-        file.sync_all().map_err(failed)?;
-        std::fs::rename(&tmp, path).map_err(failed)
+        atomic_file::write_atomic(path, &text, FILE_MODE).map_err(failed)
+    }
+
+    /// Loads the file, applies `change` and saves, all under the state directory's lock,
+    /// so that a change another process saved in the meantime is kept, not overwritten.
+    /// Returns the history as saved.
+    pub fn update(path: &Path, change: impl FnOnce(&mut History)) -> Result<History, HistoryError> {
+        let dir = atomic_file::parent_of(path);
+        let locking = |cause| HistoryError::Lock {
+            path: path.to_owned(),
+            cause,
+        };
+        atomic_file::create_dir_all(dir, DIR_MODE).map_err(locking)?;
+        // The lock's own failure is an io::Error; what happens under it is a HistoryError.
+        let under_lock = || {
+            let mut history = History::load(path)?;
+            change(&mut history);
+            history.save(path)?;
+            Ok(history)
+        };
+        atomic_file::with_dir_lock(dir, || Ok::<_, std::io::Error>(under_lock()))
+            .map_err(locking)?
     }
 
     pub fn get(&self, object: &ObjectRef) -> Option<&ObjectHistory> {
@@ -167,14 +196,15 @@ impl History {
         }
         entry.stalled_on = None;
         let exponent = entry.failures.saturating_sub(1).min(20);
-        let delay = policy.initial.saturating_mul(1 << exponent).min(policy.max);
+        let delay =
+            crate::deadline::bounded(policy.initial.saturating_mul(1 << exponent).min(policy.max));
         // Up to a quarter of jitter, so objects that failed together do not retry together.
-        let jitter_range = delay.as_millis() as u64 / 4 + 1;
+        let jitter_range = u64::try_from(delay.as_millis() / 4).unwrap_or(u64::MAX - 1) + 1;
         let jitter = std::collections::hash_map::RandomState::new()
             .hash_one((key(object), unix(now)))
             % jitter_range;
-        let delay = delay + Duration::from_millis(jitter);
-        entry.retry_after = Some(unix(now) + delay.as_secs().max(1));
+        let delay = delay.saturating_add(Duration::from_millis(jitter));
+        entry.retry_after = Some(unix(now).saturating_add(delay.as_secs().max(1)));
     }
 
     /// Drops what is known about every object not in `keep`: once an object matches its
@@ -190,5 +220,102 @@ impl History {
 
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+    use crate::desired::model::ObjectKind;
+    use crate::rapi::RapiError;
+
+    fn failed(history: &mut History, name: &str) {
+        let object = ObjectRef {
+            kind: ObjectKind::Instance,
+            name: name.into(),
+        };
+        let error = RapiError::Timeout {
+            what: "test".into(),
+            after: Duration::from_secs(1),
+        };
+        history.record_failure(
+            &object,
+            &error.into(),
+            None,
+            SystemTime::now(),
+            BackoffPolicy::default(),
+        );
+    }
+
+    #[test]
+    fn the_file_is_private_and_a_planted_symlink_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        let path = dir.join("history-c.json");
+        std::fs::create_dir(&dir).unwrap();
+        // The name the old code wrote through, pointing at a file the attacker wants.
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, path.with_extension("json.tmp")).unwrap();
+        let mut history = History::default();
+        failed(&mut history, "a");
+        history.save(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(History::load(&path).unwrap(), history);
+
+        let fresh = root.path().join("new/deeper/history-c.json");
+        history.save(&fresh).unwrap();
+        assert_eq!(mode(fresh.parent().unwrap()), 0o700);
+        assert_eq!(mode(&fresh), 0o600);
+    }
+
+    #[test]
+    fn a_huge_backoff_saturates_instead_of_overflowing() {
+        let object = ObjectRef {
+            kind: ObjectKind::Instance,
+            name: "a".into(),
+        };
+        let error = RapiError::Timeout {
+            what: "test".into(),
+            after: Duration::from_secs(1),
+        };
+        let policy = BackoffPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+        };
+        let mut history = History::default();
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        for now in [SystemTime::now(), far] {
+            history.record_failure(&object, &error.clone().into(), None, now, policy);
+            history.record_failure(&object, &error.clone().into(), None, now, policy);
+            assert!(
+                history.hold(&object, None, now).is_some(),
+                "still backing off"
+            );
+        }
+    }
+
+    #[test]
+    fn concurrent_updates_keep_each_others_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history-c.json");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        History::update(&path, |h| failed(h, &format!("w{w}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(History::load(&path).unwrap().len(), 40);
     }
 }

@@ -22,7 +22,8 @@ struct Served {
     root: PathBuf,
 }
 
-/// The router; give it to a server made with `into_make_service_with_connect_info`.
+/// The router; its server must give each request `ConnectInfo<SocketAddr>`, as
+/// `daemon::listener::serve` does.
 pub fn router(root: &Path) -> Result<axum::Router, std::io::Error> {
     let root = std::fs::canonicalize(root)?;
     Ok(axum::Router::new()
@@ -30,19 +31,16 @@ pub fn router(root: &Path) -> Result<axum::Router, std::io::Error> {
         .with_state(Arc::new(Served { root })))
 }
 
-/// Serves the store on `listener` until `shutdown` resolves.
+/// Serves the store on `listener` until `shutdown`, with the daemon's listener bounds
+/// (header and request timeouts, a connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     root: &Path,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), std::io::Error> {
     let app = router(root)?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    crate::daemon::listener::serve(listener, app, Default::default(), shutdown).await;
+    Ok(())
 }
 
 async fn serve_file(

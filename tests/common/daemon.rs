@@ -27,8 +27,19 @@ pub fn free_port() -> u16 {
 impl Daemon {
     /// `source` are the source flags (`--dir D` or `--git-repo R ...`).
     pub fn start(source: &[&str], state_dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with(source, state_dir, extra, |_| {})
+    }
+
+    /// As [`Daemon::start`], with the command adjusted first (environment, limits).
+    pub fn start_with(
+        source: &[&str],
+        state_dir: &Path,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"));
+        command
             .arg("run")
             .args(source)
             .args(["--listen", &addr])
@@ -36,9 +47,9 @@ impl Daemon {
             .env("GANETI_OPERATOR_STATE_DIR", state_dir)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        adjust(&mut command);
+        let mut child = command.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();

@@ -23,6 +23,8 @@ pub struct Received {
 
 pub enum Reply {
     Json(u16, String),
+    /// Answer with this status and a `Location` header.
+    Redirect(u16, String),
     /// Close the connection without answering, after reading the request.
     Reset,
     /// Never answer.
@@ -42,12 +44,15 @@ impl FakeRapi {
     pub async fn start(
         handler: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
     ) -> FakeRapi {
-        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let cert: CertificateDer<'static> = certified.cert.der().clone();
-        let fingerprint = Fingerprint::of(cert.as_ref());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            certified.signing_key.serialize_der(),
-        ));
+        FakeRapi::start_on("127.0.0.1:0".parse().unwrap(), handler).await
+    }
+
+    /// As [`FakeRapi::start`], listening on `addr`.
+    pub async fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> FakeRapi {
+        let (cert, key, fingerprint) = identity();
         let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
             tokio_rustls::rustls::crypto::ring::default_provider(),
         ))
@@ -57,7 +62,7 @@ impl FakeRapi {
         .with_single_cert(vec![cert], key)
         .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -90,6 +95,13 @@ impl FakeRapi {
                             let _ = tls.write_all(body.as_bytes()).await;
                             let _ = tls.shutdown().await;
                         }
+                        Reply::Redirect(status, location) => {
+                            let head = format!(
+                                "HTTP/1.1 {status} X\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                            let _ = tls.write_all(head.as_bytes()).await;
+                            let _ = tls.shutdown().await;
+                        }
                         Reply::Reset => drop(tls),
                         Reply::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
                     }
@@ -113,20 +125,41 @@ impl FakeRapi {
     }
 
     pub fn config_as(&self, user: &str, password: Password) -> RapiConfig {
-        let mut config = RapiConfig::new(
-            format!("https://{}", self.addr),
-            user,
-            password,
-            Trust::Fingerprint(self.fingerprint),
-        );
-        config.retry = RetryPolicy {
-            max_attempts: 4,
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        };
-        config.request_timeout = Duration::from_millis(800);
-        config
+        config_at(self.addr, user, password)
     }
+}
+
+/// The certificate every fake in this process serves, so a client can be configured for
+/// a fake that is not listening yet.
+fn identity() -> (CertificateDer<'static>, PrivateKeyDer<'static>, Fingerprint) {
+    static IDENTITY: std::sync::OnceLock<(CertificateDer<'static>, Vec<u8>)> =
+        std::sync::OnceLock::new();
+    let (cert, key) = IDENTITY.get_or_init(|| {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        (
+            certified.cert.der().clone(),
+            certified.signing_key.serialize_der(),
+        )
+    });
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.clone()));
+    (cert.clone(), key, Fingerprint::of(cert.as_ref()))
+}
+
+/// The client configuration for a fake at `addr` (see [`FakeRapi::config`]).
+pub fn config_at(addr: SocketAddr, user: &str, password: Password) -> RapiConfig {
+    let mut config = RapiConfig::new(
+        format!("https://{addr}"),
+        user,
+        password,
+        Trust::Fingerprint(identity().2),
+    );
+    config.retry = RetryPolicy {
+        max_attempts: 4,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    };
+    config.request_timeout = Duration::from_millis(800);
+    config
 }
 
 async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<Received> {

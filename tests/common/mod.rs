@@ -10,6 +10,7 @@ pub mod nix_result;
 pub mod reconcile;
 pub mod recorded_rapi;
 pub mod sandbox;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -41,9 +42,39 @@ pub fn operator_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     command.output().expect("the ganeti-operator binary runs")
 }
 
+/// `git -C dir args`, committing as a fixed test identity.
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.org")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.org")
+        .output()
+        .unwrap()
+}
+
+/// [`git`] that must succeed; its trimmed stdout.
+pub fn git_ok(dir: &Path, args: &[&str]) -> String {
+    let output = git(dir, args);
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// Compares `actual` with a golden file; `UPDATE_GOLDEN=1` rewrites the file instead.
 pub fn assert_golden(path: &Path, actual: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        // Rewriting accepts any output: never in CI, where it would pass every run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "UPDATE_GOLDEN is set under CI; golden files are updated by hand"
+        );
         std::fs::write(path, actual).expect("golden file is writable");
         return;
     }

@@ -18,18 +18,15 @@ pub struct Sandbox {
     pub cert: String,
 }
 
-/// The sandbox, or `None` with a message when it is not up. Under CI a missing sandbox
-/// is a failure, never a silent skip.
+/// The sandbox, or `None` when it is not up (see [`super::skip::unavailable`]: under CI
+/// that fails the test).
 pub fn sandbox(test: &str) -> Option<Sandbox> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(url) = var("GANETI_RAPI_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "{test}: needs the Ganeti sandbox, but GANETI_RAPI_URL is not set (tests/run.sh brings it up)"
-            );
-        }
-        eprintln!(
-            "SKIPPED {test}: no Ganeti sandbox (run `eval \"$(tests/harness/ganeti-sandbox.sh env)\"` after `up`)"
+        super::skip::unavailable(
+            test,
+            "no Ganeti sandbox: GANETI_RAPI_URL is not set",
+            "tests/run.sh brings it up; by hand, `eval \"$(tests/harness/ganeti-sandbox.sh env)\"` after `up`",
         );
         return None;
     };
@@ -49,6 +46,24 @@ pub fn sandbox(test: &str) -> Option<Sandbox> {
             .collect(),
         cert: need("GANETI_SANDBOX_CERT"),
     })
+}
+
+/// The sandbox, only while it serves `cert` ("ca" or "stock"; tests/run.sh switches
+/// between them and runs each test binary in its phase).
+pub fn sandbox_serving(test: &str, cert: &str) -> Option<Sandbox> {
+    let sandbox = sandbox(test)?;
+    if sandbox.cert != cert {
+        super::skip::unavailable(
+            test,
+            &format!(
+                "the sandbox serves the `{}` certificate, not `{cert}`",
+                sandbox.cert
+            ),
+            &format!("run `tests/harness/ganeti-sandbox.sh cert {cert}`"),
+        );
+        return None;
+    }
+    Some(sandbox)
 }
 
 impl Sandbox {
