@@ -15,6 +15,7 @@ command -v bc >/dev/null || need_apt+=(bc)
 command -v git >/dev/null || need_apt+=(git)
 command -v prometheus >/dev/null || need_apt+=(prometheus)   # with promtool
 command -v nix-instantiate >/dev/null || need_apt+=(nix-bin)
+command -v nginx >/dev/null || need_apt+=(nginx-light)   # serves the store to booting VMs once
 [[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
 if ((${#need_apt[@]})); then
   echo "tests/run.sh: installing ${need_apt[*]}" >&2
@@ -33,9 +34,15 @@ cargo bench --no-run --quiet
 echo "== benchmark: planning 10,000 instances on 200 nodes" >&2
 cargo bench --bench plan_10k
 
+# Guest images A, B, C for the netboot VMs (cached; the first build downloads Debian's kernel).
+tests/harness/netboot.sh images
+
 trap '$harness down' EXIT
 GNT_NODES=1 GNT_CERT=ca $harness up
 eval "$($harness env)"
+# Ganeti's kvm hypervisor (QEMU under TCG), DHCP, the store forwarder and console capture.
+tests/harness/netboot.sh up
+eval "$(tests/harness/netboot.sh env)"
 # Tests that need the sandbox fail, rather than skip, when it is missing.
 export CI=${CI:-true}
 
