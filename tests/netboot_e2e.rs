@@ -75,7 +75,7 @@ impl Run {
         let mut in_netboot_class = false;
         for line in text.lines() {
             if line.starts_with("  ") && !line.starts_with("   ") {
-                in_netboot_class = line.trim_end() == "netboot:";
+                in_netboot_class = line.trim() == "netboot:";
             }
             match line.split_once("image: sha256-") {
                 Some((head, _)) => {

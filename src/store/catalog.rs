@@ -39,6 +39,8 @@ pub fn read_pointers(store: &Store) -> Result<BTreeMap<StoreFile, FoundPointer>,
             };
             let file = if by_name {
                 StoreFile::NamedPointer(stem.to_owned())
+            } else if stem == "chain" {
+                StoreFile::Chain
             } else if let Some(mac) = Mac::parse(stem) {
                 StoreFile::MacPointer(mac)
             } else {
@@ -205,4 +207,29 @@ fn remove_image(store: &Store, id: &str) -> Result<(), StoreError> {
     atomic_file::remove_durably(&dir.join(super::manifest::FILE_NAME)).map_err(failed)?;
     std::fs::remove_dir_all(&dir).map_err(failed)?;
     atomic_file::sync_dir(&store.images_dir()).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pointer_the_operator_writes_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mac = Mac::parse("aa:00:00:00:00:01").unwrap();
+        let files = [
+            StoreFile::Chain,
+            StoreFile::MacPointer(mac),
+            StoreFile::NamedPointer("web1.gnt.test".into()),
+        ];
+        for file in &files {
+            store.write(file, Some(b"#!ipxe\n")).unwrap();
+        }
+        std::fs::write(dir.path().join("boot/notes.txt"), "not a pointer").unwrap();
+        let found: Vec<StoreFile> = read_pointers(&store).unwrap().into_keys().collect();
+        let mut expected = files.to_vec();
+        expected.sort();
+        assert_eq!(found, expected);
+    }
 }

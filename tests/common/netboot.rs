@@ -136,7 +136,8 @@ impl StoreServer {
                 access_log.to_str().unwrap(),
             );
         let conf = format!(
-            "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  types {{ text/plain ipxe; application/json json; }}\n  default_type application/octet-stream;\n{site}\n}}\n",
+            // The test's store lives in a private temporary directory: the worker reads it as root.
+            "daemon off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  types {{ text/plain ipxe; application/json json; }}\n  default_type application/octet-stream;\n{site}\n}}\n",
             p = prefix.display()
         );
         std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
