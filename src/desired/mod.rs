@@ -11,6 +11,7 @@ pub mod semantic;
 pub mod source;
 pub mod ssh_key;
 pub mod units;
+pub mod yaml;
 
 use std::fs;
 use std::io::Read as _;

@@ -2,10 +2,10 @@
 //! positions, so that any JSON pointer can be traced back to `file:line:column`.
 
 use indexmap::IndexMap;
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, Site};
+use super::yaml;
 
 /// 1-based line and column, counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -21,17 +21,6 @@ pub struct Span {
 }
 
 impl Span {
-    fn from_marked(span: &saphyr_parser::Span) -> Span {
-        let at = |m: &saphyr::Marker| Position {
-            line: m.line(),
-            column: m.col() + 1,
-        };
-        Span {
-            start: at(&span.start),
-            end: at(&span.end),
-        }
-    }
-
     pub fn point(position: Position) -> Span {
         Span {
             start: position,
@@ -49,11 +38,20 @@ pub enum PositionTree {
 }
 
 impl PositionTree {
-    fn span(&self) -> Span {
+    pub fn span(&self) -> Span {
         match self {
             PositionTree::Leaf(s) | PositionTree::Sequence(s, _) | PositionTree::Mapping(s, _) => {
                 *s
             }
+        }
+    }
+
+    /// The same tree placed at `span`: an alias stands where it is written.
+    pub fn with_span(self, span: Span) -> PositionTree {
+        match self {
+            PositionTree::Leaf(_) => PositionTree::Leaf(span),
+            PositionTree::Sequence(_, items) => PositionTree::Sequence(span, items),
+            PositionTree::Mapping(_, entries) => PositionTree::Mapping(span, entries),
         }
     }
 }
@@ -80,6 +78,10 @@ impl SourceText {
         }
     }
 
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn line(&self, line: usize) -> Option<&str> {
         let start = *self.line_starts.get(line.checked_sub(1)?)?;
         if start >= self.text.len() {
@@ -93,7 +95,7 @@ impl SourceText {
     }
 
     /// Errors at the end of input point just past the last line's text, which can be quoted.
-    fn clamp(&self, at: Position) -> Position {
+    pub fn clamp(&self, at: Position) -> Position {
         if self.line(at.line).is_some() {
             return at;
         }
@@ -112,11 +114,18 @@ impl SourceText {
         }
     }
 
+    /// Lines longer than this are not quoted: one flow-style line can be the whole file,
+    /// and each of many errors on it would copy it.
+    pub const MAX_QUOTED_BYTES: usize = 240;
+
     pub fn site(&self, span: Span) -> Site {
         Site {
             file: self.display.clone(),
             span,
-            line_text: self.line(span.start.line).map(str::to_owned),
+            line_text: self
+                .line(span.start.line)
+                .filter(|l| l.len() <= Self::MAX_QUOTED_BYTES)
+                .map(str::to_owned),
         }
     }
 }
@@ -224,46 +233,12 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
         }
     };
     let source = SourceText::new(display, text);
-    let documents = match MarkedYaml::load_from_str(&source.text) {
-        Ok(documents) => documents,
-        Err(e) => {
-            let at = source.clamp(Position {
-                line: e.marker().line().max(1),
-                column: e.marker().col() + 1,
-            });
-            let mut diagnostic = Diagnostic::new(
-                source.site(Span::point(at)),
-                "",
-                format!("YAML syntax error: {}", e.info()),
-            );
-            if e.info().contains("unknown anchor") {
-                diagnostic = diagnostic.hint("an alias (*name) must refer to an anchor (&name) defined earlier in the same file");
-            } else if e.info().contains("duplicated key") {
-                diagnostic =
-                    diagnostic.hint("each key may appear once per mapping; merge the two entries");
-            } else if e.info().contains("tabs") {
-                diagnostic =
-                    diagnostic.hint("indent with spaces; YAML does not allow tabs for indentation");
-            }
-            return Err(vec![diagnostic]);
-        }
+    let loaded = yaml::load(&source)?;
+    let Some((json, positions)) = loaded.root else {
+        return Err(vec![empty_file(&source)]);
     };
-    let mut documents = documents.into_iter();
-    let Some(root) = documents.next() else {
+    if let Some(span) = loaded.second_document {
         return Err(vec![
-            Diagnostic::new(
-                source.site(Span::point(Position { line: 1, column: 1 })),
-                "",
-                "the file is empty",
-            )
-            .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets")
-            .hint("delete the file, or add content to it"),
-        ]);
-    };
-    let mut problems = Vec::new();
-    if let Some(extra) = documents.next() {
-        let span = Span::from_marked(&extra.span);
-        problems.push(
             Diagnostic::new(
                 source.site(span),
                 "",
@@ -271,26 +246,10 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
             )
             .expected("one document per file")
             .hint("move the second document into a file of its own"),
-        );
-    }
-    let mut converter = Converter {
-        source: &source,
-        problems,
-    };
-    let (json, positions) = converter.convert(&root, "");
-    let problems = converter.problems;
-    if json.is_null() && problems.is_empty() {
-        return Err(vec![
-            Diagnostic::new(
-                source.site(Span::point(Position { line: 1, column: 1 })),
-                "",
-                "the file is empty",
-            )
-            .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets"),
         ]);
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if json.is_null() {
+        return Err(vec![empty_file(&source)]);
     }
     Ok(ParsedFile {
         source,
@@ -299,112 +258,12 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
     })
 }
 
-struct Converter<'s> {
-    source: &'s SourceText,
-    problems: Vec<Diagnostic>,
-}
-
-impl Converter<'_> {
-    fn convert(&mut self, node: &MarkedYaml<'_>, path: &str) -> (Value, PositionTree) {
-        let span = Span::from_marked(&node.span);
-        match &node.data {
-            YamlData::Value(scalar) => (self.scalar(scalar, span, path), PositionTree::Leaf(span)),
-            YamlData::Representation(text, _, _) => {
-                (Value::String(text.to_string()), PositionTree::Leaf(span))
-            }
-            YamlData::Sequence(items) => {
-                let mut values = Vec::with_capacity(items.len());
-                let mut positions = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let (v, p) = self.convert(item, &format!("{path}[{i}]"));
-                    values.push(v);
-                    positions.push(p);
-                }
-                (
-                    Value::Array(values),
-                    PositionTree::Sequence(span, positions),
-                )
-            }
-            YamlData::Mapping(entries) => {
-                let mut object = serde_json::Map::with_capacity(entries.len());
-                let mut positions = IndexMap::with_capacity(entries.len());
-                for (key, value) in entries {
-                    let key_span = Span::from_marked(&key.span);
-                    let Some(name) = key_text(key) else {
-                        self.problems.push(
-                            Diagnostic::new(
-                                self.source.site(key_span),
-                                path,
-                                "a mapping key that is not a plain string",
-                            )
-                            .expected("keys are names, such as `memory` or `navidrome`"),
-                        );
-                        continue;
-                    };
-                    let child_path = super::diagnostic::join_path(path, &name);
-                    let (v, p) = self.convert(value, &child_path);
-                    object.insert(name.clone(), v);
-                    positions.insert(name, (key_span, p));
-                }
-                (
-                    Value::Object(object),
-                    PositionTree::Mapping(span, positions),
-                )
-            }
-            YamlData::Tagged(tag, _) => {
-                self.problems.push(
-                    Diagnostic::new(
-                        self.source.site(span),
-                        path,
-                        format!("the YAML tag `{tag}` is not supported"),
-                    )
-                    .expected("plain values without `!` tags")
-                    .hint("remove the tag; quote the value if it must be a string"),
-                );
-                (Value::Null, PositionTree::Leaf(span))
-            }
-            YamlData::Alias(_) | YamlData::BadValue => {
-                self.problems.push(Diagnostic::new(
-                    self.source.site(span),
-                    path,
-                    "a value YAML could not resolve",
-                ));
-                (Value::Null, PositionTree::Leaf(span))
-            }
-        }
-    }
-
-    fn scalar(&mut self, scalar: &Scalar<'_>, span: Span, path: &str) -> Value {
-        match scalar {
-            Scalar::Null => Value::Null,
-            Scalar::Boolean(b) => Value::Bool(*b),
-            Scalar::Integer(i) => Value::from(*i),
-            Scalar::FloatingPoint(f) => match serde_json::Number::from_f64(f.into_inner()) {
-                Some(n) => Value::Number(n),
-                None => {
-                    self.problems.push(
-                        Diagnostic::new(
-                            self.source.site(span),
-                            path,
-                            "infinite or NaN numbers are not supported",
-                        )
-                        .expected("a finite number"),
-                    );
-                    Value::Null
-                }
-            },
-            Scalar::String(s) => Value::String(s.to_string()),
-        }
-    }
-}
-
-fn key_text(key: &MarkedYaml<'_>) -> Option<String> {
-    match &key.data {
-        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
-        // Unquoted keys that YAML reads as numbers or booleans are still names to us.
-        YamlData::Value(Scalar::Integer(i)) => Some(i.to_string()),
-        YamlData::Value(Scalar::Boolean(b)) => Some(b.to_string()),
-        YamlData::Representation(text, _, _) => Some(text.to_string()),
-        _ => None,
-    }
+fn empty_file(source: &SourceText) -> Diagnostic {
+    Diagnostic::new(
+        source.site(Span::point(Position { line: 1, column: 1 })),
+        "",
+        "the file is empty",
+    )
+    .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets")
+    .hint("delete the file, or add content to it")
 }
