@@ -879,13 +879,12 @@ impl Checker<'_> {
                         || i.secondary_node.as_deref() == Some(node_name)
                 })
                 .collect();
-            let memory = Size::from_mib(pinned.iter().map(|(_, i)| i.resources.memory.mib()).sum());
-            let disk = Size::from_mib(
+            let memory = Size::saturating_sum(pinned.iter().map(|(_, i)| i.resources.memory));
+            let disk = Size::saturating_sum(
                 on_node
                     .iter()
                     .flat_map(|(_, i)| i.resources.disks.iter())
-                    .map(|d| d.size.mib())
-                    .sum(),
+                    .map(|d| d.size),
             );
             let checks = [
                 ("memory", node.capacity.memory, memory, &pinned),
