@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use super::age_file;
 use super::diagnostic::Diagnostic;
+use super::files::FileRead;
 use super::merge::{Entry, Merged, Origin};
 use super::model::{
     Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Nic, Node, ObjectKind,
@@ -24,12 +26,11 @@ use super::units::{Size, parse_duration};
 
 /// What the semantic checks need from the place the desired state came from.
 pub trait SecretFiles {
-    /// The first bytes of a file relative to the desired-state root; `None` if it is absent.
-    fn head(&self, relative: &Path) -> Option<Vec<u8>>;
+    /// The first bytes (up to `SECRET_HEAD_BYTES`) of a file relative to the desired-state
+    /// root, read by the rule in `files`, or why it cannot be used.
+    fn head(&self, relative: &Path) -> FileRead;
 }
 
-const AGE_BINARY_HEADER: &[u8] = b"age-encryption.org/v1\n";
-const AGE_ARMOR_HEADER: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 const DEFAULT_GROUP: &str = "default";
 const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
 
@@ -376,24 +377,29 @@ impl Checker<'_> {
                 self.report(d);
                 continue;
             }
-            match files.head(&relative) {
-                None => {
+            match files.head(&relative).map(|head| age_file::check(&head)) {
+                Err(problem) => {
                     let d = self
-                        .diagnostic(&entry.origin, "/file", Target::Value, format!("the secret file `{}` does not exist", raw.file))
-                        .hint("paths are relative to the desired-state directory; encrypt it with `age -r <operator key> -o …`");
+                        .diagnostic(
+                            &entry.origin,
+                            "/file",
+                            Target::Value,
+                            format!("the secret file {problem}"),
+                        )
+                        .hint(format!(
+                            "{}; encrypt it with `age -r <operator key> -o …`",
+                            problem.hint()
+                        ));
                     self.report(d);
                 }
-                Some(head)
-                    if !(head.starts_with(AGE_BINARY_HEADER)
-                        || head.starts_with(AGE_ARMOR_HEADER)) =>
-                {
+                Ok(Err(problem)) => {
                     let d = self
-                        .diagnostic(&entry.origin, "/file", Target::Value, format!("`{}` is not an age-encrypted file", raw.file))
-                        .expected("a file written by age or agenix (it starts with `age-encryption.org/v1`)")
+                        .diagnostic(&entry.origin, "/file", Target::Value, format!("`{}` is not an age-encrypted file: {problem}", raw.file))
+                        .expected("a file written by age or agenix: the `age-encryption.org/v1` header, a recipient stanza and the encrypted body")
                         .hint("never commit a plaintext secret; encrypt it to the operator's key");
                     self.report(d);
                 }
-                Some(_) => {
+                Ok(Ok(())) => {
                     out.insert(
                         name.clone(),
                         Secret {

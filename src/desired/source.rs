@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, Site};
+use super::files::{FileProblem, FileRead};
 use super::yaml;
 
 /// 1-based line and column, counted in characters.
@@ -192,9 +193,18 @@ pub enum FileContent {
     NotUtf8 {
         valid_prefix: String,
     },
+    /// Not a file that may be read (see `files`).
+    Unusable(FileProblem),
 }
 
 impl FileContent {
+    pub fn from_read(read: FileRead) -> FileContent {
+        match read {
+            Ok(bytes) => FileContent::from_bytes(bytes),
+            Err(problem) => FileContent::Unusable(problem),
+        }
+    }
+
     pub fn from_bytes(bytes: Vec<u8>) -> FileContent {
         match String::from_utf8(bytes) {
             Ok(text) => FileContent::Text(text),
@@ -229,6 +239,14 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
                 )
                 .expected("UTF-8 text")
                 .hint("re-save the file as UTF-8"),
+            ]);
+        }
+        FileContent::Unusable(problem) => {
+            let source = SourceText::new(display, "");
+            let start = Span::point(Position { line: 1, column: 1 });
+            let hint = problem.hint();
+            return Err(vec![
+                Diagnostic::new(source.site(start), "", problem.to_string()).hint(hint),
             ]);
         }
     };
