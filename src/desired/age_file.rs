@@ -117,7 +117,7 @@ mod tests {
         );
         assert_eq!(
             check(b"age-encryption.org/v1"),
-            Err(AgeProblem::NoVersionLine)
+            Err(AgeProblem::NoRecipient)
         );
         assert_eq!(check(b"password=hunter2\n"), Err(AgeProblem::NoVersionLine));
         assert_eq!(
