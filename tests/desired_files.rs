@@ -5,8 +5,10 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Command;
 
+mod common;
+
+use common::git_ok;
 use ganeti_operator::desired::diagnostic::render_text;
 use ganeti_operator::source::Source;
 
@@ -22,24 +24,6 @@ fn age_file() -> Vec<u8> {
     let mut file = b"age-encryption.org/v1\n-> X25519 TEiF0ypqr+bpvcqXNyCVJpL7OuwPdVwPL7KQEbFDOCc\nEmECAEcKN+n/Vs9SbWiV+Hu0r+E8R77DdWYyd83nw7U\n--- Vn+54jqiiUCE+WZcEVY3f1sqHjlu/z1LCQ/T7Xm7qI0\n".to_vec();
     file.extend_from_slice(&[0x5a; 48]);
     file
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {output:?}");
 }
 
 /// A repository holding `ds/` (the desired state) and `outside.age` beside it.
@@ -62,9 +46,9 @@ fn both_modes(repo: &Path, in_git: bool) -> Vec<String> {
         .expect("directory reads");
     out.push(render_text(&dir.validation.diagnostics));
     if in_git {
-        git(repo, &["init", "-q", "-b", "main"]);
-        git(repo, &["add", "-A"]);
-        git(repo, &["commit", "-q", "-m", "state"]);
+        git_ok(repo, &["init", "-q", "-b", "main"]);
+        git_ok(repo, &["add", "-A"]);
+        git_ok(repo, &["commit", "-q", "-m", "state"]);
         let source = Source::Git {
             repo: repo.to_owned(),
             rev: "main".into(),

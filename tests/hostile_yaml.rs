@@ -5,10 +5,11 @@
 //! unbounded expansion fails the test instead of exhausting the machine.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
+use common::git_ok;
 use ganeti_operator::config::{ConfigError, Overrides, resolve};
 use ganeti_operator::desired::diagnostic::render_text;
 use ganeti_operator::source::{Source, load_commit};
@@ -123,24 +124,6 @@ fn assert_located(what: &str, text: &str, file: &str, words: &str) {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-}
-
 fn check_every_path(name: &'static str, text: String, words: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("state.yaml"), &text).unwrap();
@@ -158,9 +141,9 @@ fn check_every_path(name: &'static str, text: String, words: &'static str) {
         words,
     );
 
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["add", "state.yaml"]);
-    git(&root, &["commit", "-q", "-m", "hostile"]);
+    git_ok(&root, &["init", "-q", "-b", "main"]);
+    git_ok(&root, &["add", "state.yaml"]);
+    git_ok(&root, &["commit", "-q", "-m", "hostile"]);
     let source = Source::Git {
         repo: root.clone(),
         rev: "main".into(),

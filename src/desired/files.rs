@@ -78,7 +78,9 @@ pub fn read_in_dir(root: &Path, relative: &Path, max: u64, truncate: bool) -> Fi
         .map_err(unreadable)?;
     let kind = file.metadata().map_err(unreadable)?.file_type();
     classify(kind, &shown)?;
-    let mut bytes = Vec::new();
+    // Sized from the metadata, so a large file is not held in a doubled buffer.
+    let expected = file.metadata().map_or(0, |m| m.len()).min(max);
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).saturating_add(1));
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;

@@ -134,31 +134,27 @@ pub fn validate_files(
 ) -> Validation {
     let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     let mut diagnostics = Vec::new();
-    let mut parsed = Vec::new();
-    let mut unreadable = false;
+    let mut parsed: Vec<source::ParsedFile> = Vec::new();
+    let mut merged = merge::Merged::default();
     for (display, read) in files {
         match source::parse_file(&display, FileContent::from_read(read)) {
-            Ok(file) => parsed.push(file),
+            Ok(file) => {
+                let check = schema::check_file(&file);
+                diagnostics.extend(check.diagnostics);
+                parsed.push(file);
+                let failed = merge::FailedPointers::new(check.failed_pointers);
+                merge::merge_file(&mut merged, &parsed, &failed, &mut diagnostics);
+                // One file's tree at a time: the typed objects are what stage two needs.
+                if let Some(file) = parsed.last_mut() {
+                    file.release();
+                }
+            }
             Err(problems) => {
-                unreadable = true;
+                merged.incomplete = true;
                 diagnostics.extend(problems);
             }
         }
     }
-    let checks: Vec<schema::SchemaCheck> = parsed.iter().map(schema::check_file).collect();
-    let checked: Vec<merge::CheckedFile<'_>> = parsed
-        .iter()
-        .zip(&checks)
-        .map(|(file, check)| merge::CheckedFile {
-            file,
-            failed_pointers: &check.failed_pointers,
-        })
-        .collect();
-    for check in &checks {
-        diagnostics.extend(check.diagnostics.iter().cloned());
-    }
-    let mut merged = merge::merge(&checked, &mut diagnostics);
-    merged.incomplete |= unreadable;
     let (state, semantic_problems) = semantic::check(&parsed, &merged, secret_files);
     diagnostics.extend(semantic_problems);
     diagnostic::sort(&mut diagnostics);

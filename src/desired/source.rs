@@ -1,10 +1,12 @@
 //! Reads desired-state files and turns each YAML document into JSON plus a tree of source
 //! positions, so that any JSON pointer can be traced back to `file:line:column`.
 
+use std::cell::OnceCell;
+
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::diagnostic::{Diagnostic, Site};
+use super::diagnostic::{Diagnostic, Site, index_path, join_path};
 use super::files::{FileProblem, FileRead};
 use super::yaml;
 
@@ -34,8 +36,9 @@ impl Span {
 #[derive(Debug, Clone)]
 pub enum PositionTree {
     Leaf(Span),
-    Sequence(Span, Vec<PositionTree>),
-    Mapping(Span, IndexMap<String, (Span, PositionTree)>),
+    // Boxed so that the many leaves stay small (a leaf is a span and a tag).
+    Sequence(Span, Box<[PositionTree]>),
+    Mapping(Span, Box<IndexMap<String, (Span, PositionTree)>>),
 }
 
 impl PositionTree {
@@ -44,6 +47,26 @@ impl PositionTree {
             PositionTree::Leaf(s) | PositionTree::Sequence(s, _) | PositionTree::Mapping(s, _) => {
                 *s
             }
+        }
+    }
+
+    /// The top `depth` levels; below them, each node is a leaf with its span.
+    fn outline(&self, depth: usize) -> PositionTree {
+        match self {
+            _ if depth == 0 => PositionTree::Leaf(self.span()),
+            PositionTree::Leaf(span) => PositionTree::Leaf(*span),
+            PositionTree::Sequence(span, items) => {
+                PositionTree::Sequence(*span, items.iter().map(|i| i.outline(depth - 1)).collect())
+            }
+            PositionTree::Mapping(span, entries) => PositionTree::Mapping(
+                *span,
+                Box::new(
+                    entries
+                        .iter()
+                        .map(|(k, (key_span, v))| (k.clone(), (*key_span, v.outline(depth - 1))))
+                        .collect(),
+                ),
+            ),
         }
     }
 
@@ -131,13 +154,21 @@ impl SourceText {
     }
 }
 
-/// One parsed desired-state file.
+/// One parsed desired-state file. Its JSON and full position tree are needed only while
+/// the file itself is checked and merged; `release` then drops them, keeping the outline
+/// (sections and their entries), and an error deeper down parses the text again. So a
+/// large state holds one file's tree at a time, not all of them.
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     pub source: SourceText,
+    /// `null` once released.
     pub json: Value,
-    pub positions: PositionTree,
+    outline: PositionTree,
+    full: OnceCell<PositionTree>,
 }
+
+/// Pointers this deep (`/instances/web`) are answered from the outline.
+const OUTLINE_DEPTH: usize = 2;
 
 /// Which part of a mapping entry an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +180,37 @@ pub enum Target {
 }
 
 impl ParsedFile {
+    pub fn new(source: SourceText, json: Value, positions: PositionTree) -> Self {
+        ParsedFile {
+            outline: positions.outline(OUTLINE_DEPTH),
+            full: OnceCell::from(positions),
+            source,
+            json,
+        }
+    }
+
+    /// Drops what only checking and merging this file needed.
+    pub fn release(&mut self) {
+        self.json = Value::Null;
+        self.full = OnceCell::new();
+    }
+
+    fn positions_for(&self, pointer: &str) -> &PositionTree {
+        if pointer.split('/').skip(1).count() <= OUTLINE_DEPTH {
+            return &self.outline;
+        }
+        self.full.get_or_init(|| {
+            yaml::load(&self.source)
+                .ok()
+                .and_then(|loaded| loaded.root)
+                .map_or_else(|| self.outline.clone(), |(_, positions)| positions)
+        })
+    }
+
     /// Resolves a JSON pointer (`/instances/web/memory`) to a site in this file. A pointer
     /// that goes deeper than the document (a missing field) lands on its nearest parent.
     pub fn site(&self, pointer: &str, target: Target) -> Site {
-        let mut node = &self.positions;
+        let mut node = self.positions_for(pointer);
         let mut key_span = None;
         for segment in pointer.split('/').skip(1).map(unescape_pointer) {
             let next = match node {
@@ -179,6 +237,31 @@ impl ParsedFile {
             _ => node.span(),
         };
         self.source.site(span)
+    }
+
+    /// A JSON pointer written as a YAML path, using the positions to tell indexes from keys.
+    pub fn yaml_path(&self, pointer: &str) -> String {
+        let mut path = String::new();
+        let mut node = Some(self.positions_for(pointer));
+        for segment in pointer.split('/').skip(1).map(unescape_pointer) {
+            match node {
+                Some(PositionTree::Sequence(_, items)) => {
+                    let index = segment.parse::<usize>().ok();
+                    path = index_path(&path, index.unwrap_or_default());
+                    node = index.and_then(|i| items.get(i));
+                }
+                other => {
+                    path = join_path(&path, &segment);
+                    node = match other {
+                        Some(PositionTree::Mapping(_, entries)) => {
+                            entries.get(segment.as_str()).map(|(_, v)| v)
+                        }
+                        _ => None,
+                    };
+                }
+            }
+        }
+        path
     }
 }
 
@@ -269,11 +352,7 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
     if json.is_null() {
         return Err(vec![empty_file(&source)]);
     }
-    Ok(ParsedFile {
-        source,
-        json,
-        positions,
-    })
+    Ok(ParsedFile::new(source, json, positions))
 }
 
 fn empty_file(source: &SourceText) -> Diagnostic {

@@ -58,3 +58,22 @@ pub fn assert_golden(path: &Path, actual: &str) {
         );
     }
 }
+
+/// Runs git in `dir` as a throwaway identity, unsigned; panics unless it succeeds.
+pub fn git_ok(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}

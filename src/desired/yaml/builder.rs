@@ -57,6 +57,55 @@ enum Frame {
 }
 
 impl Frame {
+    /// The collection as a value, its anchor, ended by the event at `end`.
+    fn finish(self, end: Span) -> (usize, Node) {
+        let (start, anchor, count, value, position) = match self {
+            Frame::Sequence {
+                start,
+                anchor,
+                values,
+                positions,
+                count,
+            } => (
+                start,
+                anchor,
+                count,
+                Value::Array(values),
+                Tree::Sequence(positions.into_boxed_slice()),
+            ),
+            Frame::Mapping {
+                start,
+                anchor,
+                values,
+                positions,
+                count,
+                ..
+            } => (
+                start,
+                anchor,
+                count,
+                Value::Object(values),
+                Tree::Mapping(Box::new(positions)),
+            ),
+        };
+        let span = Span {
+            start,
+            end: end.start,
+        };
+        let position = match position {
+            Tree::Sequence(items) => PositionTree::Sequence(span, items),
+            Tree::Mapping(entries) => PositionTree::Mapping(span, entries),
+        };
+        (
+            anchor,
+            Node {
+                value,
+                position,
+                count,
+            },
+        )
+    }
+
     fn awaits_key(&self) -> bool {
         matches!(
             self,
@@ -158,43 +207,7 @@ impl<'s> Builder<'s> {
                 let Some(frame) = self.stack.pop() else {
                     return Ok(());
                 };
-                let (anchor, node) = match frame {
-                    Frame::Sequence {
-                        start,
-                        anchor,
-                        values,
-                        positions,
-                        count,
-                    } => (
-                        anchor,
-                        Node {
-                            value: Value::Array(values),
-                            position: PositionTree::Sequence(
-                                collection_span(start, span),
-                                positions,
-                            ),
-                            count,
-                        },
-                    ),
-                    Frame::Mapping {
-                        start,
-                        anchor,
-                        values,
-                        positions,
-                        count,
-                        ..
-                    } => (
-                        anchor,
-                        Node {
-                            value: Value::Object(values),
-                            position: PositionTree::Mapping(
-                                collection_span(start, span),
-                                positions,
-                            ),
-                            count,
-                        },
-                    ),
-                };
+                let (anchor, node) = frame.finish(span);
                 let span = node.position.span();
                 if self.stack.last().is_some_and(Frame::awaits_key) {
                     self.reject_key(YamlError::CollectionKey, span);
@@ -421,9 +434,8 @@ fn leaf(value: Value, span: Span) -> Node {
     }
 }
 
-fn collection_span(start: Position, end_event: Span) -> Span {
-    Span {
-        start,
-        end: end_event.start,
-    }
+/// A collection's positions before its end (and so its span) is known.
+enum Tree {
+    Sequence(Box<[PositionTree]>),
+    Mapping(Box<IndexMap<String, (Span, PositionTree)>>),
 }
