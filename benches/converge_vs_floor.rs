@@ -31,8 +31,10 @@ const INSTANCES: usize = 30;
 
 struct NoSecrets;
 impl SecretFiles for NoSecrets {
-    fn head(&self, _: &Path) -> Option<Vec<u8>> {
-        None
+    fn head(&self, _: &Path) -> ganeti_operator::desired::files::FileRead {
+        Err(ganeti_operator::desired::files::FileProblem::Missing {
+            path: String::new(),
+        })
     }
 }
 
@@ -81,7 +83,7 @@ async fn main() {
     let work = tempfile_dir();
     std::fs::write(work.join("desired/desired-state.yaml"), desired_yaml()).unwrap();
     let validation = ganeti_operator::desired::validate_files(
-        vec![("d.yaml".into(), desired_yaml().into_bytes())],
+        vec![("d.yaml".into(), Ok(desired_yaml().into_bytes()))],
         &NoSecrets,
     );
     let desired = validation

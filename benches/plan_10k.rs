@@ -26,8 +26,10 @@ const BUDGET: Duration = Duration::from_millis(50);
 
 struct NoSecrets;
 impl SecretFiles for NoSecrets {
-    fn head(&self, _: &Path) -> Option<Vec<u8>> {
-        None
+    fn head(&self, _: &Path) -> ganeti_operator::desired::files::FileRead {
+        Err(ganeti_operator::desired::files::FileProblem::Missing {
+            path: String::new(),
+        })
     }
 }
 
@@ -136,7 +138,7 @@ fn observed() -> Observed {
 fn main() {
     bench_mode::require_bench_mode("plan_10k");
     let validation = ganeti_operator::desired::validate_files(
-        vec![("big.yaml".into(), yaml().into_bytes())],
+        vec![("big.yaml".into(), Ok(yaml().into_bytes()))],
         &NoSecrets,
     );
     let desired = validation

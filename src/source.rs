@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
+use crate::desired::files::{FileProblem, FileRead, is_desired_state_name};
 use crate::desired::semantic::SecretFiles;
-use crate::desired::{self, DesiredStateError, Validation};
+use crate::desired::{self, DesiredStateError, Validation, yaml};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -62,10 +63,13 @@ impl Source {
                 let source = desired::DirSource::new(dir);
                 let files = source.yaml_files()?;
                 let mut digest = sha2::Sha256::new();
-                for (name, bytes) in &files {
+                for (name, read) in &files {
                     digest.update(name.as_bytes());
                     digest.update([0]);
-                    digest.update(bytes);
+                    match read {
+                        Ok(bytes) => digest.update(bytes),
+                        Err(problem) => digest.update(problem.to_string()),
+                    }
                     digest.update([0]);
                 }
                 let revision = format!("dir:{}", &hex::encode(digest.finalize())[..12]);
@@ -89,35 +93,36 @@ impl Source {
 
 /// Reads `path` at `commit`. Used directly by the pre-receive hook.
 pub fn load_commit(repo: &Path, commit: &str, path: &str) -> Result<Snapshot, SourceError> {
-    let tree = if path.is_empty() {
-        commit.to_owned()
-    } else {
-        format!("{commit}:{path}")
-    };
-    let listing = git(repo, &["ls-tree", "--name-only", &tree])?;
-    let mut names: Vec<String> = String::from_utf8_lossy(&listing)
-        .lines()
-        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
-        .map(str::to_owned)
-        .collect();
-    names.sort();
-    if names.is_empty() {
-        return Err(SourceError::Empty(format!("{commit}:{path}")));
-    }
-    let mut files = Vec::new();
-    for name in names {
-        let in_repo = join(path, &name);
-        let bytes = git(repo, &["cat-file", "blob", &format!("{commit}:{in_repo}")])?;
-        files.push((in_repo, bytes));
-    }
-    let secrets = GitFiles {
+    let tree = GitTree {
         repo,
         commit,
-        root: path,
+        root: path.trim_end_matches('/'),
     };
+    let listing = if tree.root.is_empty() {
+        commit.to_owned()
+    } else {
+        format!("{commit}:{}", tree.root)
+    };
+    let mut entries: Vec<TreeEntry> = ls_tree(repo, &listing, None)?
+        .into_iter()
+        .filter(|e| is_desired_state_name(&e.name))
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    if entries.is_empty() {
+        return Err(SourceError::Empty(format!("{commit}:{path}")));
+    }
+    let max = yaml::LIMITS.max_file_bytes;
+    let files = entries
+        .into_iter()
+        .map(|entry| {
+            let in_repo = join(tree.root, &entry.name);
+            let read = tree.read_entry(entry, &in_repo, &in_repo, max, false);
+            (in_repo, read)
+        })
+        .collect();
     Ok(Snapshot {
         revision: commit.to_owned(),
-        validation: desired::validate_files(files, &secrets),
+        validation: desired::validate_files(files, &tree),
     })
 }
 
@@ -152,22 +157,177 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
     Ok(output.stdout)
 }
 
-/// Secret files as they are in the commit, not on any disk.
-struct GitFiles<'a> {
+/// The desired-state directory as it is in a commit, not on any disk. Files are read by
+/// the same rule as in a directory (see `desired::files`): a symbolic link (mode 120000)
+/// is followed only to a regular file inside `root`; a tree or a submodule is an error.
+struct GitTree<'a> {
     repo: &'a Path,
     commit: &'a str,
     root: &'a str,
 }
 
-impl SecretFiles for GitFiles<'_> {
-    fn head(&self, relative: &Path) -> Option<Vec<u8>> {
-        let path = join(self.root, &relative.to_string_lossy());
-        let mut bytes = git(
-            self.repo,
-            &["cat-file", "blob", &format!("{}:{path}", self.commit)],
-        )
-        .ok()?;
-        bytes.truncate(64);
-        Some(bytes)
+/// Links followed before giving up, as Linux does (`MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+impl GitTree<'_> {
+    /// A path git does not find may run through a symbolic link to a directory; say so,
+    /// as a directory source does.
+    fn why_missing(&self, in_repo: &str, shown: &str) -> FileProblem {
+        let mut prefix = String::new();
+        for part in in_repo.split('/') {
+            prefix = join(&prefix, part);
+            let Ok(found) = ls_tree(self.repo, self.commit, Some(&prefix)) else {
+                break;
+            };
+            let Some(entry) = found.into_iter().next() else {
+                break;
+            };
+            if entry.mode == "120000" {
+                return FileProblem::LinkedDirectory {
+                    path: shown.to_owned(),
+                    link: prefix
+                        .strip_prefix(&format!("{}/", self.root))
+                        .unwrap_or(&prefix)
+                        .to_owned(),
+                };
+            }
+        }
+        FileProblem::Missing {
+            path: shown.to_owned(),
+        }
     }
+
+    /// Reads `entry`, found at `in_repo`; problems name it as `shown`.
+    fn read_entry(
+        &self,
+        mut entry: TreeEntry,
+        in_repo: &str,
+        shown: &str,
+        max: u64,
+        truncate: bool,
+    ) -> FileRead {
+        let shown = shown.to_owned();
+        let unreadable = |e: SourceError| FileProblem::Unreadable {
+            path: shown.clone(),
+            detail: e.to_string(),
+        };
+        let mut at = in_repo.to_owned();
+        for _ in 0..MAX_LINKS {
+            match entry.mode.as_str() {
+                "120000" => {
+                    let target =
+                        git(self.repo, &["cat-file", "blob", &entry.object]).map_err(unreadable)?;
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    let escapes = || FileProblem::Escapes {
+                        path: shown.clone(),
+                        target: target.clone(),
+                    };
+                    let parent = at.rsplit_once('/').map_or("", |(dir, _)| dir);
+                    at = normalize(parent, &target).ok_or_else(escapes)?;
+                    if !(self.root.is_empty() || at.starts_with(&format!("{}/", self.root))) {
+                        return Err(escapes());
+                    }
+                    let found = ls_tree(self.repo, self.commit, Some(&at)).map_err(unreadable)?;
+                    entry = found
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| FileProblem::Dangling {
+                            path: shown.clone(),
+                            target: target.clone(),
+                        })?;
+                }
+                "160000" => {
+                    return Err(FileProblem::NotRegular {
+                        path: shown,
+                        kind: "git submodule",
+                    });
+                }
+                "040000" => return Err(FileProblem::Directory { path: shown }),
+                _ => {
+                    if entry.size.is_some_and(|size| size > max) && !truncate {
+                        return Err(FileProblem::TooLarge { path: shown, max });
+                    }
+                    let mut bytes =
+                        git(self.repo, &["cat-file", "blob", &entry.object]).map_err(unreadable)?;
+                    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+                    return Ok(bytes);
+                }
+            }
+        }
+        Err(FileProblem::Unreadable {
+            path: shown,
+            detail: "too many levels of symbolic links".into(),
+        })
+    }
+}
+
+impl SecretFiles for GitTree<'_> {
+    fn head(&self, relative: &Path) -> FileRead {
+        let in_repo = join(self.root, &relative.to_string_lossy());
+        let shown = relative.display().to_string();
+        let unreadable = |e: SourceError| FileProblem::Unreadable {
+            path: shown.clone(),
+            detail: e.to_string(),
+        };
+        let found = ls_tree(self.repo, self.commit, Some(&in_repo)).map_err(unreadable)?;
+        let Some(entry) = found.into_iter().next() else {
+            return Err(self.why_missing(&in_repo, &shown));
+        };
+        self.read_entry(entry, &in_repo, &shown, desired::SECRET_HEAD_BYTES, true)
+    }
+}
+
+/// One entry of `git ls-tree -l -z`: `<mode> <type> <object> <size>\t<name>`.
+struct TreeEntry {
+    mode: String,
+    object: String,
+    /// `None` for trees and submodules, whose size is `-`.
+    size: Option<u64>,
+    name: String,
+}
+
+/// The entries of `treeish`, or with `path` the one entry at that path (if any).
+fn ls_tree(repo: &Path, treeish: &str, path: Option<&str>) -> Result<Vec<TreeEntry>, SourceError> {
+    let mut args = vec!["ls-tree", "-l", "-z", "--full-tree", treeish];
+    if let Some(path) = path {
+        args.extend(["--", path]);
+    }
+    let listing = git(repo, &args)?;
+    Ok(listing
+        .split(|b| *b == 0)
+        .filter_map(|record| {
+            let record = String::from_utf8_lossy(record);
+            let (meta, name) = record.split_once('\t')?;
+            let mut fields = meta.split_whitespace();
+            let mode = fields.next()?.to_owned();
+            let _kind = fields.next()?;
+            let object = fields.next()?.to_owned();
+            let size = fields.next()?.parse().ok();
+            Some(TreeEntry {
+                mode,
+                object,
+                size,
+                name: name.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// `target` seen from the directory `parent`, with `.` and `..` resolved; `None` if it is
+/// absolute or climbs above the repository root.
+fn normalize(parent: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = parent.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
 }

@@ -2,14 +2,13 @@
 //! twice is an error naming both places; an object whose YAML failed the schema is kept
 //! by name only, so references to it do not cause a second, misleading error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
 use super::raw::{RawClass, RawCluster, RawInstance, RawNode, RawPolicy, RawSecret};
-use super::schema::yaml_path;
 use super::source::{ParsedFile, Target};
 
 /// Where an object was written: a file (index into the parsed files) and a JSON pointer.
@@ -23,7 +22,8 @@ pub struct Origin {
 pub struct Entry<T> {
     pub origin: Origin,
     /// `None` when the object failed the schema; its errors are already reported.
-    pub raw: Option<T>,
+    /// Boxed: the maps of entries then hold small slots, not whole objects with slack.
+    pub raw: Option<Box<T>>,
 }
 
 #[derive(Debug, Default)]
@@ -38,74 +38,91 @@ pub struct Merged {
     pub incomplete: bool,
 }
 
-/// A file that parsed, with the pointers stage one rejected.
-pub struct CheckedFile<'a> {
-    pub file: &'a ParsedFile,
-    pub failed_pointers: &'a [String],
-}
+/// The pointers stage one rejected in a file, for range queries.
+pub struct FailedPointers(BTreeSet<String>);
 
-impl CheckedFile<'_> {
-    fn failed_at_or_below(&self, pointer: &str) -> bool {
-        self.failed_pointers.iter().any(|f| {
-            f == pointer || (f.starts_with(pointer) && f[pointer.len()..].starts_with('/'))
-        })
+impl FailedPointers {
+    pub fn new(pointers: impl IntoIterator<Item = String>) -> Self {
+        FailedPointers(pointers.into_iter().collect())
     }
 
-    fn failed_at_or_above(&self, pointer: &str) -> bool {
-        self.failed_pointers.iter().any(|f| {
-            f.is_empty()
-                || pointer == f
-                || (pointer.starts_with(f.as_str()) && pointer[f.len()..].starts_with('/'))
-        })
+    /// `pointer` itself or something inside it failed. Children sort from `pointer/` up to
+    /// `pointer0` ('0' follows '/'), so this is one range query, not a scan.
+    fn at_or_below(&self, pointer: &str) -> bool {
+        self.0.contains(pointer)
+            || self
+                .0
+                .range(format!("{pointer}/")..format!("{pointer}0"))
+                .next()
+                .is_some()
     }
-}
 
-pub fn merge(files: &[CheckedFile<'_>], diagnostics: &mut Vec<Diagnostic>) -> Merged {
-    let mut merged = Merged::default();
-    for (index, checked) in files.iter().enumerate() {
-        let mut ctx = SectionMerge {
-            files,
-            index,
-            diagnostics: &mut *diagnostics,
-            incomplete: &mut merged.incomplete,
-        };
-        ctx.single("cluster", &mut merged.cluster);
-        ctx.single("policy", &mut merged.policy);
-        ctx.named("classes", &mut merged.classes);
-        ctx.named("nodes", &mut merged.nodes);
-        ctx.named("instances", &mut merged.instances);
-        ctx.named("secrets", &mut merged.secrets);
-        if !checked.file.json.is_object() {
-            merged.incomplete = true;
+    /// `pointer` or one of its ancestors (the document itself included) failed.
+    fn at_or_above(&self, pointer: &str) -> bool {
+        let mut ancestor = pointer;
+        loop {
+            if self.0.contains(ancestor) {
+                return true;
+            }
+            match ancestor.rfind('/') {
+                Some(cut) => ancestor = &ancestor[..cut],
+                None => return false,
+            }
         }
     }
-    merged
 }
 
-struct SectionMerge<'a, 'f> {
-    files: &'a [CheckedFile<'f>],
+/// Merges the last of `files` (those before it are merged already) into `merged`.
+pub fn merge_file(
+    merged: &mut Merged,
+    files: &[ParsedFile],
+    failed: &FailedPointers,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Some(index) = files.len().checked_sub(1) else {
+        return;
+    };
+    let mut ctx = SectionMerge {
+        files,
+        failed,
+        index,
+        diagnostics,
+        incomplete: &mut merged.incomplete,
+    };
+    ctx.single("cluster", &mut merged.cluster);
+    ctx.single("policy", &mut merged.policy);
+    ctx.named("classes", &mut merged.classes);
+    ctx.named("nodes", &mut merged.nodes);
+    ctx.named("instances", &mut merged.instances);
+    ctx.named("secrets", &mut merged.secrets);
+    if !files[index].json.is_object() {
+        merged.incomplete = true;
+    }
+}
+
+struct SectionMerge<'a> {
+    files: &'a [ParsedFile],
+    failed: &'a FailedPointers,
     index: usize,
     diagnostics: &'a mut Vec<Diagnostic>,
     incomplete: &'a mut bool,
 }
 
-impl<'a, 'f> SectionMerge<'a, 'f> {
-    fn current(&self) -> &'a CheckedFile<'f> {
+impl<'a> SectionMerge<'a> {
+    fn current(&self) -> &'a ParsedFile {
         let files = self.files;
         &files[self.index]
     }
 
     fn single<T: DeserializeOwned>(&mut self, section: &str, slot: &mut Option<Entry<T>>) {
-        let Some(value) = self.current().file.json.get(section) else {
+        let Some(value) = self.current().json.get(section) else {
             return;
         };
         let pointer = format!("/{section}");
         if let Some(first) = slot {
-            let first_site = self.files[first.origin.file]
-                .file
-                .site(&first.origin.pointer, Target::Key);
+            let first_site = self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
             let d = Diagnostic::new(
-                self.current().file.site(&pointer, Target::Key),
+                self.current().site(&pointer, Target::Key),
                 section,
                 format!("`{section}` is defined in more than one file"),
             )
@@ -125,7 +142,7 @@ impl<'a, 'f> SectionMerge<'a, 'f> {
     }
 
     fn named<T: DeserializeOwned>(&mut self, section: &str, out: &mut BTreeMap<String, Entry<T>>) {
-        let Some(value) = self.current().file.json.get(section) else {
+        let Some(value) = self.current().json.get(section) else {
             return;
         };
         let Some(entries) = value.as_object() else {
@@ -135,13 +152,12 @@ impl<'a, 'f> SectionMerge<'a, 'f> {
         for (name, value) in entries {
             let pointer = format!("/{section}/{}", name.replace('~', "~0").replace('/', "~1"));
             if let Some(first) = out.get(name) {
-                let first_site = self.files[first.origin.file]
-                    .file
-                    .site(&first.origin.pointer, Target::Key);
-                let file = self.current().file;
+                let first_site =
+                    self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
+                let file = self.current();
                 let d = Diagnostic::new(
                     file.site(&pointer, Target::Key),
-                    &yaml_path(&file.json, &pointer),
+                    &file.yaml_path(&pointer),
                     format!("{} `{name}` is defined twice", singular(section)),
                 )
                 .related(first_site, "first defined")
@@ -164,8 +180,7 @@ impl<'a, 'f> SectionMerge<'a, 'f> {
     }
 
     fn typed<T: DeserializeOwned>(&mut self, value: &Value, pointer: &str) -> Option<T> {
-        let checked = self.current();
-        if checked.failed_at_or_below(pointer) || checked.failed_at_or_above(pointer) {
+        if self.failed.at_or_below(pointer) || self.failed.at_or_above(pointer) {
             return None;
         }
         match serde_path_to_error::deserialize::<_, T>(value) {
@@ -174,10 +189,10 @@ impl<'a, 'f> SectionMerge<'a, 'f> {
                 // The schema should have caught this; report it rather than lose it.
                 let inner = e.path().iter().map(|s| format!("/{s}")).collect::<String>();
                 let full = format!("{pointer}{inner}");
-                let file = checked.file;
+                let file = self.current();
                 let d = Diagnostic::new(
                     file.site(&full, Target::Value),
-                    &yaml_path(&file.json, &full),
+                    &file.yaml_path(&full),
                     e.inner().to_string(),
                 );
                 self.diagnostics.push(d);

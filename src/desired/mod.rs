@@ -1,7 +1,9 @@
 //! Desired state: YAML files in a directory, checked in two stages (JSON schema, then
 //! meaning) into a validated model. One bad file means no model at all: nothing is applied.
 
+pub mod age_file;
 pub mod diagnostic;
+pub mod files;
 pub mod merge;
 pub mod model;
 pub mod names;
@@ -11,12 +13,13 @@ pub mod semantic;
 pub mod source;
 pub mod ssh_key;
 pub mod units;
+pub mod yaml;
 
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use diagnostic::Diagnostic;
+use files::{FileRead, is_desired_state_name, read_in_dir};
 pub use model::DesiredState;
 use source::FileContent;
 
@@ -24,11 +27,6 @@ use source::FileContent;
 pub enum DesiredStateError {
     #[error("cannot read the desired-state directory {path}: {source}")]
     Directory {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}: {source}")]
-    File {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -68,7 +66,8 @@ pub struct DirSource {
     store_images: Option<std::collections::BTreeSet<String>>,
 }
 
-const SECRET_HEAD_BYTES: u64 = 64;
+/// Enough of a secret file to check its age header, however many recipients it has.
+pub const SECRET_HEAD_BYTES: u64 = 64 * 1024;
 
 impl DirSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -94,18 +93,17 @@ impl DirSource {
         }
     }
 
-    /// The YAML files, sorted by name, with their bytes.
-    pub fn yaml_files(&self) -> Result<Vec<(String, Vec<u8>)>, DesiredStateError> {
+    /// The YAML files, sorted by name, each with its bytes or why it cannot be read.
+    pub fn yaml_files(&self) -> Result<Vec<(String, FileRead)>, DesiredStateError> {
         let dir_error = |source| DesiredStateError::Directory {
             path: self.root.clone(),
             source,
         };
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(dir_error)? {
-            let entry = entry.map_err(dir_error)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-            if is_yaml && !name.starts_with('.') && entry.path().is_file() {
+            let name = entry.map_err(dir_error)?.file_name();
+            let name = name.to_string_lossy().into_owned();
+            if is_desired_state_name(&name) {
                 names.push(name);
             }
         }
@@ -115,31 +113,20 @@ impl DirSource {
             });
         }
         names.sort();
-        names
+        let max = yaml::LIMITS.max_file_bytes;
+        Ok(names
             .into_iter()
             .map(|name| {
-                let path = self.root.join(&name);
-                let bytes =
-                    fs::read(&path).map_err(|source| DesiredStateError::File { path, source })?;
-                Ok((self.display(&name), bytes))
+                let read = read_in_dir(&self.root, Path::new(&name), max, false);
+                (self.display(&name), read)
             })
-            .collect()
+            .collect())
     }
 }
 
 impl semantic::SecretFiles for DirSource {
-    fn head(&self, relative: &Path) -> Option<Vec<u8>> {
-        let path = self.root.join(relative);
-        if !path.is_file() {
-            return None;
-        }
-        let mut head = Vec::new();
-        fs::File::open(path)
-            .ok()?
-            .take(SECRET_HEAD_BYTES)
-            .read_to_end(&mut head)
-            .ok()?;
-        Some(head)
+    fn head(&self, relative: &Path) -> FileRead {
+        read_in_dir(&self.root, relative, SECRET_HEAD_BYTES, true)
     }
 
     fn store_images(&self) -> Option<&std::collections::BTreeSet<String>> {
@@ -160,36 +147,32 @@ pub fn validate_source(source: &DirSource) -> Result<Validation, DesiredStateErr
 
 /// Validates already-read files: stage one per file, then merging, then stage two.
 pub fn validate_files(
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, FileRead)>,
     secret_files: &dyn semantic::SecretFiles,
 ) -> Validation {
     let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     let mut diagnostics = Vec::new();
-    let mut parsed = Vec::new();
-    let mut unreadable = false;
-    for (display, bytes) in files {
-        match source::parse_file(&display, FileContent::from_bytes(bytes)) {
-            Ok(file) => parsed.push(file),
+    let mut parsed: Vec<source::ParsedFile> = Vec::new();
+    let mut merged = merge::Merged::default();
+    for (display, read) in files {
+        match source::parse_file(&display, FileContent::from_read(read)) {
+            Ok(file) => {
+                let check = schema::check_file(&file);
+                diagnostics.extend(check.diagnostics);
+                parsed.push(file);
+                let failed = merge::FailedPointers::new(check.failed_pointers);
+                merge::merge_file(&mut merged, &parsed, &failed, &mut diagnostics);
+                // One file's tree at a time: the typed objects are what stage two needs.
+                if let Some(file) = parsed.last_mut() {
+                    file.release();
+                }
+            }
             Err(problems) => {
-                unreadable = true;
+                merged.incomplete = true;
                 diagnostics.extend(problems);
             }
         }
     }
-    let checks: Vec<schema::SchemaCheck> = parsed.iter().map(schema::check_file).collect();
-    let checked: Vec<merge::CheckedFile<'_>> = parsed
-        .iter()
-        .zip(&checks)
-        .map(|(file, check)| merge::CheckedFile {
-            file,
-            failed_pointers: &check.failed_pointers,
-        })
-        .collect();
-    for check in &checks {
-        diagnostics.extend(check.diagnostics.iter().cloned());
-    }
-    let mut merged = merge::merge(&checked, &mut diagnostics);
-    merged.incomplete |= unreadable;
     let (state, semantic_problems) = semantic::check(&parsed, &merged, secret_files);
     diagnostics.extend(semantic_problems);
     diagnostic::sort(&mut diagnostics);

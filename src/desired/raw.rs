@@ -74,7 +74,7 @@ pub struct RawPolicy {
     /// Ganeti jobs in flight at once. ganeti-rapi serves about 20 clients. Defaults to 8.
     #[schemars(range(min = 1, max = 20))]
     pub max_parallel_jobs: Option<u32>,
-    /// How often `run` reconciles without a trigger. Defaults to 5m.
+    /// How often `run` reconciles without a trigger. Defaults to 5m; at most 24h.
     pub resync_interval: Option<DurationText>,
 }
 
@@ -139,7 +139,7 @@ pub struct RawRotation {
     pub max_unavailable: Option<u32>,
     /// Checked after a host boots a new image; a failure rolls it back.
     pub health_check: Option<RawHealthCheck>,
-    /// How long one host may take to come back. Defaults to 10m.
+    /// How long one host may take to come back. Defaults to 10m; at most 24h.
     pub timeout: Option<DurationText>,
 }
 
@@ -149,7 +149,7 @@ pub struct RawHealthCheck {
     /// URL that answers 2xx when the host is healthy; `{host}` is replaced by its name.
     #[schemars(regex(pattern = r"^https?://"))]
     pub url: String,
-    /// How long to keep trying. Defaults to 5m.
+    /// How long to keep trying. Defaults to 5m; at most 24h.
     pub timeout: Option<DurationText>,
 }
 

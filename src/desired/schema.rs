@@ -83,7 +83,7 @@ pub fn check_file(file: &ParsedFile) -> SchemaCheck {
         let pointer = error.instance_path().as_str().to_owned();
         failed_pointers.push(pointer.clone());
         let instance = error.instance();
-        let path = yaml_path(&file.json, &pointer);
+        let path = file.yaml_path(&pointer);
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed = allowed_fields(&pointer);
@@ -175,27 +175,6 @@ pub fn check_file(file: &ParsedFile) -> SchemaCheck {
         diagnostics: out,
         failed_pointers,
     }
-}
-
-/// A JSON pointer written as a YAML path, using the document to tell indexes from keys.
-pub fn yaml_path(document: &Value, pointer: &str) -> String {
-    let mut path = String::new();
-    let mut node = Some(document);
-    for segment in pointer.split('/').skip(1) {
-        let segment = segment.replace("~1", "/").replace("~0", "~");
-        match node {
-            Some(Value::Array(items)) => {
-                let index = segment.parse::<usize>().ok();
-                path = super::diagnostic::index_path(&path, index.unwrap_or_default());
-                node = index.and_then(|i| items.get(i));
-            }
-            other => {
-                path = join_path(&path, &segment);
-                node = other.and_then(|v| v.get(&segment));
-            }
-        }
-    }
-    path
 }
 
 /// The schema node that describes the instance at `pointer`, following `$ref`s.

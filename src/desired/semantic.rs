@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use super::age_file;
 use super::diagnostic::Diagnostic;
+use super::files::FileRead;
 use super::merge::{Entry, Merged, Origin};
 use super::model::{
     Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Mac, Nic, Node,
@@ -17,15 +19,15 @@ use super::names::{
     is_host_name, is_short_name, is_valid_tag,
 };
 use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
-use super::schema::yaml_path;
 use super::source::{ParsedFile, Target};
 use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
 use super::units::{Size, parse_duration};
 
 /// What the semantic checks need from the place the desired state came from.
 pub trait SecretFiles {
-    /// The first bytes of a file relative to the desired-state root; `None` if it is absent.
-    fn head(&self, relative: &Path) -> Option<Vec<u8>>;
+    /// The first bytes (up to `SECRET_HEAD_BYTES`) of a file relative to the desired-state
+    /// root, read by the rule in `files`, or why it cannot be used.
+    fn head(&self, relative: &Path) -> FileRead;
     /// The images in the artifact store, when one is configured: every class's image
     /// must then be among them.
     fn store_images(&self) -> Option<&BTreeSet<String>> {
@@ -33,8 +35,6 @@ pub trait SecretFiles {
     }
 }
 
-const AGE_BINARY_HEADER: &[u8] = b"age-encryption.org/v1\n";
-const AGE_ARMOR_HEADER: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 const DEFAULT_GROUP: &str = "default";
 const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
 
@@ -72,7 +72,7 @@ impl Checker<'_> {
         let pointer = format!("{}{below}", origin.pointer);
         Diagnostic::new(
             file.site(&pointer, target),
-            &yaml_path(&file.json, &pointer),
+            &file.yaml_path(&pointer),
             message,
         )
     }
@@ -363,6 +363,7 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether `name` is among `known` (sorted), reporting it if not.
     fn reference(
         &mut self,
         origin: &Origin,
@@ -371,7 +372,11 @@ impl Checker<'_> {
         name: &str,
         known: &[&str],
     ) -> bool {
-        if known.contains(&name) {
+        debug_assert!(
+            known.is_sorted(),
+            "known names are looked up by binary search"
+        );
+        if known.binary_search(&name).is_ok() {
             return true;
         }
         if !self.merged.incomplete {
@@ -379,7 +384,7 @@ impl Checker<'_> {
             let expected = if known.is_empty() {
                 format!("a {kind} defined in the desired state (none are defined)")
             } else {
-                format!("one of the defined {}: {}", plural(kind), known.join(", "))
+                format!("one of the defined {}: {}", plural(kind), name_list(known))
             };
             let d = self
                 .diagnostic(
@@ -415,24 +420,29 @@ impl Checker<'_> {
                 self.report(d);
                 continue;
             }
-            match files.head(&relative) {
-                None => {
+            match files.head(&relative).map(|head| age_file::check(&head)) {
+                Err(problem) => {
                     let d = self
-                        .diagnostic(&entry.origin, "/file", Target::Value, format!("the secret file `{}` does not exist", raw.file))
-                        .hint("paths are relative to the desired-state directory; encrypt it with `age -r <operator key> -o …`");
+                        .diagnostic(
+                            &entry.origin,
+                            "/file",
+                            Target::Value,
+                            format!("the secret file {problem}"),
+                        )
+                        .hint(format!(
+                            "{}; encrypt it with `age -r <operator key> -o …`",
+                            problem.hint()
+                        ));
                     self.report(d);
                 }
-                Some(head)
-                    if !(head.starts_with(AGE_BINARY_HEADER)
-                        || head.starts_with(AGE_ARMOR_HEADER)) =>
-                {
+                Ok(Err(problem)) => {
                     let d = self
-                        .diagnostic(&entry.origin, "/file", Target::Value, format!("`{}` is not an age-encrypted file", raw.file))
-                        .expected("a file written by age or agenix (it starts with `age-encryption.org/v1`)")
+                        .diagnostic(&entry.origin, "/file", Target::Value, format!("`{}` is not an age-encrypted file: {problem}", raw.file))
+                        .expected("a file written by age or agenix: the `age-encryption.org/v1` header, a recipient stanza and the encrypted body")
                         .hint("never commit a plaintext secret; encrypt it to the operator's key");
                     self.report(d);
                 }
-                Some(_) => {
+                Ok(Ok(())) => {
                     out.insert(
                         name.clone(),
                         Secret {
@@ -586,7 +596,10 @@ impl Checker<'_> {
 
     fn nodes(&mut self, cluster: Option<&Cluster>) -> BTreeMap<String, Node> {
         let class_names: Vec<&str> = self.merged.classes.keys().map(String::as_str).collect();
-        let groups: Vec<String> = cluster.map(|c| c.groups.clone()).unwrap_or_default();
+        let mut group_names: Vec<&str> = cluster
+            .map(|c| c.groups.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        group_names.sort_unstable();
         let mut first_master: Option<&Origin> = None;
         let mut macs: BTreeMap<Mac, &str> = BTreeMap::new();
         let mut out = BTreeMap::new();
@@ -613,13 +626,7 @@ impl Checker<'_> {
                 .unwrap_or_else(|| DEFAULT_GROUP.to_owned());
             if cluster.is_some() {
                 let below = if raw.group.is_some() { "/group" } else { "" };
-                self.reference(
-                    origin,
-                    below,
-                    "group",
-                    &group,
-                    &groups.iter().map(String::as_str).collect::<Vec<_>>(),
-                );
+                self.reference(origin, below, "group", &group, &group_names);
             }
             let role = raw.role.unwrap_or(NodeRole::Regular);
             if role == NodeRole::Master {
@@ -930,47 +937,52 @@ impl Checker<'_> {
         out
     }
 
+    /// Sums what is pinned to each node in one pass over the instances, so the check is
+    /// linear in nodes plus instances.
     fn check_capacity(
         &mut self,
         nodes: &BTreeMap<String, Node>,
         instances: &BTreeMap<String, Instance>,
     ) {
-        for (node_name, node) in nodes {
-            let Some(entry) = self.merged.nodes.get(node_name) else {
+        #[derive(Default)]
+        struct Load<'i> {
+            memory: Vec<(&'i String, Size)>,
+            disk: Vec<(&'i String, Size)>,
+        }
+        let mut loads: BTreeMap<&str, Load<'_>> = BTreeMap::new();
+        for (name, instance) in instances {
+            let disk = Size::saturating_sum(instance.resources.disks.iter().map(|d| d.size));
+            if let Some(primary) = instance.primary_node.as_deref() {
+                let load = loads.entry(primary).or_default();
+                load.memory.push((name, instance.resources.memory));
+                load.disk.push((name, disk));
+            }
+            if let Some(secondary) = instance.secondary_node.as_deref()
+                && instance.primary_node.as_deref() != Some(secondary)
+            {
+                loads.entry(secondary).or_default().disk.push((name, disk));
+            }
+        }
+        for (node_name, load) in loads {
+            let (Some(node), Some(entry)) =
+                (nodes.get(node_name), self.merged.nodes.get(node_name))
+            else {
                 continue;
             };
-            let pinned: Vec<(&String, &Instance)> = instances
-                .iter()
-                .filter(|(_, i)| i.primary_node.as_deref() == Some(node_name))
-                .collect();
-            let on_node: Vec<(&String, &Instance)> = instances
-                .iter()
-                .filter(|(_, i)| {
-                    i.primary_node.as_deref() == Some(node_name)
-                        || i.secondary_node.as_deref() == Some(node_name)
-                })
-                .collect();
-            let memory = Size::from_mib(pinned.iter().map(|(_, i)| i.resources.memory.mib()).sum());
-            let disk = Size::from_mib(
-                on_node
-                    .iter()
-                    .flat_map(|(_, i)| i.resources.disks.iter())
-                    .map(|d| d.size.mib())
-                    .sum(),
-            );
             let checks = [
-                ("memory", node.capacity.memory, memory, &pinned),
-                ("disk", node.capacity.disk, disk, &on_node),
+                ("memory", node.capacity.memory, &load.memory),
+                ("disk", node.capacity.disk, &load.disk),
             ];
-            for (what, capacity, needed, which) in checks {
+            for (what, capacity, which) in checks {
                 let Some(capacity) = capacity else { continue };
+                let needed = Size::saturating_sum(which.iter().map(|(_, size)| *size));
                 if needed > capacity {
                     let names: Vec<&str> = which.iter().map(|(n, _)| n.as_str()).collect();
                     let d = self
                         .diagnostic(&entry.origin, &format!("/capacity/{what}"), Target::Value, format!(
                             "the instances pinned to node `{node_name}` need {needed} of {what}, more than its capacity of {capacity}"
                         ))
-                        .hint(format!("pinned here: {}; move one to another node or raise the capacity", names.join(", ")));
+                        .hint(format!("pinned here: {}; move one to another node or raise the capacity", name_list(&names)));
                     self.report(d);
                 }
             }
@@ -994,6 +1006,20 @@ fn url_host(url: &str) -> Option<&str> {
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {
     entries.iter().map(|(n, e)| (n, &e.origin)).collect()
+}
+
+/// Names for a message: all of a few, the first ten of many, so one error on a large
+/// state does not carry thousands of names.
+fn name_list(names: &[&str]) -> String {
+    const SHOWN: usize = 10;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{}, … ({} more)",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
 }
 
 fn plural(kind: &str) -> String {

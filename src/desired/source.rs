@@ -1,11 +1,14 @@
 //! Reads desired-state files and turns each YAML document into JSON plus a tree of source
 //! positions, so that any JSON pointer can be traced back to `file:line:column`.
 
+use std::cell::OnceCell;
+
 use indexmap::IndexMap;
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value;
 
-use super::diagnostic::{Diagnostic, Site};
+use super::diagnostic::{Diagnostic, Site, index_path, join_path};
+use super::files::{FileProblem, FileRead};
+use super::yaml;
 
 /// 1-based line and column, counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -21,17 +24,6 @@ pub struct Span {
 }
 
 impl Span {
-    fn from_marked(span: &saphyr_parser::Span) -> Span {
-        let at = |m: &saphyr::Marker| Position {
-            line: m.line(),
-            column: m.col() + 1,
-        };
-        Span {
-            start: at(&span.start),
-            end: at(&span.end),
-        }
-    }
-
     pub fn point(position: Position) -> Span {
         Span {
             start: position,
@@ -44,16 +36,46 @@ impl Span {
 #[derive(Debug, Clone)]
 pub enum PositionTree {
     Leaf(Span),
-    Sequence(Span, Vec<PositionTree>),
-    Mapping(Span, IndexMap<String, (Span, PositionTree)>),
+    // Boxed so that the many leaves stay small (a leaf is a span and a tag).
+    Sequence(Span, Box<[PositionTree]>),
+    Mapping(Span, Box<IndexMap<String, (Span, PositionTree)>>),
 }
 
 impl PositionTree {
-    fn span(&self) -> Span {
+    pub fn span(&self) -> Span {
         match self {
             PositionTree::Leaf(s) | PositionTree::Sequence(s, _) | PositionTree::Mapping(s, _) => {
                 *s
             }
+        }
+    }
+
+    /// The top `depth` levels; below them, each node is a leaf with its span.
+    fn outline(&self, depth: usize) -> PositionTree {
+        match self {
+            _ if depth == 0 => PositionTree::Leaf(self.span()),
+            PositionTree::Leaf(span) => PositionTree::Leaf(*span),
+            PositionTree::Sequence(span, items) => {
+                PositionTree::Sequence(*span, items.iter().map(|i| i.outline(depth - 1)).collect())
+            }
+            PositionTree::Mapping(span, entries) => PositionTree::Mapping(
+                *span,
+                Box::new(
+                    entries
+                        .iter()
+                        .map(|(k, (key_span, v))| (k.clone(), (*key_span, v.outline(depth - 1))))
+                        .collect(),
+                ),
+            ),
+        }
+    }
+
+    /// The same tree placed at `span`: an alias stands where it is written.
+    pub fn with_span(self, span: Span) -> PositionTree {
+        match self {
+            PositionTree::Leaf(_) => PositionTree::Leaf(span),
+            PositionTree::Sequence(_, items) => PositionTree::Sequence(span, items),
+            PositionTree::Mapping(_, entries) => PositionTree::Mapping(span, entries),
         }
     }
 }
@@ -80,6 +102,10 @@ impl SourceText {
         }
     }
 
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn line(&self, line: usize) -> Option<&str> {
         let start = *self.line_starts.get(line.checked_sub(1)?)?;
         if start >= self.text.len() {
@@ -93,7 +119,7 @@ impl SourceText {
     }
 
     /// Errors at the end of input point just past the last line's text, which can be quoted.
-    fn clamp(&self, at: Position) -> Position {
+    pub fn clamp(&self, at: Position) -> Position {
         if self.line(at.line).is_some() {
             return at;
         }
@@ -112,22 +138,37 @@ impl SourceText {
         }
     }
 
+    /// Lines longer than this are not quoted: one flow-style line can be the whole file,
+    /// and each of many errors on it would copy it.
+    pub const MAX_QUOTED_BYTES: usize = 240;
+
     pub fn site(&self, span: Span) -> Site {
         Site {
             file: self.display.clone(),
             span,
-            line_text: self.line(span.start.line).map(str::to_owned),
+            line_text: self
+                .line(span.start.line)
+                .filter(|l| l.len() <= Self::MAX_QUOTED_BYTES)
+                .map(str::to_owned),
         }
     }
 }
 
-/// One parsed desired-state file.
+/// One parsed desired-state file. Its JSON and full position tree are needed only while
+/// the file itself is checked and merged; `release` then drops them, keeping the outline
+/// (sections and their entries), and an error deeper down parses the text again. So a
+/// large state holds one file's tree at a time, not all of them.
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     pub source: SourceText,
+    /// `null` once released.
     pub json: Value,
-    pub positions: PositionTree,
+    outline: PositionTree,
+    full: OnceCell<PositionTree>,
 }
+
+/// Pointers this deep (`/instances/web`) are answered from the outline.
+const OUTLINE_DEPTH: usize = 2;
 
 /// Which part of a mapping entry an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +180,37 @@ pub enum Target {
 }
 
 impl ParsedFile {
+    pub fn new(source: SourceText, json: Value, positions: PositionTree) -> Self {
+        ParsedFile {
+            outline: positions.outline(OUTLINE_DEPTH),
+            full: OnceCell::from(positions),
+            source,
+            json,
+        }
+    }
+
+    /// Drops what only checking and merging this file needed.
+    pub fn release(&mut self) {
+        self.json = Value::Null;
+        self.full = OnceCell::new();
+    }
+
+    fn positions_for(&self, pointer: &str) -> &PositionTree {
+        if pointer.split('/').skip(1).count() <= OUTLINE_DEPTH {
+            return &self.outline;
+        }
+        self.full.get_or_init(|| {
+            yaml::load(&self.source)
+                .ok()
+                .and_then(|loaded| loaded.root)
+                .map_or_else(|| self.outline.clone(), |(_, positions)| positions)
+        })
+    }
+
     /// Resolves a JSON pointer (`/instances/web/memory`) to a site in this file. A pointer
     /// that goes deeper than the document (a missing field) lands on its nearest parent.
     pub fn site(&self, pointer: &str, target: Target) -> Site {
-        let mut node = &self.positions;
+        let mut node = self.positions_for(pointer);
         let mut key_span = None;
         for segment in pointer.split('/').skip(1).map(unescape_pointer) {
             let next = match node {
@@ -170,6 +238,31 @@ impl ParsedFile {
         };
         self.source.site(span)
     }
+
+    /// A JSON pointer written as a YAML path, using the positions to tell indexes from keys.
+    pub fn yaml_path(&self, pointer: &str) -> String {
+        let mut path = String::new();
+        let mut node = Some(self.positions_for(pointer));
+        for segment in pointer.split('/').skip(1).map(unescape_pointer) {
+            match node {
+                Some(PositionTree::Sequence(_, items)) => {
+                    let index = segment.parse::<usize>().ok();
+                    path = index_path(&path, index.unwrap_or_default());
+                    node = index.and_then(|i| items.get(i));
+                }
+                other => {
+                    path = join_path(&path, &segment);
+                    node = match other {
+                        Some(PositionTree::Mapping(_, entries)) => {
+                            entries.get(segment.as_str()).map(|(_, v)| v)
+                        }
+                        _ => None,
+                    };
+                }
+            }
+        }
+        path
+    }
 }
 
 fn unescape_pointer(segment: &str) -> String {
@@ -183,9 +276,18 @@ pub enum FileContent {
     NotUtf8 {
         valid_prefix: String,
     },
+    /// Not a file that may be read (see `files`).
+    Unusable(FileProblem),
 }
 
 impl FileContent {
+    pub fn from_read(read: FileRead) -> FileContent {
+        match read {
+            Ok(bytes) => FileContent::from_bytes(bytes),
+            Err(problem) => FileContent::Unusable(problem),
+        }
+    }
+
     pub fn from_bytes(bytes: Vec<u8>) -> FileContent {
         match String::from_utf8(bytes) {
             Ok(text) => FileContent::Text(text),
@@ -222,48 +324,22 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
                 .hint("re-save the file as UTF-8"),
             ]);
         }
-    };
-    let source = SourceText::new(display, text);
-    let documents = match MarkedYaml::load_from_str(&source.text) {
-        Ok(documents) => documents,
-        Err(e) => {
-            let at = source.clamp(Position {
-                line: e.marker().line().max(1),
-                column: e.marker().col() + 1,
-            });
-            let mut diagnostic = Diagnostic::new(
-                source.site(Span::point(at)),
-                "",
-                format!("YAML syntax error: {}", e.info()),
-            );
-            if e.info().contains("unknown anchor") {
-                diagnostic = diagnostic.hint("an alias (*name) must refer to an anchor (&name) defined earlier in the same file");
-            } else if e.info().contains("duplicated key") {
-                diagnostic =
-                    diagnostic.hint("each key may appear once per mapping; merge the two entries");
-            } else if e.info().contains("tabs") {
-                diagnostic =
-                    diagnostic.hint("indent with spaces; YAML does not allow tabs for indentation");
-            }
-            return Err(vec![diagnostic]);
+        FileContent::Unusable(problem) => {
+            let source = SourceText::new(display, "");
+            let start = Span::point(Position { line: 1, column: 1 });
+            let hint = problem.hint();
+            return Err(vec![
+                Diagnostic::new(source.site(start), "", problem.to_string()).hint(hint),
+            ]);
         }
     };
-    let mut documents = documents.into_iter();
-    let Some(root) = documents.next() else {
-        return Err(vec![
-            Diagnostic::new(
-                source.site(Span::point(Position { line: 1, column: 1 })),
-                "",
-                "the file is empty",
-            )
-            .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets")
-            .hint("delete the file, or add content to it"),
-        ]);
+    let source = SourceText::new(display, text);
+    let loaded = yaml::load(&source)?;
+    let Some((json, positions)) = loaded.root else {
+        return Err(vec![empty_file(&source)]);
     };
-    let mut problems = Vec::new();
-    if let Some(extra) = documents.next() {
-        let span = Span::from_marked(&extra.span);
-        problems.push(
+    if let Some(span) = loaded.second_document {
+        return Err(vec![
             Diagnostic::new(
                 source.site(span),
                 "",
@@ -271,140 +347,20 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
             )
             .expected("one document per file")
             .hint("move the second document into a file of its own"),
-        );
-    }
-    let mut converter = Converter {
-        source: &source,
-        problems,
-    };
-    let (json, positions) = converter.convert(&root, "");
-    let problems = converter.problems;
-    if json.is_null() && problems.is_empty() {
-        return Err(vec![
-            Diagnostic::new(
-                source.site(Span::point(Position { line: 1, column: 1 })),
-                "",
-                "the file is empty",
-            )
-            .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets"),
         ]);
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if json.is_null() {
+        return Err(vec![empty_file(&source)]);
     }
-    Ok(ParsedFile {
-        source,
-        json,
-        positions,
-    })
+    Ok(ParsedFile::new(source, json, positions))
 }
 
-struct Converter<'s> {
-    source: &'s SourceText,
-    problems: Vec<Diagnostic>,
-}
-
-impl Converter<'_> {
-    fn convert(&mut self, node: &MarkedYaml<'_>, path: &str) -> (Value, PositionTree) {
-        let span = Span::from_marked(&node.span);
-        match &node.data {
-            YamlData::Value(scalar) => (self.scalar(scalar, span, path), PositionTree::Leaf(span)),
-            YamlData::Representation(text, _, _) => {
-                (Value::String(text.to_string()), PositionTree::Leaf(span))
-            }
-            YamlData::Sequence(items) => {
-                let mut values = Vec::with_capacity(items.len());
-                let mut positions = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let (v, p) = self.convert(item, &format!("{path}[{i}]"));
-                    values.push(v);
-                    positions.push(p);
-                }
-                (
-                    Value::Array(values),
-                    PositionTree::Sequence(span, positions),
-                )
-            }
-            YamlData::Mapping(entries) => {
-                let mut object = serde_json::Map::with_capacity(entries.len());
-                let mut positions = IndexMap::with_capacity(entries.len());
-                for (key, value) in entries {
-                    let key_span = Span::from_marked(&key.span);
-                    let Some(name) = key_text(key) else {
-                        self.problems.push(
-                            Diagnostic::new(
-                                self.source.site(key_span),
-                                path,
-                                "a mapping key that is not a plain string",
-                            )
-                            .expected("keys are names, such as `memory` or `navidrome`"),
-                        );
-                        continue;
-                    };
-                    let child_path = super::diagnostic::join_path(path, &name);
-                    let (v, p) = self.convert(value, &child_path);
-                    object.insert(name.clone(), v);
-                    positions.insert(name, (key_span, p));
-                }
-                (
-                    Value::Object(object),
-                    PositionTree::Mapping(span, positions),
-                )
-            }
-            YamlData::Tagged(tag, _) => {
-                self.problems.push(
-                    Diagnostic::new(
-                        self.source.site(span),
-                        path,
-                        format!("the YAML tag `{tag}` is not supported"),
-                    )
-                    .expected("plain values without `!` tags")
-                    .hint("remove the tag; quote the value if it must be a string"),
-                );
-                (Value::Null, PositionTree::Leaf(span))
-            }
-            YamlData::Alias(_) | YamlData::BadValue => {
-                self.problems.push(Diagnostic::new(
-                    self.source.site(span),
-                    path,
-                    "a value YAML could not resolve",
-                ));
-                (Value::Null, PositionTree::Leaf(span))
-            }
-        }
-    }
-
-    fn scalar(&mut self, scalar: &Scalar<'_>, span: Span, path: &str) -> Value {
-        match scalar {
-            Scalar::Null => Value::Null,
-            Scalar::Boolean(b) => Value::Bool(*b),
-            Scalar::Integer(i) => Value::from(*i),
-            Scalar::FloatingPoint(f) => match serde_json::Number::from_f64(f.into_inner()) {
-                Some(n) => Value::Number(n),
-                None => {
-                    self.problems.push(
-                        Diagnostic::new(
-                            self.source.site(span),
-                            path,
-                            "infinite or NaN numbers are not supported",
-                        )
-                        .expected("a finite number"),
-                    );
-                    Value::Null
-                }
-            },
-            Scalar::String(s) => Value::String(s.to_string()),
-        }
-    }
-}
-
-fn key_text(key: &MarkedYaml<'_>) -> Option<String> {
-    match &key.data {
-        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
-        // Unquoted keys that YAML reads as numbers or booleans are still names to us.
-        YamlData::Value(Scalar::Integer(i)) => Some(i.to_string()),
-        YamlData::Value(Scalar::Boolean(b)) => Some(b.to_string()),
-        YamlData::Representation(text, _, _) => Some(text.to_string()),
-        _ => None,
-    }
+fn empty_file(source: &SourceText) -> Diagnostic {
+    Diagnostic::new(
+        source.site(Span::point(Position { line: 1, column: 1 })),
+        "",
+        "the file is empty",
+    )
+    .expected("a mapping with any of: cluster, policy, classes, nodes, instances, secrets")
+    .hint("delete the file, or add content to it")
 }

@@ -60,8 +60,10 @@ instances:
 {instances}"#,
         node = manifest("n").id
     );
-    let validation =
-        crate::desired::validate_files(vec![("state.yaml".into(), yaml.into_bytes())], &NoSecrets);
+    let validation = crate::desired::validate_files(
+        vec![("state.yaml".into(), Ok(yaml.into_bytes()))],
+        &NoSecrets,
+    );
     validation
         .state
         .unwrap_or_else(|| panic!("{:#?}", validation.diagnostics))

@@ -16,8 +16,10 @@ use super::*;
 
 pub(super) struct NoSecrets;
 impl crate::desired::semantic::SecretFiles for NoSecrets {
-    fn head(&self, _: &Path) -> Option<Vec<u8>> {
-        None
+    fn head(&self, _: &Path) -> crate::desired::files::FileRead {
+        Err(crate::desired::files::FileProblem::Missing {
+            path: String::new(),
+        })
     }
 }
 
@@ -46,8 +48,10 @@ nodes:
 
 pub(super) fn desired(instances: &str) -> DesiredState {
     let yaml = format!("{BASE}instances:\n{instances}");
-    let validation =
-        crate::desired::validate_files(vec![("state.yaml".into(), yaml.into_bytes())], &NoSecrets);
+    let validation = crate::desired::validate_files(
+        vec![("state.yaml".into(), Ok(yaml.into_bytes()))],
+        &NoSecrets,
+    );
     validation.state.unwrap_or_else(|| {
         panic!("{:#?}", validation.diagnostics);
     })

@@ -1,0 +1,96 @@
+//! The one YAML loader: desired-state files (directory, git, pre-receive) and the config
+//! file all come through here. It builds JSON and a position tree straight from the
+//! parser's events on an explicit stack, so no input recurses on the call stack, and it
+//! stops at the first limit crossed, so a small hostile file cannot take memory or time.
+//! Keys must be strings as written: YAML would otherwise turn `0x1f:` into `31` and let
+//! `1:` and `"1":` collide.
+
+mod builder;
+mod error;
+#[cfg(test)]
+mod tests;
+
+use saphyr_parser::Parser;
+use serde_json::Value;
+
+use super::diagnostic::Diagnostic;
+use super::source::{Position, PositionTree, SourceText, Span};
+use builder::Builder;
+pub use error::YamlError;
+
+/// What one file may hold. Documented in README.md ("Limits and guarantees").
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub max_depth: usize,
+    /// Scalars and collections, counting those that aliases add.
+    pub max_nodes: usize,
+    pub max_aliases: usize,
+    /// Nodes that aliases may add in total, so `*a` repeated cannot multiply a file.
+    pub max_alias_nodes: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    max_file_bytes: 16 * 1024 * 1024,
+    max_depth: 32,
+    max_nodes: 1_000_000,
+    max_aliases: 1_000,
+    max_alias_nodes: 100_000,
+};
+
+/// The first document of a file, and whether a second one followed.
+#[derive(Debug)]
+pub struct Loaded {
+    pub root: Option<(Value, PositionTree)>,
+    pub second_document: Option<Span>,
+}
+
+/// Loads `source` within `LIMITS`. Every problem is a located diagnostic; a limit or a
+/// syntax error ends the load at once, the problems found before it are kept.
+pub fn load(source: &SourceText) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with(source, LIMITS)
+}
+
+pub fn load_with(source: &SourceText, limits: Limits) -> Result<Loaded, Vec<Diagnostic>> {
+    let size = source.text().len() as u64;
+    if size > limits.max_file_bytes {
+        let start = Span::point(Position { line: 1, column: 1 });
+        let error = YamlError::FileTooLarge {
+            size,
+            max: limits.max_file_bytes,
+        };
+        return Err(vec![error.at(source, start, "")]);
+    }
+    let mut builder = Builder::new(source, limits);
+    for event in Parser::new_from_str(source.text()) {
+        let outcome = match event {
+            Ok((event, span)) => builder.event(event, builder::span_of(&span)),
+            Err(e) => {
+                let at = source.clamp(Position {
+                    line: e.marker().line().max(1),
+                    column: e.marker().col() + 1,
+                });
+                // The scanner looks far ahead in flow collections and has a depth limit
+                // of its own; it is the same problem as ours, so it gets the same words.
+                let error = if e.info().contains("recursion limit") {
+                    YamlError::TooDeep {
+                        max: limits.max_depth,
+                    }
+                } else {
+                    YamlError::Syntax(e.info().to_owned())
+                };
+                Err((error, Span::point(at)))
+            }
+        };
+        if let Err((error, span)) = outcome {
+            // A syntax error has no trustworthy path; a limit is reported where it was crossed.
+            let path = match error {
+                YamlError::Syntax(_) => String::new(),
+                _ => builder.path(true),
+            };
+            builder.problems.push(error.at(source, span, &path));
+            return Err(builder.problems);
+        }
+    }
+    builder.into_loaded()
+}
