@@ -232,3 +232,51 @@ fn gc_keeps_what_is_pinned_booted_or_newest_and_removes_the_rest() {
     assert_eq!(left, expected);
     assert!(!store.image_dir(&ids[1]).exists());
 }
+
+#[test]
+fn with_a_store_a_class_must_pin_an_imported_image() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("s");
+    let result = common::nix_result::kexec_tree(work.path(), "A", &bytes(1, 4096), &bytes(2, 4096));
+    let id = imported_id(&image(
+        &store,
+        &["import", "--class", "web", result.to_str().unwrap()],
+    ));
+    let desired = work.path().join("desired");
+    std::fs::create_dir(&desired).unwrap();
+    let missing = format!("sha256-{}", "e".repeat(64));
+    let yaml = format!(
+        "cluster: {{name: c.test, hypervisor: fake, store: {{baseUrl: \"http://10.0.0.1:8080\"}}}}\nclasses:\n  web:\n    image: {id}\n  db:\n    image: {missing}\nnodes:\n  n1.test: {{class: web, role: master}}\n"
+    );
+    std::fs::write(desired.join("state.yaml"), yaml).unwrap();
+    let output = common::operator(&[
+        "validate",
+        desired.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("image `{missing}` is not in the artifact store")),
+        "{text}"
+    );
+    assert!(
+        text.contains("state.yaml:6:12"),
+        "located at db's image: {text}"
+    );
+    assert!(
+        text.contains("ganeti-operator image import --class db"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("image `{id}`")),
+        "web's image is in the store: {text}"
+    );
+    // Without a store the same state validates: the store is local to the operator.
+    assert!(
+        common::operator(&["validate", desired.to_str().unwrap()])
+            .status
+            .success()
+    );
+}

@@ -40,6 +40,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Check every class's image against this artifact store too.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Make the cluster match the desired state, or show what that takes (--dry-run).
     ///
@@ -325,7 +328,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Validate { dir, output } => validate::run(&dir, output, &mut stdout),
+        Command::Validate { dir, output, store } => {
+            validate::run(&dir, output, &store.overrides(), &mut stdout)
+        }
         Command::Reconcile {
             dir,
             dry_run,

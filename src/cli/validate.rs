@@ -6,8 +6,17 @@ use std::path::Path;
 use super::{OutputFormat, exit};
 use crate::desired::{self, diagnostic};
 
-pub fn run(dir: &Path, output: OutputFormat, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let validation = desired::validate_dir(dir)?;
+pub fn run(
+    dir: &Path,
+    output: OutputFormat,
+    store: &crate::config::Overrides,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let mut source = desired::DirSource::new(dir);
+    if let Some(store) = super::image::open_store(store)? {
+        source = source.with_store_images(store.image_ids()?);
+    }
+    let validation = desired::validate_source(&source)?;
     match output {
         OutputFormat::Json => {
             let report = serde_json::json!({

@@ -224,6 +224,11 @@ cmd_up() {
 
 cmd_down() {
   local f n pids
+  # Host-side helpers started for the sandbox (the example's store server) record their
+  # PID here: they hold addresses on gntbr0 and must go with it.
+  for f in "$SB"/*.hostpid; do
+    [[ -f $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
   for f in $(ls /run/netns 2>/dev/null | grep -E '^gnt-n[0-9]$' || true); do
     n=${f#gnt-}
     pids=$(ip netns pids "$f" 2>/dev/null || true)
