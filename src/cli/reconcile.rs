@@ -17,7 +17,7 @@ use crate::config::{self, Overrides};
 use crate::desired::{self, diagnostic};
 use crate::rapi::HttpRapi;
 use crate::rapi::jobs::WaitOptions;
-use crate::reconcile::cycle::{self, ApplyOptions};
+use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
 use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::plan::Plan;
@@ -122,12 +122,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             )
         })
         .count();
-    let code = if failures > 0 {
-        exit::FAILURE
-    } else if report.after.has_changes() {
-        exit::CHANGES
-    } else {
-        exit::OK
+    let code = match report.ending() {
+        Ending::Failed => exit::FAILURE,
+        Ending::Pending => exit::CHANGES,
+        Ending::Converged => exit::OK,
     };
     match args.output {
         OutputFormat::Json => {

@@ -27,7 +27,7 @@ use crate::desired::model::DesiredState;
 use crate::metrics::Metrics;
 use crate::rapi::Rapi;
 use crate::rapi::jobs::WaitOptions;
-use crate::reconcile::cycle::{self, ApplyOptions, CycleError};
+use crate::reconcile::cycle::{self, ApplyOptions, CycleError, Ending};
 use crate::reconcile::execute::ExecuteOptions;
 use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::reason::RunId;
@@ -284,23 +284,16 @@ async fn reconcile<R: Rapi>(
             status.ready = true;
             status.record_plan(desired, &report.after, revision, now);
             record::report(&options.metrics, &report, &status);
-            let failures = report.failures();
-            if failures == 0 {
+            let ending = report.ending();
+            if ending != Ending::Failed {
                 status.applied_revision = Some(revision.to_owned());
             }
-            if failures > 0 {
-                ("failed", format!("{failures} action(s) failed"))
-            } else if report.after.has_changes() {
-                (
-                    "pending",
-                    "changes remain (blocked or backing off)".to_owned(),
-                )
-            } else {
-                (
-                    "converged",
-                    "the cluster matches the desired state".to_owned(),
-                )
-            }
+            let message = match ending {
+                Ending::Failed => format!("{} action(s) failed", report.failures()),
+                Ending::Pending => "changes remain (blocked or backing off)".to_owned(),
+                Ending::Converged => "the cluster matches the desired state".to_owned(),
+            };
+            (ending.name(), message)
         }
         Err(e) => {
             if !matches!(e, CycleError::Observe(_)) {

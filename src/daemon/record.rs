@@ -9,7 +9,7 @@ use crate::metrics::{
 };
 use crate::reconcile::cycle::Report;
 use crate::reconcile::execute::ActionResult;
-use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG};
+use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, is_managed};
 
 use super::status::{Condition, Status};
 
@@ -89,7 +89,7 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
 
     metrics.host_image.clear();
     for (name, instance) in &report.observed.instances {
-        if !instance.tags.iter().any(|t| t == MANAGED_TAG) {
+        if !is_managed(&instance.tags) {
             continue;
         }
         let tag = |prefix: &str| {

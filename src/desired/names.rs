@@ -3,6 +3,13 @@
 
 /// Every tag the operator owns starts with this; users may not write it themselves.
 pub const TAG_PREFIX: &str = "ganeti-operator:";
+pub const MANAGED_TAG: &str = "ganeti-operator:managed";
+pub const CLASS_TAG_PREFIX: &str = "ganeti-operator:class:";
+/// What a host runs and was proven healthy on.
+pub const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
+/// Set while the desired entry says `protect: true`. It stays on the instance when the
+/// entry is removed, so that pruning still refuses to delete it.
+pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
 /// Ganeti's limit on a tag's length (`constants.MAX_TAG_LEN`).
 pub const MAX_TAG_LEN: usize = 128;
 

@@ -15,8 +15,8 @@ use super::model::{
     ObjectKind, ObjectRef, Policy, Resources, Rotation, Secret, StoreSettings,
 };
 use super::names::{
-    HOST_NAME_EXPECTED, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED, TAG_PREFIX, closest,
-    is_host_name, is_short_name, is_valid_tag,
+    HOST_NAME_EXPECTED, IMAGE_TAG_PREFIX, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED,
+    TAG_PREFIX, closest, is_host_name, is_short_name, is_valid_tag,
 };
 use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
 use super::source::{ParsedFile, Target};
@@ -36,7 +36,6 @@ pub trait SecretFiles {
 }
 
 const DEFAULT_GROUP: &str = "default";
-const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
 
 pub fn check(
     files: &[ParsedFile],

@@ -47,7 +47,40 @@ pub struct Report {
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
 }
 
+/// How a reconcile that ran ended: one classification for the exit code, the log, the
+/// metric label and `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// An action failed.
+    Failed,
+    /// Nothing failed, but something still differs (blocked, backing off, waiting).
+    Pending,
+    /// The cluster matches the desired state.
+    Converged,
+}
+
+impl Ending {
+    /// The `result` label of `reconciles_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ending::Failed => "failed",
+            Ending::Pending => "pending",
+            Ending::Converged => "converged",
+        }
+    }
+}
+
 impl Report {
+    pub fn ending(&self) -> Ending {
+        if self.failures() > 0 {
+            Ending::Failed
+        } else if self.after.has_changes() {
+            Ending::Pending
+        } else {
+            Ending::Converged
+        }
+    }
+
     pub fn failures(&self) -> usize {
         self.outcomes
             .iter()

@@ -17,7 +17,7 @@ use crate::store::StoreFile;
 use crate::store::manifest::Manifest;
 use crate::store::pointer::{Mac, PointerSpec, render, render_chain};
 
-use super::tags::MANAGED_TAG;
+use super::tags::is_managed;
 use super::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step,
     StoreWrite, instance_ref, node_ref,
@@ -47,7 +47,7 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
             continue;
         };
         let macs = match input.observed.instances.get(name) {
-            Some(seen) if seen.tags.iter().any(|t| t == MANAGED_TAG) || instance.adopt => seen
+            Some(seen) if is_managed(&seen.tags) || instance.adopt => seen
                 .nic_macs
                 .iter()
                 .flatten()

@@ -25,7 +25,9 @@ use super::history::History;
 use super::observe::{Observed, PendingJob};
 
 pub use step::{Step, StoreWrite};
-pub use tags::{CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX};
+pub use tags::{
+    CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX, is_managed,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

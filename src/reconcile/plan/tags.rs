@@ -5,13 +5,9 @@ use std::collections::BTreeSet;
 
 use crate::desired::model::{Class, Instance};
 
-pub const TAG_PREFIX: &str = "ganeti-operator:";
-pub const MANAGED_TAG: &str = "ganeti-operator:managed";
-pub const CLASS_TAG_PREFIX: &str = "ganeti-operator:class:";
-pub const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
-/// Set while the desired entry says `protect: true`. It stays on the instance when the
-/// entry is removed, so that pruning still refuses to delete it.
-pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
+pub use crate::desired::names::{
+    CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX,
+};
 
 pub fn is_managed(tags: &[String]) -> bool {
     tags.iter().any(|t| t == MANAGED_TAG)
