@@ -105,8 +105,7 @@ fn main() {
         plain.push(hash + cp);
         plain_synced.push(hash + cp + sync);
     }
-    let _ = std::fs::remove_dir_all(&store);
-    let _ = std::fs::remove_file(&copy);
+    let _ = std::fs::remove_dir_all(work);
     let (ours, plain, synced) = (median(ours), median(plain), median(plain_synced));
     let ratio = ours.as_secs_f64() / plain.as_secs_f64();
     let ratio_synced = ours.as_secs_f64() / synced.as_secs_f64();

@@ -34,6 +34,9 @@ cargo bench --no-run --quiet
 echo "== benchmark: planning 10,000 instances on 200 nodes" >&2
 cargo bench --bench plan_10k
 
+echo "== benchmark: image import of 1 GiB against sha256sum + cp" >&2
+BENCH_ROUNDS=2 cargo bench --bench import_1gib
+
 # Guest images A, B, C for the netboot VMs (cached; the first build downloads Debian's kernel).
 tests/harness/netboot.sh images
 
@@ -54,6 +57,9 @@ BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
 
 echo "== benchmark: the daemon, push to first job and idle footprint" >&2
 cargo bench --bench daemon_push_and_idle
+
+echo "== benchmark: reconcile to 2 netbooted VMs healthy against a plain script" >&2
+BENCH_ROUNDS=2 cargo bench --bench netboot_vs_script
 
 echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
 cargo bench --bench observe_vs_python
