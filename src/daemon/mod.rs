@@ -156,11 +156,11 @@ pub async fn run<R: Rapi>(
         tracing::debug!(?trigger, "reconcile triggered");
 
         load(&options.source, &mut desired, &status, &options.metrics).await;
+        let mut look_again = None;
         if let Some((state, revision)) = &desired {
-            let finished =
-                reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await;
-            if !finished {
-                break;
+            match reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await {
+                Finished::Abandoned => break,
+                Finished::LookAgainAt(at) => look_again = at,
             }
         }
         let interval = options.resync.unwrap_or_else(|| {
@@ -168,7 +168,21 @@ pub async fn run<R: Rapi>(
                 .as_ref()
                 .map_or(Duration::from_secs(300), |(d, _)| d.policy.resync_interval)
         });
-        next_resync = tokio::time::Instant::now() + jittered(interval);
+        next_resync = next_wake(
+            tokio::time::Instant::now(),
+            jittered(interval),
+            look_again,
+            SystemTime::now(),
+        );
+        if let Some(at) = look_again {
+            tracing::debug!(
+                in_s = at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_secs(),
+                "looking again when a backoff ends"
+            );
+        }
     }
     let _ = server.await;
     if let Some(store_server) = store_server {
@@ -228,7 +242,15 @@ async fn load(
     }
 }
 
-/// One reconcile. Returns false when shutdown gave up waiting for jobs in flight.
+/// How a reconcile left the loop: stopped by shutdown, or with what it waits for.
+enum Finished {
+    /// Shutdown gave up waiting for jobs in flight.
+    Abandoned,
+    /// When the plan said something held back becomes due.
+    LookAgainAt(Option<SystemTime>),
+}
+
+/// One reconcile.
 async fn reconcile<R: Rapi>(
     rapi: &R,
     desired: &DesiredState,
@@ -237,7 +259,7 @@ async fn reconcile<R: Rapi>(
     status: &RwLock<Status>,
     stop: &AtomicBool,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Finished {
     let started = Instant::now();
     let run = RunId::new(SystemTime::now());
     let history_file = crate::config::history_file(&options.state_dir, &desired.cluster.name);
@@ -273,10 +295,11 @@ async fn reconcile<R: Rapi>(
             tokio::time::sleep(options.shutdown_grace).await;
         } => {
             tracing::warn!(grace_s = options.shutdown_grace.as_secs(), "shutdown: stopped waiting for jobs in flight; the next start awaits them");
-            return false;
+            return Finished::Abandoned;
         }
     };
     let now = SystemTime::now();
+    let look_again = result.as_ref().ok().and_then(|r| r.after.look_again_at());
     let mut status = status.write().unwrap();
     status.reconciles += 1;
     let (result, message) = match result {
@@ -316,7 +339,27 @@ async fn reconcile<R: Rapi>(
         message,
         seconds: started.elapsed().as_secs_f64(),
     });
-    true
+    Finished::LookAgainAt(look_again)
+}
+
+/// The next reconcile: at the resync, or sooner when the plan waits on something that
+/// becomes due before it (kube-rs's requeue-after), never in the past.
+fn next_wake(
+    now: tokio::time::Instant,
+    resync: Duration,
+    look_again: Option<SystemTime>,
+    wall_now: SystemTime,
+) -> tokio::time::Instant {
+    let resync_at = now + resync;
+    let due = look_again.map(|at| {
+        let wait = at.duration_since(wall_now).unwrap_or(Duration::ZERO);
+        // A second's slack: history stores whole seconds.
+        now + deadline::bounded(wait) + Duration::from_secs(1)
+    });
+    match due {
+        Some(due) if due < resync_at => due,
+        _ => resync_at,
+    }
 }
 
 /// The interval, less up to a tenth, so several daemons do not resync in step; bounded
@@ -364,5 +407,29 @@ mod tests {
         assert!(
             five_minutes <= Duration::from_secs(300) && five_minutes >= Duration::from_secs(270)
         );
+    }
+
+    #[test]
+    fn a_backoff_due_before_the_resync_wakes_the_loop_then() {
+        let (now, wall) = (tokio::time::Instant::now(), SystemTime::now());
+        let resync = Duration::from_secs(300);
+        let soon = next_wake(now, resync, Some(wall + Duration::from_secs(10)), wall);
+        assert_eq!(soon, now + Duration::from_secs(11));
+        let late = next_wake(now, resync, Some(wall + Duration::from_secs(900)), wall);
+        assert_eq!(late, now + resync);
+        assert_eq!(next_wake(now, resync, None, wall), now + resync);
+        let past = next_wake(now, resync, Some(wall - Duration::from_secs(5)), wall);
+        assert_eq!(
+            past,
+            now + Duration::from_secs(1),
+            "a due time in the past means now"
+        );
+        let far = next_wake(
+            now,
+            resync,
+            Some(SystemTime::UNIX_EPOCH + Duration::MAX / 2),
+            wall,
+        );
+        assert_eq!(far, now + resync);
     }
 }

@@ -269,6 +269,11 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "object": object_json(&n.object),
             "message": n.message,
         })).collect::<Vec<_>>(),
+        "waiting": plan.waiting.iter().map(|w| json!({
+            "object": object_json(&w.object),
+            "on": w.on,
+            "until": w.until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        })).collect::<Vec<_>>(),
         "awaiting": plan.awaiting.iter().map(|j| json!({
             "job": j.id,
             "run": j.reason.run.0,

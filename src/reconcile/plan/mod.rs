@@ -39,12 +39,36 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// The operator's own unfinished jobs from earlier runs, to be awaited first.
     pub awaiting: Vec<PendingJob>,
+    /// What the plan holds back until a known time, and why: the loop looks again then
+    /// rather than at its next resync.
+    pub waiting: Vec<Waiting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    pub object: ObjectRef,
+    pub on: String,
+    #[serde(serialize_with = "unix_seconds")]
+    pub until: SystemTime,
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    s.serialize_u64(secs)
 }
 
 impl Plan {
     /// Something differs from the desired state: an action to take, or one refused.
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty() || !self.blocked.is_empty() || !self.awaiting.is_empty()
+    }
+
+    /// When something held back becomes due, if anything is.
+    pub fn look_again_at(&self) -> Option<SystemTime> {
+        self.waiting.iter().map(|w| w.until).min()
     }
 
     pub fn count(&self, kind: ActionKind) -> usize {
@@ -188,6 +212,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         blocked: Vec::new(),
         notes: Vec::new(),
         awaiting: input.observed.pending.clone(),
+        waiting: Vec::new(),
     };
     nodes::plan_nodes(input, &mut plan);
     instances::plan_instances(input, &mut plan);
@@ -199,6 +224,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.blocked
         .sort_by(|a, b| (&a.object, a.why).cmp(&(&b.object, b.why)));
     plan.notes.sort_by(|a, b| a.object.cmp(&b.object));
+    plan.waiting
+        .sort_by(|a, b| (a.until, &a.object).cmp(&(b.until, &b.object)));
     plan
 }
 
@@ -224,6 +251,19 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         });
         match held {
             Some((why, message)) => {
+                let retry = input
+                    .history
+                    .get(&action.object)
+                    .and_then(|h| h.retry_after);
+                if let (BlockReason::BackingOff, Some(at)) = (why, retry)
+                    && !plan.waiting.iter().any(|w| w.object == action.object)
+                {
+                    plan.waiting.push(Waiting {
+                        object: action.object.clone(),
+                        on: "the backoff after a failed attempt".into(),
+                        until: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(at),
+                    });
+                }
                 if !plan
                     .blocked
                     .iter()

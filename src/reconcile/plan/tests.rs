@@ -477,6 +477,15 @@ fn failures_back_off_and_wrong_input_stalls_until_the_entry_changes() {
     let plan = plan_with(&state, &observed(vec![]), &history);
     assert!(plan.actions.is_empty());
     assert_eq!(plan.blocked[0].why, BlockReason::BackingOff);
+    // The plan says what it waits on and when to look again.
+    let retry = history.get(&object).unwrap().retry_after.unwrap();
+    assert_eq!(plan.waiting.len(), 1);
+    assert_eq!(plan.waiting[0].object, object);
+    assert_eq!(
+        plan.look_again_at(),
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(retry))
+    );
+    assert!(plan.look_again_at().unwrap() > now());
     // Later than the backoff, the object is tried again.
     let later = super::plan(&PlanInput {
         desired: &state,
