@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod placement;
+
 use super::age_file;
 use super::diagnostic::Diagnostic;
 use super::files::FileRead;
@@ -22,6 +24,7 @@ use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawSt
 use super::source::{ParsedFile, Target};
 use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
 use super::units::{Size, parse_duration};
+use super::urls::{self, Query};
 
 /// What the semantic checks need from the place the desired state came from.
 pub trait SecretFiles {
@@ -242,6 +245,15 @@ impl Checker<'_> {
                 self.report(d);
             }
         }
+        if let Some(url) = &raw.rapi_url {
+            self.url(
+                origin,
+                "/rapiUrl",
+                url,
+                Query::Refused,
+                "https://host[:port], e.g. https://cluster.example.org:5080; the user and password go in the operator's config",
+            );
+        }
         let nic = Self::nic(raw.nic.as_ref());
         Some(Cluster {
             name: raw.name.clone(),
@@ -258,31 +270,40 @@ impl Checker<'_> {
     }
 
     fn store_settings(&mut self, origin: &Origin, raw: &RawStore) -> Option<StoreSettings> {
-        let problem = match url_host(&raw.base_url) {
-            Some(host) if host.contains('@') => {
-                Some("it carries credentials; the hosts fetch the store without any")
-            }
-            Some("") | None => Some("it names no host"),
-            Some(_) if raw.base_url.contains(['?', '#']) => {
-                Some("it has a query or fragment, which a pointer cannot extend")
-            }
-            Some(_) => None,
-        };
-        if let Some(problem) = problem {
-            let d = self
-                .diagnostic(
-                    origin,
-                    "/store/baseUrl",
-                    Target::Value,
-                    format!("`store.baseUrl` is not usable: {problem}"),
-                )
-                .expected("http://host[:port][/path], as the hosts reach the store");
-            self.report(d);
-            return None;
-        }
-        Some(StoreSettings {
+        let usable = self.url(
+            origin,
+            "/store/baseUrl",
+            &raw.base_url,
+            Query::Refused,
+            "http://host[:port][/path], as the hosts reach the store",
+        );
+        usable.then(|| StoreSettings {
             base_url: raw.base_url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// Reports what [`urls::check`] finds in the URL at `below`; whether it is usable.
+    fn url(
+        &mut self,
+        origin: &Origin,
+        below: &str,
+        url: &str,
+        query: Query,
+        expected: &str,
+    ) -> bool {
+        let Err(problem) = urls::check(url, query) else {
+            return true;
+        };
+        let d = self
+            .diagnostic(
+                origin,
+                below,
+                Target::Value,
+                format!("this URL is not usable: {problem}"),
+            )
+            .expected(expected);
+        self.report(d);
+        false
     }
 
     fn policy(&mut self) -> Policy {
@@ -526,6 +547,15 @@ impl Checker<'_> {
                 self.resource_sizes(origin, "/resources", resources);
             }
             let rotation = raw.rotation.as_ref();
+            if let Some(h) = rotation.and_then(|r| r.health_check.as_ref()) {
+                self.url(
+                    origin,
+                    "/rotation/healthCheck/url",
+                    &h.url,
+                    Query::Allowed,
+                    "http(s)://host[:port][/path], where `{host}` stands for the host's name",
+                );
+            }
             let health_check =
                 rotation
                     .and_then(|r| r.health_check.as_ref())
@@ -814,26 +844,7 @@ impl Checker<'_> {
                     );
                 self.report(d);
             }
-            if raw.secondary_node.is_some() && disk_template != DiskTemplate::Drbd {
-                let d = self
-                    .diagnostic(
-                        origin,
-                        "/secondaryNode",
-                        Target::Value,
-                        "a secondary node is only used by the drbd disk template",
-                    )
-                    .hint("remove `secondaryNode`, or set `diskTemplate: drbd`");
-                self.report(d);
-            }
-            if raw.secondary_node.is_some() && raw.secondary_node == raw.primary_node {
-                let d = self.diagnostic(
-                    origin,
-                    "/secondaryNode",
-                    Target::Value,
-                    "the secondary node is the primary node",
-                );
-                self.report(d);
-            }
+            self.placement(origin, raw, disk_template);
             let os = raw.os.clone().or(class.and_then(|c| c.os.clone()));
             if let Some(os) = &raw.os
                 && !is_os_name(os)
@@ -996,12 +1007,6 @@ struct NameRule<'a> {
     entries: Vec<(&'a String, &'a Origin)>,
     valid: fn(&str) -> bool,
     expected: &'static str,
-}
-
-/// The authority of an http(s) URL: what lies between `://` and the path.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    Some(rest.split(['/', '?', '#']).next().unwrap_or(""))
 }
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {
