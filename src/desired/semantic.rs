@@ -18,7 +18,7 @@ use super::model::{
 };
 use super::names::{
     HOST_NAME_EXPECTED, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED, TAG_PREFIX, closest,
-    is_host_name, is_short_name, is_valid_tag,
+    is_host_name, is_short_name, is_valid_tag, why_invalid,
 };
 use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
 use super::source::{ParsedFile, Target};
@@ -151,24 +151,28 @@ impl Checker<'_> {
                 kind: "class",
                 entries: named(&merged.classes),
                 valid: is_short_name,
+                host: false,
                 expected: SHORT_NAME_EXPECTED,
             },
             NameRule {
                 kind: "secret",
                 entries: named(&merged.secrets),
                 valid: is_short_name,
+                host: false,
                 expected: SHORT_NAME_EXPECTED,
             },
             NameRule {
                 kind: "node",
                 entries: named(&merged.nodes),
                 valid: is_host_name,
+                host: true,
                 expected: HOST_NAME_EXPECTED,
             },
             NameRule {
                 kind: "instance",
                 entries: named(&merged.instances),
                 valid: is_host_name,
+                host: true,
                 expected: HOST_NAME_EXPECTED,
             },
         ];
@@ -185,7 +189,7 @@ impl Checker<'_> {
                         origin,
                         "",
                         Target::Key,
-                        format!("`{name}` is not a valid {} name", rule.kind),
+                        invalid_name(name, rule.kind, rule.host),
                     )
                     .expected(rule.expected)
                     .maybe_hint(hint);
@@ -214,7 +218,7 @@ impl Checker<'_> {
                     origin,
                     "/name",
                     Target::Value,
-                    format!("`{}` is not a valid cluster name", raw.name),
+                    invalid_name(&raw.name, "cluster", true),
                 )
                 .expected(HOST_NAME_EXPECTED);
             self.report(d);
@@ -231,7 +235,7 @@ impl Checker<'_> {
                         origin,
                         &format!("/groups/{i}"),
                         Target::Value,
-                        format!("`{group}` is not a valid group name"),
+                        invalid_name(group, "group", false),
                     )
                     .expected(SHORT_NAME_EXPECTED);
                 self.report(d);
@@ -1006,7 +1010,16 @@ struct NameRule<'a> {
     kind: &'static str,
     entries: Vec<(&'a String, &'a Origin)>,
     valid: fn(&str) -> bool,
+    /// A host name, rather than a short name.
+    host: bool,
     expected: &'static str,
+}
+
+fn invalid_name(name: &str, kind: &str, host: bool) -> String {
+    match why_invalid(name, host) {
+        Some(why) => format!("`{name}` is not a valid {kind} name: {why}"),
+        None => format!("`{name}` is not a valid {kind} name"),
+    }
 }
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {
