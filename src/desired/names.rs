@@ -61,6 +61,14 @@ pub fn why_invalid(name: &str, host: bool) -> Option<String> {
     None
 }
 
+/// The message for a `kind` name that breaks its rule, with the reason when there is one.
+pub fn invalid_name(name: &str, kind: &str, host: bool) -> String {
+    match why_invalid(name, host) {
+        Some(why) => format!("`{name}` is not a valid {kind} name: {why}"),
+        None => format!("`{name}` is not a valid {kind} name"),
+    }
+}
+
 /// `'_'` for a visible ASCII character; `U+200B ZERO WIDTH SPACE` for the rest (the name
 /// where it is one people meet in copied text, the code point alone otherwise).
 fn describe_char(c: char) -> String {

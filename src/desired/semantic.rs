@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 mod placement;
+mod url_field;
 
 use super::age_file;
 use super::diagnostic::Diagnostic;
@@ -18,13 +19,13 @@ use super::model::{
 };
 use super::names::{
     HOST_NAME_EXPECTED, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED, TAG_PREFIX, closest,
-    is_host_name, is_short_name, is_valid_tag, why_invalid,
+    invalid_name, is_host_name, is_short_name, is_valid_tag,
 };
 use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
 use super::source::{ParsedFile, Target};
 use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
 use super::units::{Size, parse_duration};
-use super::urls::{self, Query};
+use super::urls::Query;
 
 /// What the semantic checks need from the place the desired state came from.
 pub trait SecretFiles {
@@ -284,30 +285,6 @@ impl Checker<'_> {
         usable.then(|| StoreSettings {
             base_url: raw.base_url.trim_end_matches('/').to_owned(),
         })
-    }
-
-    /// Reports what [`urls::check`] finds in the URL at `below`; whether it is usable.
-    fn url(
-        &mut self,
-        origin: &Origin,
-        below: &str,
-        url: &str,
-        query: Query,
-        expected: &str,
-    ) -> bool {
-        let Err(problem) = urls::check(url, query) else {
-            return true;
-        };
-        let d = self
-            .diagnostic(
-                origin,
-                below,
-                Target::Value,
-                format!("this URL is not usable: {problem}"),
-            )
-            .expected(expected);
-        self.report(d);
-        false
     }
 
     fn policy(&mut self) -> Policy {
@@ -1013,13 +990,6 @@ struct NameRule<'a> {
     /// A host name, rather than a short name.
     host: bool,
     expected: &'static str,
-}
-
-fn invalid_name(name: &str, kind: &str, host: bool) -> String {
-    match why_invalid(name, host) {
-        Some(why) => format!("`{name}` is not a valid {kind} name: {why}"),
-        None => format!("`{name}` is not a valid {kind} name"),
-    }
 }
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {

@@ -15,6 +15,20 @@ use super::operation::{Operation, WriteOptions};
 use super::types::{ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
 use super::{Rapi, RapiError};
 
+/// A desired state for `MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, _)`: one instance,
+/// pinned to the one node, that the cluster lacks until it is created.
+pub const MEMORY_STATE: &str = "
+cluster: {name: cluster.mem.test, hypervisor: fake, defaultDiskTemplate: diskless}
+classes:
+  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}}
+nodes:
+  node1.mem.test: {class: web, role: master}
+instances:
+  web1.mem.test: {class: web, primaryNode: node1.mem.test}
+";
+pub const MEMORY_CLUSTER: &str = "cluster.mem.test";
+pub const MEMORY_NODE: &str = "node1.mem.test";
+
 /// How long Ganeti's long-poll waits before answering "no change".
 const LONG_POLL: Duration = Duration::from_secs(10);
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
 use crate::rapi::jobs::{JobObserver, WaitOptions};
-use crate::rapi::memory::{JobRecord, MemoryRapi};
+use crate::rapi::memory::{JobRecord, MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
 use crate::rapi::operation::TagTarget;
 use crate::rapi::{JobId, Operation, RapiError};
 
@@ -18,19 +18,8 @@ use super::observe::PendingJob;
 use super::plan::{Action, ActionKind, BlockReason, Phase, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
 
-const CLUSTER: &str = "cluster.mem.test";
-const NODE: &str = "node1.mem.test";
+const CLUSTER: &str = MEMORY_CLUSTER;
 const JOB_TAKES: Duration = Duration::from_millis(40);
-
-const STATE: &str = "
-cluster: {name: cluster.mem.test, hypervisor: fake, defaultDiskTemplate: diskless}
-classes:
-  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}}
-nodes:
-  node1.mem.test: {class: web, role: master}
-instances:
-  web1.mem.test: {class: web, primaryNode: node1.mem.test}
-";
 
 struct Silent;
 impl JobObserver for Silent {}
@@ -50,7 +39,7 @@ impl Progress for Silent {
 }
 
 fn rapi() -> MemoryRapi {
-    MemoryRapi::new(CLUSTER, NODE, JOB_TAKES)
+    MemoryRapi::new(CLUSTER, MEMORY_NODE, JOB_TAKES)
 }
 
 fn options(max_parallel: usize) -> ExecuteOptions {
@@ -211,7 +200,7 @@ async fn with_the_stop_flag_set_nothing_is_submitted() {
 
 fn desired() -> DesiredState {
     let validation = crate::desired::validate_files(
-        vec![("state.yaml".into(), Ok(STATE.as_bytes().to_vec()))],
+        vec![("state.yaml".into(), Ok(MEMORY_STATE.as_bytes().to_vec()))],
         &super::plan::tests::NoSecrets,
     );
     validation
