@@ -756,9 +756,16 @@ impl Checker<'_> {
                     })
                     .collect()
             });
+            // A class or cluster that failed the schema (reported there) leaves resources
+            // and the disk template unknown: checks that need them would report only
+            // follow-on errors.
+            let class_typed = class_known && class_raw.is_some();
+            let template_known = raw.disk_template.is_some()
+                || class_raw.is_some_and(|c| c.disk_template.is_some())
+                || (class_typed && cluster.is_some());
             let memory = memory.or(class_memory);
             if memory.is_none()
-                && class_known
+                && class_typed
                 && overrides.memory.is_none()
                 && class_resources.memory.is_none()
             {
@@ -804,12 +811,16 @@ impl Checker<'_> {
             } else {
                 ""
             };
-            if disk_template == DiskTemplate::Diskless && !disks.is_empty() {
+            if template_known && disk_template == DiskTemplate::Diskless && !disks.is_empty() {
                 let d = self
                     .diagnostic(origin, template_at, Target::Value, format!("instance `{name}` is diskless but has {} disk(s)", disks.len()))
                     .hint("choose a disk template such as `plain`, `file` or `drbd`, or remove the disks");
                 self.report(d);
-            } else if disk_template != DiskTemplate::Diskless && disks.is_empty() && class_known {
+            } else if template_known
+                && class_typed
+                && disk_template != DiskTemplate::Diskless
+                && disks.is_empty()
+            {
                 let d = self
                     .diagnostic(
                         origin,
@@ -825,7 +836,7 @@ impl Checker<'_> {
                     );
                 self.report(d);
             }
-            self.placement(origin, raw, disk_template);
+            self.placement(origin, raw, template_known.then_some(disk_template));
             let os = raw.os.clone().or(class.and_then(|c| c.os.clone()));
             if let Some(os) = &raw.os
                 && !is_os_name(os)

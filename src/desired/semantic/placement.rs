@@ -14,9 +14,10 @@ impl Checker<'_> {
         &mut self,
         origin: &Origin,
         raw: &RawInstance,
-        disk_template: DiskTemplate,
+        // `None` when a section it comes from failed the schema.
+        disk_template: Option<DiskTemplate>,
     ) {
-        if raw.secondary_node.is_some() && disk_template != DiskTemplate::Drbd {
+        if raw.secondary_node.is_some() && disk_template.is_some_and(|t| t != DiskTemplate::Drbd) {
             let d = self
                 .diagnostic(
                     origin,
@@ -36,7 +37,7 @@ impl Checker<'_> {
             );
             self.report(d);
         }
-        if disk_template == DiskTemplate::Drbd
+        if disk_template == Some(DiskTemplate::Drbd)
             && raw.primary_node.is_some()
             && raw.secondary_node.is_none()
         {
