@@ -8,20 +8,10 @@ use std::time::{Duration, Instant};
 
 use ganeti_operator::daemon::{self, DaemonOptions};
 use ganeti_operator::metrics::Metrics;
-use ganeti_operator::rapi::memory::MemoryRapi;
+use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
 use ganeti_operator::source::Source;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
-
-const STATE: &str = "
-cluster: {name: cluster.mem.test, hypervisor: fake, defaultDiskTemplate: diskless}
-classes:
-  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}}
-nodes:
-  node1.mem.test: {class: web, role: master}
-instances:
-  web1.mem.test: {class: web, primaryNode: node1.mem.test}
-";
 
 async fn get(addr: &str, path: &str) -> (u16, Duration) {
     let started = Instant::now();
@@ -47,7 +37,7 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
     let work = tempfile::tempdir().unwrap();
     let desired = work.path().join("desired");
     std::fs::create_dir_all(&desired).unwrap();
-    std::fs::write(desired.join("state.yaml"), STATE).unwrap();
+    std::fs::write(desired.join("state.yaml"), MEMORY_STATE).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,8 +45,8 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let rapi = Arc::new(MemoryRapi::new(
-        "cluster.mem.test",
-        "node1.mem.test",
+        MEMORY_CLUSTER,
+        MEMORY_NODE,
         Duration::from_secs(60),
     ));
     let shutdown = CancellationToken::new();

@@ -13,6 +13,7 @@ pub mod semantic;
 pub mod source;
 pub mod ssh_key;
 pub mod units;
+pub mod urls;
 pub mod yaml;
 
 use std::fs;

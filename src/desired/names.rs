@@ -13,14 +13,106 @@ pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
 /// Ganeti's limit on a tag's length (`constants.MAX_TAG_LEN`).
 pub const MAX_TAG_LEN: usize = 128;
 
-pub const HOST_NAME_EXPECTED: &str = "a host name: lowercase letters, digits and '-', in dot-separated labels of at most 63 characters";
+pub const HOST_NAME_EXPECTED: &str = "a host name: lowercase letters, digits and '-', in dot-separated labels of at most 63 characters, at most 253 in all";
 pub const SHORT_NAME_EXPECTED: &str = "a short name: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 pub const TAG_EXPECTED: &str = "Ganeti tag characters only: letters, digits and . + * / : @ _ - (no spaces, no '='), at most 128 characters";
 
 /// Nodes and instances: what Ganeti accepts as a node or instance name (a DNS host name).
 pub fn is_host_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(is_label)
+    !name.is_empty() && name.len() <= MAX_HOST_NAME && name.split('.').all(is_label)
 }
+
+/// Why `name` breaks the rule (`host` for host names, else a short name), in words that
+/// show what cannot be seen: an invisible or look-alike character is named by its code
+/// point and position. `None` when the only fault is its case (the caller hints at that).
+pub fn why_invalid(name: &str, host: bool) -> Option<String> {
+    if let Some((position, c)) = name
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '-' || (host && *c == '.')))
+    {
+        return Some(format!(
+            "it has {} at position {}",
+            describe_char(c),
+            position + 1
+        ));
+    }
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    if host && name.len() > MAX_HOST_NAME {
+        return Some(format!(
+            "it is {} characters long; a host name has at most {MAX_HOST_NAME}",
+            name.len()
+        ));
+    }
+    let labels: Vec<&str> = if host {
+        name.split('.').collect()
+    } else {
+        vec![name]
+    };
+    for label in labels {
+        if label.is_empty() {
+            return Some("it has an empty label (a dot at an end, or two in a row)".into());
+        }
+        if label.len() > MAX_LABEL {
+            return Some(format!(
+                "`{label}` is {} characters long; at most {MAX_LABEL}",
+                label.len()
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("`{label}` starts or ends with '-'"));
+        }
+    }
+    None
+}
+
+/// The message for a `kind` name that breaks its rule, with the reason when there is one.
+pub fn invalid_name(name: &str, kind: &str, host: bool) -> String {
+    match why_invalid(name, host) {
+        Some(why) => format!("`{name}` is not a valid {kind} name: {why}"),
+        None => format!("`{name}` is not a valid {kind} name"),
+    }
+}
+
+/// `'_'` for a visible ASCII character; `U+200B ZERO WIDTH SPACE` for the rest (the name
+/// where it is one people meet in copied text, the code point alone otherwise).
+fn describe_char(c: char) -> String {
+    if c.is_ascii_graphic() {
+        return format!("'{c}'");
+    }
+    let name = match c {
+        ' ' => Some("SPACE"),
+        '\u{a0}' => Some("NO-BREAK SPACE"),
+        '\u{ad}' => Some("SOFT HYPHEN"),
+        '\u{200b}' => Some("ZERO WIDTH SPACE"),
+        '\u{200c}' => Some("ZERO WIDTH NON-JOINER"),
+        '\u{200d}' => Some("ZERO WIDTH JOINER"),
+        '\u{2010}' => Some("HYPHEN"),
+        '\u{2011}' => Some("NON-BREAKING HYPHEN"),
+        '\u{2013}' => Some("EN DASH"),
+        '\u{feff}' => Some("ZERO WIDTH NO-BREAK SPACE"),
+        '\u{430}' => Some("CYRILLIC SMALL LETTER A"),
+        '\u{435}' => Some("CYRILLIC SMALL LETTER IE"),
+        '\u{43e}' => Some("CYRILLIC SMALL LETTER O"),
+        '\u{440}' => Some("CYRILLIC SMALL LETTER ER"),
+        '\u{441}' => Some("CYRILLIC SMALL LETTER ES"),
+        '\u{445}' => Some("CYRILLIC SMALL LETTER HA"),
+        '\u{456}' => Some("CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I"),
+        '\u{3bf}' => Some("GREEK SMALL LETTER OMICRON"),
+        _ => None,
+    };
+    let code = format!("U+{:04X}", u32::from(c));
+    match name {
+        Some(name) => format!("{code} {name}"),
+        None if c.is_control() => format!("the control character {code}"),
+        None => format!("{code} '{c}'"),
+    }
+}
+
+const MAX_HOST_NAME: usize = 253;
+const MAX_LABEL: usize = 63;
 
 /// Classes, secrets and node groups.
 pub fn is_short_name(name: &str) -> bool {
@@ -30,7 +122,7 @@ pub fn is_short_name(name: &str) -> bool {
 fn is_label(label: &str) -> bool {
     let bytes = label.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= 63
+        && bytes.len() <= MAX_LABEL
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
@@ -95,6 +187,45 @@ mod tests {
         ] {
             assert!(!is_host_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_name_says_what_is_wrong_with_it() {
+        let why = |name: &str| why_invalid(name, true).unwrap();
+        assert_eq!(
+            why("web\u{200b}1.example.org"),
+            "it has U+200B ZERO WIDTH SPACE at position 4"
+        );
+        assert_eq!(
+            why("w\u{435}b1.example.org"),
+            "it has U+0435 CYRILLIC SMALL LETTER IE at position 2"
+        );
+        assert_eq!(why("web_1"), "it has '_' at position 4");
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(62)
+        );
+        assert_eq!(long.len(), 254);
+        assert_eq!(
+            why(&long),
+            "it is 254 characters long; a host name has at most 253"
+        );
+        assert_eq!(
+            why(&"x".repeat(64)),
+            format!("`{}` is 64 characters long; at most 63", "x".repeat(64))
+        );
+        assert_eq!(
+            why("a..b"),
+            "it has an empty label (a dot at an end, or two in a row)"
+        );
+        assert_eq!(
+            why_invalid("a.b", false).unwrap(),
+            "it has '.' at position 2"
+        );
+        assert_eq!(why_invalid("Web", true), None);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct RawCluster {
 pub struct RawStore {
     /// Where the hosts fetch the store, e.g. http://10.0.0.1:8080; every boot pointer
     /// names it. The operator writes the store locally (`--store DIR`).
-    #[schemars(regex(pattern = r"^https?://[^/@?#]+(/[^?#@]*)?$"))]
+    #[schemars(regex(pattern = r"^https?://"))]
     pub base_url: String,
 }
 

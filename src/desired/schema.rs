@@ -249,7 +249,10 @@ fn describe_value(value: &Value) -> String {
         Value::Null => "an empty value".into(),
         Value::Bool(b) => format!("the boolean {b}"),
         Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {}", Value::String(s.clone())),
+        Value::String(s) => format!(
+            "the string {}",
+            Value::String(super::urls::redact(s).into_owned())
+        ),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "a mapping".into(),
     }

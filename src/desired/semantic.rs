@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod placement;
+mod url_field;
+
 use super::age_file;
 use super::diagnostic::Diagnostic;
 use super::files::FileRead;
@@ -16,12 +19,13 @@ use super::model::{
 };
 use super::names::{
     HOST_NAME_EXPECTED, IMAGE_TAG_PREFIX, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED,
-    TAG_PREFIX, closest, is_host_name, is_short_name, is_valid_tag,
+    TAG_PREFIX, closest, invalid_name, is_host_name, is_short_name, is_valid_tag,
 };
 use super::raw::{DiskTemplate, NodeRole, PowerState, RawNic, RawResources, RawStore, SizeText};
 use super::source::{ParsedFile, Target};
 use super::ssh_key::{SSH_KEY_EXPECTED, SshPublicKey};
 use super::units::{Size, parse_duration};
+use super::urls::Query;
 
 /// What the semantic checks need from the place the desired state came from.
 pub trait SecretFiles {
@@ -147,24 +151,28 @@ impl Checker<'_> {
                 kind: "class",
                 entries: named(&merged.classes),
                 valid: is_short_name,
+                host: false,
                 expected: SHORT_NAME_EXPECTED,
             },
             NameRule {
                 kind: "secret",
                 entries: named(&merged.secrets),
                 valid: is_short_name,
+                host: false,
                 expected: SHORT_NAME_EXPECTED,
             },
             NameRule {
                 kind: "node",
                 entries: named(&merged.nodes),
                 valid: is_host_name,
+                host: true,
                 expected: HOST_NAME_EXPECTED,
             },
             NameRule {
                 kind: "instance",
                 entries: named(&merged.instances),
                 valid: is_host_name,
+                host: true,
                 expected: HOST_NAME_EXPECTED,
             },
         ];
@@ -181,7 +189,7 @@ impl Checker<'_> {
                         origin,
                         "",
                         Target::Key,
-                        format!("`{name}` is not a valid {} name", rule.kind),
+                        invalid_name(name, rule.kind, rule.host),
                     )
                     .expected(rule.expected)
                     .maybe_hint(hint);
@@ -210,7 +218,7 @@ impl Checker<'_> {
                     origin,
                     "/name",
                     Target::Value,
-                    format!("`{}` is not a valid cluster name", raw.name),
+                    invalid_name(&raw.name, "cluster", true),
                 )
                 .expected(HOST_NAME_EXPECTED);
             self.report(d);
@@ -227,7 +235,7 @@ impl Checker<'_> {
                         origin,
                         &format!("/groups/{i}"),
                         Target::Value,
-                        format!("`{group}` is not a valid group name"),
+                        invalid_name(group, "group", false),
                     )
                     .expected(SHORT_NAME_EXPECTED);
                 self.report(d);
@@ -240,6 +248,15 @@ impl Checker<'_> {
                 );
                 self.report(d);
             }
+        }
+        if let Some(url) = &raw.rapi_url {
+            self.url(
+                origin,
+                "/rapiUrl",
+                url,
+                Query::Refused,
+                "https://host[:port], e.g. https://cluster.example.org:5080; the user and password go in the operator's config",
+            );
         }
         let nic = Self::nic(raw.nic.as_ref());
         Some(Cluster {
@@ -257,29 +274,14 @@ impl Checker<'_> {
     }
 
     fn store_settings(&mut self, origin: &Origin, raw: &RawStore) -> Option<StoreSettings> {
-        let problem = match url_host(&raw.base_url) {
-            Some(host) if host.contains('@') => {
-                Some("it carries credentials; the hosts fetch the store without any")
-            }
-            Some("") | None => Some("it names no host"),
-            Some(_) if raw.base_url.contains(['?', '#']) => {
-                Some("it has a query or fragment, which a pointer cannot extend")
-            }
-            Some(_) => None,
-        };
-        if let Some(problem) = problem {
-            let d = self
-                .diagnostic(
-                    origin,
-                    "/store/baseUrl",
-                    Target::Value,
-                    format!("`store.baseUrl` is not usable: {problem}"),
-                )
-                .expected("http://host[:port][/path], as the hosts reach the store");
-            self.report(d);
-            return None;
-        }
-        Some(StoreSettings {
+        let usable = self.url(
+            origin,
+            "/store/baseUrl",
+            &raw.base_url,
+            Query::Refused,
+            "http://host[:port][/path], as the hosts reach the store",
+        );
+        usable.then(|| StoreSettings {
             base_url: raw.base_url.trim_end_matches('/').to_owned(),
         })
     }
@@ -525,6 +527,15 @@ impl Checker<'_> {
                 self.resource_sizes(origin, "/resources", resources);
             }
             let rotation = raw.rotation.as_ref();
+            if let Some(h) = rotation.and_then(|r| r.health_check.as_ref()) {
+                self.url(
+                    origin,
+                    "/rotation/healthCheck/url",
+                    &h.url,
+                    Query::Allowed,
+                    "http(s)://host[:port][/path], where `{host}` stands for the host's name",
+                );
+            }
             let health_check =
                 rotation
                     .and_then(|r| r.health_check.as_ref())
@@ -744,9 +755,16 @@ impl Checker<'_> {
                     })
                     .collect()
             });
+            // A class or cluster that failed the schema (reported there) leaves resources
+            // and the disk template unknown: checks that need them would report only
+            // follow-on errors.
+            let class_typed = class_known && class_raw.is_some();
+            let template_known = raw.disk_template.is_some()
+                || class_raw.is_some_and(|c| c.disk_template.is_some())
+                || (class_typed && cluster.is_some());
             let memory = memory.or(class_memory);
             if memory.is_none()
-                && class_known
+                && class_typed
                 && overrides.memory.is_none()
                 && class_resources.memory.is_none()
             {
@@ -792,12 +810,16 @@ impl Checker<'_> {
             } else {
                 ""
             };
-            if disk_template == DiskTemplate::Diskless && !disks.is_empty() {
+            if template_known && disk_template == DiskTemplate::Diskless && !disks.is_empty() {
                 let d = self
                     .diagnostic(origin, template_at, Target::Value, format!("instance `{name}` is diskless but has {} disk(s)", disks.len()))
                     .hint("choose a disk template such as `plain`, `file` or `drbd`, or remove the disks");
                 self.report(d);
-            } else if disk_template != DiskTemplate::Diskless && disks.is_empty() && class_known {
+            } else if template_known
+                && class_typed
+                && disk_template != DiskTemplate::Diskless
+                && disks.is_empty()
+            {
                 let d = self
                     .diagnostic(
                         origin,
@@ -813,26 +835,7 @@ impl Checker<'_> {
                     );
                 self.report(d);
             }
-            if raw.secondary_node.is_some() && disk_template != DiskTemplate::Drbd {
-                let d = self
-                    .diagnostic(
-                        origin,
-                        "/secondaryNode",
-                        Target::Value,
-                        "a secondary node is only used by the drbd disk template",
-                    )
-                    .hint("remove `secondaryNode`, or set `diskTemplate: drbd`");
-                self.report(d);
-            }
-            if raw.secondary_node.is_some() && raw.secondary_node == raw.primary_node {
-                let d = self.diagnostic(
-                    origin,
-                    "/secondaryNode",
-                    Target::Value,
-                    "the secondary node is the primary node",
-                );
-                self.report(d);
-            }
+            self.placement(origin, raw, template_known.then_some(disk_template));
             let os = raw.os.clone().or(class.and_then(|c| c.os.clone()));
             if let Some(os) = &raw.os
                 && !is_os_name(os)
@@ -994,13 +997,9 @@ struct NameRule<'a> {
     kind: &'static str,
     entries: Vec<(&'a String, &'a Origin)>,
     valid: fn(&str) -> bool,
+    /// A host name, rather than a short name.
+    host: bool,
     expected: &'static str,
-}
-
-/// The authority of an http(s) URL: what lies between `://` and the path.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    Some(rest.split(['/', '?', '#']).next().unwrap_or(""))
 }
 
 fn named<T>(entries: &BTreeMap<String, Entry<T>>) -> Vec<(&String, &Origin)> {

@@ -149,7 +149,8 @@ impl SourceText {
             line_text: self
                 .line(span.start.line)
                 .filter(|l| l.len() <= Self::MAX_QUOTED_BYTES)
-                .map(str::to_owned),
+                // A URL's password is never quoted back, whatever the error.
+                .map(|l| super::urls::redact(l).into_owned()),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! An in-memory `Rapi`: a small cluster whose jobs take a set time and then take effect.
 //! It is for tests of the executor, the cycle and the daemon loop, which must run without
-//! a real cluster; faults are the fake HTTP RAPI's business (tests/common/fake_rapi.rs).
+//! a real cluster; faults of the wire are the fake HTTP RAPI's business
+//! (tests/common/fake_rapi.rs). What the loop must react to is scripted here: a job that
+//! fails with an error class, and a job left running by an earlier run.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,14 +15,41 @@ use super::operation::{Operation, WriteOptions};
 use super::types::{ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
 use super::{Rapi, RapiError};
 
+/// A desired state for `MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, _)`: one instance,
+/// pinned to the one node, that the cluster lacks until it is created.
+pub const MEMORY_STATE: &str = "
+cluster: {name: cluster.mem.test, hypervisor: fake, defaultDiskTemplate: diskless}
+classes:
+  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}}
+nodes:
+  node1.mem.test: {class: web, role: master}
+instances:
+  web1.mem.test: {class: web, primaryNode: node1.mem.test}
+";
+pub const MEMORY_CLUSTER: &str = "cluster.mem.test";
+pub const MEMORY_NODE: &str = "node1.mem.test";
+
 /// How long Ganeti's long-poll waits before answering "no change".
 const LONG_POLL: Duration = Duration::from_secs(10);
 
 struct MemoryJob {
     operation: Operation,
     reason: String,
+    submitted_at: Instant,
     done_at: Instant,
+    /// Ganeti's error class the job ends with, instead of taking effect.
+    fails_with: Option<String>,
     applied: bool,
+}
+
+/// One job as the tests see it: what, why, and when it ran.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub kind: &'static str,
+    pub reason: String,
+    pub submitted_at: Instant,
+    pub done_at: Instant,
 }
 
 #[derive(Default)]
@@ -28,6 +57,11 @@ struct State {
     instances: BTreeMap<String, Instance>,
     jobs: BTreeMap<JobId, MemoryJob>,
     next_id: JobId,
+    /// Submission number (1-based, counting `submit` calls only) → error class.
+    failures: BTreeMap<usize, String>,
+    submits: usize,
+    /// The most jobs running at one time, as seen at each submission.
+    max_running: usize,
 }
 
 pub struct MemoryRapi {
@@ -70,6 +104,48 @@ impl MemoryRapi {
             .collect()
     }
 
+    /// The `n`-th job submitted from now on (1-based) fails with Ganeti's error class
+    /// `class` (e.g. `wrong_input`) and changes nothing.
+    pub fn fail_submission(&self, n: usize, class: &str) {
+        let mut state = self.state.lock().unwrap();
+        let n = state.submits + n;
+        state.failures.insert(n, class.to_owned());
+    }
+
+    /// A job left unfinished by an earlier run: queued under `reason`, it runs for the
+    /// set time from now and then takes effect, like any other.
+    pub fn add_running_job(&self, operation: Operation, reason: &str) -> JobId {
+        let mut state = self.state.lock().unwrap();
+        insert_job(
+            &mut state,
+            operation,
+            reason.to_owned(),
+            self.job_takes,
+            None,
+        )
+    }
+
+    /// Every job, in the order it reached the cluster.
+    pub fn records(&self) -> Vec<JobRecord> {
+        let state = self.state.lock().unwrap();
+        state
+            .jobs
+            .iter()
+            .map(|(id, j)| JobRecord {
+                id: *id,
+                kind: j.operation.kind(),
+                reason: j.reason.clone(),
+                submitted_at: j.submitted_at,
+                done_at: j.done_at,
+            })
+            .collect()
+    }
+
+    /// The most jobs that ran at one time.
+    pub fn max_running(&self) -> usize {
+        self.state.lock().unwrap().max_running
+    }
+
     fn settle(&self) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
@@ -79,7 +155,9 @@ impl MemoryRapi {
         for job in jobs.values_mut() {
             if !job.applied && now >= job.done_at {
                 job.applied = true;
-                apply(instances, &job.operation);
+                if job.fails_with.is_none() {
+                    apply(instances, &job.operation);
+                }
             }
         }
     }
@@ -87,7 +165,14 @@ impl MemoryRapi {
     fn job_json(&self, id: JobId) -> Option<Job> {
         let state = self.state.lock().unwrap();
         let job = state.jobs.get(&id)?;
-        let status = if job.applied { "success" } else { "running" };
+        let (status, result) = match (&job.fails_with, job.applied) {
+            (_, false) => ("running", json!(null)),
+            (None, true) => ("success", json!(null)),
+            (Some(class), true) => (
+                "error",
+                json!(["OpPrereqError", ["scripted failure", class]]),
+            ),
+        };
         let op = json!({"OP_ID": job.operation.kind(), "reason": [["gnt:user", job.reason, 0]]});
         serde_json::from_value(json!({
             "id": id,
@@ -95,7 +180,7 @@ impl MemoryRapi {
             "summary": [job.operation.kind()],
             "ops": [op],
             "opstatus": [status],
-            "opresult": [null],
+            "opresult": [result],
         }))
         .ok()
     }
@@ -193,8 +278,14 @@ impl Rapi for MemoryRapi {
         known_status: Option<JobStatus>,
         _known_log_serial: Option<u64>,
     ) -> Result<Option<JobChange>, RapiError> {
-        let done_at = self.state.lock().unwrap().jobs.get(&id).map(|j| j.done_at);
-        let Some(done_at) = done_at else {
+        let job = self
+            .state
+            .lock()
+            .unwrap()
+            .jobs
+            .get(&id)
+            .map(|j| (j.done_at, j.fails_with.is_some()));
+        let Some((done_at, fails)) = job else {
             return Ok(None);
         };
         let now = Instant::now();
@@ -208,7 +299,11 @@ impl Rapi for MemoryRapi {
         tokio::time::sleep_until(until).await;
         self.settle();
         Ok((until >= done_at).then_some(JobChange {
-            status: Some(JobStatus::Success),
+            status: Some(if fails {
+                JobStatus::Error
+            } else {
+                JobStatus::Success
+            }),
             log: Vec::new(),
         }))
     }
@@ -219,17 +314,42 @@ impl Rapi for MemoryRapi {
         options: &WriteOptions,
     ) -> Result<JobId, RapiError> {
         let mut state = self.state.lock().unwrap();
-        let id = state.next_id;
-        state.next_id += 1;
-        state.jobs.insert(
-            id,
-            MemoryJob {
-                operation: operation.clone(),
-                reason: options.reason.clone(),
-                done_at: Instant::now() + self.job_takes,
-                applied: false,
-            },
+        state.submits += 1;
+        let submission = state.submits;
+        let fails_with = state.failures.remove(&submission);
+        let id = insert_job(
+            &mut state,
+            operation.clone(),
+            options.reason.clone(),
+            self.job_takes,
+            fails_with,
         );
         Ok(id)
     }
+}
+
+fn insert_job(
+    state: &mut State,
+    operation: Operation,
+    reason: String,
+    takes: Duration,
+    fails_with: Option<String>,
+) -> JobId {
+    let now = Instant::now();
+    let id = state.next_id;
+    state.next_id += 1;
+    state.jobs.insert(
+        id,
+        MemoryJob {
+            operation,
+            reason,
+            submitted_at: now,
+            done_at: now + takes,
+            fails_with,
+            applied: false,
+        },
+    );
+    let running = state.jobs.values().filter(|j| j.done_at > now).count();
+    state.max_running = state.max_running.max(running);
+    id
 }

@@ -5,6 +5,8 @@
 pub mod cycle;
 pub mod execute;
 pub mod history;
+#[cfg(test)]
+mod loop_tests;
 pub mod observe;
 pub mod plan;
 pub mod reason;

@@ -11,7 +11,7 @@ mod prune;
 pub mod step;
 mod tags;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

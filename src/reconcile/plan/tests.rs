@@ -14,7 +14,7 @@ use crate::reconcile::reason::{JobReason, RunId};
 
 use super::*;
 
-pub(super) struct NoSecrets;
+pub(crate) struct NoSecrets;
 impl crate::desired::semantic::SecretFiles for NoSecrets {
     fn head(&self, _: &Path) -> crate::desired::files::FileRead {
         Err(crate::desired::files::FileProblem::Missing {
