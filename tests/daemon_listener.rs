@@ -249,3 +249,53 @@ fn a_blank_webhook_secret_file_stops_the_start() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_the_store_read_only_beside_its_listener() {
+    let store = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(store.path().join("boot")).unwrap();
+    std::fs::write(store.path().join("boot/chain.ipxe"), "#!ipxe\n").unwrap();
+    let addr = format!("127.0.0.1:{}", common::daemon::free_port());
+    let (daemon, _rapi, _ws) = daemon_with(
+        &[
+            "--store",
+            store.path().to_str().unwrap(),
+            "--serve-store",
+            &addr,
+        ],
+        |_| {},
+    )
+    .await;
+    let fetch = |path: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let started = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the store server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let chain = fetch("/boot/chain.ipxe");
+    assert!(
+        chain.starts_with("HTTP/1.1 200") && chain.ends_with("#!ipxe\n"),
+        "{chain}"
+    );
+    assert!(fetch("/../../etc/passwd").starts_with("HTTP/1.1 404"));
+    assert!(fetch("/boot/").starts_with("HTTP/1.1 404"), "no listing");
+    assert!(
+        daemon.log().contains("GET /boot/chain.ipxe 200"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+}
