@@ -221,15 +221,13 @@ impl HttpRapi {
             StatusCode::UNAUTHORIZED => RapiError::Unauthorized,
             StatusCode::FORBIDDEN => RapiError::Forbidden,
             _ => {
-                let envelope: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let text = |key: &str| envelope.get(key).and_then(Value::as_str).map(html_unescape);
+                let (message, explain) = error_text(&bytes);
                 RapiError::Api {
                     status: status.as_u16(),
                     method,
                     route,
-                    message: text("message")
-                        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned()),
-                    explain: text("explain"),
+                    message,
+                    explain,
                 }
             }
         };
@@ -475,19 +473,7 @@ impl Rapi for HttpRapi {
                 ["=", "status", "running"], ["=", "status", "canceling"]],
         }));
         match self.call::<Value>(request).await {
-            Ok(answer) => Ok(query_rows(&answer)
-                .into_iter()
-                .filter_map(|row| {
-                    let mut cells = row.into_iter();
-                    Some(Job {
-                        id: cells.next()?.as_u64()?,
-                        status: serde_json::from_value(cells.next()?).ok(),
-                        summary: serde_json::from_value(cells.next()?).unwrap_or_default(),
-                        ops: serde_json::from_value(cells.next()?).unwrap_or_default(),
-                        ..Job::default()
-                    })
-                })
-                .collect()),
+            Ok(answer) => Ok(pending_job_rows(&answer)),
             // A user without write access may not PUT a query: filter the bulk list.
             Err(
                 RapiError::Forbidden
@@ -536,27 +522,7 @@ impl Rapi for HttpRapi {
             }
             other => other?,
         };
-        if answer.is_null() {
-            return Ok(None);
-        }
-        let status = answer
-            .get("job_info")
-            .and_then(|i| i.get(0))
-            .and_then(|s| serde_json::from_value(s.clone()).ok());
-        let log = answer
-            .get("log_entries")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                Some((
-                    e.get(0)?.as_u64()?,
-                    e.get(3)
-                        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))?,
-                ))
-            })
-            .collect();
-        Ok(Some(JobChange { status, log }))
+        Ok(job_change(&answer))
     }
 
     async fn submit(
@@ -571,15 +537,11 @@ impl Rapi for HttpRapi {
         }
         let (method, route) = (request.method_name(), request.route);
         let answer: Value = self.call(request).await?;
-        // A bare integer; accept a numeric string too.
-        answer
-            .as_u64()
-            .or_else(|| answer.as_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| RapiError::Decode {
-                method,
-                route,
-                detail: format!("expected a job id, got {answer}"),
-            })
+        job_id(&answer).ok_or_else(|| RapiError::Decode {
+            method,
+            route,
+            detail: format!("expected a job id, got {answer}"),
+        })
     }
 }
 
@@ -647,4 +609,67 @@ fn query_rows(answer: &Value) -> Vec<Vec<Value>> {
                 .collect()
         })
         .collect()
+}
+
+// What the client makes of a response body, apart from typed decoding. Public so that
+// the fuzz targets run exactly this code.
+
+/// The message and explanation of a failed request: Ganeti's JSON envelope
+/// (`{"message": …, "explain": …}`), or the body itself as text.
+pub fn error_text(body: &[u8]) -> (String, Option<String>) {
+    let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |key: &str| envelope.get(key).and_then(Value::as_str).map(html_unescape);
+    let message =
+        text("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    (message, text("explain"))
+}
+
+/// The unfinished jobs of a `/2/query/job` answer for the fields id, status, summary
+/// and ops; a row without an id is skipped.
+pub fn pending_job_rows(answer: &Value) -> Vec<Job> {
+    query_rows(answer)
+        .into_iter()
+        .filter_map(|row| {
+            let mut cells = row.into_iter();
+            Some(Job {
+                id: cells.next()?.as_u64()?,
+                status: serde_json::from_value(cells.next()?).ok(),
+                summary: serde_json::from_value(cells.next()?).unwrap_or_default(),
+                ops: serde_json::from_value(cells.next()?).unwrap_or_default(),
+                ..Job::default()
+            })
+        })
+        .collect()
+}
+
+/// A `/2/jobs/<id>/wait` answer: `None` (null) when nothing changed in time.
+pub fn job_change(answer: &Value) -> Option<JobChange> {
+    if answer.is_null() {
+        return None;
+    }
+    let status = answer
+        .get("job_info")
+        .and_then(|i| i.get(0))
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    let log = answer
+        .get("log_entries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.get(0)?.as_u64()?,
+                e.get(3)
+                    .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))?,
+            ))
+        })
+        .collect();
+    Some(JobChange { status, log })
+}
+
+/// The answer to a write: a bare job id; a numeric string is accepted too.
+pub fn job_id(answer: &Value) -> Option<JobId> {
+    answer
+        .as_u64()
+        .or_else(|| answer.as_str().and_then(|s| s.parse().ok()))
 }
