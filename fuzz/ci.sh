@@ -39,4 +39,5 @@ for target in "${targets[@]}"; do
     fi
 done
 echo "fuzz: ${#targets[@]} targets, $total executions, $failures failing"
+echo "fuzz: $((${#targets[@]} - failures)) passed, $failures failed"
 [[ "$failures" -eq 0 ]]
