@@ -51,29 +51,7 @@ fn desired_yaml() -> String {
 }
 
 async fn remove_bench_instances(rapi: &HttpRapi) {
-    let names: Vec<String> = rapi
-        .instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.name)
-        .filter(|n| n.starts_with("conv-"))
-        .collect();
-    let ids = join_all(names.into_iter().map(|instance| async move {
-        rapi.submit(
-            &Operation::RemoveInstance { instance },
-            &WriteOptions::new("bench:cleanup"),
-        )
-        .await
-        .unwrap()
-    }))
-    .await;
-    join_all(ids.into_iter().map(|id| async move {
-        wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
-            .await
-            .unwrap()
-    }))
-    .await;
+    sandbox_env::remove_instances(rapi, "conv-").await;
 }
 
 #[tokio::main]

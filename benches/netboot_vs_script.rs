@@ -92,29 +92,8 @@ async fn until_healthy(rapi: &HttpRapi, image: &str, started: Instant) -> Durati
 }
 
 async fn remove_vms(rapi: &HttpRapi, store: &Path) {
-    let names: Vec<String> = rapi
-        .instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.name)
-        .filter(|n| n.starts_with("bench-vm"))
-        .collect();
-    let ids = join_all(names.into_iter().map(|instance| async move {
-        rapi.submit(
-            &Operation::RemoveInstance { instance },
-            &WriteOptions::new("bench:cleanup"),
-        )
-        .await
-        .unwrap()
-    }))
-    .await;
-    join_all(ids.into_iter().map(|id| async move {
-        wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
-            .await
-            .unwrap()
-    }))
-    .await;
+    sandbox_env::remove_instances(rapi, "bench-vm").await;
+    // The next round starts without pointers, as a first boot does.
     let _ = std::fs::remove_dir_all(store.join("boot"));
     Store::open(store).unwrap();
 }

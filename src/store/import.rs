@@ -215,9 +215,14 @@ impl SourceFile {
         Ok(file)
     }
 
-    fn hash(&self, progress: &dyn ImportProgress) -> Result<ManifestFile, StoreError> {
+    /// Reads the whole file in chunks, handing each to `each` and counting it as
+    /// progress; returns the bytes read.
+    fn each_chunk(
+        &self,
+        progress: &dyn ImportProgress,
+        mut each: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
         let mut reader = self.reader()?;
-        let mut hasher = sha2::Sha256::new();
         let mut buffer = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
@@ -228,12 +233,20 @@ impl SourceFile {
                     source,
                 })?;
             if n == 0 {
-                break;
+                return Ok(total);
             }
-            hasher.update(&buffer[..n]);
+            each(&buffer[..n])?;
             total += n as u64;
             progress.advance(n as u64);
         }
+    }
+
+    fn hash(&self, progress: &dyn ImportProgress) -> Result<ManifestFile, StoreError> {
+        let mut hasher = sha2::Sha256::new();
+        let total = self.each_chunk(progress, |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })?;
         if total != self.size {
             return Err(StoreError::Import(format!(
                 "{} changed while it was being hashed; nothing was imported",
@@ -252,22 +265,8 @@ impl SourceFile {
             path: target.to_owned(),
             source,
         };
-        let mut reader = self.reader()?;
         let mut writer = create_file(target).map_err(failed)?;
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = reader
-                .read(&mut buffer)
-                .map_err(|source| StoreError::File {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            writer.write_all(&buffer[..n]).map_err(failed)?;
-            progress.advance(n as u64);
-        }
+        self.each_chunk(progress, |chunk| writer.write_all(chunk).map_err(failed))?;
         writer.sync_all().map_err(failed)
     }
 }
