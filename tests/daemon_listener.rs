@@ -44,6 +44,17 @@ async fn daemon_with(
         &ws.state(),
         &args,
         |command| {
+            // Only the fake's settings: the sandbox's (under tests/run.sh) would clash.
+            for name in [
+                "GANETI_RAPI_URL",
+                "GANETI_RAPI_USER",
+                "GANETI_RAPI_PASSWORD_FILE",
+                "GANETI_RAPI_CA_FILE",
+                "GANETI_RAPI_FINGERPRINT",
+                "GANETI_OPERATOR_STORE",
+            ] {
+                command.env_remove(name);
+            }
             command.env("GANETI_RAPI_PASSWORD", "pw");
             adjust(command);
         },
