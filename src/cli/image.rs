@@ -118,24 +118,27 @@ pub fn import_cmd(
     Ok(exit::OK)
 }
 
-/// Which classes pin which image, from a desired state, when one is given.
-fn pins_of(dir: Option<&Path>) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
-    let mut pins: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let Some(dir) = dir else { return Ok(pins) };
+/// The desired state in `dir`, which must validate.
+fn valid_state(dir: &Path) -> anyhow::Result<desired::DesiredState> {
     let validation = desired::validate_dir(dir)?;
-    let state = validation.state.with_context(|| {
+    validation.state.with_context(|| {
         format!(
             "{}: the desired state does not validate ({} error(s)); run `ganeti-operator validate`",
             dir.display(),
             validation.diagnostics.len()
         )
-    })?;
-    for (name, class) in &state.classes {
+    })
+}
+
+/// Which classes pin which image.
+fn pins_of(state: Option<&desired::DesiredState>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut pins: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, class) in state.iter().flat_map(|s| &s.classes) {
         pins.entry(class.image.clone())
             .or_default()
             .insert(name.clone());
     }
-    Ok(pins)
+    pins
 }
 
 pub fn list_cmd(
@@ -144,7 +147,8 @@ pub fn list_cmd(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let store = required_store(overrides)?;
-    let pins = pins_of(desired_dir)?;
+    let state = desired_dir.map(valid_state).transpose()?;
+    let pins = pins_of(state.as_ref());
     let booted = catalog::booted_images(&catalog::read_pointers(&store)?);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -208,7 +212,8 @@ pub fn gc_cmd(
 ) -> anyhow::Result<u8> {
     let store = required_store(overrides)?;
     let mut in_use: BTreeMap<String, String> = BTreeMap::new();
-    for (id, classes) in pins_of(Some(desired_dir))? {
+    let state = valid_state(desired_dir)?;
+    for (id, classes) in pins_of(Some(&state)) {
         let names: Vec<String> = classes.into_iter().collect();
         in_use.insert(id, format!("pinned by class {}", names.join(", ")));
     }
@@ -219,12 +224,7 @@ pub fn gc_cmd(
             .or_insert(format!("booted by {}", hosts.join(", ")));
     }
     // What running hosts were proven on: without the cluster's answer nothing is removed.
-    let validation = desired::validate_dir(desired_dir)?;
-    let url = validation
-        .state
-        .as_ref()
-        .and_then(|s| s.cluster.rapi_url.clone());
-    let settings = config::resolve(overrides, url.as_deref())?;
+    let settings = config::resolve(overrides, state.cluster.rapi_url.as_deref())?;
     let rapi = HttpRapi::new(settings.rapi)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -39,6 +39,9 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
         return;
     };
     let base = settings.base_url.as_str();
+    // Looked up once per host: at 10,000 hosts a scan per host would be quadratic. Actions
+    // pushed below only append, so these indices stay valid.
+    let creating = actions_of(plan, &[ActionKind::Create, ActionKind::Adopt]);
     let mut taken = observed_macs(input);
     let mut hosts: Vec<Wanted> = Vec::new();
     for (name, instance) in &input.desired.instances {
@@ -54,7 +57,7 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
                 .filter_map(|m| Mac::parse(m))
                 .collect(),
             Some(_) => continue,
-            None => match pick_mac_for_create(input, name, &mut taken, plan) {
+            None => match pick_mac_for_create(input, name, &creating, &mut taken, plan) {
                 Some(mac) => vec![mac],
                 None => continue,
             },
@@ -112,9 +115,8 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
         // The same image with other text (kernel arguments, a missing file) shows only it.
         let shown_before = before.clone().filter(|b| *b != host.image);
         let change = FieldChange::new("boot", shown_before, Some(host.image.clone()));
-        if let Some(create) = plan.actions.iter_mut().find(|a| {
-            a.object == host.object && matches!(a.kind, ActionKind::Create | ActionKind::Adopt)
-        }) {
+        if let Some(&index) = creating.get(&host.object) {
+            let create = &mut plan.actions[index];
             // Before the create job: the instance's first boot must find its pointer.
             create.changes.push(change);
             create.steps.splice(0..0, steps);
@@ -146,6 +148,10 @@ fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<Store
         return;
     };
     let existing = observed_macs(input);
+    let deleting: BTreeMap<String, usize> = actions_of(plan, &[ActionKind::Delete])
+        .into_iter()
+        .map(|(object, index)| (object.name, index))
+        .collect();
     let mut by_host: BTreeMap<String, (Option<String>, Vec<Step>)> = BTreeMap::new();
     for (file, found) in &store.pointers {
         if wanted.contains(file) {
@@ -165,10 +171,7 @@ fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<Store
             }
             StoreFile::Chain => true,
         };
-        let deleted_now = plan
-            .actions
-            .iter()
-            .any(|a| a.kind == ActionKind::Delete && a.object.name == host);
+        let deleted_now = deleting.contains_key(&host);
         if still_there && !deleted_now {
             continue;
         }
@@ -181,11 +184,8 @@ fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<Store
     }
     for (host, (image, steps)) in by_host {
         let change = FieldChange::new("boot", image, None);
-        if let Some(delete) = plan
-            .actions
-            .iter_mut()
-            .find(|a| a.kind == ActionKind::Delete && a.object.name == host)
-        {
+        if let Some(&index) = deleting.get(&host) {
+            let delete = &mut plan.actions[index];
             delete.changes.push(change);
             delete.steps.extend(steps);
             continue;
@@ -260,18 +260,29 @@ fn observed_macs(input: &PlanInput<'_>) -> BTreeSet<Mac> {
     macs
 }
 
+/// Where each object's action of one of `kinds` is in the plan.
+fn actions_of(plan: &Plan, kinds: &[ActionKind]) -> BTreeMap<ObjectRef, usize> {
+    plan.actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| kinds.contains(&a.kind))
+        .map(|(index, a)| (a.object.clone(), index))
+        .collect()
+}
+
 /// Sets the first NIC's MAC of the instance's create step and returns it.
 fn pick_mac_for_create(
     input: &PlanInput<'_>,
     name: &str,
+    creating: &BTreeMap<ObjectRef, usize>,
     taken: &mut BTreeSet<Mac>,
     plan: &mut Plan,
 ) -> Option<Mac> {
-    let create = plan.actions.iter_mut().find(|a| {
-        a.kind == ActionKind::Create
-            && a.object.kind == ObjectKind::Instance
-            && a.object.name == name
-    })?;
+    let index = *creating.get(&instance_ref(name))?;
+    let create = &mut plan.actions[index];
+    if create.kind != ActionKind::Create {
+        return None;
+    }
     let operation = create.steps.iter_mut().find_map(|s| match s {
         Step::Rapi(Operation::CreateInstance(c)) => Some(c),
         _ => None,
