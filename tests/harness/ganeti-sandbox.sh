@@ -222,13 +222,27 @@ cmd_up() {
   log "cluster of $NODES node(s) up in $((SECONDS - t0)) s, certificate: $CERT"
 }
 
+remove_hosts_block() {  # the host's /etc/hosts entries netboot.sh's hosts sync maintains, in place
+  local f=${GNT_HOSTS_FILE:-/etc/hosts} rest
+  grep -qx '# gnt-sandbox begin' "$f" 2>/dev/null || return 0
+  rest=$(sed '/^# gnt-sandbox begin$/,/^# gnt-sandbox end$/d' "$f")
+  printf '%s\n' "$rest" >"$f"   # not sed -i: a rename would break a bind-mounted /etc/hosts
+}
+
 cmd_down() {
-  local f n pids
+  local f n pids pid alive
   # Host-side helpers started for the sandbox (the example's store server) record their
   # PID here: they hold addresses on gntbr0 and must go with it.
+  pids=
   for f in "$SB"/*.hostpid; do
-    [[ -f $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+    [[ -f $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null && pids+=" $(cat "$f")" || true
   done
+  # netboot.sh's hosts sync cleans up on SIGTERM (forwarders, aliases, its /etc/hosts block): let it.
+  for _ in $(seq 1 30); do
+    alive=0; for pid in $pids; do [[ -e /proc/$pid ]] && alive=1; done
+    ((alive)) || break; sleep 0.1
+  done
+  remove_hosts_block
   for f in $(ls /run/netns 2>/dev/null | grep -E '^gnt-n[0-9]$' || true); do
     n=${f#gnt-}
     pids=$(ip netns pids "$f" 2>/dev/null || true)

@@ -13,6 +13,7 @@
 #                                           reaches the VM; prints NODE=nN, then the body; exit 1
 #                                           unless the answer is 2xx
 #   tests/harness/netboot.sh console INST   the captured serial console of instance INST
+#   tests/harness/netboot.sh hosts          the host-side name map: INSTANCE ALIAS NODE MAC IP per line
 #   tests/harness/netboot.sh env            shell exports GANETI_NETBOOT_* for the tests
 #
 # Env: GNT_NETBOOT_CACHE (/var/cache/gnt-netboot: kernel, images), GNT_STORE_PORT (8480: the
@@ -20,7 +21,30 @@
 # Guests: A and B answer GET /health with "IMAGE=<id>\nLABEL=A|B"; C is the broken image: its
 # /health is 404 while / answers 200. The id comes from the kernel command line
 # (ganeti-operator.image=<id>), as the operator computes it only at `image import`.
-# Every long-running process lives inside a node namespace, so `ganeti-sandbox.sh down` stops it.
+# Every long-running process lives inside a node namespace, so `ganeti-sandbox.sh down` stops it,
+# except the hosts sync below, a host process whose PID is in $SB/hosts-sync.hostpid (`down` stops
+# it too, then removes the /etc/hosts block).
+#
+# Hosts sync: VMs by name from the host namespace (curl http://vm1.gnt.test/health). The guests
+# have no route off their node's br-inst, so `up` starts one host-side loop (`_hosts_sync`) that
+# every GNT_HOSTS_TICK (0.5) s:
+#   - lists the running kvm instances of every node: <node /run>/ganeti/kvm-hypervisor/conf/<inst>.runtime
+#     (JSON: [kvm_cmd, [nic dicts with "mac"], hvparams, disks]) whose pid/<inst> is alive, read
+#     through /proc/<udhcpd pid>/root (the node's own /run, no fork); the first NIC's MAC;
+#     an instance on two nodes (live migration) stays where it was until the source QEMU exits;
+#   - its IP: the newest lease for that MAC in any node's udhcpd.leases (`busybox dumpleases`),
+#     re-read each tick while some instance has no IP or started in the last 60 s, else every 5 s;
+#   - gives it an alias 10.221.0.A, A in 100..254: 100 + (djb2(name) mod 155), probing upward past
+#     taken ones, kept for the instance's life; the alias goes on the node's eth0 (gntbr0 side) as
+#     /32, and `socat TCP-LISTEN:80,bind=<alias>,fork,reuseaddr TCP:<ip>:80` runs in the node's
+#     netns (pidfile $NB/hosts-sync/fwd-<alias>.pid), restarted when the IP or node changes;
+#   - keeps "<alias> <instance>" lines between "# gnt-sandbox begin" and "# gnt-sandbox end" in the
+#     host's /etc/hosts (GNT_HOSTS_FILE), rewritten in place (it may be a bind mount) on change only;
+#   - writes the map to $NB/hosts-sync/map (`netboot.sh hosts` prints it).
+# An instance gone for GNT_HOSTS_GRACE (6) ticks in a row (a hard reboot is shorter) loses its
+# entry, alias and forwarder. Nothing changing costs no fork per tick (a dumpleases every 5 s).
+# The loop starts by removing what an earlier one left (forwarders by pidfile, /32 aliases in
+# 10.221.0.100-254, the block) and does the same on SIGTERM.
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
@@ -34,6 +58,12 @@ HOST_IP=10.221.0.1      # the host on gntbr0, where the store server listens
 INST_IP=10.222.0.1      # every node's own, isolated br-inst (same address: health checks survive migration)
 SERIAL_DIR=/var/run/ganeti/kvm-hypervisor/ctrl   # Ganeti's serial sockets, in each node's /run tmpfs
 KERNEL_ARGS='|| ifconf -c dhcp net0 && chain http://10.222.0.1:8080/boot/chain.ipxe ||'
+HS=$NB/hosts-sync       # the hosts sync's map, forwarder pidfiles and log
+HOSTS_FILE=${GNT_HOSTS_FILE:-/etc/hosts}
+HOSTS_TICK=${GNT_HOSTS_TICK:-0.5}
+HOSTS_GRACE=${GNT_HOSTS_GRACE:-6}
+ALIAS_NET=10.221.0 ALIAS_FIRST=100 ALIAS_COUNT=155   # aliases 10.221.0.100-254 (nodes: .10-.19)
+KVM_RUN=run/ganeti/kvm-hypervisor   # under a node's root: conf/<inst>.runtime, pid/<inst>
 
 log() { printf '[netboot %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -165,10 +195,17 @@ stop_pidfile() {  # stop the process a pidfile names, if it is still the one we 
   rm -f "$f"
 }
 
+detach() {  # detach CMD...: CMD in its own session, with no fd above 2 of ours
+  # `flock /work/sandbox.lock netboot.sh up` must not leave the lock held by our daemons
+  # until `down`: they would inherit its fd, as would anything they start.
+  ( for f in /proc/$BASHPID/fd/*; do f=${f##*/}; ((f > 2)) && eval "exec $f>&-"; done
+    exec setsid -f "$@" </dev/null >/dev/null 2>&1 )
+}
+
 start_in_node() {  # start_in_node nN NAME CMD...: detached, inside the node's namespaces
   local n=$1 name=$2; shift 2
   stop_pidfile "$NB/$n/$name.pid" "$1"
-  setsid -f "$SANDBOX" exec "$n" "$SELF" _daemon "$NB/$n/$name.pid" "$NB/$n/$name.log" "$@" </dev/null >/dev/null 2>&1
+  detach "$SANDBOX" exec "$n" "$SELF" _daemon "$NB/$n/$name.pid" "$NB/$n/$name.log" "$@"
   for _ in $(seq 1 50); do [[ -s $NB/$n/$name.pid ]] && return 0; sleep 0.1; done
   die "$name did not start in $n"
 }
@@ -190,6 +227,9 @@ cmd_up() {
   # after a failed chain, a ~20 s detour through the ROM's own DHCP autoboot before the retry.
   "$SANDBOX" exec gnt-cluster modify --enabled-hypervisors=fake,kvm \
     -H "kvm:kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=disabled,kernel_path=/usr/lib/ipxe/ipxe.lkrn,initrd_path=,root_path=x,vhost_net=false,serial_console=true,acpi=false,nic_type=paravirtual,disk_type=paravirtual,kvm_extra=-accel tcg\,tb-size=16 -fw_cfg name=etc/sercon-port\,file=$NB/sercon-port.bin -boot reboot-timeout=3000 -global virtio-net-pci.romfile=" >&2
+  # ganeti-metad (started with kvm instances) listens on *:80 in the nodes, where the hosts
+  # sync's forwarders listen on their aliases: it keeps 127.0.0.1 (no guest here uses it).
+  grep -q '^METAD_ARGS=' "$SB/default-ganeti" || echo 'METAD_ARGS="-b 127.0.0.1"' >>"$SB/default-ganeti"
   count=$(nodes | wc -l); [[ $count -gt 0 ]] || die "no node namespaces"; size=$((100 / count)); i=0
   for n in $(nodes); do
     mkdir -p "$NB/$n"; lo=$((100 + i * size)); i=$((i + 1))
@@ -210,12 +250,15 @@ option lease 86400
 option 0xaf b00101
 EOF
     touch "$NB/$n/udhcpd.leases"
+    "$SANDBOX" exec "$n" sh -c 'd=/usr/lib/ganeti/daemon-util; if $d check ganeti-metad; then $d stop ganeti-metad; $d start ganeti-metad; fi' >&2
     # -a 200: wait 200 ms, not 2 s, for an ARP reply before offering an address.
     start_in_node "$n" udhcpd busybox udhcpd -f -a 200 "$NB/$n/udhcpd.conf"
     start_in_node "$n" forward socat TCP-LISTEN:8080,bind=$INST_IP,fork,reuseaddr TCP:$HOST_IP:"$STORE_PORT"
     start_in_node "$n" conwatch "$SELF" _conwatch "$n"
     log "$n: br-inst $INST_IP, DHCP 10.222.0.$lo-$((lo + size - 1)), $INST_IP:8080 -> $HOST_IP:$STORE_PORT, console -> $CONSOLE"
   done
+  start_hosts_sync
+  log "hosts sync: kvm instances by name in $HOSTS_FILE (aliases $ALIAS_NET.$ALIAS_FIRST+, port 80); netboot.sh hosts"
 }
 
 conwatch() {  # inside node nN: attach socat to every serial socket, re-attach when QEMU restarts
@@ -234,6 +277,161 @@ conwatch() {  # inside node nN: attach socat to every serial socket, re-attach w
     done
     sleep 0.1
   done
+}
+
+# ---------------------------------------------------------------- hosts sync
+hosts_block_write() {  # hosts_block_write LINES: replace (or, if empty, drop) our block, in place
+  local l inb=0 had=0 out=() lines=()
+  [[ -f $HOSTS_FILE ]] && mapfile -t lines <"$HOSTS_FILE"
+  for l in "${lines[@]}"; do
+    [[ $l == '# gnt-sandbox begin' ]] && { inb=1; had=1; continue; }
+    [[ $l == '# gnt-sandbox end' ]] && { inb=0; continue; }
+    ((inb)) || out+=("$l")
+  done
+  [[ -n $1 ]] && out+=('# gnt-sandbox begin' "${1%$'\n'}" '# gnt-sandbox end')
+  [[ -z $1 && $had == 0 ]] && return 0   # nothing to drop: leave the file alone
+  # One write through the same inode: /etc/hosts may be a bind mount, which a rename would break.
+  printf '%s\n' "${out[@]}" >"$HOSTS_FILE"
+}
+
+fwd_stop() {  # fwd_stop PIDFILE: a forwarder this loop (or an earlier one) started
+  local pid; read -r pid 2>/dev/null <"$1" || { rm -f "$1"; return 0; }
+  grep -qa 'TCP-LISTEN:80,bind=' "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null
+  rm -f "$1"
+}
+
+hosts_cleanup() {  # everything a hosts sync may have left: forwarders, aliases, the block, the map
+  local f n a
+  for f in "$HS"/fwd-*.pid; do [[ -e $f ]] && fwd_stop "$f"; done
+  for f in /run/netns/gnt-n[0-9]; do
+    [[ -e $f ]] || continue; n=${f##*/gnt-}
+    for a in $(ip -n "gnt-$n" -o -4 addr show dev eth0 2>/dev/null | awk '{print $4}'); do
+      [[ $a =~ ^${ALIAS_NET//./\\.}\.([0-9]+)/32$ ]] && ((BASH_REMATCH[1] >= ALIAS_FIRST)) &&
+        ip -n "gnt-$n" addr del "$a" dev eth0 2>/dev/null
+    done
+  done
+  hosts_block_write ''
+  rm -f "$HS/map"
+}
+
+alias_for() {  # sets ALIAS for instance $1: its djb2 slot, or the next free one
+  local s=$1 h=5381 i c k
+  for ((i = 0; i < ${#s}; i++)); do printf -v c '%d' "'${s:i:1}"; h=$(((h * 33 + c) & 0xffffffff)); done
+  for ((i = 0; i < ALIAS_COUNT; i++)); do
+    k=$((ALIAS_FIRST + (h + i) % ALIAS_COUNT))
+    [[ -z ${taken[$k]:-} ]] && { taken[$k]=$s; ALIAS=$ALIAS_NET.$k; return 0; }
+  done
+  return 1
+}
+
+hosts_sync() {
+  set +e
+  local n f inst root anchor qpid mac rt tick=0 leases_at=-1000 refresh changed line block= written=-
+  local -A node=() mac_of=() qpid_of=() started=() ip=() alias=() missing=() fwd=() fwdkey=() taken=()
+  local -A here=() here_mac=() here_qpid=() lease_ip=() lease_exp=()
+  mkdir -p "$HS"; echo $$ >"$SB/hosts-sync.hostpid"
+  log "hosts sync: pid $$, every $HOSTS_TICK s, block in $HOSTS_FILE"
+  hosts_cleanup
+  trap 'hosts_cleanup; log "hosts sync: stopped, cleaned up"; exit 0' TERM INT
+  [[ -p $HS/tick ]] || mkfifo "$HS/tick"
+  exec {tickfd}<>"$HS/tick"   # read -t on a fifo nobody writes: a sleep without a fork
+  while :; do
+    tick=$((tick + 1)); changed=0
+    # 1. Running kvm instances, per node, through the node's own /run (no fork).
+    here=(); here_mac=(); here_qpid=()
+    for f in /run/netns/gnt-n[0-9]; do
+      [[ -e $f ]] || continue; n=${f##*/gnt-}
+      read -r anchor 2>/dev/null <"$NB/$n/udhcpd.pid" || continue   # a process in the node's mount ns
+      root=/proc/$anchor/root/$KVM_RUN
+      for rt in "$root"/conf/*.runtime; do
+        [[ -f $rt ]] || continue; inst=${rt##*/}; inst=${inst%.runtime}
+        read -r qpid 2>/dev/null <"$root/pid/$inst" && [[ -e /proc/$qpid ]] || continue
+        if [[ -n ${here[$inst]:-} && ${node[$inst]:-} != "$n" ]]; then continue; fi  # sticky during migration
+        here[$inst]=$n; here_qpid[$inst]=$qpid
+        if [[ ${qpid_of[$inst]:-} == "$qpid" && ${node[$inst]:-} == "$n" ]]; then here_mac[$inst]=${mac_of[$inst]}; continue; fi
+        IFS= read -r -d '' line <"$rt"
+        [[ $line =~ \"mac\":\ *\"([0-9a-fA-F:]{17})\" ]] && here_mac[$inst]=${BASH_REMATCH[1],,}
+      done
+    done
+    # 2. Leases, when an address may be new; else every 10 ticks.
+    refresh=$(((tick - leases_at) >= 10))
+    for inst in "${!here[@]}"; do
+      [[ -z ${ip[$inst]:-} || ${qpid_of[$inst]:-} != "${here_qpid[$inst]}" ]] && refresh=1
+      ((SECONDS - ${started[$inst]:-0} < 60)) && refresh=1
+    done
+    if ((refresh && ${#here[@]})); then
+      leases_at=$tick; lease_ip=(); lease_exp=()
+      while read -r mac line rt; do   # MAC IP [HOSTNAME] EXPIRY, after a header line
+        [[ $mac == *:*:*:*:*:* ]] || continue
+        [[ -n ${lease_exp[$mac]:-} && ${lease_exp[$mac]} -ge ${rt##* } ]] && continue
+        lease_ip[$mac]=$line; lease_exp[$mac]=${rt##* }
+      done < <(for f in "$NB"/n[0-9]/udhcpd.leases; do [[ -s $f ]] && busybox dumpleases -a -d -f "$f"; done)
+    fi
+    # 3. Apply: new, moved, re-addressed and gone instances.
+    for inst in "${!here[@]}"; do
+      n=${here[$inst]}; mac=${here_mac[$inst]:-}; missing[$inst]=0
+      if [[ ${qpid_of[$inst]:-} != "${here_qpid[$inst]}" ]]; then started[$inst]=$SECONDS; qpid_of[$inst]=${here_qpid[$inst]}; fi
+      mac_of[$inst]=$mac
+      [[ -n $mac && -n ${lease_ip[$mac]:-} ]] && ip[$inst]=${lease_ip[$mac]}
+      if [[ -z ${alias[$inst]:-} ]]; then
+        alias_for "$inst" || { log "hosts sync: no alias left for $inst"; continue; }
+        alias[$inst]=$ALIAS; changed=1
+      fi
+      if [[ ${node[$inst]:-} != "$n" ]]; then
+        [[ -n ${node[$inst]:-} ]] && ip -n "gnt-${node[$inst]}" addr del "${alias[$inst]}/32" dev eth0 2>/dev/null
+        ip -n "gnt-$n" addr replace "${alias[$inst]}/32" dev eth0
+        ip neigh flush to "${alias[$inst]}" 2>/dev/null   # the host's ARP entry names the old node
+        log "hosts sync: $inst on $n as ${alias[$inst]}"; node[$inst]=$n; changed=1
+      fi
+      if [[ -n ${ip[$inst]:-} && ( ${fwdkey[$inst]:-} != "$n ${ip[$inst]}" || ! -e /proc/${fwd[$inst]:-0} ) ]]; then
+        [[ -n ${fwd[$inst]:-} ]] && fwd_stop "$HS/fwd-${alias[$inst]}.pid"
+        nsenter --net="/run/netns/gnt-$n" socat TCP-LISTEN:80,bind="${alias[$inst]}",fork,reuseaddr \
+          TCP:"${ip[$inst]}":80,connect-timeout=1 </dev/null >>"$HS/fwd.log" 2>&1 &
+        fwd[$inst]=$!; fwdkey[$inst]="$n ${ip[$inst]}"; echo "$!" >"$HS/fwd-${alias[$inst]}.pid"
+        log "hosts sync: ${alias[$inst]}:80 -> ${ip[$inst]}:80 in $n ($inst, $mac)"; changed=1
+      fi
+    done
+    for inst in "${!node[@]}"; do
+      [[ -n ${here[$inst]:-} ]] && continue
+      missing[$inst]=$((${missing[$inst]:-0} + 1)); ((missing[$inst] >= HOSTS_GRACE)) || continue
+      [[ -n ${fwd[$inst]:-} ]] && fwd_stop "$HS/fwd-${alias[$inst]}.pid"
+      ip -n "gnt-${node[$inst]}" addr del "${alias[$inst]}/32" dev eth0 2>/dev/null
+      log "hosts sync: $inst gone, ${alias[$inst]} released"
+      unset "taken[${alias[$inst]##*.}]" "node[$inst]" "alias[$inst]" "ip[$inst]" "fwd[$inst]" "fwdkey[$inst]" \
+        "mac_of[$inst]" "qpid_of[$inst]" "started[$inst]" "missing[$inst]"
+      changed=1
+    done
+    if ((changed)) || [[ $written == - ]]; then
+      block=; line=
+      for inst in "${!alias[@]}"; do
+        block+="${alias[$inst]} $inst"$'\n'
+        line+="$inst ${alias[$inst]} ${node[$inst]} ${mac_of[$inst]:--} ${ip[$inst]:--}"$'\n'
+      done
+      if [[ $block != "$written" ]]; then
+        # sorted by address: a stable file whatever the hash order
+        block=$(printf '%s' "$block" | sort -t. -k4,4n); hosts_block_write "$block"; written=$block
+      fi
+      printf '%s' "$line" | sort >"$HS/map.tmp" && mv "$HS/map.tmp" "$HS/map"
+    fi
+    read -r -t "$HOSTS_TICK" -u "$tickfd" line
+  done
+}
+
+start_hosts_sync() {  # (re)start the loop; its predecessor cleans up after itself on SIGTERM
+  local f=$SB/hosts-sync.hostpid
+  stop_pidfile "$f" _hosts_sync
+  mkdir -p "$HS"
+  detach "$SELF" _hosts_sync "$HS/log"
+  for _ in $(seq 1 50); do [[ -s $f ]] && return 0; sleep 0.1; done
+  die "the hosts sync did not start (see $HS/log)"
+}
+
+cmd_hosts() {
+  local pid; pid=$(cat "$SB/hosts-sync.hostpid" 2>/dev/null) && [[ -e /proc/$pid ]] ||
+    die "no hosts sync running (netboot.sh up starts it)"
+  printf '%-24s %-14s %-4s %-17s %s\n' INSTANCE ALIAS NODE MAC IP
+  [[ -f $HS/map ]] && while read -r a b c d e; do printf '%-24s %-14s %-4s %-17s %s\n' "$a" "$b" "$c" "$d" "$e"; done <"$HS/map"
+  return 0
 }
 
 # ---------------------------------------------------------------- queries
@@ -280,9 +478,11 @@ case "${1:-}" in
   ip) cmd_ip "${2:?MAC}" ;;
   health) cmd_health "${2:?MAC}" "${3:-}" ;;
   console) cat "$CONSOLE/${2:?INSTANCE}.log" ;;
+  hosts) cmd_hosts ;;
   env) cmd_env ;;
   # internal, run inside a node: record our PID, then become CMD (so the pidfile names CMD)
   _daemon) shift; echo $$ >"$1"; exec >>"$2" 2>&1 </dev/null; shift 2; exec "$@" ;;
   _conwatch) conwatch "$2" ;;
+  _hosts_sync) exec >>"$2" 2>&1; hosts_sync ;;
   *) sed -n '2,/^set -e/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
