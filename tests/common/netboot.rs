@@ -183,3 +183,206 @@ impl Drop for StoreServer {
         let _ = self.child.wait();
     }
 }
+
+/// What one host's `/health` said in one round: the value of its `IMAGE=` line, or a short
+/// reason it gave none (`connect: ...`, `timeout`, `HTTP 404`, `no IMAGE=`, ...).
+pub type Answer = Result<String, String>;
+
+/// One round of a [`HealthSampler`]: when it started (since the sampler's start) and one
+/// answer per host, in the order the hosts were given.
+#[derive(Clone, Debug)]
+pub struct Round {
+    pub at: Duration,
+    /// How long the round took (its slowest host).
+    pub took: Duration,
+    pub answers: Vec<Answer>,
+}
+
+/// Polls `GET http://<host>/health` on every host every `interval` from a background
+/// thread, all hosts of a round in parallel, each over a fresh `std::net::TcpStream`
+/// (HTTP/1.0, `Connection: close`, connect and read timeouts of 200 ms): cheap enough for
+/// 4 hosts every 250 ms. From the host namespace the VMs' names resolve through the
+/// `/etc/hosts` block `netboot.sh up`'s hosts sync keeps (alias -> forwarder -> VM).
+/// A host may carry a port (`127.0.0.1:8080`); without one it is port 80.
+pub struct HealthSampler {
+    hosts: Vec<String>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Vec<Round>>,
+}
+
+/// Every round a [`HealthSampler`] recorded.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    pub hosts: Vec<String>,
+    pub rounds: Vec<Round>,
+}
+
+impl HealthSampler {
+    pub fn start(hosts: &[&str], interval: Duration) -> HealthSampler {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let polled = hosts.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut rounds = Vec::new();
+            let mut next = started;
+            loop {
+                let at = started.elapsed();
+                let answers = std::thread::scope(|s| {
+                    let asks: Vec<_> = polled.iter().map(|h| s.spawn(|| ask_health(h))).collect();
+                    asks.into_iter().map(|a| a.join().unwrap()).collect()
+                });
+                let took = started.elapsed() - at;
+                rounds.push(Round { at, took, answers });
+                // Keep the cadence; a round that overran starts the next one at once.
+                next = (next + interval).max(Instant::now());
+                match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return rounds,
+                }
+            }
+        });
+        HealthSampler {
+            hosts,
+            stop,
+            thread,
+        }
+    }
+
+    /// Ends the sampling (after the round in progress) and returns every round.
+    pub fn stop(self) -> Samples {
+        let _ = self.stop.send(());
+        Samples {
+            hosts: self.hosts,
+            rounds: self.thread.join().expect("the sampler thread"),
+        }
+    }
+}
+
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// One `GET /health`: the `IMAGE=` value of a 2xx answer, or a short reason.
+pub fn ask_health(host: &str) -> Answer {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let addr = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    let addr = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or("resolve")?;
+    let short = |what: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timeout".to_owned(),
+        std::io::ErrorKind::ConnectionRefused => format!("{what}: refused"),
+        std::io::ErrorKind::ConnectionReset => format!("{what}: reset"),
+        _ => format!("{what}: {e}"),
+    };
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, HEALTH_TIMEOUT)
+        .map_err(|e| short("connect", e))?;
+    stream.set_read_timeout(Some(HEALTH_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(HEALTH_TIMEOUT)).unwrap();
+    let name = host.split(':').next().unwrap_or(host);
+    // One write, so one segment: a server answering its first read must not get a second.
+    let request = format!("GET /health HTTP/1.0\r\nHost: {name}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| short("send", e))?;
+    let mut raw = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut raw)
+        .map_err(|e| short("read", e))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no answer")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if !status.starts_with('2') {
+        return Err(format!("HTTP {status}"));
+    }
+    body.lines()
+        .find_map(|l| l.strip_prefix("IMAGE="))
+        .map(|id| id.trim().to_owned())
+        .ok_or_else(|| "no IMAGE=".to_owned())
+}
+
+/// One host's rounds, summed up by [`Samples::per_host`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostSummary {
+    pub host: String,
+    /// Rounds per image answered, by image.
+    pub images: std::collections::BTreeMap<String, usize>,
+    /// Rounds without an image, by reason.
+    pub errors: std::collections::BTreeMap<String, usize>,
+    /// The longest run of consecutive rounds without an image, and the time it spans
+    /// (first failing round to the next answering one, or to the last round).
+    pub longest_outage: (usize, Duration),
+}
+
+impl Samples {
+    /// The most hosts, in any one round, whose answer was not one of `ok_images`: with
+    /// `[from, to]` during a rotation, how many hosts were unavailable at once.
+    pub fn max_not_answering_any(&self, ok_images: &[&str]) -> usize {
+        self.rounds
+            .iter()
+            .map(|r| {
+                r.answers
+                    .iter()
+                    .filter(|a| !a.as_ref().is_ok_and(|id| ok_images.contains(&id.as_str())))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn per_host(&self) -> Vec<HostSummary> {
+        let mut out = Vec::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            let mut s = HostSummary {
+                host: host.clone(),
+                ..HostSummary::default()
+            };
+            let mut outage: Option<(usize, Duration)> = None; // (first failing round, its time)
+            let close =
+                |s: &mut HostSummary, from: Option<(usize, Duration)>, k: usize, at: Duration| {
+                    if let Some((first, since)) = from
+                        && k - first > s.longest_outage.0
+                    {
+                        s.longest_outage = (k - first, at - since);
+                    }
+                };
+            for (k, r) in self.rounds.iter().enumerate() {
+                match &r.answers[i] {
+                    Ok(id) => {
+                        *s.images.entry(id.clone()).or_default() += 1;
+                        close(&mut s, outage.take(), k, r.at);
+                    }
+                    Err(why) => {
+                        *s.errors.entry(why.clone()).or_default() += 1;
+                        outage.get_or_insert((k, r.at));
+                    }
+                }
+            }
+            if let Some(last) = self.rounds.last() {
+                close(&mut s, outage, self.rounds.len(), last.at);
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    /// One line per host: images answered, errors, longest outage.
+    pub fn summary(&self) -> String {
+        let slowest = self.rounds.iter().map(|r| r.took).max().unwrap_or_default();
+        let mut text = format!("{} rounds, slowest {slowest:?}\n", self.rounds.len());
+        for s in self.per_host() {
+            text += &format!(
+                "{}: images {:?}, errors {:?}, longest outage {} rounds ({:?})\n",
+                s.host, s.images, s.errors, s.longest_outage.0, s.longest_outage.1
+            );
+        }
+        text
+    }
+}
