@@ -152,6 +152,7 @@ fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str,
             BlockReason::PruneRefused => (Condition::Stalled, "PruneRefused"),
             BlockReason::Unsupported => (Condition::Stalled, "NeedsOperator"),
             BlockReason::MissingImage => (Condition::Stalled, "ImageMissing"),
+            BlockReason::Paused => (Condition::Progressing, "RotationPaused"),
         };
         conditions
             .entry(&blocked.object)

@@ -113,13 +113,30 @@ pub struct Class {
 pub struct Rotation {
     pub max_unavailable: u32,
     pub health_check: Option<HealthCheck>,
+    /// From a host's reboot to its check passing.
     pub timeout: Duration,
+    pub paused: bool,
+    /// Without a health check: running this long on the new image counts as healthy.
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
-    pub url: String,
+    pub probe: Probe,
+    /// Of one probe.
     pub timeout: Duration,
+}
+
+/// What a health probe does. Templates keep their `{host}`, `{ip}` and `{image}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Http {
+        url: String,
+        expect_body: Option<String>,
+    },
+    Tcp {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

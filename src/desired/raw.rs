@@ -134,22 +134,35 @@ pub struct RawNic {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRotation {
-    /// Hosts of the class that may be rebooting at once. Defaults to 1.
+    /// Hosts of the class that may be out at once: rebooting, down or failing their check.
+    /// Defaults to 1.
     #[schemars(range(min = 1, max = 1000))]
     pub max_unavailable: Option<u32>,
-    /// Checked after a host boots a new image; a failure rolls it back.
+    /// Proves a host healthy on its new image; a host that fails it is rolled back.
     pub health_check: Option<RawHealthCheck>,
-    /// How long one host may take to come back. Defaults to 10m; at most 24h.
+    /// How long one host may take from its reboot to passing its check. Defaults to 10m;
+    /// at most 24h.
     pub timeout: Option<DurationText>,
+    /// Holds the class's rotation: no host starts one while it is true. Defaults to false.
+    pub paused: Option<bool>,
+    /// Without a health check: how long a host must have been running on its new image
+    /// before it counts as healthy. Defaults to 30s.
+    pub settle: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHealthCheck {
-    /// URL that answers 2xx when the host is healthy; `{host}` is replaced by its name.
+    /// URL that answers 2xx when the host is healthy. `{host}` is the host's name, `{ip}`
+    /// its first NIC's IP as Ganeti knows it, `{image}` the image it should run.
     #[schemars(regex(pattern = r"^https?://"))]
-    pub url: String,
-    /// How long to keep trying. Defaults to 5m; at most 24h.
+    pub url: Option<String>,
+    /// Instead of a URL: `host:port` that must accept a TCP connection; `{host}` and
+    /// `{ip}` as for `url`.
+    pub tcp: Option<String>,
+    /// With `url`: text the answer's body must contain, e.g. `IMAGE={image}`.
+    pub expect_body: Option<String>,
+    /// How long one probe may take. Defaults to 5s; at most 24h.
     pub timeout: Option<DurationText>,
 }
 

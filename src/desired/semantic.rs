@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 mod placement;
+mod rotation;
 mod url_field;
 
 use super::age_file;
@@ -14,8 +15,8 @@ use super::diagnostic::Diagnostic;
 use super::files::FileRead;
 use super::merge::{Entry, Merged, Origin};
 use super::model::{
-    Capacity, Class, Cluster, DesiredState, Disk, HealthCheck, Instance, Mac, Nic, Node,
-    ObjectKind, ObjectRef, Policy, Resources, Rotation, Secret, StoreSettings,
+    Capacity, Class, Cluster, DesiredState, Disk, Instance, Mac, Nic, Node, ObjectKind, ObjectRef,
+    Policy, Resources, Secret, StoreSettings,
 };
 use super::names::{
     HOST_NAME_EXPECTED, IMAGE_TAG_PREFIX, MAX_TAG_LEN, SHORT_NAME_EXPECTED, TAG_EXPECTED,
@@ -526,36 +527,7 @@ impl Checker<'_> {
             if let Some(resources) = &raw.resources {
                 self.resource_sizes(origin, "/resources", resources);
             }
-            let rotation = raw.rotation.as_ref();
-            if let Some(h) = rotation.and_then(|r| r.health_check.as_ref()) {
-                self.url(
-                    origin,
-                    "/rotation/healthCheck/url",
-                    &h.url,
-                    Query::Allowed,
-                    "http(s)://host[:port][/path], where `{host}` stands for the host's name",
-                );
-            }
-            let health_check =
-                rotation
-                    .and_then(|r| r.health_check.as_ref())
-                    .map(|h| HealthCheck {
-                        url: h.url.clone(),
-                        timeout: self.duration(
-                            origin,
-                            "/rotation/healthCheck/timeout",
-                            h.timeout.as_ref().map(|t| t.0.as_str()),
-                            Duration::from_secs(300),
-                        ),
-                    });
-            let timeout = self.duration(
-                origin,
-                "/rotation/timeout",
-                rotation
-                    .and_then(|r| r.timeout.as_ref())
-                    .map(|t| t.0.as_str()),
-                Duration::from_secs(600),
-            );
+            let rotation = self.rotation(origin, raw.rotation.as_ref());
             out.insert(
                 name.clone(),
                 Class {
@@ -566,11 +538,7 @@ impl Checker<'_> {
                     kernel_args: raw.kernel_args.clone(),
                     hvparams,
                     secrets,
-                    rotation: Rotation {
-                        max_unavailable: rotation.and_then(|r| r.max_unavailable).unwrap_or(1),
-                        health_check,
-                        timeout,
-                    },
+                    rotation,
                 },
             );
         }

@@ -140,6 +140,9 @@ pub struct Instance {
     pub nic_modes: Vec<Option<String>>,
     #[serde(default, rename = "nic.macs", deserialize_with = "nullable")]
     pub nic_macs: Vec<Option<String>>,
+    /// The NICs' IP addresses where Ganeti knows them: a health check's `{ip}`.
+    #[serde(default, rename = "nic.ips", deserialize_with = "nullable")]
+    pub nic_ips: Vec<Option<String>>,
     /// Memory the instance runs with now; lags `beparams.maxmem` until a reboot.
     #[serde(default)]
     pub oper_ram: Option<u64>,

@@ -12,7 +12,7 @@ use crate::rapi::{Rapi, RapiError};
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::history::{BackoffPolicy, History, HistoryError};
 use super::observe::{Observed, observe, observe_store};
-use super::plan::{Plan, PlanInput, fingerprint_of, plan};
+use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
 use crate::store::{Store, StoreError};
 
@@ -25,6 +25,8 @@ pub enum CycleError {
     History(#[from] HistoryError),
     #[error("reading the artifact store: {0}")]
     Store(#[from] StoreError),
+    #[error("reading the artifact store: the reading task ended early: {0}")]
+    StoreTask(String),
     #[error(
         "the desired state has `cluster.store`, but the operator has no store directory: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)"
     )]
@@ -93,15 +95,18 @@ async fn observe_cluster<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
     desired: &DesiredState,
+    history: &History,
 ) -> Result<Observed, CycleError> {
     let mut observed = observe(rapi).await.map_err(CycleError::Observe)?;
     if desired.cluster.store.is_some() {
         let store = store.ok_or(CycleError::NoStore)?.clone();
         let seen = tokio::task::spawn_blocking(move || observe_store(&store))
             .await
-            .map_err(|e| StoreError::Import(e.to_string()))??;
+            .map_err(|e| CycleError::StoreTask(e.to_string()))??;
         observed.store = Some(seen);
     }
+    let targets = crate::reconcile::plan::rotation::probe_targets(desired, &observed, history);
+    observed.health = crate::reconcile::health::probe_all(targets).await;
     if observed.cluster.name != desired.cluster.name {
         return Err(CycleError::WrongCluster {
             observed: observed.cluster.name,
@@ -119,8 +124,8 @@ pub async fn preview<R: Rapi + ?Sized>(
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
-    let observed = observe_cluster(rapi, store, desired).await?;
     let history = History::load(history_file)?;
+    let observed = observe_cluster(rapi, store, desired, &history).await?;
     Ok(plan(&PlanInput {
         desired,
         observed: &observed,
@@ -147,14 +152,14 @@ pub async fn apply<R: Rapi + ?Sized>(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
-    let mut observed = observe_cluster(rapi, options.store, desired).await?;
+    let history = History::load(options.history_file)?;
+    let mut observed = observe_cluster(rapi, options.store, desired, &history).await?;
     let mut recovered = Vec::new();
     if !observed.pending.is_empty() {
         recovered =
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
-        observed = observe_cluster(rapi, options.store, desired).await?;
+        observed = observe_cluster(rapi, options.store, desired, &history).await?;
     }
-    let history = History::load(options.history_file)?;
     let planned = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -162,9 +167,13 @@ pub async fn apply<R: Rapi + ?Sized>(
         now: SystemTime::now(),
     });
     (options.on_plan)(&planned);
+    let backends = execute::Backends {
+        store: options.store,
+        history_file: Some(options.history_file),
+    };
     let outcomes = execute::execute(
         rapi,
-        options.store,
+        backends,
         &planned,
         options.run,
         options.execute,
@@ -173,9 +182,9 @@ pub async fn apply<R: Rapi + ?Sized>(
     )
     .await;
     let history = History::update(options.history_file, |history| {
-        remember(history, desired, &outcomes, options.backoff);
+        remember(history, desired, &planned, &outcomes, options.backoff);
     })?;
-    let observed = observe_cluster(rapi, options.store, desired).await?;
+    let observed = observe_cluster(rapi, options.store, desired, &history).await?;
     let after = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -186,6 +195,13 @@ pub async fn apply<R: Rapi + ?Sized>(
     // save above already holds this run's failures should the observe have failed.
     History::update(options.history_file, |history| {
         history.retain_only(&after.unsettled());
+        history.retain_stalls(|class, fingerprint| {
+            let class = crate::desired::model::ObjectRef {
+                kind: crate::desired::model::ObjectKind::Class,
+                name: class.to_owned(),
+            };
+            fingerprint_of(desired, &class).as_deref() == Some(fingerprint)
+        });
     })?;
     Ok(Report {
         plan: planned,
@@ -201,12 +217,22 @@ pub async fn apply<R: Rapi + ?Sized>(
 fn remember(
     history: &mut History,
     desired: &DesiredState,
+    plan: &Plan,
     outcomes: &[Outcome],
     backoff: BackoffPolicy,
 ) {
     let now = SystemTime::now();
     let mut failed = std::collections::BTreeSet::new();
     for outcome in outcomes {
+        let rotating = plan.actions[outcome.action].kind == ActionKind::Rotate;
+        if let ActionResult::Failed(e) = &outcome.result
+            && rotating
+        {
+            // Its record says so, and the next plan rolls back rather than backing off.
+            history.rotation_step_failed(&outcome.object.name, &e.to_string());
+            failed.insert(outcome.object.clone());
+            continue;
+        }
         if let ActionResult::Failed(e) = &outcome.result
             && failed.insert(outcome.object.clone())
         {

@@ -4,6 +4,7 @@
 //! failed step only stops the later steps of the same object.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,12 @@ use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
 use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
 use crate::store::Store;
 
+use super::history::History;
 use super::observe::PendingJob;
 use super::plan::{Action, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
 use super::render::Verdict;
+use super::rotation_record::RotationMark;
 
 /// What the person watching sees, step by step.
 pub trait Progress: JobObserver {
@@ -34,6 +37,8 @@ pub trait Progress: JobObserver {
     fn awaiting(&self, job: &PendingJob);
     /// A store step carried out.
     fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>);
+    /// A rotation's progress saved.
+    fn recorded(&self, _object: &ObjectRef, _mark: &RotationMark) {}
 }
 
 /// Why a step failed.
@@ -45,6 +50,8 @@ pub enum StepError {
     Store(String),
     #[error("the plan writes the artifact store, but no store is configured (--store)")]
     NoStore,
+    #[error("saving a rotation's progress: {0}")]
+    Journal(String),
 }
 
 impl StepError {
@@ -85,7 +92,7 @@ pub enum ActionResult {
 /// set nothing new is submitted, and jobs already submitted are still waited on.
 pub async fn execute<R: Rapi + ?Sized>(
     rapi: &R,
-    store: Option<&Store>,
+    backends: Backends<'_>,
     plan: &Plan,
     run: &RunId,
     options: ExecuteOptions,
@@ -103,7 +110,7 @@ pub async fn execute<R: Rapi + ?Sized>(
     let mut outcomes = Vec::new();
     for groups in phases.into_values() {
         let results: Vec<Vec<Outcome>> = stream::iter(groups)
-            .map(|group| run_object(rapi, store, group, run, options.wait, progress, stop))
+            .map(|group| run_object(rapi, backends, group, run, options.wait, progress, stop))
             .buffer_unordered(options.max_parallel.max(1))
             .collect()
             .await;
@@ -115,7 +122,7 @@ pub async fn execute<R: Rapi + ?Sized>(
 
 async fn run_object<R: Rapi + ?Sized>(
     rapi: &R,
-    store: Option<&Store>,
+    backends: Backends<'_>,
     actions: Vec<(usize, &Action)>,
     run: &RunId,
     wait: WaitOptions,
@@ -130,7 +137,7 @@ async fn run_object<R: Rapi + ?Sized>(
         let result = if failed {
             ActionResult::NotStarted("an earlier action on this object did not finish")
         } else {
-            run_steps(rapi, store, action, run, wait, progress, stop, &mut jobs).await
+            run_steps(rapi, backends, action, run, wait, progress, stop, &mut jobs).await
         };
         failed |= !matches!(result, ActionResult::Succeeded);
         outcomes.push(Outcome {
@@ -147,7 +154,7 @@ async fn run_object<R: Rapi + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 async fn run_steps<R: Rapi + ?Sized>(
     rapi: &R,
-    store: Option<&Store>,
+    backends: Backends<'_>,
     action: &Action,
     run: &RunId,
     wait: WaitOptions,
@@ -166,8 +173,18 @@ async fn run_steps<R: Rapi + ?Sized>(
         }
         let step = match step {
             Step::Rapi(operation) => operation,
+            Step::Record(mark) => {
+                let result = record(backends.history_file, mark).await;
+                if result.is_ok() {
+                    progress.recorded(&action.object, mark);
+                }
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
             Step::Store(write) => {
-                let result = write_store(store, write).await;
+                let result = write_store(backends.store, write).await;
                 progress.wrote(&action.object, write, &result);
                 match result {
                     Ok(()) => continue,
@@ -198,6 +215,28 @@ async fn run_steps<R: Rapi + ?Sized>(
         }
     }
     ActionResult::Succeeded
+}
+
+/// Where steps other than Ganeti's jobs are carried out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backends<'a> {
+    pub store: Option<&'a Store>,
+    /// Rotation marks go into the history file, under its lock.
+    pub history_file: Option<&'a Path>,
+}
+
+/// The history's executor: one mark saved before the next step runs.
+async fn record(history_file: Option<&Path>, mark: &RotationMark) -> Result<(), StepError> {
+    let path = history_file
+        .ok_or_else(|| StepError::Journal("no history file is configured".into()))?
+        .to_owned();
+    let mark = mark.clone();
+    tokio::task::spawn_blocking(move || {
+        History::update(&path, |h| h.apply(&mark, std::time::SystemTime::now())).map(|_| ())
+    })
+    .await
+    .map_err(|e| StepError::Journal(e.to_string()))?
+    .map_err(|e| StepError::Journal(e.to_string()))
 }
 
 /// The store's executor: one atomic write or removal, off the async threads since it

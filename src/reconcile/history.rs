@@ -67,6 +67,12 @@ impl Default for BackoffPolicy {
 pub struct History {
     #[serde(default)]
     objects: BTreeMap<String, ObjectHistory>,
+    /// Hosts in the middle of an image rotation, by host name (see [`super::rotation_record`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) rotations: BTreeMap<String, super::rotation_record::HostRotation>,
+    /// Classes whose rotation failed, by class name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) stalls: BTreeMap<String, super::rotation_record::ClassStall>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,7 +94,7 @@ fn key(object: &ObjectRef) -> String {
     format!("{}/{}", kind_name(object.kind), object.name)
 }
 
-fn unix(t: SystemTime) -> u64 {
+pub(super) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 

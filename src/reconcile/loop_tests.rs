@@ -87,6 +87,7 @@ fn plan_of(actions: Vec<Action>) -> Plan {
         notes: Vec::new(),
         awaiting: Vec::new(),
         waiting: Vec::new(),
+        rotations: Vec::new(),
     }
 }
 
@@ -112,7 +113,7 @@ async fn execute(
     let stop = AtomicBool::new(stop);
     execute::execute(
         rapi,
-        None,
+        execute::Backends::default(),
         plan,
         &run_id(),
         options(max_parallel),

@@ -4,6 +4,7 @@
 
 pub mod cycle;
 pub mod execute;
+pub mod health;
 pub mod history;
 #[cfg(test)]
 mod loop_tests;
@@ -11,3 +12,4 @@ pub mod observe;
 pub mod plan;
 pub mod reason;
 pub mod render;
+pub mod rotation_record;

@@ -19,6 +19,8 @@ pub struct Observed {
     pub pending: Vec<PendingJob>,
     /// The artifact store, when one is configured.
     pub store: Option<ObservedStore>,
+    /// This reconcile's health answers, by host, for the hosts a rotation looks at.
+    pub health: BTreeMap<String, super::health::HealthAnswer>,
 }
 
 /// The artifact store as far as planning needs it: the complete images and every pointer.
@@ -74,5 +76,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending,
         store: None,
+        health: BTreeMap::new(),
     })
 }

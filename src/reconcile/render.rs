@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::rapi::Operation;
 
+use super::plan::rotation_status::RotationState;
 use super::plan::{Action, ActionKind, Plan, Step};
 use super::reason::kind_name;
 
@@ -35,7 +36,7 @@ impl Paint {
             ActionKind::Adopt | ActionKind::Change => "33",
             ActionKind::Move => "36",
             ActionKind::Delete => "31",
-            ActionKind::Boot => "34",
+            ActionKind::Boot | ActionKind::Rotate => "34",
         };
         self.wrap(code, kind.symbol())
     }
@@ -57,7 +58,7 @@ fn writes(action: &Action) -> String {
         .filter_map(|s| match s {
             Step::Store(w) if w.contents.is_some() => Some(w.file.to_string()),
             Step::Store(w) => Some(format!("{} (removed)", w.file)),
-            Step::Rapi(_) => None,
+            Step::Rapi(_) | Step::Record(_) => None,
         })
         .collect();
     files.join(", ")
@@ -136,6 +137,15 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         if !writes.is_empty() {
             let _ = writeln!(out, "      writes: {writes}");
         }
+        let marks: Vec<&str> = action
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Record(_)))
+            .map(Step::kind)
+            .collect();
+        if !marks.is_empty() {
+            let _ = writeln!(out, "      records: {}", marks.join(", "));
+        }
         if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
             let line = match verdict {
                 Verdict::Accepted { detail: None } => paint.wrap("32", "ganeti: accepted"),
@@ -182,6 +192,30 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
     }
+    for rotation in plan
+        .rotations
+        .iter()
+        .filter(|r| r.state != RotationState::Done)
+    {
+        let _ = writeln!(
+            out,
+            "  {} rotation of class {}\n      {}",
+            paint.wrap("34", "@"),
+            rotation.class,
+            rotation.summary()
+        );
+        if let Some(message) = &rotation.message {
+            let _ = writeln!(out, "      {message}");
+        }
+        for waiting in plan
+            .waiting
+            .iter()
+            .filter(|w| rotation.host_states.contains_key(&w.object.name))
+        {
+            let _ = writeln!(out, "      waiting on {}", waiting.on);
+        }
+        out.push('\n');
+    }
     if plan.has_changes() {
         let _ = writeln!(
             out,
@@ -206,6 +240,10 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                 format!("; {} unfinished job(s) to await", plan.awaiting.len())
             }
         );
+        let rotating = plan.count(ActionKind::Rotate);
+        if rotating > 0 {
+            let _ = writeln!(out, "Rotation: {rotating} host step(s) this reconcile.");
+        }
     } else {
         let _ = writeln!(
             out,
@@ -256,6 +294,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "move": plan.count(ActionKind::Move),
             "delete": plan.count(ActionKind::Delete),
             "boot": plan.count(ActionKind::Boot),
+            "rotate": plan.count(ActionKind::Rotate),
             "blocked": plan.blocked.len(),
             "awaiting": plan.awaiting.len(),
         },
@@ -274,6 +313,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "on": w.on,
             "until": w.until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         })).collect::<Vec<_>>(),
+        "rotations": plan.rotations,
         "awaiting": plan.awaiting.iter().map(|j| json!({
             "job": j.id,
             "run": j.reason.run.0,

@@ -17,6 +17,7 @@ use crate::store::StoreFile;
 use crate::store::manifest::Manifest;
 use crate::store::pointer::{Mac, PointerSpec, render, render_chain};
 
+use super::rotation::PointerImages;
 use super::tags::is_managed;
 use super::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step,
@@ -33,7 +34,7 @@ struct Wanted {
     files: BTreeMap<StoreFile, String>,
 }
 
-pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
+pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImages) {
     let (Some(settings), Some(store)) = (&input.desired.cluster.store, &input.observed.store)
     else {
         return;
@@ -42,11 +43,17 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
     // Looked up once per host: at 10,000 hosts a scan per host would be quadratic. Actions
     // pushed below only append, so these indices stay valid.
     let creating = actions_of(plan, &[ActionKind::Create, ActionKind::Adopt]);
+    let flipping = actions_of(plan, &[ActionKind::Rotate]);
     let mut taken = observed_macs(input);
     let mut hosts: Vec<Wanted> = Vec::new();
     for (name, instance) in &input.desired.instances {
         let class = &input.desired.classes[&instance.class];
-        let Some(image) = image_of(store, class, instance_ref(name), plan) else {
+        // A rotating host's pointer follows its rotation, not (yet) the pin.
+        let image = match rotating.get(name) {
+            Some(id) => store.images.get(id),
+            None => None,
+        };
+        let Some(image) = image.or_else(|| image_of(store, class, instance_ref(name), plan)) else {
             continue;
         };
         let macs = match input.observed.instances.get(name) {
@@ -115,6 +122,25 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan) {
         // The same image with other text (kernel arguments, a missing file) shows only it.
         let shown_before = before.clone().filter(|b| *b != host.image);
         let change = FieldChange::new("boot", shown_before, Some(host.image.clone()));
+        if let Some(&index) = flipping.get(&host.object) {
+            // Before the mark that precedes the reboot, which must boot the new pointer.
+            let rotate = &mut plan.actions[index];
+            let at = rotate
+                .steps
+                .iter()
+                .position(|s| {
+                    matches!(
+                        s,
+                        Step::Record(
+                            crate::reconcile::rotation_record::RotationMark::Rebooted { .. }
+                                | crate::reconcile::rotation_record::RotationMark::Done { .. }
+                        )
+                    )
+                })
+                .unwrap_or(rotate.steps.len());
+            rotate.steps.splice(at..at, steps);
+            continue;
+        }
         if let Some(&index) = creating.get(&host.object) {
             let create = &mut plan.actions[index];
             // Before the create job: the instance's first boot must find its pointer.

@@ -8,6 +8,10 @@ mod boot_tests;
 mod instances;
 mod nodes;
 mod prune;
+pub mod rotation;
+pub mod rotation_status;
+#[cfg(test)]
+mod rotation_tests;
 pub mod step;
 mod tags;
 #[cfg(test)]
@@ -42,6 +46,8 @@ pub struct Plan {
     /// What the plan holds back until a known time, and why: the loop looks again then
     /// rather than at its next resync.
     pub waiting: Vec<Waiting>,
+    /// Each class's image rotation, where the class has hosts.
+    pub rotations: Vec<rotation_status::ClassRotation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,7 +69,13 @@ fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::
 impl Plan {
     /// Something differs from the desired state: an action to take, or one refused.
     pub fn has_changes(&self) -> bool {
-        !self.actions.is_empty() || !self.blocked.is_empty() || !self.awaiting.is_empty()
+        !self.actions.is_empty()
+            || !self.blocked.is_empty()
+            || !self.awaiting.is_empty()
+            || self
+                .rotations
+                .iter()
+                .any(|r| r.state != rotation_status::RotationState::Done)
     }
 
     /// When something held back becomes due, if anything is.
@@ -113,6 +125,8 @@ pub enum ActionKind {
     Delete,
     /// A host's boot pointer written, or removed once the host is gone.
     Boot,
+    /// A step of a host's image rotation: flip and reboot, tag, or roll back.
+    Rotate,
 }
 
 impl ActionKind {
@@ -125,6 +139,7 @@ impl ActionKind {
             ActionKind::Move => "move",
             ActionKind::Delete => "delete",
             ActionKind::Boot => "boot",
+            ActionKind::Rotate => "rotate",
         }
     }
 
@@ -132,7 +147,7 @@ impl ActionKind {
     pub fn symbol(self) -> &'static str {
         match self {
             ActionKind::Create => "+",
-            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot => "~",
+            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot | ActionKind::Rotate => "~",
             ActionKind::Move => "->",
             ActionKind::Delete => "-",
         }
@@ -188,6 +203,8 @@ pub enum BlockReason {
     BackingOff,
     /// The class's image is not in the artifact store.
     MissingImage,
+    /// The class's `rotation.paused` holds hosts on their old image.
+    Paused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,11 +230,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         notes: Vec::new(),
         awaiting: input.observed.pending.clone(),
         waiting: Vec::new(),
+        rotations: Vec::new(),
     };
     nodes::plan_nodes(input, &mut plan);
     instances::plan_instances(input, &mut plan);
     prune::plan_prune(input, &mut plan);
-    boot::plan_boot(input, &mut plan);
+    let pointer_images = rotation::plan_rotations(input, &mut plan);
+    boot::plan_boot(input, &mut plan, &pointer_images);
     hold_back(input, &mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));
@@ -240,6 +259,12 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
     let mut kept = Vec::new();
     for action in std::mem::take(&mut plan.actions) {
         if busy.contains_key(&action.object) {
+            continue;
+        }
+        // A rotation keeps its own record of failures: a rollback must never wait out a
+        // backoff.
+        if action.kind == ActionKind::Rotate {
+            kept.push(action);
             continue;
         }
         // Fingerprints are costly at 10,000 objects; only objects with a history need one.
@@ -292,9 +317,20 @@ pub fn fingerprint_of(desired: &DesiredState, object: &ObjectRef) -> Option<Stri
             format!("{instance:?}{class:?}")
         }
         ObjectKind::Node => format!("{:?}", desired.nodes.get(&object.name)?),
+        ObjectKind::Class => format!("{:?}", desired.classes.get(&object.name)?),
         _ => return None,
     };
     Some(hex::encode(&sha2::Sha256::digest(text.as_bytes())[..12]))
+}
+
+pub(crate) fn unix_seconds_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn from_unix_seconds(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }
 
 pub(crate) fn instance_ref(name: &str) -> ObjectRef {

@@ -4,6 +4,7 @@
 //! pinned image.
 
 use crate::rapi::Operation;
+use crate::reconcile::rotation_record::RotationMark;
 use crate::store::StoreFile;
 
 // Steps are few per action and short-lived; boxing the operation would only add noise.
@@ -14,6 +15,8 @@ pub enum Step {
     Rapi(Operation),
     /// A file in the artifact store written (`Some`) or removed (`None`), atomically.
     Store(StoreWrite),
+    /// A rotation's progress saved to the history file before the steps after it run.
+    Record(RotationMark),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +34,14 @@ impl Step {
                 contents: Some(_), ..
             }) => "store_write",
             Step::Store(StoreWrite { contents: None, .. }) => "store_remove",
+            Step::Record(mark) => mark.kind(),
         }
     }
 
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),
-            Step::Store(_) => None,
+            Step::Store(_) | Step::Record(_) => None,
         }
     }
 }

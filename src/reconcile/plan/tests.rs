@@ -106,10 +106,11 @@ pub(super) fn observed(instances: Vec<Instance>) -> Observed {
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending: Vec::new(),
         store: None,
+        health: Default::default(),
     }
 }
 
-pub(super) fn now() -> SystemTime {
+pub(crate) fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 

@@ -1,0 +1,178 @@
+//! What a class's rotation looks like this reconcile: the hosts in each state, the next
+//! ones, the budget in use and what it waits on. Dry runs print it, `/status` carries it
+//! as a condition, and the metrics count from it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationState {
+    /// Every host runs the pinned image.
+    Done,
+    /// Hosts are moving, or are about to.
+    Rolling,
+    /// Hosts must move, but the budget is spent (hosts down or failing).
+    Waiting,
+    /// `rotation.paused` holds it.
+    Paused,
+    /// A host failed; nothing moves until the class's entry changes.
+    Stalled,
+}
+
+impl RotationState {
+    /// The `state` label of the rotation metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RotationState::Done => "done",
+            RotationState::Rolling => "rolling",
+            RotationState::Waiting => "waiting",
+            RotationState::Paused => "paused",
+            RotationState::Stalled => "stalled",
+        }
+    }
+
+    pub const ALL: [RotationState; 5] = [
+        RotationState::Done,
+        RotationState::Rolling,
+        RotationState::Waiting,
+        RotationState::Paused,
+        RotationState::Stalled,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostState {
+    /// Tagged with the pinned image.
+    Current,
+    /// On its old image, waiting for its turn.
+    Pending,
+    /// Not running: it counts against the budget and is not rotated.
+    Down,
+    /// Pointer flipped this reconcile, reboot next.
+    Flipping,
+    /// Flipped, the reboot is being submitted.
+    Rebooting,
+    WaitingForHealth,
+    /// Healthy on the new image; tagged this reconcile.
+    Proven,
+    /// Going back to its tagged image after a failure.
+    RollingBack,
+    /// Failed on its old image too.
+    Failed,
+}
+
+impl HostState {
+    pub fn name(self) -> &'static str {
+        match self {
+            HostState::Current => "current",
+            HostState::Pending => "pending",
+            HostState::Down => "down",
+            HostState::Flipping => "flipping",
+            HostState::Rebooting => "rebooting",
+            HostState::WaitingForHealth => "waiting-for-health",
+            HostState::Proven => "proven",
+            HostState::RollingBack => "rolling-back",
+            HostState::Failed => "failed",
+        }
+    }
+
+    fn in_flight(self) -> bool {
+        matches!(
+            self,
+            HostState::Flipping
+                | HostState::Rebooting
+                | HostState::WaitingForHealth
+                | HostState::Proven
+                | HostState::RollingBack
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassRotation {
+    pub class: String,
+    pub image: String,
+    pub state: RotationState,
+    pub hosts: usize,
+    /// Hosts tagged with the pinned image.
+    pub on_image: usize,
+    pub max_unavailable: u32,
+    pub budget_in_use: u32,
+    /// Host name -> state.
+    pub host_states: BTreeMap<String, HostState>,
+    /// The hosts that start their rotation in this reconcile.
+    pub next: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ClassRotation {
+    pub fn new(class: &str, image: &str, max_unavailable: u32) -> ClassRotation {
+        ClassRotation {
+            class: class.to_owned(),
+            image: image.to_owned(),
+            state: RotationState::Rolling,
+            hosts: 0,
+            on_image: 0,
+            max_unavailable,
+            budget_in_use: 0,
+            host_states: BTreeMap::new(),
+            next: Vec::new(),
+            waiting_on: None,
+            message: None,
+        }
+    }
+
+    pub fn host(&mut self, host: &str, state: HostState) {
+        self.host_states.insert(host.to_owned(), state);
+    }
+
+    /// Done, rolling or waiting, from the hosts' states (paused and stalled are set
+    /// where they are decided).
+    pub fn settle_state(&mut self) {
+        let states = || self.host_states.values().copied();
+        self.state = if states().all(|s| s == HostState::Current) {
+            RotationState::Done
+        } else if states().any(HostState::in_flight) {
+            RotationState::Rolling
+        } else {
+            RotationState::Waiting
+        };
+    }
+
+    pub fn count(&self, state: HostState) -> usize {
+        self.host_states.values().filter(|s| **s == state).count()
+    }
+
+    /// One line per class for dry runs and logs.
+    pub fn summary(&self) -> String {
+        let mut by_state: BTreeMap<HostState, Vec<&str>> = BTreeMap::new();
+        for (host, state) in &self.host_states {
+            by_state.entry(*state).or_default().push(host);
+        }
+        let hosts: Vec<String> = by_state
+            .iter()
+            .map(|(state, hosts)| format!("{} {}", state.name(), hosts.join(" ")))
+            .collect();
+        let mut line = format!(
+            "{}: {} of {} host(s) on {}; budget {}/{}; {}",
+            self.state.name(),
+            self.on_image,
+            self.hosts,
+            self.image,
+            self.budget_in_use,
+            self.max_unavailable,
+            hosts.join("; ")
+        );
+        if !self.next.is_empty() {
+            line.push_str(&format!("; next: {}", self.next.join(", ")));
+        }
+        line
+    }
+}
