@@ -72,6 +72,18 @@ pub struct HostImageLabels {
     pub image: String,
 }
 
+/// Class names come from the desired state, a bounded set; a class that goes loses them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassStateLabels {
+    pub class: String,
+    pub state: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
@@ -94,6 +106,14 @@ pub struct Metrics {
     pub objects_in_backoff: Gauge,
     pub refusals: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
+    pub rotation_hosts: Family<ClassLabels, Gauge>,
+    pub rotation_hosts_on_image: Family<ClassLabels, Gauge>,
+    pub rotation_state: Family<ClassStateLabels, Gauge>,
+    /// `started`, `succeeded`, `rolled_back`.
+    pub rotations: Family<ResultLabels, Counter>,
+    pub rotation_host_duration: Histogram,
+    /// By verdict: `healthy`, `not_answering`, `wrong`.
+    pub health_probes: Family<ResultLabels, Histogram>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -121,6 +141,14 @@ impl Metrics {
             objects_in_backoff: Gauge::default(),
             refusals: Counter::default(),
             build_info: Family::default(),
+            rotation_hosts: Family::default(),
+            rotation_hosts_on_image: Family::default(),
+            rotation_state: Family::default(),
+            rotations: Family::default(),
+            rotation_host_duration: Histogram::new(exponential_buckets(5.0, 2.0, 12)),
+            health_probes: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 12))
+            }),
         };
         let r = &mut metrics.registry;
         r.register(
@@ -192,6 +220,36 @@ impl Metrics {
             "desired_state_refusals",
             "New desired states refused because they did not validate",
             metrics.refusals.clone(),
+        );
+        r.register(
+            "rotation_hosts",
+            "Hosts of each class that image rotation looks after",
+            metrics.rotation_hosts.clone(),
+        );
+        r.register(
+            "rotation_hosts_on_image",
+            "Hosts of each class tagged with the image the class pins",
+            metrics.rotation_hosts_on_image.clone(),
+        );
+        r.register(
+            "rotation_state",
+            "Each class's rotation state (done, rolling, waiting, paused, stalled): 1 for the current one",
+            metrics.rotation_state.clone(),
+        );
+        r.register(
+            "rotations",
+            "Host rotations started, succeeded and rolled back",
+            metrics.rotations.clone(),
+        );
+        r.register(
+            "rotation_host_duration_seconds",
+            "From a host's rotation start to its proven health on the new image",
+            metrics.rotation_host_duration.clone(),
+        );
+        r.register(
+            "health_probe_duration_seconds",
+            "Health-check probes by verdict (healthy, not_answering, wrong), with their latency",
+            metrics.health_probes.clone(),
         );
         r.register(
             "build_info",
@@ -303,6 +361,27 @@ impl Metrics {
                 image: "i".into(),
             })
             .set(1);
+        let class = || ClassLabels { class: "c".into() };
+        specimen.rotation_hosts.get_or_create(&class()).set(1);
+        specimen
+            .rotation_hosts_on_image
+            .get_or_create(&class())
+            .set(1);
+        specimen
+            .rotation_state
+            .get_or_create(&ClassStateLabels {
+                class: "c".into(),
+                state: "done",
+            })
+            .set(1);
+        specimen
+            .rotations
+            .get_or_create(&ResultLabels { result: "started" })
+            .inc();
+        specimen
+            .health_probes
+            .get_or_create(&ResultLabels { result: "healthy" })
+            .observe(0.01);
         let mut names = std::collections::BTreeSet::new();
         for line in specimen.encode().lines() {
             let Some(rest) = line.strip_prefix("# TYPE ") else {

@@ -21,8 +21,13 @@ use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
 use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::plan::Plan;
+use crate::reconcile::plan::rotation_status::RotationState;
 use crate::reconcile::reason::{RunId, kind_name};
 use crate::reconcile::render;
+
+/// Between two passes of a rotation: not busier than this, and not sleepier.
+const ROTATION_PASS_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const ROTATION_PASS_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct ReconcileArgs {
     pub dir: PathBuf,
@@ -90,27 +95,56 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let progress = StderrProgress::new();
     let stop = AtomicBool::new(false);
     let output = args.output;
+    let printed = std::sync::atomic::AtomicUsize::new(0);
     let on_plan = |plan: &Plan| {
-        if output == OutputFormat::Text {
+        // The first plan in full; a rotation's later passes only when they act.
+        let first = printed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        if output == OutputFormat::Text && (first || !plan.actions.is_empty()) {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(render::text(plan, None, color).as_bytes());
             let _ = stdout.flush();
         }
     };
-    let report = runtime.block_on(cycle::apply(
-        &rapi,
-        &desired,
-        ApplyOptions {
-            store: store.as_ref(),
-            run: &run,
-            execute: options,
-            backoff: BackoffPolicy::default(),
-            history_file: &history_file,
-            on_plan: &on_plan,
-        },
-        &progress,
-        &stop,
-    ))?;
+    // A rotation advances one step per host per pass; the command stays until it is done,
+    // stalled or failed, as a person running it expects. The daemon does the same across
+    // its reconciles without waiting in between.
+    let mut report;
+    loop {
+        report = runtime.block_on(cycle::apply(
+            &rapi,
+            &desired,
+            ApplyOptions {
+                store: store.as_ref(),
+                run: &run,
+                execute: options,
+                backoff: BackoffPolicy::default(),
+                history_file: &history_file,
+                on_plan: &on_plan,
+            },
+            &progress,
+            &stop,
+        ))?;
+        let rolling: Vec<String> = report
+            .after
+            .rotations
+            .iter()
+            .filter(|r| r.state == RotationState::Rolling)
+            .map(|r| format!("rotation of class {}: {}", r.class, r.summary()))
+            .collect();
+        if report.ending() == Ending::Failed || rolling.is_empty() {
+            break;
+        }
+        for line in rolling {
+            eprintln!("{line}");
+        }
+        let pause = report
+            .after
+            .look_again_at()
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default()
+            .clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX);
+        std::thread::sleep(pause);
+    }
     let failures = report.failures();
     let not_started = report
         .outcomes

@@ -5,11 +5,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::desired::model::ObjectKind;
 use crate::metrics::{
-    ActionLabels, HostImageLabels, KindLabels, Metrics, ObjectLabels, ResultLabels,
+    ActionLabels, ClassLabels, ClassStateLabels, HostImageLabels, KindLabels, Metrics,
+    ObjectLabels, ResultLabels,
 };
 use crate::reconcile::cycle::Report;
 use crate::reconcile::execute::ActionResult;
+use crate::reconcile::plan::rotation_status::RotationState;
+use crate::reconcile::plan::{ActionKind, Step};
 use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, is_managed};
+use crate::reconcile::rotation_record::RotationMark;
 
 use super::status::{Condition, Status};
 
@@ -40,12 +44,17 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
             ActionResult::NotStarted(_) => "not-started",
             ActionResult::Interrupted => "interrupted",
         };
-        let kind = report.plan.actions[outcome.action].kind.name();
+        let action = &report.plan.actions[outcome.action];
+        let kind = action.kind.name();
         metrics
             .actions
             .get_or_create(&ActionLabels { kind, result })
             .inc();
+        if action.kind == ActionKind::Rotate && matches!(outcome.result, ActionResult::Succeeded) {
+            rotation_steps(metrics, &action.steps);
+        }
     }
+    rotation_gauges(metrics, report);
 
     metrics.objects.clear();
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
@@ -88,6 +97,14 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
     metrics.objects_in_backoff.set(backing_off as i64);
 
     metrics.host_image.clear();
+    for answer in report.observed.health.values() {
+        metrics
+            .health_probes
+            .get_or_create(&ResultLabels {
+                result: answer.verdict.name(),
+            })
+            .observe(answer.took.as_secs_f64());
+    }
     for (name, instance) in &report.observed.instances {
         if !is_managed(&instance.tags) {
             continue;
@@ -108,5 +125,62 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
                 image: tag(IMAGE_TAG_PREFIX),
             })
             .set(1);
+    }
+}
+
+/// A rotation action that ran: which marks it saved says what happened to its host.
+fn rotation_steps(metrics: &Metrics, steps: &[Step]) {
+    let retagged = steps
+        .iter()
+        .any(|s| matches!(s, Step::Rapi(crate::rapi::Operation::AddTags { .. })));
+    for step in steps {
+        let Step::Record(mark) = step else { continue };
+        let result = match mark {
+            RotationMark::Start { .. } => "started",
+            RotationMark::Failed { .. } => "rolled_back",
+            RotationMark::Done { started, .. } if retagged => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                metrics
+                    .rotation_host_duration
+                    .observe(now.saturating_sub(*started) as f64);
+                "succeeded"
+            }
+            _ => continue,
+        };
+        metrics
+            .rotations
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+}
+
+fn rotation_gauges(metrics: &Metrics, report: &Report) {
+    metrics.rotation_hosts.clear();
+    metrics.rotation_hosts_on_image.clear();
+    metrics.rotation_state.clear();
+    for rotation in &report.after.rotations {
+        let class = || ClassLabels {
+            class: rotation.class.clone(),
+        };
+        metrics
+            .rotation_hosts
+            .get_or_create(&class())
+            .set(rotation.hosts as i64);
+        metrics
+            .rotation_hosts_on_image
+            .get_or_create(&class())
+            .set(rotation.on_image as i64);
+        for state in RotationState::ALL {
+            metrics
+                .rotation_state
+                .get_or_create(&ClassStateLabels {
+                    class: rotation.class.clone(),
+                    state: state.name(),
+                })
+                .set(i64::from(rotation.state == state));
+        }
     }
 }

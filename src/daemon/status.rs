@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
+use crate::reconcile::plan::rotation_status::RotationState;
 use crate::reconcile::plan::{BlockReason, Plan};
 use crate::reconcile::reason::kind_name;
 
@@ -91,6 +92,7 @@ impl Status {
         revision: &str,
         now: SystemTime,
     ) {
+        let mut class_conditions: Vec<(String, (Condition, &'static str, String))> = Vec::new();
         let mut previous: BTreeMap<(String, String), ObjectStatus> =
             std::mem::take(&mut self.objects)
                 .into_iter()
@@ -106,14 +108,48 @@ impl Status {
             .chain(desired.instances.keys().map(|n| ObjectRef {
                 kind: ObjectKind::Instance,
                 name: n.clone(),
+            }))
+            .chain(after.rotations.iter().map(|r| ObjectRef {
+                kind: ObjectKind::Class,
+                name: r.class.clone(),
             }));
-        let conditions = conditions_of(after);
+        let mut conditions = conditions_of(after);
+        for rotation in &after.rotations {
+            let (condition, reason) = match rotation.state {
+                RotationState::Done => (Condition::Ready, "RotationDone"),
+                RotationState::Rolling => (Condition::Progressing, "RotationInProgress"),
+                RotationState::Waiting => (Condition::Progressing, "RotationWaiting"),
+                RotationState::Paused => (Condition::Progressing, "RotationPaused"),
+                RotationState::Stalled => (Condition::Stalled, "RotationStalled"),
+            };
+            let mut message = rotation.summary();
+            if let Some(extra) = rotation.message.as_ref().or(rotation.waiting_on.as_ref()) {
+                message = format!("{message}; {extra}");
+            }
+            let object = after
+                .blocked
+                .iter()
+                .map(|b| &b.object)
+                .chain(after.actions.iter().map(|a| &a.object))
+                .find(|o| o.kind == ObjectKind::Class && o.name == rotation.class);
+            // Borrowed from the plan where the plan names the class; else kept here.
+            if let Some(object) = object {
+                conditions.insert(object, (condition, reason, message));
+            } else {
+                class_conditions.push((rotation.class.clone(), (condition, reason, message)));
+            }
+        }
         for object in desired_objects {
-            let (condition, reason, message) = conditions.get(&object).cloned().unwrap_or((
-                Condition::Ready,
-                "UpToDate",
-                "matches the desired state".to_owned(),
-            ));
+            let own = class_conditions
+                .iter()
+                .find(|(class, _)| object.kind == ObjectKind::Class && *class == object.name)
+                .map(|(_, c)| c.clone());
+            let (condition, reason, message) =
+                own.or_else(|| conditions.get(&object).cloned()).unwrap_or((
+                    Condition::Ready,
+                    "UpToDate",
+                    "matches the desired state".to_owned(),
+                ));
             let kind = kind_name(object.kind).to_owned();
             let last = previous.remove(&(kind.clone(), object.name.clone()));
             let last_transition_time = match last {

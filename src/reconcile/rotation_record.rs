@@ -79,8 +79,9 @@ pub enum RotationMark {
         reason: String,
         last_answer: Option<String>,
     },
-    /// The host was proven healthy on its target; its record goes.
-    Done { host: String },
+    /// The host was proven healthy on its target; its record goes. `started` is when its
+    /// rotation began (Unix seconds), for the time-per-host metric.
+    Done { host: String, started: u64 },
     /// The host failed on its old image too: reported, not tried again.
     GaveUp { host: String, reason: String },
 }
@@ -91,7 +92,7 @@ impl RotationMark {
             RotationMark::Start { host, .. }
             | RotationMark::Rebooted { host, .. }
             | RotationMark::Failed { host, .. }
-            | RotationMark::Done { host }
+            | RotationMark::Done { host, .. }
             | RotationMark::GaveUp { host, .. } => host,
         }
     }
@@ -190,7 +191,7 @@ impl History {
                 };
                 self.stalls.insert(r.class.clone(), stall);
             }
-            RotationMark::Done { host } => {
+            RotationMark::Done { host, .. } => {
                 self.rotations.remove(host);
             }
             RotationMark::GaveUp { host, reason } => {

@@ -321,6 +321,7 @@ fn advance(
         }
         steps.push(Step::Record(RotationMark::Done {
             host: host.name.to_owned(),
+            started: record.started,
         }));
         let reason = if back {
             "it is healthy on its old image again"
@@ -394,6 +395,7 @@ fn fail(
         // It never left its old image: the pointer goes back, with no reboot.
         steps.push(Step::Record(RotationMark::Done {
             host: host.name.to_owned(),
+            started: record.started,
         }));
     }
     plan.actions.push(rotate(
