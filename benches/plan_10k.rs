@@ -132,6 +132,7 @@ fn observed() -> Observed {
         instances,
         pending: Vec::new(),
         store: None,
+        secrets: None,
     }
 }
 

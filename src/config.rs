@@ -24,6 +24,8 @@ pub enum ConfigError {
     Missing(String),
     #[error(transparent)]
     Rapi(#[from] RapiError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// Settings as given on the command line or in the environment; any may be absent.
@@ -37,6 +39,8 @@ pub struct Overrides {
     pub rapi_fingerprint: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub store: Option<PathBuf>,
+    /// The operator's age identity or SSH private key, which opens the secret sources.
+    pub secrets_identity_file: Option<PathBuf>,
 }
 
 /// The config file's fields, the same settings in camelCase.
@@ -50,6 +54,7 @@ struct FileSettings {
     rapi_fingerprint: Option<String>,
     state_dir: Option<PathBuf>,
     store: Option<PathBuf>,
+    secrets_identity_file: Option<PathBuf>,
 }
 
 pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
@@ -100,7 +105,7 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             without_found_value(&e.inner().to_string()),
         )
         .expected(
-            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store",
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile",
         );
         ConfigError::Invalid(render_without_values(vec![d]))
     })
@@ -163,6 +168,30 @@ pub fn store_dir(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> 
     }
     match &overrides.config_file {
         Some(path) => Ok(load_file(path)?.store),
+        None => Ok(None),
+    }
+}
+
+/// The operator identity's file: the flag or environment, else the config file.
+pub fn identity_file(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(path) = &overrides.secrets_identity_file {
+        return Ok(Some(path.clone()));
+    }
+    match &overrides.config_file {
+        Some(path) => Ok(load_file(path)?.secrets_identity_file),
+        None => Ok(None),
+    }
+}
+
+/// The operator identity, read once, when one is configured. A file that is given but
+/// missing, unreadable or not an identity is an error here, before anything is done.
+pub fn identity(
+    overrides: &Overrides,
+) -> Result<Option<std::sync::Arc<crate::secrets::OperatorIdentity>>, ConfigError> {
+    match identity_file(overrides)? {
+        Some(path) => Ok(Some(std::sync::Arc::new(
+            crate::secrets::OperatorIdentity::from_file(&path)?,
+        ))),
         None => Ok(None),
     }
 }

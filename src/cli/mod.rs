@@ -267,6 +267,10 @@ struct ConnectionArgs {
     /// state sets cluster.store).
     #[arg(long, env = STORE_ENV)]
     store: Option<PathBuf>,
+    /// A file holding the operator's age identity or SSH private key (ed25519 or RSA),
+    /// which opens the secret sources; never the key itself on the command line.
+    #[arg(long, env = "GANETI_OPERATOR_IDENTITY_FILE")]
+    secrets_identity_file: Option<PathBuf>,
 }
 
 const STORE_ENV: &str = "GANETI_OPERATOR_STORE";
@@ -282,6 +286,7 @@ impl ConnectionArgs {
             rapi_fingerprint: self.rapi_fingerprint,
             state_dir: self.state_dir,
             store: self.store,
+            secrets_identity_file: self.secrets_identity_file,
         }
     }
 }

@@ -49,6 +49,17 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         return Ok(exit::FAILURE);
     };
     let settings = config::resolve(&args.connection, desired.cluster.rapi_url.as_deref())?;
+    // Read before anything else happens: a bad identity is an error with nothing done.
+    // A dry run never decrypts, so it does not need one.
+    let identity = if args.dry_run {
+        None
+    } else {
+        config::identity(&args.connection)?
+    };
+    let secrets = crate::secrets::SecretsContext {
+        source_root: args.dir.clone(),
+        identity,
+    };
     let history_file = settings.history_file(&desired.cluster.name);
     let rapi = HttpRapi::new(settings.rapi)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,6 +78,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             let plan = cycle::preview(
                 &rapi,
                 store.as_ref(),
+                Some(&secrets),
                 &desired,
                 &history_file,
                 SystemTime::now(),
@@ -102,6 +114,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         &desired,
         ApplyOptions {
             store: store.as_ref(),
+            secrets: Some(&secrets),
             run: &run,
             execute: options,
             backoff: BackoffPolicy::default(),

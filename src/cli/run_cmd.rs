@@ -67,6 +67,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
+    // The identity too: a missing or wrong file stops the start, nothing published.
+    let identity = config::identity(&args.connection)?;
+    let secrets = match &args.source {
+        crate::source::Source::Dir(dir) => Some(crate::secrets::SecretsContext {
+            source_root: dir.clone(),
+            identity,
+        }),
+        crate::source::Source::Git { .. } => None,
+    };
     // The RAPI URL may come from the desired state, so read it once up front.
     let first = args.source.load()?;
     let desired_url = first
@@ -115,6 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 shutdown_grace: args.shutdown_grace,
                 state_dir,
                 metrics,
+                secrets,
                 store,
                 serve_store: args.serve_store,
             },

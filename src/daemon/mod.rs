@@ -74,6 +74,9 @@ pub struct DaemonOptions {
     pub store: Option<Store>,
     /// Serve the store read-only over HTTP on this address.
     pub serve_store: Option<SocketAddr>,
+    /// Where secret sources are read and the identity that opens them; `None` for a
+    /// git source, whose files are not on disk (secrets are not published from it yet).
+    pub secrets: Option<crate::secrets::SecretsContext>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -276,6 +279,7 @@ async fn reconcile<R: Rapi>(
         desired,
         ApplyOptions {
             store: options.store.as_ref(),
+            secrets: options.secrets.as_ref(),
             run: &run,
             execute: ExecuteOptions {
                 max_parallel: desired.policy.max_parallel_jobs as usize,
@@ -306,6 +310,21 @@ async fn reconcile<R: Rapi>(
         Ok(report) => {
             status.ready = true;
             status.record_plan(desired, &report.after, revision, now);
+            status.secrets.actions = 0;
+            status.secrets.failed = 0;
+            for outcome in &report.outcomes {
+                if report.plan.actions[outcome.action].object.kind
+                    == crate::desired::model::ObjectKind::Secret
+                {
+                    status.secrets.actions += 1;
+                    if matches!(
+                        outcome.result,
+                        crate::reconcile::execute::ActionResult::Failed(_)
+                    ) {
+                        status.secrets.failed += 1;
+                    }
+                }
+            }
             record::report(&options.metrics, &report, &status);
             let ending = report.ending();
             if ending != Ending::Failed {

@@ -79,6 +79,20 @@ pub struct Status {
     pub last_reconcile: Option<LastReconcile>,
     pub last_refusal: Option<Refusal>,
     pub objects: Vec<ObjectStatus>,
+    /// Counts only: never a secret's content.
+    #[serde(default)]
+    pub secrets: SecretCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretCounts {
+    /// Host copies still to publish or re-key after the last reconcile.
+    pub stale: usize,
+    /// Host copies the last reconcile published, re-keyed or removed.
+    pub actions: usize,
+    /// Of those, the ones that failed.
+    pub failed: usize,
 }
 
 impl Status {
@@ -107,6 +121,7 @@ impl Status {
                 kind: ObjectKind::Instance,
                 name: n.clone(),
             }));
+        self.secrets.stale = after.stale_secrets();
         let conditions = conditions_of(after);
         for object in desired_objects {
             let (condition, reason, message) = conditions.get(&object).cloned().unwrap_or((
@@ -152,6 +167,7 @@ fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str,
             BlockReason::PruneRefused => (Condition::Stalled, "PruneRefused"),
             BlockReason::Unsupported => (Condition::Stalled, "NeedsOperator"),
             BlockReason::MissingImage => (Condition::Stalled, "ImageMissing"),
+            BlockReason::Secret => (Condition::Stalled, "SecretUnavailable"),
         };
         conditions
             .entry(&blocked.object)

@@ -444,11 +444,29 @@ impl Checker<'_> {
                     self.report(d);
                 }
                 Ok(Ok(())) => {
+                    let mut recipients = Vec::new();
+                    for (i, line) in raw.recipients.iter().flatten().enumerate() {
+                        match crate::secrets::recipients::check_admin_recipient(line) {
+                            Ok(()) => recipients.push(line.trim().to_owned()),
+                            Err(problem) => {
+                                let d = self
+                                    .diagnostic(
+                                        &entry.origin,
+                                        &format!("/recipients/{i}"),
+                                        Target::Value,
+                                        format!("bad admin recipient: {problem}"),
+                                    )
+                                    .expected(crate::secrets::recipients::ADMIN_RECIPIENT_EXPECTED);
+                                self.report(d);
+                            }
+                        }
+                    }
                     out.insert(
                         name.clone(),
                         Secret {
                             file: relative,
                             description: raw.description.clone(),
+                            recipients,
                         },
                     );
                 }
@@ -663,6 +681,19 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
+            let secrets = self.own_secrets(origin, raw.secrets.as_deref());
+            let class_has_secrets = self
+                .merged
+                .classes
+                .get(&raw.class)
+                .and_then(|e| e.raw.as_ref())
+                .is_some_and(|c| c.secrets.as_ref().is_some_and(|s| !s.is_empty()));
+            if raw.host_key.is_none() && (class_has_secrets || !secrets.is_empty()) {
+                let d = self
+                    .diagnostic(origin, "", Target::Key, format!("node `{name}` receives secrets but has no host key"))
+                    .expected("`hostKey`: the node's SSH host public key, which its secrets are encrypted to");
+                self.report(d);
+            }
             let capacity = raw
                 .capacity
                 .as_ref()
@@ -684,10 +715,35 @@ impl Checker<'_> {
                     role,
                     group,
                     host_key,
+                    secrets,
                     mac: raw.mac.as_deref().and_then(Mac::parse),
                     capacity,
                 },
             );
+        }
+        out
+    }
+
+    /// A host entry's own `secrets:`, each a defined secret, none twice.
+    fn own_secrets(&mut self, origin: &Origin, listed: Option<&[String]>) -> Vec<String> {
+        let mut known: Vec<&str> = self.merged.secrets.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        let known: Vec<String> = known.into_iter().map(str::to_owned).collect();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let mut out: Vec<String> = Vec::new();
+        for (i, secret) in listed.into_iter().flatten().enumerate() {
+            let below = format!("/secrets/{i}");
+            if out.contains(secret) {
+                let d = self.diagnostic(
+                    origin,
+                    &below,
+                    Target::Value,
+                    format!("the secret `{secret}` is listed twice"),
+                );
+                self.report(d);
+            } else if self.reference(origin, &below, "secret", secret, &known) {
+                out.push(secret.clone());
+            }
         }
         out
     }
@@ -902,12 +958,18 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
+            let secrets = self.own_secrets(origin, raw.secrets.as_deref());
             if raw.host_key.is_none()
                 && let Some(class) = class
                 && !class.secrets.is_empty()
             {
                 let d = self
                     .diagnostic(origin, "", Target::Key, format!("instance `{name}` gets secrets from class `{}` but has no host key", raw.class))
+                    .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
+                self.report(d);
+            } else if raw.host_key.is_none() && !secrets.is_empty() {
+                let d = self
+                    .diagnostic(origin, "/secrets", Target::Key, format!("instance `{name}` lists secrets but has no host key"))
                     .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
                 self.report(d);
             }
@@ -930,6 +992,7 @@ impl Checker<'_> {
                     disk_template,
                     os,
                     host_key,
+                    secrets,
                     tags,
                     protect: raw.protect.unwrap_or(false),
                     adopt: raw.adopt.unwrap_or(false),

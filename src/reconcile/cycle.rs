@@ -14,6 +14,7 @@ use super::history::{BackoffPolicy, History, HistoryError};
 use super::observe::{Observed, observe, observe_store};
 use super::plan::{Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
+use crate::secrets::{SecretsContext, SecretsError};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum CycleError {
         "the desired state has `cluster.store`, but the operator has no store directory: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)"
     )]
     NoStore,
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
     #[error(
         "the RAPI answers for cluster {observed}, but the desired state is for {desired}; \
          nothing was done"
@@ -92,15 +95,29 @@ impl Report {
 async fn observe_cluster<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
     desired: &DesiredState,
 ) -> Result<Observed, CycleError> {
     let mut observed = observe(rapi).await.map_err(CycleError::Observe)?;
     if desired.cluster.store.is_some() {
         let store = store.ok_or(CycleError::NoStore)?.clone();
-        let seen = tokio::task::spawn_blocking(move || observe_store(&store))
+        let seen = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || observe_store(&store)
+        })
+        .await
+        .map_err(|e| StoreError::Import(e.to_string()))??;
+        observed.store = Some(seen);
+        if let Some(context) = secrets {
+            let root = context.source_root.clone();
+            let desired = desired.clone();
+            let seen = tokio::task::spawn_blocking(move || {
+                crate::secrets::observe::observe(&store, &desired, &root)
+            })
             .await
             .map_err(|e| StoreError::Import(e.to_string()))??;
-        observed.store = Some(seen);
+            observed.secrets = Some(seen);
+        }
     }
     if observed.cluster.name != desired.cluster.name {
         return Err(CycleError::WrongCluster {
@@ -115,11 +132,12 @@ async fn observe_cluster<R: Rapi + ?Sized>(
 pub async fn preview<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
     desired: &DesiredState,
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
-    let observed = observe_cluster(rapi, store, desired).await?;
+    let observed = observe_cluster(rapi, store, secrets, desired).await?;
     let history = History::load(history_file)?;
     Ok(plan(&PlanInput {
         desired,
@@ -136,6 +154,9 @@ pub struct ApplyOptions<'a> {
     pub history_file: &'a Path,
     /// The artifact store, when the desired state has one.
     pub store: Option<&'a Store>,
+    /// Where the secret sources are and the identity that opens them; without it no
+    /// secret is planned.
+    pub secrets: Option<&'a SecretsContext>,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
 }
@@ -147,12 +168,12 @@ pub async fn apply<R: Rapi + ?Sized>(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
-    let mut observed = observe_cluster(rapi, options.store, desired).await?;
+    let mut observed = observe_cluster(rapi, options.store, options.secrets, desired).await?;
     let mut recovered = Vec::new();
     if !observed.pending.is_empty() {
         recovered =
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
-        observed = observe_cluster(rapi, options.store, desired).await?;
+        observed = observe_cluster(rapi, options.store, options.secrets, desired).await?;
     }
     let history = History::load(options.history_file)?;
     let planned = plan(&PlanInput {
@@ -162,9 +183,13 @@ pub async fn apply<R: Rapi + ?Sized>(
         now: SystemTime::now(),
     });
     (options.on_plan)(&planned);
+    if let Some(context) = options.secrets {
+        check_secret_sources(context, &planned).await?;
+    }
     let outcomes = execute::execute(
         rapi,
         options.store,
+        options.secrets,
         &planned,
         options.run,
         options.execute,
@@ -175,7 +200,7 @@ pub async fn apply<R: Rapi + ?Sized>(
     let history = History::update(options.history_file, |history| {
         remember(history, desired, &outcomes, options.backoff);
     })?;
-    let observed = observe_cluster(rapi, options.store, desired).await?;
+    let observed = observe_cluster(rapi, options.store, options.secrets, desired).await?;
     let after = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -194,6 +219,36 @@ pub async fn apply<R: Rapi + ?Sized>(
         observed,
         recovered,
     })
+}
+
+/// Before anything is done: the identity must open the header of every source the plan
+/// publishes. A missing or wrong identity fails the run, so nothing is published and
+/// the files already there stay as they are.
+async fn check_secret_sources(context: &SecretsContext, plan: &Plan) -> Result<(), CycleError> {
+    let sources: std::collections::BTreeSet<std::path::PathBuf> = plan
+        .actions
+        .iter()
+        .flat_map(|a| &a.steps)
+        .filter_map(|s| match s {
+            super::plan::Step::Secret(crate::secrets::publish::SecretStep::Publish {
+                source,
+                ..
+            }) => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let context = context.clone();
+    tokio::task::spawn_blocking(move || {
+        sources
+            .iter()
+            .try_for_each(|source| crate::secrets::publish::check_source(&context, source))
+    })
+    .await
+    .map_err(|e| SecretsError::Store(e.to_string()))??;
+    Ok(())
 }
 
 /// Success resets an object's backoff; a failure extends it, or stalls the object when

@@ -12,6 +12,8 @@ use futures_util::stream::{self, StreamExt as _};
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
 use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
+use crate::secrets::SecretsContext;
+use crate::secrets::publish::SecretStep;
 use crate::store::Store;
 
 use super::observe::PendingJob;
@@ -34,6 +36,8 @@ pub trait Progress: JobObserver {
     fn awaiting(&self, job: &PendingJob);
     /// A store step carried out.
     fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>);
+    /// A secret step carried out. Only names and paths are shown, never content.
+    fn secret(&self, _object: &ObjectRef, _step: &SecretStep, _result: &Result<(), StepError>) {}
 }
 
 /// Why a step failed.
@@ -45,6 +49,8 @@ pub enum StepError {
     Store(String),
     #[error("the plan writes the artifact store, but no store is configured (--store)")]
     NoStore,
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretsError),
 }
 
 impl StepError {
@@ -83,9 +89,11 @@ pub enum ActionResult {
 
 /// Runs every action of the plan. `stop` is checked before each submission: once it is
 /// set nothing new is submitted, and jobs already submitted are still waited on.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
     plan: &Plan,
     run: &RunId,
     options: ExecuteOptions,
@@ -103,7 +111,17 @@ pub async fn execute<R: Rapi + ?Sized>(
     let mut outcomes = Vec::new();
     for groups in phases.into_values() {
         let results: Vec<Vec<Outcome>> = stream::iter(groups)
-            .map(|group| run_object(rapi, store, group, run, options.wait, progress, stop))
+            .map(|group| {
+                run_object(
+                    rapi,
+                    Backends { store, secrets },
+                    group,
+                    run,
+                    options.wait,
+                    progress,
+                    stop,
+                )
+            })
             .buffer_unordered(options.max_parallel.max(1))
             .collect()
             .await;
@@ -113,9 +131,16 @@ pub async fn execute<R: Rapi + ?Sized>(
     outcomes
 }
 
+/// Where the non-RAPI steps are carried out.
+#[derive(Clone, Copy)]
+struct Backends<'a> {
+    store: Option<&'a Store>,
+    secrets: Option<&'a SecretsContext>,
+}
+
 async fn run_object<R: Rapi + ?Sized>(
     rapi: &R,
-    store: Option<&Store>,
+    backends: Backends<'_>,
     actions: Vec<(usize, &Action)>,
     run: &RunId,
     wait: WaitOptions,
@@ -130,7 +155,7 @@ async fn run_object<R: Rapi + ?Sized>(
         let result = if failed {
             ActionResult::NotStarted("an earlier action on this object did not finish")
         } else {
-            run_steps(rapi, store, action, run, wait, progress, stop, &mut jobs).await
+            run_steps(rapi, backends, action, run, wait, progress, stop, &mut jobs).await
         };
         failed |= !matches!(result, ActionResult::Succeeded);
         outcomes.push(Outcome {
@@ -147,7 +172,7 @@ async fn run_object<R: Rapi + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 async fn run_steps<R: Rapi + ?Sized>(
     rapi: &R,
-    store: Option<&Store>,
+    backends: Backends<'_>,
     action: &Action,
     run: &RunId,
     wait: WaitOptions,
@@ -167,8 +192,16 @@ async fn run_steps<R: Rapi + ?Sized>(
         let step = match step {
             Step::Rapi(operation) => operation,
             Step::Store(write) => {
-                let result = write_store(store, write).await;
+                let result = write_store(backends.store, write).await;
                 progress.wrote(&action.object, write, &result);
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
+            Step::Secret(secret) => {
+                let result = run_secret(backends, secret).await;
+                progress.secret(&action.object, secret, &result);
                 match result {
                     Ok(()) => continue,
                     Err(e) => return ActionResult::Failed(e),
@@ -211,6 +244,20 @@ async fn write_store(store: Option<&Store>, write: &StoreWrite) -> Result<(), St
     .await
     .map_err(|e| StepError::Store(e.to_string()))?
     .map_err(|e| StepError::Store(e.to_string()))
+}
+
+/// The secrets' executor: decrypt, encrypt and write one file, off the async threads.
+async fn run_secret(backends: Backends<'_>, step: &SecretStep) -> Result<(), StepError> {
+    let store = backends.store.ok_or(StepError::NoStore)?.clone();
+    let context = backends
+        .secrets
+        .ok_or(crate::secrets::SecretsError::NoIdentity)?
+        .clone();
+    let step = step.clone();
+    tokio::task::spawn_blocking(move || crate::secrets::publish::run(&store, &context, &step))
+        .await
+        .map_err(|e| StepError::Store(e.to_string()))?
+        .map_err(StepError::from)
 }
 
 fn tree_result(tree: JobTree) -> Result<Job, RapiError> {

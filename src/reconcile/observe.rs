@@ -19,6 +19,8 @@ pub struct Observed {
     pub pending: Vec<PendingJob>,
     /// The artifact store, when one is configured.
     pub store: Option<ObservedStore>,
+    /// Secret sources and what the store's `secrets/` holds, when secrets are published.
+    pub secrets: Option<crate::secrets::observe::ObservedSecrets>,
 }
 
 /// The artifact store as far as planning needs it: the complete images and every pointer.
@@ -74,5 +76,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending,
         store: None,
+        secrets: None,
     })
 }

@@ -8,6 +8,9 @@ mod boot_tests;
 mod instances;
 mod nodes;
 mod prune;
+mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 pub mod step;
 mod tags;
 #[cfg(test)]
@@ -61,6 +64,11 @@ fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::
 }
 
 impl Plan {
+    /// Host copies of secrets that are missing or stale: to publish or re-key.
+    pub fn stale_secrets(&self) -> usize {
+        self.count(ActionKind::SecretPublish) + self.count(ActionKind::SecretRekey)
+    }
+
     /// Something differs from the desired state: an action to take, or one refused.
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty() || !self.blocked.is_empty() || !self.awaiting.is_empty()
@@ -113,6 +121,15 @@ pub enum ActionKind {
     Delete,
     /// A host's boot pointer written, or removed once the host is gone.
     Boot,
+    /// A secret published to a host that lacks it.
+    #[serde(rename = "secret-publish")]
+    SecretPublish,
+    /// A host's copy of a secret encrypted again: its key, recipients or source changed.
+    #[serde(rename = "secret-rekey")]
+    SecretRekey,
+    /// A host's copy of a secret removed: the host no longer needs it, or is gone.
+    #[serde(rename = "secret-remove")]
+    SecretRemove,
 }
 
 impl ActionKind {
@@ -125,16 +142,21 @@ impl ActionKind {
             ActionKind::Move => "move",
             ActionKind::Delete => "delete",
             ActionKind::Boot => "boot",
+            ActionKind::SecretPublish => "secret-publish",
+            ActionKind::SecretRekey => "secret-rekey",
+            ActionKind::SecretRemove => "secret-remove",
         }
     }
 
     /// Terraform's symbols, plus `->` for a move.
     pub fn symbol(self) -> &'static str {
         match self {
-            ActionKind::Create => "+",
-            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot => "~",
+            ActionKind::Create | ActionKind::SecretPublish => "+",
+            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot | ActionKind::SecretRekey => {
+                "~"
+            }
             ActionKind::Move => "->",
-            ActionKind::Delete => "-",
+            ActionKind::Delete | ActionKind::SecretRemove => "-",
         }
     }
 }
@@ -147,6 +169,8 @@ pub enum Phase {
     Nodes,
     Deletions,
     Instances,
+    /// Secrets last: they need no job, and a host created above can already receive them.
+    Secrets,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -188,6 +212,8 @@ pub enum BlockReason {
     BackingOff,
     /// The class's image is not in the artifact store.
     MissingImage,
+    /// A secret's source cannot be read, or its host has no key to encrypt to.
+    Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -218,6 +244,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     instances::plan_instances(input, &mut plan);
     prune::plan_prune(input, &mut plan);
     boot::plan_boot(input, &mut plan);
+    secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));

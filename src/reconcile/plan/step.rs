@@ -4,6 +4,7 @@
 //! pinned image.
 
 use crate::rapi::Operation;
+use crate::secrets::publish::SecretStep;
 use crate::store::StoreFile;
 
 // Steps are few per action and short-lived; boxing the operation would only add noise.
@@ -14,6 +15,10 @@ pub enum Step {
     Rapi(Operation),
     /// A file in the artifact store written (`Some`) or removed (`None`), atomically.
     Store(StoreWrite),
+    /// A host's copy of a secret encrypted and published, or removed (see
+    /// [`crate::secrets::publish`]). The step names the source and the recipients; the
+    /// executor decrypts and encrypts but decides nothing.
+    Secret(SecretStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +36,15 @@ impl Step {
                 contents: Some(_), ..
             }) => "store_write",
             Step::Store(StoreWrite { contents: None, .. }) => "store_remove",
+            Step::Secret(SecretStep::Publish { .. }) => "secret_publish",
+            Step::Secret(SecretStep::Remove { .. }) => "secret_remove",
         }
     }
 
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),
-            Step::Store(_) => None,
+            Step::Store(_) | Step::Secret(_) => None,
         }
     }
 }

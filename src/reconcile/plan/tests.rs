@@ -106,6 +106,7 @@ pub(super) fn observed(instances: Vec<Instance>) -> Observed {
         instances: instances.into_iter().map(|i| (i.name.clone(), i)).collect(),
         pending: Vec::new(),
         store: None,
+        secrets: None,
     }
 }
 

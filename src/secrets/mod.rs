@@ -1,0 +1,97 @@
+//! agenix secrets: sources in the desired-state repository are age files encrypted to the
+//! operator's identity; each host that needs one gets it re-encrypted to its SSH host key
+//! under `secrets/<host>/<name>.age` in the artifact store, with a per-host manifest that
+//! records what each file was made from, so a rerun with nothing changed writes nothing.
+//!
+//! - [`identity`]: the operator's identity, read once from a file, never from argv.
+//! - [`recipients`]: who a host's copy of a secret is encrypted to, and their fingerprints
+//!   (pure: the planner compares them with the manifests).
+//! - [`manifest`]: the per-host manifest, bounded when read.
+//! - [`observe`]: digests of the sources and what the store holds, for the planner.
+//! - [`publish`]: the executor of one secret step: decrypt in memory, encrypt, write.
+//!
+//! Plaintext lives only in a [`secrecy::SecretBox`], zeroed on drop, and never reaches
+//! disk, logs, metrics or `/status`.
+
+pub mod identity;
+pub mod manifest;
+pub mod observe;
+pub mod publish;
+pub mod recipients;
+
+use std::path::PathBuf;
+
+pub use identity::OperatorIdentity;
+
+/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]); none
+/// of them ever holds plaintext.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SecretsError {
+    #[error("the operator identity {path}: {message}")]
+    Identity { path: PathBuf, message: String },
+    #[error(
+        "no operator identity: set --secrets-identity-file, GANETI_OPERATOR_IDENTITY_FILE or \
+         secretsIdentityFile in the config file (an age X25519 identity or an unencrypted \
+         ed25519/RSA SSH private key; never on the command line)"
+    )]
+    NoIdentity,
+    #[error(
+        "the secret source {path} cannot be opened with the operator identity {identity}: \
+         {message}; nothing was published (is it encrypted to the operator's key?)"
+    )]
+    WrongIdentity {
+        path: PathBuf,
+        identity: PathBuf,
+        message: String,
+    },
+    #[error("the secret source {path}: {message}")]
+    Source { path: PathBuf, message: String },
+    #[error(
+        "the secret source {path} changed since it was planned (digest {found}, planned \
+         {planned}); the next reconcile plans it again"
+    )]
+    SourceChanged {
+        path: PathBuf,
+        found: String,
+        planned: String,
+    },
+    #[error("encrypting to {recipient}: {message}")]
+    Recipient { recipient: String, message: String },
+    #[error("encrypting: {0}")]
+    Encrypt(String),
+    #[error("the store: {0}")]
+    Store(String),
+    #[error("`{0}` cannot name a directory or file in the store")]
+    BadName(String),
+}
+
+/// What secret steps need besides the store: where the sources are, and the identity
+/// that opens them (absent for a dry run, which never decrypts).
+#[derive(Debug, Clone)]
+pub struct SecretsContext {
+    /// The desired-state directory the secrets' `file`s are relative to.
+    pub source_root: PathBuf,
+    pub identity: Option<std::sync::Arc<OperatorIdentity>>,
+}
+
+/// A secret or host name is safe as one path component in the store.
+pub(crate) fn check_component(name: &str) -> Result<(), SecretsError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SecretsError::BadName(name.to_owned()))
+    }
+}
+
+/// The SHA-256 of some bytes, in hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
