@@ -6,7 +6,7 @@
 
 pub mod listener;
 pub mod log_progress;
-mod record;
+pub mod record;
 pub mod server;
 pub mod status;
 pub mod time;
