@@ -567,6 +567,48 @@ async fn an_ssh_operator_identity_reads_sources_made_with_age_dash_capital_r() {
         age_decrypt(&web_key, &w.secret_file(WEB, "extra")).unwrap(),
         format!("extra {CANARY}")
     );
+
+    // `secrets status`: all current; `secrets rekey` (no RAPI) encrypts every copy again.
+    let dir = w.desired.to_str().unwrap().to_owned();
+    let store_env = [("GANETI_OPERATOR_STORE", w.store.root())];
+    let status = common::operator_with_env(&["secrets", "status", &dir], &store_env);
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert_eq!(shown.matches("  current").count(), 3, "{shown}");
+    let before = w.snapshot();
+    let without = common::operator_with_env(&["secrets", "rekey", &dir], &store_env);
+    assert_eq!(without.status.code(), Some(1), "no identity: {without:?}");
+    assert!(String::from_utf8_lossy(&without.stderr).contains("no operator identity"));
+    let rekey = common::operator_with_env(
+        &["secrets", "rekey", &dir],
+        &[
+            ("GANETI_OPERATOR_STORE", w.store.root()),
+            ("GANETI_OPERATOR_IDENTITY_FILE", operator.as_path()),
+        ],
+    );
+    assert!(rekey.status.success(), "{rekey:?}");
+    let after = w.snapshot();
+    let redone = changed(&before, &after, w.store.root());
+    assert_eq!(
+        redone.iter().filter(|p| p.ends_with(".age")).count(),
+        3,
+        "{redone:?}"
+    );
+    let status =
+        common::operator_with_env(&["secrets", "status", &dir, "--output", "json"], &store_env);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    for out in [&status.stdout, &status.stderr, &rekey.stdout, &rekey.stderr] {
+        assert!(!String::from_utf8_lossy(out).contains(CANARY));
+    }
+    // A missing source copy on disk shows as missing.
+    std::fs::remove_file(w.secret_file(WEB, "extra")).unwrap();
+    let status = common::operator_with_env(&["secrets", "status", &dir], &store_env);
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(2), "{status:?}");
+    assert!(
+        shown.contains("extra       missing (the published file is missing)"),
+        "{shown}"
+    );
 }
 
 #[test]
