@@ -74,7 +74,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             source_root: dir.clone(),
             identity,
         }),
-        crate::source::Source::Git { .. } => None,
+        crate::source::Source::Git { .. } => {
+            tracing::warn!(
+                "secrets are not published from a --git-repo source yet; use a directory source to publish them"
+            );
+            None
+        }
     };
     // The RAPI URL may come from the desired state, so read it once up front.
     let first = args.source.load()?;
