@@ -61,7 +61,7 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
         metrics: Arc::new(Metrics::new()),
         store: None,
         serve_store: None,
-        secrets: None,
+        identity: None,
         listener: Default::default(),
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);

@@ -222,7 +222,7 @@ nodes:
         let desired = self.desired_state();
         let identity = Arc::new(OperatorIdentity::from_file(identity).unwrap());
         let context = SecretsContext {
-            source_root: self.desired.clone(),
+            sources: ganeti_operator::secrets::SourceFiles::Dir(self.desired.clone()),
             identity: Some(identity),
         };
         let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
@@ -631,4 +631,40 @@ fn a_missing_or_unreadable_identity_is_a_clear_error() {
             .to_string();
         assert!(e.contains("passphrase-protected"), "{e}");
     }
+}
+
+#[test]
+fn git_sources_are_read_from_the_commit_bounded() {
+    if !common::skip::tool("git", TEST) {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("desired-state/secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.age"), b"age-encryption.org/v1\nstand-in\n").unwrap();
+    common::git_ok(repo.path(), &["init", "-q", "-b", "main"]);
+    common::git_ok(repo.path(), &["add", "."]);
+    common::git_ok(repo.path(), &["commit", "-q", "-m", "s"]);
+    let commit = common::git_ok(repo.path(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
+    // Changed on disk after the commit: the commit's bytes are what counts.
+    std::fs::write(dir.join("a.age"), b"uncommitted").unwrap();
+    let sources = ganeti_operator::secrets::SourceFiles::Git {
+        repo: repo.path().to_owned(),
+        commit: commit.clone(),
+        root: "desired-state".into(),
+    };
+    assert_eq!(
+        sources.read(Path::new("secrets/a.age")).unwrap(),
+        b"age-encryption.org/v1\nstand-in\n"
+    );
+    let missing = sources
+        .read(Path::new("secrets/b.age"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains(&format!("{commit}:desired-state/secrets/b.age")),
+        "{missing}"
+    );
 }

@@ -57,7 +57,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         config::identity(&args.connection)?
     };
     let secrets = crate::secrets::SecretsContext {
-        source_root: args.dir.clone(),
+        sources: crate::secrets::SourceFiles::Dir(args.dir.clone()),
         identity,
     };
     let history_file = settings.history_file(&desired.cluster.name);

@@ -69,18 +69,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
     // The identity too: a missing or wrong file stops the start, nothing published.
     let identity = config::identity(&args.connection)?;
-    let secrets = match &args.source {
-        crate::source::Source::Dir(dir) => Some(crate::secrets::SecretsContext {
-            source_root: dir.clone(),
-            identity,
-        }),
-        crate::source::Source::Git { .. } => {
-            tracing::warn!(
-                "secrets are not published from a --git-repo source yet; use a directory source to publish them"
-            );
-            None
-        }
-    };
     // The RAPI URL may come from the desired state, so read it once up front.
     let first = args.source.load()?;
     let desired_url = first
@@ -129,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 shutdown_grace: args.shutdown_grace,
                 state_dir,
                 metrics,
-                secrets,
+                identity,
                 store,
                 serve_store: args.serve_store,
             },

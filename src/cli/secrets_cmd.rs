@@ -61,7 +61,11 @@ pub fn status(
         return Ok(exit::FAILURE);
     };
     let store = super::image::required_store(overrides)?;
-    let seen = crate::secrets::observe::observe(&store, &desired, dir)?;
+    let seen = crate::secrets::observe::observe(
+        &store,
+        &desired,
+        &crate::secrets::SourceFiles::Dir(dir.to_owned()),
+    )?;
     let planned = secret_plan(&desired, seen);
     let mut rows: Vec<(String, String, &'static str, String)> = Vec::new();
     let mut pending = std::collections::BTreeMap::new();
@@ -127,10 +131,14 @@ pub fn rekey(dir: &Path, overrides: &Overrides, out: &mut dyn Write) -> anyhow::
     let identity = config::identity(overrides)?.ok_or(crate::secrets::SecretsError::NoIdentity)?;
     let store: Store = super::image::required_store(overrides)?;
     let context = SecretsContext {
-        source_root: dir.to_owned(),
+        sources: crate::secrets::SourceFiles::Dir(dir.to_owned()),
         identity: Some(identity),
     };
-    let mut seen = crate::secrets::observe::observe(&store, &desired, dir)?;
+    let mut seen = crate::secrets::observe::observe(
+        &store,
+        &desired,
+        &crate::secrets::SourceFiles::Dir(dir.to_owned()),
+    )?;
     // Forget what the manifests say: every copy a host needs is made again.
     for host in seen.hosts.values_mut() {
         host.manifest = None;

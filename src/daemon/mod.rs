@@ -74,9 +74,9 @@ pub struct DaemonOptions {
     pub store: Option<Store>,
     /// Serve the store read-only over HTTP on this address.
     pub serve_store: Option<SocketAddr>,
-    /// Where secret sources are read and the identity that opens them; `None` for a
-    /// git source, whose files are not on disk (secrets are not published from it yet).
-    pub secrets: Option<crate::secrets::SecretsContext>,
+    /// The identity that opens the secret sources, which are read from `source` at the
+    /// revision being applied.
+    pub identity: Option<std::sync::Arc<crate::secrets::OperatorIdentity>>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -274,12 +274,23 @@ async fn reconcile<R: Rapi>(
     let progress = log_progress::LogProgress {
         metrics: options.metrics.clone(),
     };
+    let secrets = crate::secrets::SecretsContext {
+        sources: match &options.source {
+            Source::Dir(dir) => crate::secrets::SourceFiles::Dir(dir.clone()),
+            Source::Git { repo, path, .. } => crate::secrets::SourceFiles::Git {
+                repo: repo.clone(),
+                commit: revision.to_owned(),
+                root: path.trim_end_matches('/').to_owned(),
+            },
+        },
+        identity: options.identity.clone(),
+    };
     let apply = cycle::apply(
         rapi,
         desired,
         ApplyOptions {
             store: options.store.as_ref(),
-            secrets: options.secrets.as_ref(),
+            secrets: Some(&secrets),
             run: &run,
             execute: ExecuteOptions {
                 max_parallel: desired.policy.max_parallel_jobs as usize,

@@ -109,7 +109,7 @@ async fn observe_cluster<R: Rapi + ?Sized>(
         .map_err(|e| StoreError::Import(e.to_string()))??;
         observed.store = Some(seen);
         if let Some(context) = secrets {
-            let root = context.source_root.clone();
+            let root = context.sources.clone();
             let desired = desired.clone();
             let seen = tokio::task::spawn_blocking(move || {
                 crate::secrets::observe::observe(&store, &desired, &root)

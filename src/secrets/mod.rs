@@ -69,9 +69,83 @@ pub enum SecretsError {
 /// that opens them (absent for a dry run, which never decrypts).
 #[derive(Debug, Clone)]
 pub struct SecretsContext {
-    /// The desired-state directory the secrets' `file`s are relative to.
-    pub source_root: PathBuf,
+    pub sources: SourceFiles,
     pub identity: Option<std::sync::Arc<OperatorIdentity>>,
+}
+
+/// Where the secrets' `file`s are: a desired-state directory, or a directory inside a git
+/// commit (the daemon's `--git-repo` source), read with `git cat-file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFiles {
+    Dir(PathBuf),
+    Git {
+        repo: PathBuf,
+        commit: String,
+        /// The desired-state directory inside the repository; empty for its root.
+        root: String,
+    },
+}
+
+impl SourceFiles {
+    /// How errors name the source file.
+    pub fn describe(&self, relative: &std::path::Path) -> PathBuf {
+        match self {
+            SourceFiles::Dir(dir) => dir.join(relative),
+            SourceFiles::Git { commit, .. } => {
+                PathBuf::from(format!("{commit}:{}", self.in_repo(relative)))
+            }
+        }
+    }
+
+    fn in_repo(&self, relative: &std::path::Path) -> String {
+        let relative = relative.to_string_lossy();
+        let relative = relative.trim_start_matches("./");
+        match self {
+            SourceFiles::Git { root, .. } if !root.is_empty() => {
+                format!("{}/{relative}", root.trim_end_matches('/'))
+            }
+            _ => relative.to_owned(),
+        }
+    }
+
+    /// The source's bytes, bounded by [`observe::MAX_SOURCE_BYTES`].
+    pub fn read(&self, relative: &std::path::Path) -> Result<Vec<u8>, SecretsError> {
+        match self {
+            SourceFiles::Dir(dir) => observe::read_source(&dir.join(relative)),
+            SourceFiles::Git { repo, commit, .. } => {
+                let path = self.describe(relative);
+                let object = format!("{commit}:{}", self.in_repo(relative));
+                let fail = |message: String| SecretsError::Source {
+                    path: path.clone(),
+                    message,
+                };
+                let git = |args: &[&str]| {
+                    let out = crate::child_process::command("git")
+                        .arg("-C")
+                        .arg(repo)
+                        .args(args)
+                        .output()
+                        .map_err(|e| fail(format!("cannot run git: {e}")))?;
+                    if out.status.success() {
+                        Ok(out.stdout)
+                    } else {
+                        Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
+                    }
+                };
+                let size: u64 = String::from_utf8_lossy(&git(&["cat-file", "-s", &object])?)
+                    .trim()
+                    .parse()
+                    .map_err(|_| fail("git did not say its size".into()))?;
+                if size > observe::MAX_SOURCE_BYTES {
+                    return Err(fail(format!(
+                        "larger than {} bytes",
+                        observe::MAX_SOURCE_BYTES
+                    )));
+                }
+                git(&["cat-file", "blob", &object])
+            }
+        }
+    }
 }
 
 /// A secret or host name is safe as one path component in the store.

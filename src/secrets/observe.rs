@@ -51,13 +51,14 @@ pub fn read_source(path: &Path) -> Result<Vec<u8>, SecretsError> {
 pub fn observe(
     store: &Store,
     desired: &DesiredState,
-    source_root: &Path,
+    sources: &super::SourceFiles,
 ) -> Result<ObservedSecrets, SecretsError> {
     let sources = desired
         .secrets
         .iter()
         .map(|(name, secret)| {
-            let digest = read_source(&source_root.join(&secret.file))
+            let digest = sources
+                .read(&secret.file)
                 .map(|bytes| sha256_hex(&bytes))
                 .map_err(|e| e.to_string());
             (name.clone(), digest)

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret as _;
 
 use super::manifest::{self, FileEntry, HostManifest};
-use super::observe::read_source;
 use super::recipients::{fingerprints, parse_recipient};
 use super::{SecretsContext, SecretsError, check_component, sha256_hex};
 use crate::atomic_file;
@@ -58,8 +57,8 @@ impl SecretStep {
 /// the check made for every source before anything is published.
 pub fn check_source(context: &SecretsContext, source: &Path) -> Result<(), SecretsError> {
     let identity = context.identity.as_ref().ok_or(SecretsError::NoIdentity)?;
-    let path = context.source_root.join(source);
-    identity.check_opens(&read_source(&path)?, &path)
+    let path = context.sources.describe(source);
+    identity.check_opens(&context.sources.read(source)?, &path)
 }
 
 pub fn run(store: &Store, context: &SecretsContext, step: &SecretStep) -> Result<(), SecretsError> {
@@ -74,8 +73,8 @@ pub fn run(store: &Store, context: &SecretsContext, step: &SecretStep) -> Result
             recipients,
         } => {
             let identity = context.identity.as_ref().ok_or(SecretsError::NoIdentity)?;
-            let path = context.source_root.join(source);
-            let ciphertext = read_source(&path)?;
+            let path = context.sources.describe(source);
+            let ciphertext = context.sources.read(source)?;
             let found = sha256_hex(&ciphertext);
             if found != *source_digest {
                 return Err(SecretsError::SourceChanged {
