@@ -55,6 +55,7 @@ struct FileSettings {
     state_dir: Option<PathBuf>,
     store: Option<PathBuf>,
     secrets_identity_file: Option<PathBuf>,
+    secrets_notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
 pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
@@ -105,7 +106,7 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             without_found_value(&e.inner().to_string()),
         )
         .expected(
-            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile",
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile, secretsNotify",
         );
         ConfigError::Invalid(render_without_values(vec![d]))
     })
@@ -194,6 +195,27 @@ pub fn identity(
         ))),
         None => Ok(None),
     }
+}
+
+/// The notify command from the config file, checked.
+pub fn notify(
+    overrides: &Overrides,
+) -> Result<Option<crate::secrets::notify::NotifySettings>, ConfigError> {
+    let Some(path) = &overrides.config_file else {
+        return Ok(None);
+    };
+    let settings = load_file(path)?.secrets_notify;
+    if let Some(settings) = &settings {
+        settings
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    Ok(settings)
+}
+
+/// The notify state file of a cluster.
+pub fn notify_file(state_dir: &Path, cluster: &str) -> PathBuf {
+    state_dir.join(format!("notify-{cluster}.json"))
 }
 
 /// Merges the sources. `desired_url` is the desired state's `cluster.rapiUrl`.

@@ -62,6 +62,7 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
         store: None,
         serve_store: None,
         identity: None,
+        notify: None,
         listener: Default::default(),
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);

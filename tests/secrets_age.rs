@@ -135,6 +135,7 @@ struct Work {
     metrics: Arc<Metrics>,
     outputs: Mutex<Vec<String>>,
     plans: Mutex<Vec<String>>,
+    notify: Option<ganeti_operator::secrets::Notify>,
 }
 
 impl Work {
@@ -154,6 +155,7 @@ impl Work {
             metrics: Arc::new(Metrics::new()),
             outputs: Mutex::new(Vec::new()),
             plans: Mutex::new(Vec::new()),
+            notify: None,
         }
     }
 
@@ -224,6 +226,7 @@ nodes:
         let context = SecretsContext {
             sources: ganeti_operator::secrets::SourceFiles::Dir(self.desired.clone()),
             identity: Some(identity),
+            notify: self.notify.clone(),
         };
         let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
         let progress = LogProgress {
@@ -666,5 +669,82 @@ fn git_sources_are_read_from_the_commit_bounded() {
     assert!(
         missing.contains(&format!("{commit}:desired-state/secrets/b.age")),
         "{missing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_runs_once_per_changed_host_and_retries_failures_without_blocking() {
+    if !tools() {
+        return;
+    }
+    let mut w = Work::new();
+    let log = w.root.join("notify.log");
+    let fail = w.root.join("fail");
+    std::fs::create_dir_all(&fail).unwrap();
+    let state_file = w.state.join("notify-cluster.mem.test.json");
+    w.notify = Some(ganeti_operator::secrets::Notify {
+        settings: ganeti_operator::secrets::notify::NotifySettings {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "echo \"$0\" >> {}; test ! -e {}/\"$0\" || (echo refused >&2; exit 7)",
+                    log.display(),
+                    fail.display()
+                ),
+                "{host}".into(),
+            ],
+            timeout_seconds: Some(10),
+        },
+        state_file: state_file.clone(),
+    });
+    let notified = || std::fs::read_to_string(&log).unwrap_or_default();
+    let (operator, operator_pub) = age_key(&w.keys, "operator.agekey");
+    let (_, admin_pub) = age_key(&w.keys, "admin.agekey");
+    let (_, node_pub) = ssh_key(&w.keys, "node", &["-t", "ed25519"]);
+    let (web_key, web_pub) = ssh_key(&w.keys, "web", &["-t", "ed25519"]);
+    for name in ["rapi-users", "app-env", "extra"] {
+        age_encrypt(&["-r", &operator_pub], name, &w.source(name));
+    }
+    w.write_state(&node_pub, Some(&web_pub), &admin_pub);
+    w.reconcile(&operator).await.unwrap();
+    assert_eq!(notified(), format!("{NODE}\n{WEB}\n"));
+    w.reconcile(&operator).await.unwrap();
+    assert_eq!(
+        notified(),
+        format!("{NODE}\n{WEB}\n"),
+        "nothing changed, nobody told"
+    );
+
+    // One secret changes: only the host that needs it.
+    age_encrypt(&["-r", &operator_pub], "v2", &w.source("app-env"));
+    w.reconcile(&operator).await.unwrap();
+    assert_eq!(notified(), format!("{NODE}\n{WEB}\n{WEB}\n"));
+
+    // A failing notify: reported, remembered, and the file is published all the same.
+    std::fs::write(fail.join(WEB), b"").unwrap();
+    age_encrypt(&["-r", &operator_pub], "v3", &w.source("app-env"));
+    let report = w.reconcile(&operator).await.unwrap();
+    let failed = report.notified[WEB].as_ref().unwrap_err();
+    assert!(failed.contains("refused"), "{failed}");
+    assert_eq!(
+        age_decrypt(&web_key, &w.secret_file(WEB, "app-env")).unwrap(),
+        "v3"
+    );
+    let state = ganeti_operator::secrets::notify::NotifyState::load(&state_file);
+    assert_eq!(state.hosts[WEB].attempts, 1);
+    // Within its backoff it is not tried again; once due, it is, and succeeds.
+    let report = w.reconcile(&operator).await.unwrap();
+    assert!(report.notified.is_empty(), "{:?}", report.notified);
+    std::fs::remove_file(fail.join(WEB)).unwrap();
+    let mut state = state;
+    state.hosts.get_mut(WEB).unwrap().retry_after = 0;
+    state.save(&state_file).unwrap();
+    let report = w.reconcile(&operator).await.unwrap();
+    assert_eq!(report.notified.get(WEB), Some(&Ok(())));
+    assert!(
+        ganeti_operator::secrets::notify::NotifyState::load(&state_file)
+            .hosts
+            .is_empty()
     );
 }

@@ -59,6 +59,14 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let secrets = crate::secrets::SecretsContext {
         sources: crate::secrets::SourceFiles::Dir(args.dir.clone()),
         identity,
+        notify: if args.dry_run {
+            None
+        } else {
+            config::notify(&args.connection)?.map(|notify| crate::secrets::Notify {
+                settings: notify,
+                state_file: config::notify_file(&settings.state_dir, &desired.cluster.name),
+            })
+        },
     };
     let history_file = settings.history_file(&desired.cluster.name);
     let rapi = HttpRapi::new(settings.rapi)?;

@@ -133,6 +133,7 @@ pub fn rekey(dir: &Path, overrides: &Overrides, out: &mut dyn Write) -> anyhow::
     let context = SecretsContext {
         sources: crate::secrets::SourceFiles::Dir(dir.to_owned()),
         identity: Some(identity),
+        notify: None,
     };
     let mut seen = crate::secrets::observe::observe(
         &store,

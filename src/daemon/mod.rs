@@ -77,6 +77,8 @@ pub struct DaemonOptions {
     /// The identity that opens the secret sources, which are read from `source` at the
     /// revision being applied.
     pub identity: Option<std::sync::Arc<crate::secrets::OperatorIdentity>>,
+    /// Run for each host whose secret files changed (`secretsNotify` in the config file).
+    pub notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -284,6 +286,13 @@ async fn reconcile<R: Rapi>(
             },
         },
         identity: options.identity.clone(),
+        notify: options
+            .notify
+            .clone()
+            .map(|settings| crate::secrets::Notify {
+                settings,
+                state_file: crate::config::notify_file(&options.state_dir, &desired.cluster.name),
+            }),
     };
     let apply = cycle::apply(
         rapi,
@@ -323,6 +332,19 @@ async fn reconcile<R: Rapi>(
             status.record_plan(desired, &report.after, revision, now);
             status.secrets.actions = 0;
             status.secrets.failed = 0;
+            for (host, result) in &report.notified {
+                match result {
+                    Ok(()) => {
+                        status.secrets.notify_failures.remove(host);
+                    }
+                    Err(e) => {
+                        status
+                            .secrets
+                            .notify_failures
+                            .insert(host.clone(), e.clone());
+                    }
+                }
+            }
             for outcome in &report.outcomes {
                 if report.plan.actions[outcome.action].object.kind
                     == crate::desired::model::ObjectKind::Secret

@@ -93,6 +93,9 @@ pub struct SecretCounts {
     pub actions: usize,
     /// Of those, the ones that failed.
     pub failed: usize,
+    /// Hosts whose notify command failed, with why; retried after the backoff.
+    #[serde(default)]
+    pub notify_failures: BTreeMap<String, String>,
 }
 
 impl Status {

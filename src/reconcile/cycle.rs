@@ -48,6 +48,8 @@ pub struct Report {
     pub observed: Observed,
     /// Jobs of earlier runs that were awaited first, and how they ended.
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
+    /// Hosts the secrets notify command ran for, and how it ended.
+    pub notified: std::collections::BTreeMap<String, Result<(), String>>,
 }
 
 /// How a reconcile that ran ended: one classification for the exit code, the log, the
@@ -200,6 +202,20 @@ pub async fn apply<R: Rapi + ?Sized>(
     let history = History::update(options.history_file, |history| {
         remember(history, desired, &outcomes, options.backoff);
     })?;
+    // After publishing, never before: a failed notify holds nothing back.
+    let notified = match options.secrets.and_then(|c| c.notify.as_ref()) {
+        Some(notify) => {
+            let changed = changed_hosts(&planned, &outcomes);
+            crate::secrets::notify::run(
+                &notify.settings,
+                &notify.state_file,
+                &changed,
+                options.backoff,
+            )
+            .await
+        }
+        None => Default::default(),
+    };
     let observed = observe_cluster(rapi, options.store, options.secrets, desired).await?;
     let after = plan(&PlanInput {
         desired,
@@ -218,7 +234,21 @@ pub async fn apply<R: Rapi + ?Sized>(
         after,
         observed,
         recovered,
+        notified,
     })
+}
+
+/// Hosts with a secret file written or removed by this run.
+fn changed_hosts(plan: &Plan, outcomes: &[Outcome]) -> std::collections::BTreeSet<String> {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o.result, ActionResult::Succeeded))
+        .flat_map(|o| &plan.actions[o.action].steps)
+        .filter_map(|s| match s {
+            super::plan::Step::Secret(step) => Some(step.host().to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Before anything is done: the identity must open the header of every source the plan

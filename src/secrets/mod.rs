@@ -15,6 +15,7 @@
 
 pub mod identity;
 pub mod manifest;
+pub mod notify;
 pub mod observe;
 pub mod publish;
 pub mod recipients;
@@ -71,6 +72,15 @@ pub enum SecretsError {
 pub struct SecretsContext {
     pub sources: SourceFiles,
     pub identity: Option<std::sync::Arc<OperatorIdentity>>,
+    /// Who to tell when a host's files changed, and where failures are remembered.
+    pub notify: Option<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub settings: notify::NotifySettings,
+    /// `notify-<cluster>.json` in the state directory.
+    pub state_file: PathBuf,
 }
 
 /// Where the secrets' `file`s are: a desired-state directory, or a directory inside a git
