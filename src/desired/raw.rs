@@ -97,6 +97,9 @@ pub struct RawClass {
     pub hvparams: Option<BTreeMap<String, HvValue>>,
     /// Secrets every host of this class receives.
     pub secrets: Option<Vec<String>>,
+    /// Generate a host key for instances created without one. Not supported yet:
+    /// validation rejects it.
+    pub generate_host_key: Option<bool>,
     /// How hosts of this class move to a new image.
     pub rotation: Option<RawRotation>,
 }
@@ -203,6 +206,9 @@ pub struct RawInstance {
     pub host_key: Option<String>,
     /// Secrets this instance receives besides its class's.
     pub secrets: Option<Vec<String>>,
+    /// Generate a host key at create when `hostKey` is absent. Not supported yet:
+    /// validation rejects it.
+    pub generate_host_key: Option<bool>,
     /// Extra Ganeti tags for the instance.
     pub tags: Option<Vec<String>>,
     /// Never delete this instance, even with prune on.

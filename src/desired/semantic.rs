@@ -94,6 +94,7 @@ impl Checker<'_> {
         let nodes = self.nodes(cluster.as_ref());
         let instances = self.instances(cluster.as_ref(), &classes);
         self.check_capacity(&nodes, &instances);
+        self.check_secrets_have_a_store(cluster.as_ref(), &classes, &nodes, &instances);
         let complete = self.diagnostics.len() == errors_before && !self.merged.incomplete;
         let all_typed = entries_typed(&self.merged.classes)
             && entries_typed(&self.merged.nodes)
@@ -111,6 +112,48 @@ impl Checker<'_> {
             secrets,
             origins: self.origins(),
         })
+    }
+
+    /// Secrets are published into the artifact store: hosts that receive some while
+    /// `cluster.store` is unset would never get them.
+    fn check_secrets_have_a_store(
+        &mut self,
+        cluster: Option<&Cluster>,
+        classes: &BTreeMap<String, Class>,
+        nodes: &BTreeMap<String, Node>,
+        instances: &BTreeMap<String, Instance>,
+    ) {
+        let Some(cluster) = cluster else { return };
+        if cluster.store.is_some() {
+            return;
+        }
+        let receives = |class: &str, own: &[String]| {
+            !own.is_empty() || classes.get(class).is_some_and(|c| !c.secrets.is_empty())
+        };
+        let first = nodes
+            .iter()
+            .find(|(_, n)| receives(&n.class, &n.secrets))
+            .map(|(name, _)| format!("node `{name}`"))
+            .or_else(|| {
+                instances
+                    .iter()
+                    .find(|(_, i)| receives(&i.class, &i.secrets))
+                    .map(|(name, _)| format!("instance `{name}`"))
+            });
+        let (Some(first), Some(entry)) = (first, &self.merged.cluster) else {
+            return;
+        };
+        let origin = entry.origin.clone();
+        let d = self
+            .diagnostic(
+                &origin,
+                "",
+                Target::Key,
+                format!("{first} receives secrets, but `cluster.store` is not set"),
+            )
+            .expected("`store: {baseUrl: …}`: secrets are published into the artifact store the hosts fetch from")
+            .hint("set cluster.store, or remove the secrets from the classes and hosts");
+        self.report(d);
     }
 
     fn origins(&self) -> BTreeMap<ObjectRef, String> {
@@ -514,6 +557,9 @@ impl Checker<'_> {
                     .expected("an OS provider with an optional variant, e.g. `debootstrap+default` or `pxe`");
                 self.report(d);
             }
+            if raw.generate_host_key.is_some() {
+                self.not_supported_yet(origin, "/generateHostKey");
+            }
             let mut secrets = Vec::new();
             for (i, secret) in raw.secrets.iter().flatten().enumerate() {
                 if self.reference(
@@ -722,6 +768,20 @@ impl Checker<'_> {
             );
         }
         out
+    }
+
+    /// A field the schema names but the operator cannot act on yet: rejected, never
+    /// silently ignored.
+    fn not_supported_yet(&mut self, origin: &Origin, below: &str) {
+        let d = self
+            .diagnostic(
+                origin,
+                below,
+                Target::Key,
+                "`generateHostKey` is not supported yet: the operator cannot generate host keys at create".to_owned(),
+            )
+            .expected("no `generateHostKey`; give the host's `hostKey` (ssh-keyscan, or the key its image was built with)");
+        self.report(d);
     }
 
     /// A host entry's own `secrets:`, each a defined secret, none twice.
@@ -958,6 +1018,9 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
+            if raw.generate_host_key.is_some() {
+                self.not_supported_yet(origin, "/generateHostKey");
+            }
             let secrets = self.own_secrets(origin, raw.secrets.as_deref());
             if raw.host_key.is_none()
                 && let Some(class) = class

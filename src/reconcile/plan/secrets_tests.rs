@@ -32,7 +32,7 @@ impl crate::desired::semantic::SecretFiles for AgeHeads {
 
 fn desired(key: &str, hosts: &str) -> DesiredState {
     let yaml = format!(
-        "cluster: {{name: c.test, hypervisor: fake, defaultDiskTemplate: diskless}}
+        "cluster: {{name: c.test, hypervisor: fake, defaultDiskTemplate: diskless, store: {{baseUrl: 'http://s'}}}}
 classes:
   web: {{image: sha256-02, os: noop+default, resources: {{memory: 128M, vcpus: 1}}, secrets: [app-env]}}
 secrets:
