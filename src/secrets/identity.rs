@@ -113,7 +113,11 @@ impl OperatorIdentity {
                 identity: self.path.clone(),
                 message: e.to_string(),
             })?;
-        let mut plain = SecretBox::new(Box::new(Vec::new()));
+        // Allocated once at its bound: a growing Vec would free copies of the plaintext
+        // without zeroing them.
+        let mut plain = SecretBox::new(Box::new(Vec::with_capacity(
+            MAX_PLAINTEXT_BYTES as usize + 1,
+        )));
         let read = reader
             .take(MAX_PLAINTEXT_BYTES + 1)
             .read_to_end(secrecy::ExposeSecretMut::expose_secret_mut(&mut plain));
