@@ -177,6 +177,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 "plan": render::json(&report.plan, None),
                 "outcomes": outcomes,
                 "converged": !report.after.has_changes(),
+                "notified": report.notified.iter().map(|(host, r)| serde_json::json!({
+                    "host": host,
+                    "error": r.as_ref().err(),
+                })).collect::<Vec<_>>(),
                 "remaining": render::json(&report.after, None),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
@@ -197,6 +201,15 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                         kind_name(outcome.object.kind),
                         outcome.object.name
                     )?;
+                }
+            }
+            for (host, result) in &report.notified {
+                match result {
+                    Ok(()) => writeln!(out, "  notified: {host}")?,
+                    Err(e) => writeln!(
+                        out,
+                        "  notify failed: {host}: {e} (retried after the backoff)"
+                    )?,
                 }
             }
             if report.after.has_changes() {
