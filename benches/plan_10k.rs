@@ -133,6 +133,7 @@ fn observed() -> Observed {
         pending: Vec::new(),
         store: None,
         health: Default::default(),
+        secrets: None,
     }
 }
 

@@ -23,6 +23,7 @@ let
       rapiPasswordFile = "/run/credentials/ganeti-operator.service/rapi-password";
       rapiCaFile = if cfg.rapiCaFile != null then "/run/credentials/ganeti-operator.service/rapi-ca" else null;
       stateDir = "/var/lib/ganeti-operator";
+      secretsIdentityFile = if cfg.secretsIdentityFile != null then "/run/credentials/ganeti-operator.service/secrets-identity" else null;
     }));
   sourceArgs =
     if cfg.git != null then
@@ -101,6 +102,12 @@ in
       description = "The webhook's HMAC secret, passed with LoadCredential. Without it webhooks are refused.";
     };
 
+    secretsIdentityFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = "The operator's age identity or SSH private key, which opens the desired state's secrets; passed with LoadCredential.";
+    };
+
     resyncInterval = mkOption {
       type = types.nullOr (types.strMatching "[0-9]+(s|m|h)");
       default = null;
@@ -129,7 +136,8 @@ in
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
         LoadCredential = [ "rapi-password:${cfg.rapiPasswordFile}" ]
           ++ optional (cfg.rapiCaFile != null) "rapi-ca:${cfg.rapiCaFile}"
-          ++ optional (cfg.webhookSecretFile != null) "webhook-secret:${cfg.webhookSecretFile}";
+          ++ optional (cfg.webhookSecretFile != null) "webhook-secret:${cfg.webhookSecretFile}"
+          ++ optional (cfg.secretsIdentityFile != null) "secrets-identity:${cfg.secretsIdentityFile}";
         Restart = "on-failure";
         RestartSec = 5;
         TimeoutStopSec = 90;

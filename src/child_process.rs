@@ -10,7 +10,12 @@ use crate::config::PASSWORD_ENV;
 
 /// Prefixes of the environment variables that hold a credential or point at one:
 /// `GANETI_RAPI_PASSWORD`, `GANETI_RAPI_PASSWORD_FILE`, the webhook secret's file.
-const CREDENTIAL_PREFIXES: &[&str] = &[PASSWORD_ENV, "GANETI_OPERATOR_WEBHOOK_SECRET"];
+/// The operator identity's file (`GANETI_OPERATOR_IDENTITY_FILE`) counts too.
+const CREDENTIAL_PREFIXES: &[&str] = &[
+    PASSWORD_ENV,
+    "GANETI_OPERATOR_WEBHOOK_SECRET",
+    "GANETI_OPERATOR_IDENTITY",
+];
 
 pub fn is_credential_variable(name: &OsStr) -> bool {
     let name = name.to_string_lossy();

@@ -24,6 +24,8 @@ pub enum ConfigError {
     Missing(String),
     #[error(transparent)]
     Rapi(#[from] RapiError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// Settings as given on the command line or in the environment; any may be absent.
@@ -37,6 +39,8 @@ pub struct Overrides {
     pub rapi_fingerprint: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub store: Option<PathBuf>,
+    /// The operator's age identity or SSH private key, which opens the secret sources.
+    pub secrets_identity_file: Option<PathBuf>,
 }
 
 /// The config file's fields, the same settings in camelCase.
@@ -50,6 +54,8 @@ struct FileSettings {
     rapi_fingerprint: Option<String>,
     state_dir: Option<PathBuf>,
     store: Option<PathBuf>,
+    secrets_identity_file: Option<PathBuf>,
+    secrets_notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
 pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
@@ -100,7 +106,7 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             without_found_value(&e.inner().to_string()),
         )
         .expected(
-            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store",
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile, secretsNotify",
         );
         ConfigError::Invalid(render_without_values(vec![d]))
     })
@@ -165,6 +171,51 @@ pub fn store_dir(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> 
         Some(path) => Ok(load_file(path)?.store),
         None => Ok(None),
     }
+}
+
+/// The operator identity's file: the flag or environment, else the config file.
+pub fn identity_file(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(path) = &overrides.secrets_identity_file {
+        return Ok(Some(path.clone()));
+    }
+    match &overrides.config_file {
+        Some(path) => Ok(load_file(path)?.secrets_identity_file),
+        None => Ok(None),
+    }
+}
+
+/// The operator identity, read once, when one is configured. A file that is given but
+/// missing, unreadable or not an identity is an error here, before anything is done.
+pub fn identity(
+    overrides: &Overrides,
+) -> Result<Option<std::sync::Arc<crate::secrets::OperatorIdentity>>, ConfigError> {
+    match identity_file(overrides)? {
+        Some(path) => Ok(Some(std::sync::Arc::new(
+            crate::secrets::OperatorIdentity::from_file(&path)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The notify command from the config file, checked.
+pub fn notify(
+    overrides: &Overrides,
+) -> Result<Option<crate::secrets::notify::NotifySettings>, ConfigError> {
+    let Some(path) = &overrides.config_file else {
+        return Ok(None);
+    };
+    let settings = load_file(path)?.secrets_notify;
+    if let Some(settings) = &settings {
+        settings
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    Ok(settings)
+}
+
+/// The notify state file of a cluster.
+pub fn notify_file(state_dir: &Path, cluster: &str) -> PathBuf {
+    state_dir.join(format!("notify-{cluster}.json"))
 }
 
 /// Merges the sources. `desired_url` is the desired state's `cluster.rapiUrl`.

@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
 pub mod secret_file;
+pub mod secrets;
 pub mod source;
 pub mod store;

@@ -104,6 +104,8 @@ pub struct Metrics {
     pub host_image: Family<HostImageLabels, Gauge>,
     pub pending_actions: Gauge,
     pub objects_in_backoff: Gauge,
+    /// Host copies of secrets missing or stale after the last reconcile.
+    pub secrets_stale: Gauge,
     pub refusals: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
     pub rotation_hosts: Family<ClassLabels, Gauge>,
@@ -139,6 +141,7 @@ impl Metrics {
             host_image: Family::default(),
             pending_actions: Gauge::default(),
             objects_in_backoff: Gauge::default(),
+            secrets_stale: Gauge::default(),
             refusals: Counter::default(),
             build_info: Family::default(),
             rotation_hosts: Family::default(),
@@ -215,6 +218,11 @@ impl Metrics {
             "objects_in_backoff",
             "Objects waiting out a backoff after a failure",
             metrics.objects_in_backoff.clone(),
+        );
+        r.register(
+            "secrets_stale",
+            "Host copies of secrets still to publish or re-key after the last reconcile",
+            metrics.secrets_stale.clone(),
         );
         r.register(
             "desired_state_refusals",

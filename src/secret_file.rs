@@ -58,7 +58,8 @@ pub fn read_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, SecretFil
             kind: kind_of(&meta.file_type()),
         });
     }
-    let mut bytes = Vec::new();
+    // Allocated at its bound, so reading never leaves a freed partial copy behind.
+    let mut bytes = Vec::with_capacity(MAX_SECRET_BYTES as usize + 1);
     // The bound holds even if the file grows between the check and the read.
     file.take(MAX_SECRET_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -61,6 +61,8 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
         metrics: Arc::new(Metrics::new()),
         store: None,
         serve_store: None,
+        identity: None,
+        notify: None,
         listener: Default::default(),
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);

@@ -102,7 +102,12 @@ fn nix_files_parse() {
     if !tool("nix-instantiate", "nix_parse") {
         return;
     }
-    for file in ["nix/package.nix", "nix/module.nix", "nix/default.nix"] {
+    for file in [
+        "nix/package.nix",
+        "nix/module.nix",
+        "nix/default.nix",
+        "nix/host-secrets.nix",
+    ] {
         let output = Command::new("nix-instantiate")
             .args(["--parse", file])
             .current_dir(common::project_root())

@@ -29,7 +29,7 @@ pub fn open_store(overrides: &Overrides) -> anyhow::Result<Option<Store>> {
     }
 }
 
-fn required_store(overrides: &Overrides) -> anyhow::Result<Store> {
+pub(super) fn required_store(overrides: &Overrides) -> anyhow::Result<Store> {
     open_store(overrides)?.context(
         "no artifact store: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)",
     )

@@ -9,6 +9,7 @@ mod progress;
 mod reconcile;
 mod run_cmd;
 mod schema_cmd;
+mod secrets_cmd;
 mod status_cmd;
 mod validate;
 
@@ -118,6 +119,54 @@ enum Command {
     /// The artifact store itself.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Host copies of the desired state's secrets: status, rekey.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Every host × secret it needs: current, stale or missing (exit 2 unless all current).
+    Status {
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        #[command(flatten)]
+        args: SecretsArgs,
+    },
+    /// Encrypt every host copy again (needed after the operator's identity changed).
+    Rekey {
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        #[command(flatten)]
+        args: SecretsArgs,
+    },
+}
+
+/// The store and the operator identity, for the secrets commands.
+#[derive(Debug, clap::Args)]
+struct SecretsArgs {
+    /// The artifact store's directory.
+    #[arg(long, env = STORE_ENV)]
+    store: Option<PathBuf>,
+    /// A config file whose `store:` and `secretsIdentityFile:` are used.
+    #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// The operator's age identity or SSH private key, as a file (rekey only).
+    #[arg(long, env = "GANETI_OPERATOR_IDENTITY_FILE")]
+    secrets_identity_file: Option<PathBuf>,
+}
+
+impl SecretsArgs {
+    fn overrides(self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            config_file: self.config,
+            store: self.store,
+            secrets_identity_file: self.secrets_identity_file,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +316,10 @@ struct ConnectionArgs {
     /// state sets cluster.store).
     #[arg(long, env = STORE_ENV)]
     store: Option<PathBuf>,
+    /// A file holding the operator's age identity or SSH private key (ed25519 or RSA),
+    /// which opens the secret sources; never the key itself on the command line.
+    #[arg(long, env = "GANETI_OPERATOR_IDENTITY_FILE")]
+    secrets_identity_file: Option<PathBuf>,
 }
 
 const STORE_ENV: &str = "GANETI_OPERATOR_STORE";
@@ -282,6 +335,7 @@ impl ConnectionArgs {
             rapi_fingerprint: self.rapi_fingerprint,
             state_dir: self.state_dir,
             store: self.store,
+            secrets_identity_file: self.secrets_identity_file,
         }
     }
 }
@@ -436,6 +490,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             dry_run,
             connection,
         }) => image::gc_cmd(&connection.overrides(), &dir, keep, dry_run, &mut stdout),
+        Command::Secrets(SecretsCommand::Status { dir, output, args }) => {
+            secrets_cmd::status(&dir, &args.overrides(), output, &mut stdout)
+        }
+        Command::Secrets(SecretsCommand::Rekey { dir, args }) => {
+            secrets_cmd::rekey(&dir, &args.overrides(), &mut stdout)
+        }
         Command::Store(StoreCommand::Serve { listen, store }) => {
             image::serve_cmd(&store.overrides(), listen)
         }

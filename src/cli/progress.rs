@@ -114,4 +114,21 @@ impl Progress for StderrProgress {
             Err(e) => self.line(&format!("{}: {} FAILED: {e}", describe(object), write.file)),
         }
     }
+
+    fn secret(
+        &self,
+        object: &ObjectRef,
+        step: &crate::secrets::publish::SecretStep,
+        result: &Result<(), StepError>,
+    ) {
+        let done = match step {
+            crate::secrets::publish::SecretStep::Publish { .. } => "published",
+            crate::secrets::publish::SecretStep::Remove { .. } => "removed",
+        };
+        let file = step.relative_path();
+        match result {
+            Ok(()) => self.line(&format!("{}: {file} {done}", describe(object))),
+            Err(e) => self.line(&format!("{}: {file} FAILED: {e}", describe(object))),
+        }
+    }
 }

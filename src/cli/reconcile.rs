@@ -54,6 +54,25 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         return Ok(exit::FAILURE);
     };
     let settings = config::resolve(&args.connection, desired.cluster.rapi_url.as_deref())?;
+    // Read before anything else happens: a bad identity is an error with nothing done.
+    // A dry run never decrypts, so it does not need one.
+    let identity = if args.dry_run {
+        None
+    } else {
+        config::identity(&args.connection)?
+    };
+    let secrets = crate::secrets::SecretsContext {
+        sources: crate::secrets::SourceFiles::Dir(args.dir.clone()),
+        identity,
+        notify: if args.dry_run {
+            None
+        } else {
+            config::notify(&args.connection)?.map(|notify| crate::secrets::Notify {
+                settings: notify,
+                state_file: config::notify_file(&settings.state_dir, &desired.cluster.name),
+            })
+        },
+    };
     let history_file = settings.history_file(&desired.cluster.name);
     let rapi = HttpRapi::new(settings.rapi)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,6 +91,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             let plan = cycle::preview(
                 &rapi,
                 store.as_ref(),
+                Some(&secrets),
                 &desired,
                 &history_file,
                 SystemTime::now(),
@@ -115,6 +135,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             &desired,
             ApplyOptions {
                 store: store.as_ref(),
+                secrets: Some(&secrets),
                 run: &run,
                 execute: options,
                 backoff: BackoffPolicy::default(),
@@ -190,6 +211,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 "plan": render::json(&report.plan, None),
                 "outcomes": outcomes,
                 "converged": !report.after.has_changes(),
+                "notified": report.notified.iter().map(|(host, r)| serde_json::json!({
+                    "host": host,
+                    "error": r.as_ref().err(),
+                })).collect::<Vec<_>>(),
                 "remaining": render::json(&report.after, None),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
@@ -210,6 +235,15 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                         kind_name(outcome.object.kind),
                         outcome.object.name
                     )?;
+                }
+            }
+            for (host, result) in &report.notified {
+                match result {
+                    Ok(()) => writeln!(out, "  notified: {host}")?,
+                    Err(e) => writeln!(
+                        out,
+                        "  notify failed: {host}: {e} (retried after the backoff)"
+                    )?,
                 }
             }
             if report.after.has_changes() {

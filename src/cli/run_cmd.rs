@@ -67,6 +67,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
+    // The identity too: a missing or wrong file stops the start, nothing published.
+    let identity = config::identity(&args.connection)?;
+    let notify = config::notify(&args.connection)?;
     // The RAPI URL may come from the desired state, so read it once up front.
     let first = args.source.load()?;
     let desired_url = first
@@ -115,6 +118,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 shutdown_grace: args.shutdown_grace,
                 state_dir,
                 metrics,
+                identity,
+                notify,
                 store,
                 serve_store: args.serve_store,
             },

@@ -73,4 +73,26 @@ impl Progress for LogProgress {
             (Err(e), _) => tracing::warn!(%object, %file, error = %e, "store write failed"),
         }
     }
+
+    fn secret(
+        &self,
+        object: &ObjectRef,
+        step: &crate::secrets::publish::SecretStep,
+        result: &Result<(), StepError>,
+    ) {
+        let file = step.relative_path();
+        match result {
+            Ok(()) => {
+                tracing::info!(%object, %file, operation = step_kind(step), "secret step done")
+            }
+            Err(e) => tracing::warn!(%object, %file, error = %e, "secret step failed"),
+        }
+    }
+}
+
+fn step_kind(step: &crate::secrets::publish::SecretStep) -> &'static str {
+    match step {
+        crate::secrets::publish::SecretStep::Publish { .. } => "published",
+        crate::secrets::publish::SecretStep::Remove { .. } => "removed",
+    }
 }

@@ -6,7 +6,7 @@
 
 pub mod listener;
 pub mod log_progress;
-mod record;
+pub mod record;
 pub mod server;
 pub mod status;
 pub mod time;
@@ -74,6 +74,11 @@ pub struct DaemonOptions {
     pub store: Option<Store>,
     /// Serve the store read-only over HTTP on this address.
     pub serve_store: Option<SocketAddr>,
+    /// The identity that opens the secret sources, which are read from `source` at the
+    /// revision being applied.
+    pub identity: Option<std::sync::Arc<crate::secrets::OperatorIdentity>>,
+    /// Run for each host whose secret files changed (`secretsNotify` in the config file).
+    pub notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
@@ -271,11 +276,30 @@ async fn reconcile<R: Rapi>(
     let progress = log_progress::LogProgress {
         metrics: options.metrics.clone(),
     };
+    let secrets = crate::secrets::SecretsContext {
+        sources: match &options.source {
+            Source::Dir(dir) => crate::secrets::SourceFiles::Dir(dir.clone()),
+            Source::Git { repo, path, .. } => crate::secrets::SourceFiles::Git {
+                repo: repo.clone(),
+                commit: revision.to_owned(),
+                root: path.trim_end_matches('/').to_owned(),
+            },
+        },
+        identity: options.identity.clone(),
+        notify: options
+            .notify
+            .clone()
+            .map(|settings| crate::secrets::Notify {
+                settings,
+                state_file: crate::config::notify_file(&options.state_dir, &desired.cluster.name),
+            }),
+    };
     let apply = cycle::apply(
         rapi,
         desired,
         ApplyOptions {
             store: options.store.as_ref(),
+            secrets: Some(&secrets),
             run: &run,
             execute: ExecuteOptions {
                 max_parallel: desired.policy.max_parallel_jobs as usize,
@@ -306,6 +330,34 @@ async fn reconcile<R: Rapi>(
         Ok(report) => {
             status.ready = true;
             status.record_plan(desired, &report.after, revision, now);
+            status.secrets.actions = 0;
+            status.secrets.failed = 0;
+            for (host, result) in &report.notified {
+                match result {
+                    Ok(()) => {
+                        status.secrets.notify_failures.remove(host);
+                    }
+                    Err(e) => {
+                        status
+                            .secrets
+                            .notify_failures
+                            .insert(host.clone(), e.clone());
+                    }
+                }
+            }
+            for outcome in &report.outcomes {
+                if report.plan.actions[outcome.action].object.kind
+                    == crate::desired::model::ObjectKind::Secret
+                {
+                    status.secrets.actions += 1;
+                    if matches!(
+                        outcome.result,
+                        crate::reconcile::execute::ActionResult::Failed(_)
+                    ) {
+                        status.secrets.failed += 1;
+                    }
+                }
+            }
             record::report(&options.metrics, &report, &status);
             let ending = report.ending();
             if ending != Ending::Failed {

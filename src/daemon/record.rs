@@ -95,6 +95,9 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
         .filter(|b| b.why == BlockReason::BackingOff)
         .count();
     metrics.objects_in_backoff.set(backing_off as i64);
+    metrics
+        .secrets_stale
+        .set(report.after.stale_secrets() as i64);
 
     metrics.host_image.clear();
     for answer in report.observed.health.values() {

@@ -80,6 +80,23 @@ pub struct Status {
     pub last_reconcile: Option<LastReconcile>,
     pub last_refusal: Option<Refusal>,
     pub objects: Vec<ObjectStatus>,
+    /// Counts only: never a secret's content.
+    #[serde(default)]
+    pub secrets: SecretCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretCounts {
+    /// Host copies still to publish or re-key after the last reconcile.
+    pub stale: usize,
+    /// Host copies the last reconcile published, re-keyed or removed.
+    pub actions: usize,
+    /// Of those, the ones that failed.
+    pub failed: usize,
+    /// Hosts whose notify command failed, with why; retried after the backoff.
+    #[serde(default)]
+    pub notify_failures: BTreeMap<String, String>,
 }
 
 impl Status {
@@ -113,6 +130,7 @@ impl Status {
                 kind: ObjectKind::Class,
                 name: r.class.clone(),
             }));
+        self.secrets.stale = after.stale_secrets();
         let mut conditions = conditions_of(after);
         for rotation in &after.rotations {
             let (condition, reason) = match rotation.state {
@@ -189,6 +207,7 @@ fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str,
             BlockReason::Unsupported => (Condition::Stalled, "NeedsOperator"),
             BlockReason::MissingImage => (Condition::Stalled, "ImageMissing"),
             BlockReason::Paused => (Condition::Progressing, "RotationPaused"),
+            BlockReason::Secret => (Condition::Stalled, "SecretUnavailable"),
         };
         conditions
             .entry(&blocked.object)

@@ -166,6 +166,8 @@ pub struct Node {
     pub role: NodeRole,
     pub group: String,
     pub host_key: Option<SshPublicKey>,
+    /// Secrets listed on the node itself; its class's come on top.
+    pub secrets: Vec<String>,
     pub mac: Option<Mac>,
     pub capacity: Capacity,
 }
@@ -186,6 +188,8 @@ pub struct Instance {
     pub disk_template: DiskTemplate,
     pub os: String,
     pub host_key: Option<SshPublicKey>,
+    /// Secrets listed on the instance itself; its class's come on top.
+    pub secrets: Vec<String>,
     /// The user's own tags; the operator's ownership tags are added by the planner.
     pub tags: BTreeSet<String>,
     pub protect: bool,
@@ -197,6 +201,8 @@ pub struct Secret {
     /// Relative to the desired-state directory.
     pub file: PathBuf,
     pub description: Option<String>,
+    /// Admin recipient lines (`age1…` or SSH public keys), checked.
+    pub recipients: Vec<String>,
 }
 
 impl DesiredState {

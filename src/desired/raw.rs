@@ -97,6 +97,9 @@ pub struct RawClass {
     pub hvparams: Option<BTreeMap<String, HvValue>>,
     /// Secrets every host of this class receives.
     pub secrets: Option<Vec<String>>,
+    /// Generate a host key for instances created without one. Not supported yet:
+    /// validation rejects it.
+    pub generate_host_key: Option<bool>,
     /// How hosts of this class move to a new image.
     pub rotation: Option<RawRotation>,
 }
@@ -177,6 +180,8 @@ pub struct RawNode {
     pub group: Option<String>,
     /// The node's SSH host public key; its secrets are encrypted to it.
     pub host_key: Option<String>,
+    /// Secrets this node receives besides its class's.
+    pub secrets: Option<Vec<String>>,
     /// The MAC the node netboots from; its boot pointer is `boot/<mac>.ipxe`.
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$"))]
     pub mac: Option<String>,
@@ -210,8 +215,13 @@ pub struct RawInstance {
     pub disk_template: Option<DiskTemplate>,
     /// Overrides the class's OS provider.
     pub os: Option<String>,
-    /// The instance's SSH host public key; needed when its class has secrets.
+    /// The instance's SSH host public key; needed when it receives secrets.
     pub host_key: Option<String>,
+    /// Secrets this instance receives besides its class's.
+    pub secrets: Option<Vec<String>>,
+    /// Generate a host key at create when `hostKey` is absent. Not supported yet:
+    /// validation rejects it.
+    pub generate_host_key: Option<bool>,
     /// Extra Ganeti tags for the instance.
     pub tags: Option<Vec<String>>,
     /// Never delete this instance, even with prune on.
@@ -226,6 +236,9 @@ pub struct RawSecret {
     /// age file, relative to the desired-state directory, encrypted to the operator's identity.
     pub file: String,
     pub description: Option<String>,
+    /// Admin recipients every published copy is also encrypted to, so an admin can
+    /// open a host's copy: age X25519 recipients (`age1…`) or SSH public key lines.
+    pub recipients: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

@@ -95,6 +95,7 @@ impl Checker<'_> {
         let nodes = self.nodes(cluster.as_ref());
         let instances = self.instances(cluster.as_ref(), &classes);
         self.check_capacity(&nodes, &instances);
+        self.check_secrets_have_a_store(cluster.as_ref(), &classes, &nodes, &instances);
         let complete = self.diagnostics.len() == errors_before && !self.merged.incomplete;
         let all_typed = entries_typed(&self.merged.classes)
             && entries_typed(&self.merged.nodes)
@@ -112,6 +113,48 @@ impl Checker<'_> {
             secrets,
             origins: self.origins(),
         })
+    }
+
+    /// Secrets are published into the artifact store: hosts that receive some while
+    /// `cluster.store` is unset would never get them.
+    fn check_secrets_have_a_store(
+        &mut self,
+        cluster: Option<&Cluster>,
+        classes: &BTreeMap<String, Class>,
+        nodes: &BTreeMap<String, Node>,
+        instances: &BTreeMap<String, Instance>,
+    ) {
+        let Some(cluster) = cluster else { return };
+        if cluster.store.is_some() {
+            return;
+        }
+        let receives = |class: &str, own: &[String]| {
+            !own.is_empty() || classes.get(class).is_some_and(|c| !c.secrets.is_empty())
+        };
+        let first = nodes
+            .iter()
+            .find(|(_, n)| receives(&n.class, &n.secrets))
+            .map(|(name, _)| format!("node `{name}`"))
+            .or_else(|| {
+                instances
+                    .iter()
+                    .find(|(_, i)| receives(&i.class, &i.secrets))
+                    .map(|(name, _)| format!("instance `{name}`"))
+            });
+        let (Some(first), Some(entry)) = (first, &self.merged.cluster) else {
+            return;
+        };
+        let origin = entry.origin.clone();
+        let d = self
+            .diagnostic(
+                &origin,
+                "",
+                Target::Key,
+                format!("{first} receives secrets, but `cluster.store` is not set"),
+            )
+            .expected("`store: {baseUrl: …}`: secrets are published into the artifact store the hosts fetch from")
+            .hint("set cluster.store, or remove the secrets from the classes and hosts");
+        self.report(d);
     }
 
     fn origins(&self) -> BTreeMap<ObjectRef, String> {
@@ -445,11 +488,29 @@ impl Checker<'_> {
                     self.report(d);
                 }
                 Ok(Ok(())) => {
+                    let mut recipients = Vec::new();
+                    for (i, line) in raw.recipients.iter().flatten().enumerate() {
+                        match crate::secrets::recipients::check_admin_recipient(line) {
+                            Ok(()) => recipients.push(line.trim().to_owned()),
+                            Err(problem) => {
+                                let d = self
+                                    .diagnostic(
+                                        &entry.origin,
+                                        &format!("/recipients/{i}"),
+                                        Target::Value,
+                                        format!("bad admin recipient: {problem}"),
+                                    )
+                                    .expected(crate::secrets::recipients::ADMIN_RECIPIENT_EXPECTED);
+                                self.report(d);
+                            }
+                        }
+                    }
                     out.insert(
                         name.clone(),
                         Secret {
                             file: relative,
                             description: raw.description.clone(),
+                            recipients,
                         },
                     );
                 }
@@ -496,6 +557,9 @@ impl Checker<'_> {
                     .diagnostic(origin, "/os", Target::Value, format!("`{os}` is not a Ganeti OS name"))
                     .expected("an OS provider with an optional variant, e.g. `debootstrap+default` or `pxe`");
                 self.report(d);
+            }
+            if raw.generate_host_key.is_some() {
+                self.not_supported_yet(origin, "/generateHostKey");
             }
             let mut secrets = Vec::new();
             for (i, secret) in raw.secrets.iter().flatten().enumerate() {
@@ -631,6 +695,19 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
+            let secrets = self.own_secrets(origin, raw.secrets.as_deref());
+            let class_has_secrets = self
+                .merged
+                .classes
+                .get(&raw.class)
+                .and_then(|e| e.raw.as_ref())
+                .is_some_and(|c| c.secrets.as_ref().is_some_and(|s| !s.is_empty()));
+            if raw.host_key.is_none() && (class_has_secrets || !secrets.is_empty()) {
+                let d = self
+                    .diagnostic(origin, "", Target::Key, format!("node `{name}` receives secrets but has no host key"))
+                    .expected("`hostKey`: the node's SSH host public key, which its secrets are encrypted to");
+                self.report(d);
+            }
             let capacity = raw
                 .capacity
                 .as_ref()
@@ -652,10 +729,49 @@ impl Checker<'_> {
                     role,
                     group,
                     host_key,
+                    secrets,
                     mac: raw.mac.as_deref().and_then(Mac::parse),
                     capacity,
                 },
             );
+        }
+        out
+    }
+
+    /// A field the schema names but the operator cannot act on yet: rejected, never
+    /// silently ignored.
+    fn not_supported_yet(&mut self, origin: &Origin, below: &str) {
+        let d = self
+            .diagnostic(
+                origin,
+                below,
+                Target::Key,
+                "`generateHostKey` is not supported yet: the operator cannot generate host keys at create".to_owned(),
+            )
+            .expected("no `generateHostKey`; give the host's `hostKey` (ssh-keyscan, or the key its image was built with)");
+        self.report(d);
+    }
+
+    /// A host entry's own `secrets:`, each a defined secret, none twice.
+    fn own_secrets(&mut self, origin: &Origin, listed: Option<&[String]>) -> Vec<String> {
+        let mut known: Vec<&str> = self.merged.secrets.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        let known: Vec<String> = known.into_iter().map(str::to_owned).collect();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let mut out: Vec<String> = Vec::new();
+        for (i, secret) in listed.into_iter().flatten().enumerate() {
+            let below = format!("/secrets/{i}");
+            if out.contains(secret) {
+                let d = self.diagnostic(
+                    origin,
+                    &below,
+                    Target::Value,
+                    format!("the secret `{secret}` is listed twice"),
+                );
+                self.report(d);
+            } else if self.reference(origin, &below, "secret", secret, &known) {
+                out.push(secret.clone());
+            }
         }
         out
     }
@@ -870,12 +986,21 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
+            if raw.generate_host_key.is_some() {
+                self.not_supported_yet(origin, "/generateHostKey");
+            }
+            let secrets = self.own_secrets(origin, raw.secrets.as_deref());
             if raw.host_key.is_none()
                 && let Some(class) = class
                 && !class.secrets.is_empty()
             {
                 let d = self
                     .diagnostic(origin, "", Target::Key, format!("instance `{name}` gets secrets from class `{}` but has no host key", raw.class))
+                    .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
+                self.report(d);
+            } else if raw.host_key.is_none() && !secrets.is_empty() {
+                let d = self
+                    .diagnostic(origin, "/secrets", Target::Key, format!("instance `{name}` lists secrets but has no host key"))
                     .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
                 self.report(d);
             }
@@ -898,6 +1023,7 @@ impl Checker<'_> {
                     disk_template,
                     os,
                     host_key,
+                    secrets,
                     tags,
                     protect: raw.protect.unwrap_or(false),
                     adopt: raw.adopt.unwrap_or(false),

@@ -14,6 +14,7 @@ use super::history::{BackoffPolicy, History, HistoryError};
 use super::observe::{Observed, observe, observe_store};
 use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
+use crate::secrets::{SecretsContext, SecretsError};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum CycleError {
         "the desired state has `cluster.store`, but the operator has no store directory: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)"
     )]
     NoStore,
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
     #[error(
         "the RAPI answers for cluster {observed}, but the desired state is for {desired}; \
          nothing was done"
@@ -47,6 +50,8 @@ pub struct Report {
     pub observed: Observed,
     /// Jobs of earlier runs that were awaited first, and how they ended.
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
+    /// Hosts the secrets notify command ran for, and how it ended.
+    pub notified: std::collections::BTreeMap<String, Result<(), String>>,
 }
 
 /// How a reconcile that ran ended: one classification for the exit code, the log, the
@@ -94,16 +99,30 @@ impl Report {
 async fn observe_cluster<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
     desired: &DesiredState,
     history: &History,
 ) -> Result<Observed, CycleError> {
     let mut observed = observe(rapi).await.map_err(CycleError::Observe)?;
     if desired.cluster.store.is_some() {
         let store = store.ok_or(CycleError::NoStore)?.clone();
-        let seen = tokio::task::spawn_blocking(move || observe_store(&store))
+        let seen = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || observe_store(&store)
+        })
+        .await
+        .map_err(|e| CycleError::StoreTask(e.to_string()))??;
+        observed.store = Some(seen);
+        if let Some(context) = secrets {
+            let root = context.sources.clone();
+            let desired = desired.clone();
+            let seen = tokio::task::spawn_blocking(move || {
+                crate::secrets::observe::observe(&store, &desired, &root)
+            })
             .await
             .map_err(|e| CycleError::StoreTask(e.to_string()))??;
-        observed.store = Some(seen);
+            observed.secrets = Some(seen);
+        }
     }
     let targets = crate::reconcile::plan::rotation::probe_targets(desired, &observed, history);
     observed.health = crate::reconcile::health::probe_all(targets).await;
@@ -120,12 +139,13 @@ async fn observe_cluster<R: Rapi + ?Sized>(
 pub async fn preview<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
     desired: &DesiredState,
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
     let history = History::load(history_file)?;
-    let observed = observe_cluster(rapi, store, desired, &history).await?;
+    let observed = observe_cluster(rapi, store, secrets, desired, &history).await?;
     Ok(plan(&PlanInput {
         desired,
         observed: &observed,
@@ -141,6 +161,9 @@ pub struct ApplyOptions<'a> {
     pub history_file: &'a Path,
     /// The artifact store, when the desired state has one.
     pub store: Option<&'a Store>,
+    /// Where the secret sources are and the identity that opens them; without it no
+    /// secret is planned.
+    pub secrets: Option<&'a SecretsContext>,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
 }
@@ -153,12 +176,13 @@ pub async fn apply<R: Rapi + ?Sized>(
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
     let history = History::load(options.history_file)?;
-    let mut observed = observe_cluster(rapi, options.store, desired, &history).await?;
+    let mut observed =
+        observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     let mut recovered = Vec::new();
     if !observed.pending.is_empty() {
         recovered =
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
-        observed = observe_cluster(rapi, options.store, desired, &history).await?;
+        observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     }
     let planned = plan(&PlanInput {
         desired,
@@ -167,8 +191,12 @@ pub async fn apply<R: Rapi + ?Sized>(
         now: SystemTime::now(),
     });
     (options.on_plan)(&planned);
+    if let Some(context) = options.secrets {
+        check_secret_sources(context, &planned).await?;
+    }
     let backends = execute::Backends {
         store: options.store,
+        secrets: options.secrets,
         history_file: Some(options.history_file),
     };
     let outcomes = execute::execute(
@@ -184,7 +212,21 @@ pub async fn apply<R: Rapi + ?Sized>(
     let history = History::update(options.history_file, |history| {
         remember(history, desired, &planned, &outcomes, options.backoff);
     })?;
-    let observed = observe_cluster(rapi, options.store, desired, &history).await?;
+    // After publishing, never before: a failed notify holds nothing back.
+    let notified = match options.secrets.and_then(|c| c.notify.as_ref()) {
+        Some(notify) => {
+            let changed = changed_hosts(&planned, &outcomes);
+            crate::secrets::notify::run(
+                &notify.settings,
+                &notify.state_file,
+                &changed,
+                options.backoff,
+            )
+            .await
+        }
+        None => Default::default(),
+    };
+    let observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     let after = plan(&PlanInput {
         desired,
         observed: &observed,
@@ -209,7 +251,51 @@ pub async fn apply<R: Rapi + ?Sized>(
         after,
         observed,
         recovered,
+        notified,
     })
+}
+
+/// Hosts with a secret file written or removed by this run.
+fn changed_hosts(plan: &Plan, outcomes: &[Outcome]) -> std::collections::BTreeSet<String> {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o.result, ActionResult::Succeeded))
+        .flat_map(|o| &plan.actions[o.action].steps)
+        .filter_map(|s| match s {
+            super::plan::Step::Secret(step) => Some(step.host().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Before anything is done: the identity must open the header of every source the plan
+/// publishes. A missing or wrong identity fails the run, so nothing is published and
+/// the files already there stay as they are.
+async fn check_secret_sources(context: &SecretsContext, plan: &Plan) -> Result<(), CycleError> {
+    let sources: std::collections::BTreeSet<std::path::PathBuf> = plan
+        .actions
+        .iter()
+        .flat_map(|a| &a.steps)
+        .filter_map(|s| match s {
+            super::plan::Step::Secret(crate::secrets::publish::SecretStep::Publish {
+                source,
+                ..
+            }) => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let context = context.clone();
+    tokio::task::spawn_blocking(move || {
+        sources
+            .iter()
+            .try_for_each(|source| crate::secrets::publish::check_source(&context, source))
+    })
+    .await
+    .map_err(|e| SecretsError::Store(e.to_string()))??;
+    Ok(())
 }
 
 /// Success resets an object's backoff; a failure extends it, or stalls the object when

@@ -13,6 +13,8 @@ use futures_util::stream::{self, StreamExt as _};
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
 use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
+use crate::secrets::SecretsContext;
+use crate::secrets::publish::SecretStep;
 use crate::store::Store;
 
 use super::history::History;
@@ -39,6 +41,8 @@ pub trait Progress: JobObserver {
     fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>);
     /// A rotation's progress saved.
     fn recorded(&self, _object: &ObjectRef, _mark: &RotationMark) {}
+    /// A secret step carried out. Only names and paths are shown, never content.
+    fn secret(&self, _object: &ObjectRef, _step: &SecretStep, _result: &Result<(), StepError>) {}
 }
 
 /// Why a step failed.
@@ -52,6 +56,8 @@ pub enum StepError {
     NoStore,
     #[error("saving a rotation's progress: {0}")]
     Journal(String),
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretsError),
 }
 
 impl StepError {
@@ -90,6 +96,7 @@ pub enum ActionResult {
 
 /// Runs every action of the plan. `stop` is checked before each submission: once it is
 /// set nothing new is submitted, and jobs already submitted are still waited on.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute<R: Rapi + ?Sized>(
     rapi: &R,
     backends: Backends<'_>,
@@ -120,6 +127,7 @@ pub async fn execute<R: Rapi + ?Sized>(
     outcomes
 }
 
+/// Where the non-RAPI steps are carried out.
 async fn run_object<R: Rapi + ?Sized>(
     rapi: &R,
     backends: Backends<'_>,
@@ -191,6 +199,14 @@ async fn run_steps<R: Rapi + ?Sized>(
                     Err(e) => return ActionResult::Failed(e),
                 }
             }
+            Step::Secret(secret) => {
+                let result = run_secret(backends, secret).await;
+                progress.secret(&action.object, secret, &result);
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
         };
         let started = Instant::now();
         let id = match rapi.submit(step, &WriteOptions::new(reason.clone())).await {
@@ -218,9 +234,11 @@ async fn run_steps<R: Rapi + ?Sized>(
 }
 
 /// Where steps other than Ganeti's jobs are carried out.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Backends<'a> {
     pub store: Option<&'a Store>,
+    /// What secret steps need: the operator's identity and the sources.
+    pub secrets: Option<&'a SecretsContext>,
     /// Rotation marks go into the history file, under its lock.
     pub history_file: Option<&'a Path>,
 }
@@ -250,6 +268,20 @@ async fn write_store(store: Option<&Store>, write: &StoreWrite) -> Result<(), St
     .await
     .map_err(|e| StepError::Store(e.to_string()))?
     .map_err(|e| StepError::Store(e.to_string()))
+}
+
+/// The secrets' executor: decrypt, encrypt and write one file, off the async threads.
+async fn run_secret(backends: Backends<'_>, step: &SecretStep) -> Result<(), StepError> {
+    let store = backends.store.ok_or(StepError::NoStore)?.clone();
+    let context = backends
+        .secrets
+        .ok_or(crate::secrets::SecretsError::NoIdentity)?
+        .clone();
+    let step = step.clone();
+    tokio::task::spawn_blocking(move || crate::secrets::publish::run(&store, &context, &step))
+        .await
+        .map_err(|e| StepError::Store(e.to_string()))?
+        .map_err(StepError::from)
 }
 
 fn tree_result(tree: JobTree) -> Result<Job, RapiError> {

@@ -218,6 +218,7 @@ async fn apply(rapi: &MemoryRapi, desired: &DesiredState, history: &Path) -> Rep
         backoff: BackoffPolicy::default(),
         history_file: history,
         store: None,
+        secrets: None,
         on_plan: &|_| {},
     };
     cycle::apply(rapi, desired, options, &Silent, &AtomicBool::new(false))
@@ -286,7 +287,7 @@ async fn a_pending_job_with_the_operators_reason_is_awaited_not_resubmitted() {
     let history = state.path().join("history.json");
     let desired = desired();
     // What an earlier run submitted before it died: the create the plan asks for now.
-    let preview = cycle::preview(&rapi, None, &desired, &history, SystemTime::now())
+    let preview = cycle::preview(&rapi, None, None, &desired, &history, SystemTime::now())
         .await
         .unwrap();
     let create = preview.actions[0].operations()[0].clone();

@@ -21,6 +21,8 @@ pub struct Observed {
     pub store: Option<ObservedStore>,
     /// This reconcile's health answers, by host, for the hosts a rotation looks at.
     pub health: BTreeMap<String, super::health::HealthAnswer>,
+    /// Secret sources and what the store's `secrets/` holds, when secrets are published.
+    pub secrets: Option<crate::secrets::observe::ObservedSecrets>,
 }
 
 /// The artifact store as far as planning needs it: the complete images and every pointer.
@@ -77,5 +79,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         pending,
         store: None,
         health: BTreeMap::new(),
+        secrets: None,
     })
 }

@@ -32,10 +32,10 @@ impl Paint {
 
     fn symbol(self, kind: ActionKind) -> String {
         let code = match kind {
-            ActionKind::Create => "32",
-            ActionKind::Adopt | ActionKind::Change => "33",
+            ActionKind::Create | ActionKind::SecretPublish => "32",
+            ActionKind::Adopt | ActionKind::Change | ActionKind::SecretRekey => "33",
             ActionKind::Move => "36",
-            ActionKind::Delete => "31",
+            ActionKind::Delete | ActionKind::SecretRemove => "31",
             ActionKind::Boot | ActionKind::Rotate => "34",
         };
         self.wrap(code, kind.symbol())
@@ -58,6 +58,10 @@ fn writes(action: &Action) -> String {
         .filter_map(|s| match s {
             Step::Store(w) if w.contents.is_some() => Some(w.file.to_string()),
             Step::Store(w) => Some(format!("{} (removed)", w.file)),
+            Step::Secret(s @ crate::secrets::publish::SecretStep::Publish { .. }) => {
+                Some(s.relative_path())
+            }
+            Step::Secret(s) => Some(format!("{} (removed)", s.relative_path())),
             Step::Rapi(_) | Step::Record(_) => None,
         })
         .collect();
@@ -100,6 +104,13 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                 })
                 .unwrap_or_default();
             let _ = writeln!(out, "  {symbol} boot {}{images}", action.object.name);
+        } else if let Some(Step::Secret(step)) = action.steps.first() {
+            let _ = writeln!(
+                out,
+                "  {symbol} secret {} -> {}",
+                action.object.name,
+                step.host()
+            );
         } else {
             let _ = writeln!(
                 out,
@@ -219,7 +230,7 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
     if plan.has_changes() {
         let _ = writeln!(
             out,
-            "Plan for {}: {} to create, {} to change, {} to move, {} to delete; {} blocked{}{}.",
+            "Plan for {}: {} to create, {} to change, {} to move, {} to delete; {} blocked{}{}{}.",
             plan.cluster,
             plan.count(ActionKind::Create),
             plan.count(ActionKind::Change) + plan.count(ActionKind::Adopt),
@@ -238,7 +249,8 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                 String::new()
             } else {
                 format!("; {} unfinished job(s) to await", plan.awaiting.len())
-            }
+            },
+            secrets_summary(plan),
         );
         let rotating = plan.count(ActionKind::Rotate);
         if rotating > 0 {
@@ -252,6 +264,18 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         );
     }
     out
+}
+
+fn secrets_summary(plan: &Plan) -> String {
+    let (publish, rekey, remove) = (
+        plan.count(ActionKind::SecretPublish),
+        plan.count(ActionKind::SecretRekey),
+        plan.count(ActionKind::SecretRemove),
+    );
+    if publish + rekey + remove == 0 {
+        return String::new();
+    }
+    format!("; secrets: {publish} to publish, {rekey} to re-key, {remove} to remove")
 }
 
 fn object_json(object: &crate::desired::model::ObjectRef) -> Value {
@@ -273,6 +297,9 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
                 "changes": action.changes,
                 "operations": action.steps.iter().map(Step::kind).collect::<Vec<_>>(),
             });
+            if let Some(Step::Secret(step)) = action.steps.first() {
+                entry["host"] = json!(step.host());
+            }
             if let Some(verdict) = verdicts.and_then(|v| v.get(index)) {
                 entry["serverCheck"] = match verdict {
                     Verdict::Accepted { detail } => json!({"accepted": true, "detail": detail}),
@@ -295,6 +322,9 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "delete": plan.count(ActionKind::Delete),
             "boot": plan.count(ActionKind::Boot),
             "rotate": plan.count(ActionKind::Rotate),
+            "secretPublish": plan.count(ActionKind::SecretPublish),
+            "secretRekey": plan.count(ActionKind::SecretRekey),
+            "secretRemove": plan.count(ActionKind::SecretRemove),
             "blocked": plan.blocked.len(),
             "awaiting": plan.awaiting.len(),
         },

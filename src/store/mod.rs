@@ -102,6 +102,11 @@ impl Store {
         self.images_dir().join(id)
     }
 
+    /// `secrets/`: one directory per host, written by [`crate::secrets::publish`].
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
     pub fn path_of(&self, file: &StoreFile) -> PathBuf {
         self.root.join(file.relative_path())
     }

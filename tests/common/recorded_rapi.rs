@@ -63,7 +63,7 @@ impl Recording {
             .find(|kind| self.body(&format!("job-{kind}"))["id"].as_u64() == id.parse().ok())
     }
 
-    fn answer(&self, request: &Received) -> Reply {
+    pub fn answer(&self, request: &Received) -> Reply {
         let (path, _query) = request
             .target
             .split_once('?')

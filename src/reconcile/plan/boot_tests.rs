@@ -194,6 +194,7 @@ fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
             Step::Store(w) => w.file.to_string(),
             Step::Rapi(_) => "job".into(),
             Step::Record(_) => "mark".into(),
+            Step::Secret(s) => s.relative_path(),
         })
         .collect();
     assert_eq!(

@@ -12,6 +12,9 @@ pub mod rotation;
 pub mod rotation_status;
 #[cfg(test)]
 mod rotation_tests;
+mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 pub mod step;
 mod tags;
 #[cfg(test)]
@@ -67,6 +70,11 @@ fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::
 }
 
 impl Plan {
+    /// Host copies of secrets that are missing or stale: to publish or re-key.
+    pub fn stale_secrets(&self) -> usize {
+        self.count(ActionKind::SecretPublish) + self.count(ActionKind::SecretRekey)
+    }
+
     /// Something differs from the desired state: an action to take, or one refused.
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty()
@@ -127,6 +135,15 @@ pub enum ActionKind {
     Boot,
     /// A step of a host's image rotation: flip and reboot, tag, or roll back.
     Rotate,
+    /// A secret published to a host that lacks it.
+    #[serde(rename = "secret-publish")]
+    SecretPublish,
+    /// A host's copy of a secret encrypted again: its key, recipients or source changed.
+    #[serde(rename = "secret-rekey")]
+    SecretRekey,
+    /// A host's copy of a secret removed: the host no longer needs it, or is gone.
+    #[serde(rename = "secret-remove")]
+    SecretRemove,
 }
 
 impl ActionKind {
@@ -140,16 +157,23 @@ impl ActionKind {
             ActionKind::Delete => "delete",
             ActionKind::Boot => "boot",
             ActionKind::Rotate => "rotate",
+            ActionKind::SecretPublish => "secret-publish",
+            ActionKind::SecretRekey => "secret-rekey",
+            ActionKind::SecretRemove => "secret-remove",
         }
     }
 
     /// Terraform's symbols, plus `->` for a move.
     pub fn symbol(self) -> &'static str {
         match self {
-            ActionKind::Create => "+",
-            ActionKind::Adopt | ActionKind::Change | ActionKind::Boot | ActionKind::Rotate => "~",
+            ActionKind::Create | ActionKind::SecretPublish => "+",
+            ActionKind::Adopt
+            | ActionKind::Change
+            | ActionKind::Boot
+            | ActionKind::Rotate
+            | ActionKind::SecretRekey => "~",
             ActionKind::Move => "->",
-            ActionKind::Delete => "-",
+            ActionKind::Delete | ActionKind::SecretRemove => "-",
         }
     }
 }
@@ -162,6 +186,8 @@ pub enum Phase {
     Nodes,
     Deletions,
     Instances,
+    /// Secrets last: they need no job, and a host created above can already receive them.
+    Secrets,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +231,8 @@ pub enum BlockReason {
     MissingImage,
     /// The class's `rotation.paused` holds hosts on their old image.
     Paused,
+    /// A secret's source cannot be read, or its host has no key to encrypt to.
+    Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -237,6 +265,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     prune::plan_prune(input, &mut plan);
     let pointer_images = rotation::plan_rotations(input, &mut plan);
     boot::plan_boot(input, &mut plan, &pointer_images);
+    secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));

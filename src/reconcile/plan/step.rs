@@ -5,6 +5,7 @@
 
 use crate::rapi::Operation;
 use crate::reconcile::rotation_record::RotationMark;
+use crate::secrets::publish::SecretStep;
 use crate::store::StoreFile;
 
 // Steps are few per action and short-lived; boxing the operation would only add noise.
@@ -17,6 +18,10 @@ pub enum Step {
     Store(StoreWrite),
     /// A rotation's progress saved to the history file before the steps after it run.
     Record(RotationMark),
+    /// A host's copy of a secret encrypted and published, or removed (see
+    /// [`crate::secrets::publish`]). The step names the source and the recipients; the
+    /// executor decrypts and encrypts but decides nothing.
+    Secret(SecretStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +40,15 @@ impl Step {
             }) => "store_write",
             Step::Store(StoreWrite { contents: None, .. }) => "store_remove",
             Step::Record(mark) => mark.kind(),
+            Step::Secret(SecretStep::Publish { .. }) => "secret_publish",
+            Step::Secret(SecretStep::Remove { .. }) => "secret_remove",
         }
     }
 
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),
-            Step::Store(_) | Step::Record(_) => None,
+            Step::Store(_) | Step::Record(_) | Step::Secret(_) => None,
         }
     }
 }

@@ -107,6 +107,7 @@ pub(super) fn observed(instances: Vec<Instance>) -> Observed {
         pending: Vec::new(),
         store: None,
         health: Default::default(),
+        secrets: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! `ganeti-operator secrets status [DIR]`: every host × secret it needs, `current`,
+//! `stale` (to re-key: its key, recipients or source changed) or `missing`, plus copies
+//! a host no longer needs (`extra`). `secrets rekey [DIR]`: encrypts every copy again,
+//! as needed after the operator's identity changed. Neither talks to the RAPI.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use super::{OutputFormat, exit};
+use crate::config::{self, Overrides};
+use crate::desired::model::DesiredState;
+use crate::desired::{self, diagnostic};
+use crate::reconcile::history::History;
+use crate::reconcile::observe::Observed;
+use crate::reconcile::plan::{ActionKind, BlockReason, Phase, Plan, PlanInput, Step, plan};
+use crate::secrets::SecretsContext;
+use crate::secrets::observe::ObservedSecrets;
+use crate::secrets::publish::{self, SecretStep};
+use crate::store::Store;
+
+fn load(dir: &Path) -> anyhow::Result<Option<DesiredState>> {
+    let validation = desired::validate_dir(dir)?;
+    if validation.state.is_none() {
+        std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
+        eprintln!(
+            "{}: {} error(s)",
+            dir.display(),
+            validation.diagnostics.len()
+        );
+    }
+    Ok(validation.state)
+}
+
+/// The secret actions the planner makes for `seen`: only manifests and digests are read.
+fn secret_plan(desired: &DesiredState, seen: ObservedSecrets) -> Plan {
+    let observed = Observed {
+        secrets: Some(seen),
+        ..Observed::default()
+    };
+    let mut planned = plan(&PlanInput {
+        desired,
+        observed: &observed,
+        history: &History::default(),
+        now: SystemTime::now(),
+    });
+    planned.actions.retain(|a| a.phase == Phase::Secrets);
+    planned.blocked.retain(|b| b.why == BlockReason::Secret);
+    planned
+}
+
+pub fn status(
+    dir: &Path,
+    overrides: &Overrides,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let Some(desired) = load(dir)? else {
+        return Ok(exit::FAILURE);
+    };
+    let store = super::image::required_store(overrides)?;
+    let seen = crate::secrets::observe::observe(
+        &store,
+        &desired,
+        &crate::secrets::SourceFiles::Dir(dir.to_owned()),
+    )?;
+    let planned = secret_plan(&desired, seen);
+    let mut rows: Vec<(String, String, &'static str, String)> = Vec::new();
+    let mut pending = std::collections::BTreeMap::new();
+    for action in &planned.actions {
+        if let Some(Step::Secret(step)) = action.steps.first() {
+            pending.insert(
+                (step.host().to_owned(), step.secret().to_owned()),
+                (action.kind, action.reason.clone()),
+            );
+        }
+    }
+    for (host, needs) in crate::secrets::recipients::hosts(&desired) {
+        for secret in needs.secrets {
+            let (state, why) = match pending.remove(&(host.clone(), secret.clone())) {
+                Some((ActionKind::SecretPublish, why)) => ("missing", why),
+                Some((_, why)) => ("stale", why),
+                None => ("current", String::new()),
+            };
+            rows.push((host.clone(), secret, state, why));
+        }
+    }
+    for ((host, secret), (_, why)) in pending {
+        rows.push((host, secret, "extra", why));
+    }
+    for b in &planned.blocked {
+        eprintln!("{}: {}", b.object, b.message);
+    }
+    match output {
+        OutputFormat::Json => {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(host, secret, state, why)| {
+                    serde_json::json!({"host": host, "secret": secret, "state": state, "reason": why})
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        }
+        OutputFormat::Text => {
+            let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
+            let swidth = rows.iter().map(|r| r.1.len()).max().unwrap_or(6).max(6);
+            writeln!(out, "{:width$}  {:swidth$}  STATE", "HOST", "SECRET")?;
+            for (host, secret, state, why) in &rows {
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
+                writeln!(out, "{host:width$}  {secret:swidth$}  {state}{why}")?;
+            }
+        }
+    }
+    Ok(if rows.iter().all(|r| r.2 == "current") {
+        exit::OK
+    } else {
+        exit::CHANGES
+    })
+}
+
+pub fn rekey(dir: &Path, overrides: &Overrides, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let Some(desired) = load(dir)? else {
+        return Ok(exit::FAILURE);
+    };
+    let identity = config::identity(overrides)?.ok_or(crate::secrets::SecretsError::NoIdentity)?;
+    let store: Store = super::image::required_store(overrides)?;
+    let context = SecretsContext {
+        sources: crate::secrets::SourceFiles::Dir(dir.to_owned()),
+        identity: Some(identity),
+        notify: None,
+    };
+    let mut seen = crate::secrets::observe::observe(
+        &store,
+        &desired,
+        &crate::secrets::SourceFiles::Dir(dir.to_owned()),
+    )?;
+    // Forget what the manifests say: every copy a host needs is made again.
+    for host in seen.hosts.values_mut() {
+        host.manifest = None;
+    }
+    let planned = secret_plan(&desired, seen);
+    let steps: Vec<&SecretStep> = planned
+        .actions
+        .iter()
+        .flat_map(|a| &a.steps)
+        .filter_map(|s| match s {
+            Step::Secret(step) => Some(step),
+            _ => None,
+        })
+        .collect();
+    // The same check as a reconcile's: nothing is written unless every source opens.
+    for step in &steps {
+        if let SecretStep::Publish { source, .. } = step {
+            publish::check_source(&context, source)?;
+        }
+    }
+    for step in &steps {
+        publish::run(&store, &context, step).with_context(|| step.relative_path())?;
+        let done = match step {
+            SecretStep::Publish { .. } => "encrypted again",
+            SecretStep::Remove { .. } => "removed",
+        };
+        writeln!(out, "{} {done}", step.relative_path())?;
+    }
+    for b in &planned.blocked {
+        eprintln!("{}: {}", b.object, b.message);
+    }
+    writeln!(out, "{} file(s) written or removed", steps.len())?;
+    Ok(if planned.blocked.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}

@@ -1,0 +1,285 @@
+//! Pushing changed secrets to running hosts: after a reconcile, the configured command
+//! template (`secretsNotify.command` in the config file, e.g.
+//! `["ssh", "root@{host}", "systemctl", "start", "ganeti-operator-secrets.service"]`) runs
+//! once for each host whose files changed, and for no other. No shell: `{host}` is
+//! replaced in each argument. The child gets no credential variables (see
+//! [`crate::child_process`]) and is killed after its timeout. A failure is remembered in
+//! `notify-<cluster>.json` in the state directory and retried with the backoff; it
+//! never holds back publishing, which already happened.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::reconcile::history::BackoffPolicy;
+
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+pub const PLACEHOLDER: &str = "{host}";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotifySettings {
+    /// The program and its arguments; `{host}` is replaced by the host's name.
+    pub command: Vec<String>,
+    /// Seconds the command may take. Defaults to 30; at most 600.
+    pub timeout_seconds: Option<u64>,
+}
+
+impl NotifySettings {
+    /// Why the settings cannot work, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match self.command.first() {
+            None => {
+                return Err(
+                    "secretsNotify.command is empty: give the program and its arguments".into(),
+                );
+            }
+            Some(p) if p.trim().is_empty() => {
+                return Err("secretsNotify.command: the program is empty".into());
+            }
+            _ => {}
+        }
+        if let Some(bad) = self
+            .command
+            .iter()
+            .find(|a| a.replace(PLACEHOLDER, "").contains(['{', '}']))
+        {
+            return Err(format!(
+                "secretsNotify.command: `{bad}` has a placeholder other than {PLACEHOLDER}"
+            ));
+        }
+        if self.timeout_seconds == Some(0) || self.timeout() > MAX_TIMEOUT {
+            return Err(format!(
+                "secretsNotify.timeoutSeconds: between 1 and {}",
+                MAX_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.unwrap_or(30))
+    }
+
+    /// The argv for one host.
+    pub fn argv(&self, host: &str) -> Vec<String> {
+        self.command
+            .iter()
+            .map(|a| a.replace(PLACEHOLDER, host))
+            .collect()
+    }
+}
+
+/// Hosts whose notification failed, kept across runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyState {
+    #[serde(default)]
+    pub hosts: BTreeMap<String, PendingNotify>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingNotify {
+    pub attempts: u32,
+    /// Unix seconds.
+    pub retry_after: u64,
+    pub last_error: String,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl NotifyState {
+    pub fn load(path: &Path) -> NotifyState {
+        std::fs::read(path)
+            .ok()
+            .filter(|b| b.len() < 1024 * 1024)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).expect("serializes");
+        crate::atomic_file::write_atomic(path, &bytes, 0o600)
+    }
+
+    /// Who to notify now: every host whose files changed, and every earlier failure
+    /// whose backoff is over. Pure.
+    pub fn due(&self, changed: &BTreeSet<String>, now: SystemTime) -> BTreeSet<String> {
+        let mut due = changed.clone();
+        due.extend(
+            self.hosts
+                .iter()
+                .filter(|(_, p)| p.retry_after <= unix(now))
+                .map(|(h, _)| h.clone()),
+        );
+        due
+    }
+
+    pub fn record(
+        &mut self,
+        host: &str,
+        result: Result<(), String>,
+        now: SystemTime,
+        backoff: BackoffPolicy,
+    ) {
+        match result {
+            Ok(()) => {
+                self.hosts.remove(host);
+            }
+            Err(error) => {
+                let attempts = self.hosts.get(host).map_or(0, |p| p.attempts) + 1;
+                let delay = backoff
+                    .initial
+                    .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
+                    .min(backoff.max);
+                self.hosts.insert(
+                    host.to_owned(),
+                    PendingNotify {
+                        attempts,
+                        retry_after: unix(now) + delay.as_secs(),
+                        last_error: error,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Runs the command for one host: no shell, no credentials, killed at its timeout.
+pub async fn notify_host(settings: &NotifySettings, host: &str) -> Result<(), String> {
+    let argv = settings.argv(host);
+    let mut command = tokio::process::Command::from(crate::child_process::command(&argv[0]));
+    command
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    match tokio::time::timeout(settings.timeout(), child.wait_with_output()).await {
+        Err(_) => Err(format!("timed out after {}s", settings.timeout().as_secs())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr: String = stderr.trim().chars().take(200).collect();
+            Err(format!(
+                "{} {}: {stderr}",
+                argv[0],
+                crate::child_process::describe_exit(out.status)
+            ))
+        }
+    }
+}
+
+/// Notifies every due host, in parallel (at most 8 at once), and records the results.
+/// Returns the hosts tried, with what happened.
+pub async fn run(
+    settings: &NotifySettings,
+    state_file: &Path,
+    changed: &BTreeSet<String>,
+    backoff: BackoffPolicy,
+) -> BTreeMap<String, Result<(), String>> {
+    use futures_util::stream::{self, StreamExt as _};
+    let mut state = NotifyState::load(state_file);
+    let due = state.due(changed, SystemTime::now());
+    let results: BTreeMap<String, Result<(), String>> = stream::iter(due)
+        .map(|host| async move {
+            let result = notify_host(settings, &host).await;
+            (host, result)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let now = SystemTime::now();
+    for (host, result) in &results {
+        state.record(host, result.clone(), now, backoff);
+        match result {
+            Ok(()) => tracing::info!(%host, "secrets notify ran"),
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "secrets notify failed; retried after the backoff")
+            }
+        }
+    }
+    if let Err(e) = state.save(state_file) {
+        tracing::warn!(error = %e, "cannot save the notify state");
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_templates_and_retries_failures_after_their_backoff() {
+        let ok = NotifySettings {
+            command: vec!["ssh".into(), "root@{host}".into()],
+            timeout_seconds: None,
+        };
+        assert!(ok.check().is_ok());
+        assert_eq!(ok.argv("a.b"), ["ssh", "root@a.b"]);
+        for bad in [
+            vec![],
+            vec!["".into()],
+            vec!["x".into(), "{hostname}".into()],
+        ] {
+            assert!(
+                NotifySettings {
+                    command: bad,
+                    timeout_seconds: None
+                }
+                .check()
+                .is_err()
+            );
+        }
+        let mut state = NotifyState::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        state.record("h", Err("no".into()), t0, BackoffPolicy::default());
+        assert!(
+            state.due(&BTreeSet::new(), t0).is_empty(),
+            "waits out its backoff"
+        );
+        assert_eq!(
+            state.due(&BTreeSet::new(), t0 + Duration::from_secs(10)),
+            BTreeSet::from(["h".to_owned()])
+        );
+        state.record("h", Ok(()), t0, BackoffPolicy::default());
+        assert!(state.hosts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_child_gets_no_credentials_and_is_killed_at_its_timeout() {
+        let slow = NotifySettings {
+            command: vec!["sleep".into(), "5".into()],
+            timeout_seconds: Some(1),
+        };
+        let started = std::time::Instant::now();
+        assert!(
+            notify_host(&slow, "h")
+                .await
+                .unwrap_err()
+                .contains("timed out")
+        );
+        assert!(started.elapsed() < Duration::from_secs(4));
+        let env = NotifySettings {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "env | grep -q GANETI_OPERATOR_IDENTITY && exit 3; exit 0".into(),
+            ],
+            timeout_seconds: None,
+        };
+        // SAFETY: tests in this module do not read the variable concurrently.
+        unsafe { std::env::set_var("GANETI_OPERATOR_IDENTITY_FILE", "/nope") };
+        assert_eq!(notify_host(&env, "h").await, Ok(()));
+    }
+}
