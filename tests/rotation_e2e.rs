@@ -1,0 +1,334 @@
+//! Image rotation on real netbooted VMs (QEMU/TCG under Ganeti's kvm hypervisor): four
+//! VMs of one class move to a newly pinned image through the daemon, never more than the
+//! budget out at once as an independent sampler polling every VM's `/health` every
+//! 250 ms sees; a broken image is rolled back on the first VM only and stalls the class;
+//! and SIGKILLs at the pointer flip, during the reboot and while waiting for health each
+//! resume without a reboot more than resuming needs.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::last_job_id;
+use common::daemon::Daemon;
+use common::netboot::{HealthSampler, Netboot, StoreServer, ask_health, netboot};
+use common::reconcile::{operator_jobs, remove_all_instances};
+use common::sandbox::sandbox;
+use common::{operator_with_env, project_root};
+use ganeti_operator::rapi::{HttpRapi, Rapi as _};
+
+const VMS: [&str; 4] = [
+    "rot1.gnt.test",
+    "rot2.gnt.test",
+    "rot3.gnt.test",
+    "rot4.gnt.test",
+];
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// Creating four VMs and booting them under TCG on two cores.
+const BOOT: Duration = Duration::from_secs(300);
+/// A whole rotation of four VMs, one at a time.
+const ROTATION: Duration = Duration::from_secs(600);
+
+struct Run {
+    work: tempfile::TempDir,
+}
+
+impl Run {
+    fn new() -> Run {
+        let work = tempfile::tempdir().unwrap();
+        for d in ["store", "desired", "state", "logs"] {
+            std::fs::create_dir_all(work.path().join(d)).unwrap();
+        }
+        Run { work }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.work.path().join(sub)
+    }
+
+    fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("GANETI_OPERATOR_STORE", self.path("store")),
+            ("GANETI_OPERATOR_STATE_DIR", self.path("state")),
+        ]
+    }
+
+    fn operator(&self, args: &[&str]) -> Output {
+        let env = self.env();
+        let env: Vec<(&str, &std::path::Path)> =
+            env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        operator_with_env(args, &env)
+    }
+
+    fn import(&self, nb: &Netboot, label: &str) -> String {
+        let result = nb.result(label);
+        let output = self.operator(&["image", "import", result.to_str().unwrap()]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .find(|w| w.starts_with("sha256-"))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The sandbox example's cluster and classes, the netboot class pinned to `image`
+    /// with a budget of `max`, every other class pinned to `base`, and the four VMs.
+    fn pin(&self, image: &str, base: &str, max: u32) {
+        let text = std::fs::read_to_string(
+            project_root().join("desired-state/sandbox/desired-state.yaml"),
+        )
+        .unwrap();
+        let head = text.split("\ninstances:\n").next().unwrap();
+        let mut out = String::new();
+        let mut in_netboot = false;
+        for line in head.lines() {
+            if line.starts_with("  ") && !line.starts_with("   ") {
+                in_netboot = line.trim() == "netboot:";
+            }
+            if let Some((indent, _)) = line.split_once("image: sha256-") {
+                let id = if in_netboot { image } else { base };
+                out.push_str(&format!("{indent}image: {id}\n"));
+            } else if in_netboot && line.trim_start().starts_with("maxUnavailable:") {
+                out.push_str(&format!("      maxUnavailable: {max}\n"));
+            } else {
+                out.push_str(&format!("{line}\n"));
+            }
+        }
+        out.push_str("\ninstances:\n");
+        for vm in VMS {
+            out.push_str(&format!(
+                "  {vm}:\n    class: netboot\n    primaryNode: node1.gnt.test\n"
+            ));
+        }
+        let file = self.path("desired").join("desired-state.yaml");
+        // Written whole and renamed, so the daemon's watch never reads half a file.
+        let tmp = self.path("desired-state.yaml.tmp");
+        std::fs::write(&tmp, out).unwrap();
+        std::fs::rename(tmp, file).unwrap();
+    }
+
+    fn reconcile_child(&self) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"));
+        command
+            .args(["reconcile", self.path("desired").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in self.env() {
+            command.env(k, v);
+        }
+        command.spawn().unwrap()
+    }
+
+    fn pointer(&self, host: &str) -> String {
+        std::fs::read_to_string(self.path("store").join(format!("boot/by-name/{host}.ipxe")))
+            .unwrap_or_default()
+    }
+
+    fn history(&self) -> String {
+        std::fs::read_to_string(self.path("state").join("history-cluster.gnt.test.json"))
+            .unwrap_or_default()
+    }
+}
+
+fn all_answer(image: &str) -> bool {
+    VMS.iter()
+        .all(|vm| ask_health(vm).is_ok_and(|i| i == image))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if done() {
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
+    let want = format!("ganeti-operator:image:{image}");
+    let instances = rapi.instances().await.unwrap();
+    VMS.iter().all(|vm| {
+        instances
+            .iter()
+            .any(|i| i.name == *vm && i.tags.contains(&want))
+    })
+}
+
+/// Reboots of each VM the operator submitted since `after`.
+async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
+    let jobs = operator_jobs(rapi, after).await;
+    VMS.iter()
+        .map(|vm| {
+            ["OP_INSTANCE_REBOOT", "OP_INSTANCE_STARTUP"]
+                .iter()
+                .map(|op| jobs.get(&((*op).to_owned(), (*vm).to_owned())).map_or(0, Vec::len))
+                .sum()
+        })
+        .collect()
+}
+
+fn class_status(daemon: &Daemon) -> Option<serde_json::Value> {
+    daemon.status()["objects"]
+        .as_array()?
+        .iter()
+        .find(|o| o["kind"] == "class" && o["name"] == "netboot")
+        .cloned()
+}
+
+/// Rotates through the daemon and returns how long it took and the sampler's verdict.
+fn rotate_through_daemon(
+    run: &Run,
+    rt: &tokio::runtime::Handle,
+    rapi: &HttpRapi,
+    from: &str,
+    to: &str,
+    max: u32,
+) -> Duration {
+    let sampler = HealthSampler::start(&VMS, SAMPLE_EVERY);
+    let started = Instant::now();
+    run.pin(to, from, max);
+    wait_until("every VM on the new image, tagged", ROTATION, || {
+        all_answer(to) && rt.block_on(tags_say(rapi, to))
+    });
+    let took = started.elapsed();
+    let samples = sampler.stop();
+    eprintln!(
+        "{from} -> {to} with maxUnavailable {max}: {took:?}\n{}",
+        samples.summary()
+    );
+    let out = samples.max_not_answering_any(&[from, to]);
+    assert!(
+        out <= max as usize,
+        "at most {max} VM(s) out at once, the sampler saw {out}:\n{}",
+        samples.summary()
+    );
+    assert!(out >= 1, "the sampler saw the reboots");
+    for vm in VMS {
+        assert!(run.pointer(vm).contains(to), "{vm}'s pointer names {to}");
+    }
+    took
+}
+
+#[test]
+fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes() {
+    let Some(sb) = sandbox("rotation_e2e") else {
+        return;
+    };
+    let Some(nb) = netboot("rotation_e2e") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rapi = sb.client();
+    rt.block_on(remove_all_instances(&rapi));
+    let run = Run::new();
+    let (a, b, c) = (run.import(&nb, "A"), run.import(&nb, "B"), run.import(&nb, "C"));
+    let _server = StoreServer::builtin(&run.path("store"), &nb.store_addr, &run.path("logs"));
+    run.pin(&a, &a, 1);
+    let created = run.operator(&["reconcile", run.path("desired").to_str().unwrap()]);
+    assert_eq!(created.status.code(), Some(0), "{created:?}");
+    wait_until("four VMs healthy on A", BOOT, || all_answer(&a));
+
+    // 1. Through the daemon, pushed by editing the watched directory.
+    let daemon = Daemon::start_with(
+        &["--dir", run.path("desired").to_str().unwrap()],
+        &run.path("state"),
+        &[],
+        |c| {
+            c.env("GANETI_OPERATOR_STORE", run.path("store"));
+        },
+    );
+    let h = rt.handle();
+    let one = rotate_through_daemon(&run, h, &rapi, &a, &b, 1);
+    let two = rotate_through_daemon(&run, h, &rapi, &b, &a, 2);
+    assert!(
+        two < one,
+        "two at a time is faster: {two:?} against {one:?}"
+    );
+    daemon.wait_for("the class Ready", Duration::from_secs(60), |d| {
+        class_status(d).is_some_and(|s| s["condition"] == "Ready")
+    });
+
+    // 2. A broken image: the first VM tries it, goes back, and the class stalls.
+    let before_c = rt.block_on(last_job_id(&rapi));
+    run.pin(&c, &a, 1);
+    daemon.wait_for("the class Stalled", ROTATION, |d| {
+        class_status(d).is_some_and(|s| s["condition"] == "Stalled")
+    });
+    let stalled = class_status(&daemon).unwrap();
+    let message = stalled["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("rot1.gnt.test"), "{message}");
+    assert!(message.contains("HTTP 404"), "names the health answer: {message}");
+    wait_until("rot1 back on A", BOOT, || {
+        ask_health("rot1.gnt.test").is_ok_and(|i| i == a)
+    });
+    assert!(run.pointer("rot1.gnt.test").contains(&a));
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        rt.block_on(reboots(&rapi, before_c)),
+        [2, 0, 0, 0],
+        "rot1 rebooted onto C and back; the others never"
+    );
+    // Pinning A again clears the stall with nothing to do.
+    let before_clear = rt.block_on(last_job_id(&rapi));
+    run.pin(&a, &a, 1);
+    daemon.wait_for("the stall cleared", Duration::from_secs(60), |d| {
+        class_status(d).is_some_and(|s| s["condition"] == "Ready")
+    });
+    assert!(
+        rt.block_on(operator_jobs(&rapi, before_clear)).is_empty(),
+        "clearing the stall submits nothing"
+    );
+    daemon.terminate(Duration::from_secs(30));
+
+    // 3. SIGKILL at the flip, during the reboot, and while waiting for health.
+    let before_crash = rt.block_on(last_job_id(&rapi));
+    let sampler = HealthSampler::start(&VMS, SAMPLE_EVERY);
+    run.pin(&b, &a, 1);
+    let mut child = run.reconcile_child();
+    wait_until("rot1's pointer flipped", ROTATION, || {
+        run.pointer("rot1.gnt.test").contains(&b)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("killed after the flip");
+    let mut child = run.reconcile_child();
+    wait_until("a reboot job running", ROTATION, || {
+        rt.block_on(rapi.pending_jobs())
+            .unwrap_or_default()
+            .iter()
+            .any(|j| j.status.is_some_and(|s| !s.is_finished()))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("killed during a reboot job");
+    let mut child = run.reconcile_child();
+    wait_until("a host waiting for its health", ROTATION, || {
+        let history = run.history();
+        history.contains("\"rebooted\"")
+            && rt
+                .block_on(rapi.pending_jobs())
+                .unwrap_or_default()
+                .iter()
+                .all(|j| j.status.is_none_or(|s| s.is_finished()))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("killed while waiting for health");
+    let last = run.operator(&["reconcile", run.path("desired").to_str().unwrap()]);
+    assert_eq!(last.status.code(), Some(0), "{last:?}");
+    wait_until("every VM on B", BOOT, || all_answer(&b));
+    let samples = sampler.stop();
+    eprintln!("after three crashes:\n{}", samples.summary());
+    assert!(samples.max_not_answering_any(&[&a, &b]) <= 1, "{}", samples.summary());
+    assert!(rt.block_on(tags_say(&rapi, &b)));
+    assert_eq!(
+        rt.block_on(reboots(&rapi, before_crash)),
+        [1, 1, 1, 1],
+        "no VM rebooted more often than resuming needs"
+    );
+    rt.block_on(remove_all_instances(&rapi));
+}
