@@ -151,6 +151,9 @@ pub struct RawRotation {
     /// Without a health check: how long a host must have been running on its new image
     /// before it counts as healthy. Defaults to 30s.
     pub settle: Option<DurationText>,
+    /// A maintenance window (days and hours in a time zone). Not supported yet: rejected
+    /// by validation, so no rotation runs outside a window it was meant to keep.
+    pub window: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

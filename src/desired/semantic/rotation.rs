@@ -27,6 +27,17 @@ impl Checker<'_> {
             text(raw.and_then(|r| r.settle.as_ref())).as_deref(),
             Duration::from_secs(30),
         );
+        if raw.is_some_and(|r| r.window.is_some()) {
+            let d = self
+                .diagnostic(
+                    origin,
+                    "/rotation/window",
+                    Target::Key,
+                    "`rotation.window` is not supported yet: rotations run whenever the class's pin changes",
+                )
+                .hint("remove `window`; hold a class with `paused: true` until its window opens");
+            self.report(d);
+        }
         let health_check = raw
             .and_then(|r| r.health_check.as_ref())
             .and_then(|h| self.health_check(origin, h));

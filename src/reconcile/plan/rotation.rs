@@ -231,7 +231,7 @@ fn plan_class(
     if !held.is_empty() {
         let out: Vec<&str> = hosts
             .iter()
-            .filter(|h| h.unavailable())
+            .filter(|h| h.unavailable() || status.next.iter().any(|n| n == h.name))
             .map(|h| h.name)
             .collect();
         let on = format!(
