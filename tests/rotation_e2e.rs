@@ -64,7 +64,7 @@ impl Run {
 
     fn import(&self, nb: &Netboot, label: &str) -> String {
         let result = nb.result(label);
-        let output = self.operator(&["image", "import", result.to_str().unwrap()]);
+        let output = self.operator(&["image", "import", "--class", "netboot", result.to_str().unwrap()]);
         assert!(output.status.success(), "{output:?}");
         String::from_utf8_lossy(&output.stdout)
             .split_whitespace()
@@ -165,7 +165,10 @@ async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
         .map(|vm| {
             ["OP_INSTANCE_REBOOT", "OP_INSTANCE_STARTUP"]
                 .iter()
-                .map(|op| jobs.get(&((*op).to_owned(), (*vm).to_owned())).map_or(0, Vec::len))
+                .map(|op| {
+                    jobs.get(&((*op).to_owned(), (*vm).to_owned()))
+                        .map_or(0, Vec::len)
+                })
                 .sum()
         })
         .collect()
@@ -225,7 +228,11 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     let rapi = sb.client();
     rt.block_on(remove_all_instances(&rapi));
     let run = Run::new();
-    let (a, b, c) = (run.import(&nb, "A"), run.import(&nb, "B"), run.import(&nb, "C"));
+    let (a, b, c) = (
+        run.import(&nb, "A"),
+        run.import(&nb, "B"),
+        run.import(&nb, "C"),
+    );
     let _server = StoreServer::builtin(&run.path("store"), &nb.store_addr, &run.path("logs"));
     run.pin(&a, &a, 1);
     let created = run.operator(&["reconcile", run.path("desired").to_str().unwrap()]);
@@ -261,7 +268,10 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     let stalled = class_status(&daemon).unwrap();
     let message = stalled["message"].as_str().unwrap().to_owned();
     assert!(message.contains("rot1.gnt.test"), "{message}");
-    assert!(message.contains("HTTP 404"), "names the health answer: {message}");
+    assert!(
+        message.contains("HTTP 404"),
+        "names the health answer: {message}"
+    );
     wait_until("rot1 back on A", BOOT, || {
         ask_health("rot1.gnt.test").is_ok_and(|i| i == a)
     });
@@ -323,7 +333,11 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     wait_until("every VM on B", BOOT, || all_answer(&b));
     let samples = sampler.stop();
     eprintln!("after three crashes:\n{}", samples.summary());
-    assert!(samples.max_not_answering_any(&[&a, &b]) <= 1, "{}", samples.summary());
+    assert!(
+        samples.max_not_answering_any(&[&a, &b]) <= 1,
+        "{}",
+        samples.summary()
+    );
     assert!(rt.block_on(tags_say(&rapi, &b)));
     assert_eq!(
         rt.block_on(reboots(&rapi, before_crash)),
