@@ -2,7 +2,9 @@
 //! It is for tests of the executor, the cycle and the daemon loop, which must run without
 //! a real cluster; faults of the wire are the fake HTTP RAPI's business
 //! (tests/common/fake_rapi.rs). What the loop must react to is scripted here: a job that
-//! fails with an error class, and a job left running by an earlier run.
+//! fails with an error class, and a job left running by an earlier run. For randomized
+//! fault runs, `on_submit` scripts each submission: refused before a job exists, or
+//! accepted with the answer lost (the job runs, the caller sees an error).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::operation::{Operation, WriteOptions};
+use super::operation::{Operation, TagTarget, WriteOptions};
 use super::types::{ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
 use super::{Rapi, RapiError};
 
@@ -40,7 +42,28 @@ struct MemoryJob {
     /// Ganeti's error class the job ends with, instead of taking effect.
     fails_with: Option<String>,
     applied: bool,
+    /// The job was created but the caller was told the submission failed.
+    lost_response: bool,
 }
+
+/// What a scripted submission does (see [`MemoryRapi::on_submit`]).
+#[derive(Debug, Clone)]
+pub enum SubmitFault {
+    /// The job is created and its id returned.
+    None,
+    /// No job is created; the caller gets this error (a 5xx, a refused connection, 401).
+    Refuse(RapiError),
+    /// The job IS created and runs, but the caller gets this error: the answer was lost
+    /// (a reset after the request was sent, a timeout, an unreadable body).
+    LoseResponse(RapiError),
+    /// As `LoseResponse`, and the job runs this long instead of the set time, so that
+    /// the next run still finds it unfinished.
+    LoseResponseSlow(RapiError, Duration),
+    /// The job is created and ends with Ganeti's error class, changing nothing.
+    FailJob(String),
+}
+
+type SubmitScript = Box<dyn FnMut(&Operation, &str) -> SubmitFault + Send>;
 
 /// One job as the tests see it: what, why, and when it ran.
 #[derive(Debug, Clone)]
@@ -50,6 +73,11 @@ pub struct JobRecord {
     pub reason: String,
     pub submitted_at: Instant,
     pub done_at: Instant,
+    pub operation: Operation,
+    /// The error class the job ended with, if it was scripted to fail.
+    pub fails_with: Option<String>,
+    /// Created, but the caller was told the submission failed.
+    pub lost_response: bool,
 }
 
 #[derive(Default)]
@@ -69,6 +97,7 @@ pub struct MemoryRapi {
     nodes: Vec<Node>,
     job_takes: Duration,
     state: Mutex<State>,
+    script: Mutex<Option<SubmitScript>>,
 }
 
 impl MemoryRapi {
@@ -91,7 +120,15 @@ impl MemoryRapi {
                 next_id: 1,
                 ..State::default()
             }),
+            script: Mutex::new(None),
         }
+    }
+
+    /// Every later submission is first shown to `script` (operation, reason stamp), whose
+    /// answer decides what the cluster does with it. `fail_submission` still applies to
+    /// submissions the script lets through.
+    pub fn on_submit(&self, script: impl FnMut(&Operation, &str) -> SubmitFault + Send + 'static) {
+        *self.script.lock().unwrap() = Some(Box::new(script));
     }
 
     /// Every operation submitted so far, with its reason, in order.
@@ -137,6 +174,9 @@ impl MemoryRapi {
                 reason: j.reason.clone(),
                 submitted_at: j.submitted_at,
                 done_at: j.done_at,
+                operation: j.operation.clone(),
+                fails_with: j.fails_with.clone(),
+                lost_response: j.lost_response,
             })
             .collect()
     }
@@ -218,6 +258,42 @@ fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Operation) {
         }
         Operation::RemoveInstance { instance } => {
             instances.remove(instance);
+        }
+        Operation::StartupInstance { instance } => {
+            if let Some(i) = instances.get_mut(instance) {
+                i.admin_state = Some("up".into());
+                i.status = Some("running".into());
+                i.oper_ram = i.beparams.maxmem;
+                i.oper_vcpus = i.beparams.vcpus;
+            }
+        }
+        Operation::ShutdownInstance { instance, .. } => {
+            if let Some(i) = instances.get_mut(instance) {
+                i.admin_state = Some("down".into());
+                i.status = Some("ADMIN_down".into());
+                i.oper_ram = None;
+                i.oper_vcpus = None;
+            }
+        }
+        Operation::AddTags {
+            target: TagTarget::Instance(instance),
+            tags,
+        } => {
+            if let Some(i) = instances.get_mut(instance) {
+                for tag in tags {
+                    if !i.tags.contains(tag) {
+                        i.tags.push(tag.clone());
+                    }
+                }
+            }
+        }
+        Operation::RemoveTags {
+            target: TagTarget::Instance(instance),
+            tags,
+        } => {
+            if let Some(i) = instances.get_mut(instance) {
+                i.tags.retain(|t| !tags.contains(t));
+            }
         }
         _ => {}
     }
@@ -313,18 +389,41 @@ impl Rapi for MemoryRapi {
         operation: &Operation,
         options: &WriteOptions,
     ) -> Result<JobId, RapiError> {
+        let fault = match self.script.lock().unwrap().as_mut() {
+            Some(script) => script(operation, &options.reason),
+            None => SubmitFault::None,
+        };
         let mut state = self.state.lock().unwrap();
         state.submits += 1;
         let submission = state.submits;
-        let fails_with = state.failures.remove(&submission);
+        let scripted = state.failures.remove(&submission);
+        let mut takes = self.job_takes;
+        let (fails_with, lost) = match fault {
+            SubmitFault::Refuse(e) => return Err(e),
+            SubmitFault::None => (scripted, None),
+            SubmitFault::FailJob(class) => (Some(class), None),
+            SubmitFault::LoseResponse(e) => (scripted, Some(e)),
+            SubmitFault::LoseResponseSlow(e, slow) => {
+                takes = slow;
+                (scripted, Some(e))
+            }
+        };
         let id = insert_job(
             &mut state,
             operation.clone(),
             options.reason.clone(),
-            self.job_takes,
+            takes,
             fails_with,
         );
-        Ok(id)
+        match lost {
+            Some(e) => {
+                if let Some(job) = state.jobs.get_mut(&id) {
+                    job.lost_response = true;
+                }
+                Err(e)
+            }
+            None => Ok(id),
+        }
     }
 }
 
@@ -347,6 +446,7 @@ fn insert_job(
             done_at: now + takes,
             fails_with,
             applied: false,
+            lost_response: false,
         },
     );
     let running = state.jobs.values().filter(|j| j.done_at > now).count();

@@ -4,6 +4,8 @@
 
 pub mod cycle;
 pub mod execute;
+#[cfg(test)]
+mod fault_tests;
 pub mod health;
 pub mod history;
 #[cfg(test)]
