@@ -259,7 +259,9 @@ impl HealthSampler {
     }
 }
 
-const HEALTH_TIMEOUT: Duration = Duration::from_millis(200);
+/// Under TCG a booting VM starves its neighbours' CPUs for a moment, so a healthy VM can
+/// take a few hundred milliseconds to answer; a rebooting one does not answer for ~30 s.
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// One `GET /health`: the `IMAGE=` value of a 2xx answer, or a short reason.
 pub fn ask_health(host: &str) -> Answer {
@@ -333,6 +335,41 @@ impl Samples {
                     .filter(|a| !a.as_ref().is_ok_and(|id| ok_images.contains(&id.as_str())))
                     .count()
             })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// As [`Samples::max_not_answering_any`], counting a host as out only in rounds that
+    /// belong to a run of at least `rounds` consecutive failing rounds: one slow answer
+    /// is not a host taken down, a reboot is a run of ~100.
+    pub fn max_out_sustained(&self, ok_images: &[&str], rounds: usize) -> usize {
+        let ok = |r: &Round, i: usize| {
+            r.answers[i]
+                .as_ref()
+                .is_ok_and(|id| ok_images.contains(&id.as_str()))
+        };
+        let mut out = vec![vec![false; self.hosts.len()]; self.rounds.len()];
+        for i in 0..self.hosts.len() {
+            let mut start = 0;
+            while start < self.rounds.len() {
+                if ok(&self.rounds[start], i) {
+                    start += 1;
+                    continue;
+                }
+                let mut end = start;
+                while end < self.rounds.len() && !ok(&self.rounds[end], i) {
+                    end += 1;
+                }
+                if end - start >= rounds {
+                    for row in &mut out[start..end] {
+                        row[i] = true;
+                    }
+                }
+                start = end;
+            }
+        }
+        out.iter()
+            .map(|row| row.iter().filter(|o| **o).count())
             .max()
             .unwrap_or(0)
     }
