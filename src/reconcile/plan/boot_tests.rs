@@ -7,30 +7,10 @@ use crate::rapi::{Instance, Operation};
 use crate::reconcile::observe::{Observed, ObservedStore};
 use crate::store::StoreFile;
 use crate::store::catalog::FoundPointer;
-use crate::store::manifest::{ImageKind, Manifest, ManifestFile};
 use crate::store::pointer::{Mac, parse_header};
 
-use super::tests::{NoSecrets, observed, plan_of, web};
+use super::tests::{NoSecrets, manifest, observed, plan_of, web};
 use super::*;
-
-fn manifest(label: &str) -> Manifest {
-    let files = ["bzImage", "initrd"]
-        .iter()
-        .map(|n| ManifestFile {
-            name: (*n).into(),
-            size: 1,
-            sha256: format!("{label}{n}"),
-        })
-        .collect();
-    Manifest::new(
-        ImageKind::KexecTree,
-        files,
-        String::new(),
-        "r".into(),
-        None,
-        0,
-    )
-}
 
 fn state(web_image: &str, instances: &str) -> DesiredState {
     state_with(web_image, instances, false)

@@ -12,31 +12,11 @@ use crate::reconcile::history::History;
 use crate::reconcile::observe::{Observed, ObservedStore};
 use crate::store::StoreFile;
 use crate::store::catalog::FoundPointer;
-use crate::store::manifest::{ImageKind, Manifest, ManifestFile};
 use crate::store::pointer::parse_header;
 
 use super::rotation_status::{HostState, RotationState};
-use super::tests::{NoSecrets, observed, web};
+use super::tests::{NoSecrets, manifest, observed, web};
 use super::*;
-
-fn manifest(label: &str) -> Manifest {
-    let files = ["bzImage", "initrd"]
-        .iter()
-        .map(|n| ManifestFile {
-            name: (*n).into(),
-            size: 1,
-            sha256: format!("{label}{n}"),
-        })
-        .collect();
-    Manifest::new(
-        ImageKind::KexecTree,
-        files,
-        String::new(),
-        "r".into(),
-        None,
-        0,
-    )
-}
 
 fn id(label: &str) -> String {
     manifest(label).id

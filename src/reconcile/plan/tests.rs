@@ -604,3 +604,23 @@ fn history_forgets_objects_that_settled() {
     assert!(history.get(&instance_ref("a.gnt.test")).is_none());
     assert!(history.get(&still).is_some());
 }
+
+/// A small image whose files are named after `label`: its id differs per label.
+pub(crate) fn manifest(label: &str) -> crate::store::manifest::Manifest {
+    let files = ["bzImage", "initrd"]
+        .iter()
+        .map(|n| crate::store::manifest::ManifestFile {
+            name: (*n).into(),
+            size: 1,
+            sha256: format!("{label}{n}"),
+        })
+        .collect();
+    crate::store::manifest::Manifest::new(
+        crate::store::manifest::ImageKind::KexecTree,
+        files,
+        String::new(),
+        "r".into(),
+        None,
+        0,
+    )
+}
