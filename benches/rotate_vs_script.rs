@@ -66,7 +66,8 @@ fn env(name: &str) -> String {
 
 /// The sandbox example's cluster section and netboot class (hvparams, rotation block),
 /// with the harness's store address and kernel arguments, and only the four hosts.
-fn desired_yaml(image: &str, max_unavailable: u32) -> String {
+/// The node class stays on `node_image` (A): only the netboot class is re-pinned.
+fn desired_yaml(node_image: &str, image: &str, max_unavailable: u32) -> String {
     let (rapi_url, base_url) = (env("GANETI_RAPI_URL"), env("GANETI_NETBOOT_BASE_URL"));
     let kernel_args = env("GANETI_NETBOOT_KERNEL_ARGS");
     let mut y = format!(
@@ -87,7 +88,7 @@ policy:
   resyncInterval: 1m
 classes:
   ganeti-node:
-    image: {image}
+    image: {node_image}
   netboot:
     image: {image}
     hypervisor: kvm
@@ -123,6 +124,8 @@ struct Bench {
     rapi: HttpRapi,
     work: PathBuf,
     bin: &'static str,
+    /// Image A, the node class's pin throughout.
+    node_image: String,
 }
 
 impl Bench {
@@ -154,7 +157,7 @@ impl Bench {
         let desired = self.work.join("desired");
         std::fs::write(
             desired.join("state.yaml"),
-            desired_yaml(image, max_unavailable),
+            desired_yaml(&self.node_image, image, max_unavailable),
         )
         .unwrap();
     }
@@ -284,10 +287,11 @@ fn secs(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() {
     bench_mode::require_bench_mode("rotate_vs_script");
-    let bench = Bench {
+    let mut bench = Bench {
         rapi: sandbox_env::rapi(),
         work: PathBuf::from(format!("/var/tmp/rotate-bench-{}", std::process::id())),
         bin: env!("CARGO_BIN_EXE_ganeti-operator"),
+        node_image: String::new(),
     };
     for d in ["store", "desired", "state"] {
         std::fs::create_dir_all(bench.work.join(d)).unwrap();
@@ -295,6 +299,7 @@ async fn main() {
     let setup = Instant::now();
     sandbox_env::remove_instances(&bench.rapi, "").await;
     let (a, b) = (bench.import("A"), bench.import("B"));
+    bench.node_image = a.clone();
     let mut server = Command::new(bench.bin)
         .args([
             "store",

@@ -64,6 +64,9 @@ cargo bench --bench daemon_push_and_idle
 echo "== benchmark: reconcile to 2 netbooted VMs healthy against a plain script" >&2
 BENCH_ROUNDS=2 cargo bench --bench netboot_vs_script
 
+echo "== benchmark: rotating 4 netbooted VMs A to B against a plain script" >&2
+BENCH_ROUNDS=1 cargo bench --bench rotate_vs_script
+
 echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
 cargo bench --bench observe_vs_python
 
