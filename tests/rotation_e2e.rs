@@ -2,7 +2,7 @@
 //! VMs of one class move to a newly pinned image through the daemon, never more than the
 //! budget out at once as an independent sampler polling every VM's `/health` every
 //! 250 ms sees; a broken image is rolled back on the first VM only and stalls the class;
-//! and SIGKILLs at the pointer flip, during the reboot and while waiting for health each
+//! a VM already down holds the rotation; and SIGKILLs at the pointer flip, during the reboot and while waiting for health each
 //! resume without a reboot more than resuming needs.
 
 mod common;
@@ -17,7 +17,8 @@ use common::netboot::{HealthSampler, Netboot, StoreServer, ask_health, netboot};
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
 use common::{operator_with_env, project_root};
-use ganeti_operator::rapi::{HttpRapi, Rapi as _};
+use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
 
 const VMS: [&str; 4] = [
     "rot1.gnt.test",
@@ -138,6 +139,17 @@ impl Run {
         std::fs::read_to_string(self.path("state").join("history-cluster.gnt.test.json"))
             .unwrap_or_default()
     }
+}
+
+/// A job of the test's own, not the operator's: its reason stamp is not the operator's.
+async fn run_job(rapi: &HttpRapi, operation: Operation) {
+    let id = rapi
+        .submit(&operation, &WriteOptions::new("test:rotation-e2e"))
+        .await
+        .unwrap();
+    wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+        .await
+        .unwrap();
 }
 
 fn all_answer(image: &str) -> bool {
@@ -304,7 +316,38 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     );
     daemon.terminate(Duration::from_secs(30));
 
-    // 3. SIGKILL at the flip, during the reboot, and while waiting for health.
+    // 3. A host already down counts against the budget, and the rotation waits.
+    rt.block_on(run_job(
+        &rapi,
+        Operation::ShutdownInstance {
+            instance: "rot4.gnt.test".into(),
+            timeout_seconds: Some(0),
+        },
+    ));
+    run.pin(&b, &a, 1);
+    let dry = run.operator(&[
+        "reconcile",
+        "--dry-run",
+        run.path("desired").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert_eq!(dry.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("waiting on the budget: 1 of 1 host(s) out (rot4.gnt.test)"),
+        "{text}"
+    );
+    assert!(!text.contains("rotation_start"), "no host starts: {text}");
+    rt.block_on(run_job(
+        &rapi,
+        Operation::StartupInstance {
+            instance: "rot4.gnt.test".into(),
+        },
+    ));
+    wait_until("rot4 back on A", BOOT, || {
+        ask_health("rot4.gnt.test").is_ok_and(|i| i == a)
+    });
+
+    // 4. SIGKILL at the flip, during the reboot, and while waiting for health.
     let before_crash = rt.block_on(last_job_id(&rapi));
     let sampler = HealthSampler::start(&VMS, SAMPLE_EVERY);
     run.pin(&b, &a, 1);
