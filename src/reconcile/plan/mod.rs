@@ -9,6 +9,8 @@ mod instances;
 mod nodes;
 mod prune;
 pub mod rotation;
+mod rotation_host;
+mod rotation_probe;
 pub mod rotation_status;
 #[cfg(test)]
 mod rotation_tests;

@@ -13,17 +13,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::desired::model::{Class, ObjectKind, ObjectRef, PowerState};
-use crate::rapi::operation::{RebootKind, TagTarget};
-use crate::rapi::{Instance as Seen, Operation};
+use crate::rapi::Instance as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
-use crate::reconcile::rotation_record::{HostRotation, RotationMark};
+use crate::reconcile::rotation_record::HostRotation;
 use crate::store::StoreFile;
 
+pub use super::rotation_host::humantime;
+use super::rotation_host::{advance, start, tag_action};
+pub use super::rotation_probe::probe_targets;
 use super::rotation_status::{ClassRotation, HostState, RotationState};
 use super::tags::{IMAGE_TAG_PREFIX, is_managed};
 use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step, Waiting,
-    fingerprint_of, instance_ref,
+    ActionKind, BlockReason, Blocked, Plan, PlanInput, Waiting, fingerprint_of, instance_ref,
 };
 
 /// How soon a host waiting for its check is looked at again.
@@ -50,12 +51,12 @@ pub fn pointed_image<'a>(input: &'a PlanInput<'_>, host: &str) -> Option<&'a str
     found.header.as_ref().map(|h| h.image.as_str())
 }
 
-struct Host<'a> {
-    name: &'a str,
-    tag: &'a str,
-    record: Option<&'a HostRotation>,
-    running: bool,
-    answer: Option<&'a HealthAnswer>,
+pub(super) struct Host<'a> {
+    pub(super) name: &'a str,
+    pub(super) tag: &'a str,
+    pub(super) record: Option<&'a HostRotation>,
+    pub(super) running: bool,
+    pub(super) answer: Option<&'a HealthAnswer>,
 }
 
 impl Host<'_> {
@@ -64,7 +65,7 @@ impl Host<'_> {
         self.record.is_some() || !self.running || self.failing()
     }
 
-    fn failing(&self) -> bool {
+    pub(super) fn failing(&self) -> bool {
         self.answer.is_some_and(|a| a.verdict != Verdict::Healthy)
     }
 }
@@ -267,333 +268,4 @@ fn plan_class(
     }
     status.settle_state();
     status
-}
-
-/// The next step of a host whose rotation is under way.
-fn advance(
-    input: &PlanInput<'_>,
-    plan: &mut Plan,
-    host: &Host<'_>,
-    record: &HostRotation,
-    class: &Class,
-    fingerprint: &str,
-) -> HostState {
-    let target = record.target();
-    let back = record.rolling_back.is_some();
-    let Some(rebooted) = record.rebooted else {
-        if let Some(error) = &record.step_failed {
-            return fail(plan, host, record, fingerprint, error.clone(), None, class);
-        }
-        // Flipped (or about to be), not rebooted yet: a crash came in between.
-        plan.actions.push(rotate(
-            host.name,
-            "its pointer names the new image; the reboot that boots it is next",
-            vec![FieldChange::new("reboot", None, Some(target.to_owned()))],
-            reboot_steps(host, class),
-        ));
-        return if back {
-            HostState::RollingBack
-        } else {
-            HostState::Rebooting
-        };
-    };
-    let now = super::unix_seconds_of(input.now);
-    let answer = host.answer.filter(|a| a.image == target);
-    let last = answer.map(|a| a.detail.clone());
-    let healthy = match (&class.rotation.health_check, answer) {
-        (Some(_), Some(a)) => host.running && a.verdict == Verdict::Healthy,
-        (Some(_), None) => false,
-        (None, _) => {
-            host.running && now >= rebooted.saturating_add(class.rotation.settle.as_secs())
-        }
-    };
-    let failure = if let Some(error) = &record.step_failed {
-        Some(format!("a step failed: {error}"))
-    } else if healthy {
-        None
-    } else if answer.is_some_and(|a| a.verdict == Verdict::Wrong) && host.running {
-        Some("its health check answered wrongly".to_owned())
-    } else if record.deadline.is_some_and(|d| now >= d) {
-        Some(format!(
-            "not healthy within {} of its reboot",
-            humantime(class.rotation.timeout)
-        ))
-    } else {
-        None
-    };
-    if let Some(reason) = failure {
-        return fail(plan, host, record, fingerprint, reason, last, class);
-    }
-    if healthy {
-        let mut steps = Vec::new();
-        let mut changes = Vec::new();
-        if !back {
-            steps.extend(retag(host.name, host.tag, target));
-            changes.push(FieldChange::new(
-                "image",
-                Some(host.tag.to_owned()),
-                Some(target.to_owned()),
-            ));
-        }
-        steps.push(Step::Record(RotationMark::Done {
-            host: host.name.to_owned(),
-            started: record.started,
-        }));
-        let reason = if back {
-            "it is healthy on its old image again"
-        } else {
-            "it is healthy on the new image"
-        };
-        plan.actions.push(rotate(host.name, reason, changes, steps));
-        return HostState::Proven;
-    }
-    let deadline = record.deadline.unwrap_or(now);
-    let until = (input.now + PROBE_INTERVAL).min(super::from_unix_seconds(deadline));
-    let on = match (&class.rotation.health_check, host.answer) {
-        (None, _) => format!("{} to settle on {target}", host.name),
-        (Some(_), Some(a)) => format!(
-            "{} to pass its health check on {target} (last: {})",
-            host.name, a.detail
-        ),
-        (Some(_), None) => format!("{} to pass its health check on {target}", host.name),
-    };
-    plan.waiting.push(Waiting {
-        object: instance_ref(host.name),
-        on,
-        until: until.max(input.now),
-    });
-    if back {
-        HostState::RollingBack
-    } else {
-        HostState::WaitingForHealth
-    }
-}
-
-/// A rollout that failed goes back to the tagged image; a rollback that failed gives up.
-fn fail(
-    plan: &mut Plan,
-    host: &Host<'_>,
-    record: &HostRotation,
-    fingerprint: &str,
-    reason: String,
-    last_answer: Option<String>,
-    class: &Class,
-) -> HostState {
-    if record.rolling_back.is_some() {
-        plan.actions.push(rotate(
-            host.name,
-            "it did not come back healthy on its old image either; reported, not retried",
-            vec![],
-            vec![Step::Record(RotationMark::GaveUp {
-                host: host.name.to_owned(),
-                reason: reason.clone(),
-            })],
-        ));
-        plan.blocked.push(Blocked {
-            object: instance_ref(host.name),
-            why: BlockReason::Stalled,
-            message: format!(
-                "rolled back to {} but still not healthy: {reason}; it needs a person",
-                record.from
-            ),
-        });
-        return HostState::Failed;
-    }
-    let mut steps = vec![Step::Record(RotationMark::Failed {
-        host: host.name.to_owned(),
-        fingerprint: fingerprint.to_owned(),
-        reason: reason.clone(),
-        last_answer,
-    })];
-    if record.rebooted.is_some() {
-        steps.extend(reboot_steps(host, class));
-    } else {
-        // It never left its old image: the pointer goes back, with no reboot.
-        steps.push(Step::Record(RotationMark::Done {
-            host: host.name.to_owned(),
-            started: record.started,
-        }));
-    }
-    plan.actions.push(rotate(
-        host.name,
-        &format!("rolling back: {reason}"),
-        vec![FieldChange::new(
-            "boot",
-            Some(record.to.clone()),
-            Some(record.from.clone()),
-        )],
-        steps,
-    ));
-    HostState::RollingBack
-}
-
-fn start(host: &Host<'_>, class_name: &str, class: &Class, plan: &mut Plan) -> Action {
-    let mut steps = vec![Step::Record(RotationMark::Start {
-        host: host.name.to_owned(),
-        class: class_name.to_owned(),
-        from: host.tag.to_owned(),
-        to: class.image.clone(),
-    })];
-    steps.extend(reboot_steps(host, class));
-    // A change that needs a reboot of its own gets this one instead: one boot for both.
-    if let Some(change) = plan
-        .actions
-        .iter_mut()
-        .find(|a| a.kind == ActionKind::Change && a.object == instance_ref(host.name))
-    {
-        change
-            .steps
-            .retain(|s| !matches!(s, Step::Rapi(Operation::RebootInstance { .. })));
-    }
-    let reason = if host.failing() {
-        "its class pins a new image (it is failing its check, so it goes first)"
-    } else {
-        "its class pins a new image"
-    };
-    rotate(
-        host.name,
-        reason,
-        vec![FieldChange::new(
-            "image",
-            Some(host.tag.to_owned()),
-            Some(class.image.clone()),
-        )],
-        steps,
-    )
-}
-
-/// The mark saved before the reboot, then the reboot (a start when it is not running).
-/// The pointer writes go just before the mark (see [`super::boot`]).
-fn reboot_steps(host: &Host<'_>, class: &Class) -> Vec<Step> {
-    let instance = host.name.to_owned();
-    let operation = if host.running {
-        Operation::RebootInstance {
-            instance,
-            kind: RebootKind::Hard,
-        }
-    } else {
-        Operation::StartupInstance { instance }
-    };
-    vec![
-        Step::Record(RotationMark::Rebooted {
-            host: host.name.to_owned(),
-            timeout: class.rotation.timeout,
-        }),
-        Step::Rapi(operation),
-    ]
-}
-
-fn retag(host: &str, from: &str, to: &str) -> Vec<Step> {
-    let target = || TagTarget::Instance(host.to_owned());
-    vec![
-        Step::Rapi(Operation::AddTags {
-            target: target(),
-            tags: vec![format!("{IMAGE_TAG_PREFIX}{to}")],
-        }),
-        Step::Rapi(Operation::RemoveTags {
-            target: target(),
-            tags: vec![format!("{IMAGE_TAG_PREFIX}{from}")],
-        }),
-    ]
-}
-
-fn tag_action(host: &str, from: Option<&str>, to: &str, reason: &str) -> Action {
-    let mut steps = vec![Step::Rapi(Operation::AddTags {
-        target: TagTarget::Instance(host.to_owned()),
-        tags: vec![format!("{IMAGE_TAG_PREFIX}{to}")],
-    })];
-    if let Some(from) = from {
-        steps = retag(host, from, to);
-    }
-    Action {
-        object: instance_ref(host),
-        kind: ActionKind::Change,
-        reason: reason.to_owned(),
-        changes: vec![FieldChange::new(
-            "image",
-            from.map(str::to_owned),
-            Some(to.to_owned()),
-        )],
-        steps,
-        phase: Phase::Instances,
-    }
-}
-
-fn rotate(host: &str, reason: &str, changes: Vec<FieldChange>, steps: Vec<Step>) -> Action {
-    Action {
-        object: instance_ref(host),
-        kind: ActionKind::Rotate,
-        reason: reason.to_owned(),
-        changes,
-        steps,
-        phase: Phase::Instances,
-    }
-}
-
-/// `10m`, `90s`: as the desired state writes durations.
-pub fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s >= 60 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// The hosts to probe this reconcile: every running-or-not host of each class with a
-/// health check whose rotation has work (a host off the pin, or one under way), each
-/// expected on the image it should be booting. Classes with nothing to do cost nothing.
-pub fn probe_targets(
-    desired: &crate::desired::model::DesiredState,
-    observed: &crate::reconcile::observe::Observed,
-    history: &crate::reconcile::history::History,
-) -> Vec<crate::reconcile::health::ProbeTarget> {
-    let mut by_class: BTreeMap<&str, Vec<(&str, &Seen)>> = BTreeMap::new();
-    for (name, instance) in &desired.instances {
-        let Some(seen) = observed.instances.get(name) else {
-            continue;
-        };
-        if instance.power == PowerState::Up && is_managed(&seen.tags) {
-            by_class
-                .entry(&instance.class)
-                .or_default()
-                .push((name, seen));
-        }
-    }
-    let mut targets = Vec::new();
-    for (class_name, hosts) in by_class {
-        let class = &desired.classes[class_name];
-        let Some(check) = &class.rotation.health_check else {
-            continue;
-        };
-        let busy = hosts.iter().any(|(name, seen)| {
-            history.rotation(name).is_some() || tagged_image(seen) != Some(class.image.as_str())
-        });
-        if !busy {
-            continue;
-        }
-        for (name, seen) in hosts {
-            let pointed = observed
-                .store
-                .as_ref()
-                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
-                .and_then(|p| p.header.as_ref())
-                .map(|h| h.image.as_str());
-            let image = history
-                .rotation(name)
-                .map(HostRotation::target)
-                .or(pointed)
-                .or(tagged_image(seen))
-                .unwrap_or(&class.image);
-            targets.push(crate::reconcile::health::ProbeTarget {
-                host: name.to_owned(),
-                ip: seen.nic_ips.first().cloned().flatten(),
-                image: image.to_owned(),
-                check: check.clone(),
-            });
-        }
-    }
-    targets
 }

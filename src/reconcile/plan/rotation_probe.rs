@@ -1,0 +1,67 @@
+//! Which hosts observe probes for a rotation, and on which image it expects each.
+
+use std::collections::BTreeMap;
+
+use crate::desired::model::PowerState;
+use crate::rapi::Instance as Seen;
+use crate::reconcile::rotation_record::HostRotation;
+use crate::store::StoreFile;
+
+use super::rotation::tagged_image;
+use super::tags::is_managed;
+
+/// The hosts to probe this reconcile: every running-or-not host of each class with a
+/// health check whose rotation has work (a host off the pin, or one under way), each
+/// expected on the image it should be booting. Classes with nothing to do cost nothing.
+pub fn probe_targets(
+    desired: &crate::desired::model::DesiredState,
+    observed: &crate::reconcile::observe::Observed,
+    history: &crate::reconcile::history::History,
+) -> Vec<crate::reconcile::health::ProbeTarget> {
+    let mut by_class: BTreeMap<&str, Vec<(&str, &Seen)>> = BTreeMap::new();
+    for (name, instance) in &desired.instances {
+        let Some(seen) = observed.instances.get(name) else {
+            continue;
+        };
+        if instance.power == PowerState::Up && is_managed(&seen.tags) {
+            by_class
+                .entry(&instance.class)
+                .or_default()
+                .push((name, seen));
+        }
+    }
+    let mut targets = Vec::new();
+    for (class_name, hosts) in by_class {
+        let class = &desired.classes[class_name];
+        let Some(check) = &class.rotation.health_check else {
+            continue;
+        };
+        let busy = hosts.iter().any(|(name, seen)| {
+            history.rotation(name).is_some() || tagged_image(seen) != Some(class.image.as_str())
+        });
+        if !busy {
+            continue;
+        }
+        for (name, seen) in hosts {
+            let pointed = observed
+                .store
+                .as_ref()
+                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
+                .and_then(|p| p.header.as_ref())
+                .map(|h| h.image.as_str());
+            let image = history
+                .rotation(name)
+                .map(HostRotation::target)
+                .or(pointed)
+                .or(tagged_image(seen))
+                .unwrap_or(&class.image);
+            targets.push(crate::reconcile::health::ProbeTarget {
+                host: name.to_owned(),
+                ip: seen.nic_ips.first().cloned().flatten(),
+                image: image.to_owned(),
+                check: check.clone(),
+            });
+        }
+    }
+    targets
+}
