@@ -9,10 +9,10 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netboot::{Netboot, StoreServer, netboot};
+use common::netboot::{StoreServer, Workdir, netboot};
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
-use common::{assert_golden, operator_with_env, project_root};
+use common::{assert_golden, project_root};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::operation::RebootKind;
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
@@ -22,46 +22,19 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const BOOT: Duration = Duration::from_secs(240);
 const VMS: [&str; 2] = ["vm1.gnt.test", "vm2.gnt.test"];
 
-struct Run {
-    work: tempfile::TempDir,
+/// The test's directories (see [`Workdir`]), with the sandbox example written into them.
+struct Run(Workdir);
+
+impl std::ops::Deref for Run {
+    type Target = Workdir;
+    fn deref(&self) -> &Workdir {
+        &self.0
+    }
 }
 
 impl Run {
     fn new() -> Run {
-        let work = tempfile::tempdir().unwrap();
-        for d in ["store", "desired", "state", "logs"] {
-            std::fs::create_dir_all(work.path().join(d)).unwrap();
-        }
-        Run { work }
-    }
-    fn path(&self, sub: &str) -> std::path::PathBuf {
-        self.work.path().join(sub)
-    }
-    fn operator(&self, args: &[&str]) -> Output {
-        let (store, state) = (self.path("store"), self.path("state"));
-        operator_with_env(
-            args,
-            &[
-                ("GANETI_OPERATOR_STORE", store.as_path()),
-                ("GANETI_OPERATOR_STATE_DIR", state.as_path()),
-            ],
-        )
-    }
-    fn import(&self, nb: &Netboot, label: &str) -> String {
-        let result = nb.result(label);
-        let output = self.operator(&[
-            "image",
-            "import",
-            "--class",
-            "netboot",
-            result.to_str().unwrap(),
-        ]);
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8_lossy(&output.stdout)
-            .split_whitespace()
-            .find(|w| w.starts_with("sha256-"))
-            .unwrap()
-            .to_owned()
+        Run(Workdir::new())
     }
     /// The sandbox example with every pin replaced by `image`, and the netboot class's by
     /// `netboot_image`: the committed ids are those of the kernel Debian shipped when

@@ -7,16 +7,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::last_job_id;
 use common::daemon::Daemon;
-use common::netboot::{HealthSampler, Netboot, StoreServer, ask_health, netboot};
+use common::netboot::{HealthSampler, StoreServer, Workdir, ask_health, netboot};
+use common::project_root;
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
-use common::{operator_with_env, project_root};
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
 
@@ -34,52 +33,19 @@ const BOOT: Duration = Duration::from_secs(300);
 /// A whole rotation of four VMs, one at a time.
 const ROTATION: Duration = Duration::from_secs(600);
 
-struct Run {
-    work: tempfile::TempDir,
+/// The test's directories (see [`Workdir`]) with its desired state and rotation files.
+struct Run(Workdir);
+
+impl std::ops::Deref for Run {
+    type Target = Workdir;
+    fn deref(&self) -> &Workdir {
+        &self.0
+    }
 }
 
 impl Run {
     fn new() -> Run {
-        let work = tempfile::tempdir().unwrap();
-        for d in ["store", "desired", "state", "logs"] {
-            std::fs::create_dir_all(work.path().join(d)).unwrap();
-        }
-        Run { work }
-    }
-
-    fn path(&self, sub: &str) -> PathBuf {
-        self.work.path().join(sub)
-    }
-
-    fn env(&self) -> [(&'static str, PathBuf); 2] {
-        [
-            ("GANETI_OPERATOR_STORE", self.path("store")),
-            ("GANETI_OPERATOR_STATE_DIR", self.path("state")),
-        ]
-    }
-
-    fn operator(&self, args: &[&str]) -> Output {
-        let env = self.env();
-        let env: Vec<(&str, &std::path::Path)> =
-            env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-        operator_with_env(args, &env)
-    }
-
-    fn import(&self, nb: &Netboot, label: &str) -> String {
-        let result = nb.result(label);
-        let output = self.operator(&[
-            "image",
-            "import",
-            "--class",
-            "netboot",
-            result.to_str().unwrap(),
-        ]);
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8_lossy(&output.stdout)
-            .split_whitespace()
-            .find(|w| w.starts_with("sha256-"))
-            .unwrap()
-            .to_owned()
+        Run(Workdir::new())
     }
 
     /// The sandbox example's cluster and classes, the netboot class pinned to `image`

@@ -423,3 +423,54 @@ impl Samples {
         text
     }
 }
+
+/// A test's own store, desired-state, state and log directories, and the operator run
+/// on them (`GANETI_OPERATOR_STORE`, `GANETI_OPERATOR_STATE_DIR`).
+pub struct Workdir {
+    work: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        let work = tempfile::tempdir().unwrap();
+        for d in ["store", "desired", "state", "logs"] {
+            std::fs::create_dir_all(work.path().join(d)).unwrap();
+        }
+        Workdir { work }
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.work.path().join(sub)
+    }
+
+    pub fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("GANETI_OPERATOR_STORE", self.path("store")),
+            ("GANETI_OPERATOR_STATE_DIR", self.path("state")),
+        ]
+    }
+
+    pub fn operator(&self, args: &[&str]) -> std::process::Output {
+        let env = self.env();
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        super::operator_with_env(args, &env)
+    }
+
+    /// Imports guest image `label` for the netboot class; returns its id.
+    pub fn import(&self, nb: &Netboot, label: &str) -> String {
+        let result = nb.result(label);
+        let output = self.operator(&[
+            "image",
+            "import",
+            "--class",
+            "netboot",
+            result.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .find(|w| w.starts_with("sha256-"))
+            .unwrap()
+            .to_owned()
+    }
+}
