@@ -129,37 +129,3 @@ fn an_outage_is_the_longest_run_of_rounds_without_an_image() {
     );
     assert_eq!(samples.max_not_answering_any(&["a"]), 1);
 }
-
-/// Against real names (the sandbox's VMs through netboot.sh's hosts sync):
-/// `GANETI_HEALTH_HOSTS="vm1.gnt.test vm2.gnt.test" cargo test --test health_sampler -- --nocapture`
-/// samples them every 250 ms for GANETI_HEALTH_SECONDS (5) and prints the summary.
-#[test]
-fn sample_the_named_hosts_when_asked() {
-    let Ok(hosts) = std::env::var("GANETI_HEALTH_HOSTS") else {
-        eprintln!("SKIPPED: GANETI_HEALTH_HOSTS is not set");
-        return;
-    };
-    let hosts: Vec<&str> = hosts.split_whitespace().collect();
-    let seconds: u64 = std::env::var("GANETI_HEALTH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let sampler = HealthSampler::start(&hosts, Duration::from_millis(250));
-    std::thread::sleep(Duration::from_secs(seconds));
-    let samples = sampler.stop();
-    let mut took: Vec<_> = samples.rounds.iter().map(|r| r.took).collect();
-    took.sort();
-    let mut seen: Vec<&str> = samples
-        .rounds
-        .iter()
-        .flat_map(|r| r.answers.iter().filter_map(|a| a.as_deref().ok()))
-        .collect();
-    seen.sort();
-    seen.dedup();
-    eprintln!(
-        "{}median round {:?}; at most {} host(s) at once answered none of {seen:?}",
-        samples.summary(),
-        took.get(took.len() / 2).copied().unwrap_or_default(),
-        samples.max_not_answering_any(&seen)
-    );
-}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::last_job_id;
 use common::daemon::Daemon;
-use common::netboot::{HealthSampler, StoreServer, Workdir, ask_health, netboot};
+use common::netboot::{HealthSampler, StoreServer, VM_PROBE_TIMEOUT, Workdir, ask_health, netboot};
 use common::project_root;
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
@@ -177,7 +177,7 @@ fn rotate_through_daemon(
     to: &str,
     max: u32,
 ) -> Duration {
-    let sampler = HealthSampler::start(&VMS, SAMPLE_EVERY);
+    let sampler = HealthSampler::start_with_timeout(&VMS, SAMPLE_EVERY, VM_PROBE_TIMEOUT);
     let started = Instant::now();
     run.pin(to, from, max);
     wait_until("every VM on the new image, tagged", ROTATION, || {
@@ -315,7 +315,7 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
 
     // 4. SIGKILL at the flip, during the reboot, and while waiting for health.
     let before_crash = rt.block_on(last_job_id(&rapi));
-    let sampler = HealthSampler::start(&VMS, SAMPLE_EVERY);
+    let sampler = HealthSampler::start_with_timeout(&VMS, SAMPLE_EVERY, VM_PROBE_TIMEOUT);
     run.pin(&b, &a, 1);
     let mut child = run.reconcile_child();
     wait_until("rot1's pointer flipped", ROTATION, || {

@@ -87,16 +87,6 @@ pub enum RotationMark {
 }
 
 impl RotationMark {
-    pub fn host(&self) -> &str {
-        match self {
-            RotationMark::Start { host, .. }
-            | RotationMark::Rebooted { host, .. }
-            | RotationMark::Failed { host, .. }
-            | RotationMark::Done { host, .. }
-            | RotationMark::GaveUp { host, .. } => host,
-        }
-    }
-
     /// The name in progress lines and the `operation` label.
     pub fn kind(&self) -> &'static str {
         match self {

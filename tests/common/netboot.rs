@@ -218,7 +218,17 @@ pub struct Samples {
 }
 
 impl HealthSampler {
+    /// Each probe within [`PROBE_TIMEOUT`]: a round keeps the interval's cadence.
     pub fn start(hosts: &[&str], interval: Duration) -> HealthSampler {
+        HealthSampler::start_with_timeout(hosts, interval, PROBE_TIMEOUT)
+    }
+
+    /// As [`HealthSampler::start`], each probe within `timeout` (rounds take up to it).
+    pub fn start_with_timeout(
+        hosts: &[&str],
+        interval: Duration,
+        timeout: Duration,
+    ) -> HealthSampler {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let polled = hosts.clone();
@@ -229,7 +239,10 @@ impl HealthSampler {
             loop {
                 let at = started.elapsed();
                 let answers = std::thread::scope(|s| {
-                    let asks: Vec<_> = polled.iter().map(|h| s.spawn(|| ask_health(h))).collect();
+                    let asks: Vec<_> = polled
+                        .iter()
+                        .map(|h| s.spawn(move || ask_health_within(h, timeout)))
+                        .collect();
                     asks.into_iter().map(|a| a.join().unwrap()).collect()
                 });
                 let took = started.elapsed() - at;
@@ -259,12 +272,19 @@ impl HealthSampler {
     }
 }
 
+/// A sampler's probe timeout by default.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Under TCG a booting VM starves its neighbours' CPUs for a moment, so a healthy VM can
 /// take a few hundred milliseconds to answer; a rebooting one does not answer for ~30 s.
-const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
+pub const VM_PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// One `GET /health` within [`VM_PROBE_TIMEOUT`].
+pub fn ask_health(host: &str) -> Answer {
+    ask_health_within(host, VM_PROBE_TIMEOUT)
+}
 
 /// One `GET /health`: the `IMAGE=` value of a 2xx answer, or a short reason.
-pub fn ask_health(host: &str) -> Answer {
+pub fn ask_health_within(host: &str, timeout: Duration) -> Answer {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
     let addr = if host.contains(':') {
@@ -283,10 +303,10 @@ pub fn ask_health(host: &str) -> Answer {
         std::io::ErrorKind::ConnectionReset => format!("{what}: reset"),
         _ => format!("{what}: {e}"),
     };
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, HEALTH_TIMEOUT)
-        .map_err(|e| short("connect", e))?;
-    stream.set_read_timeout(Some(HEALTH_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(HEALTH_TIMEOUT)).unwrap();
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| short("connect", e))?;
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.set_write_timeout(Some(timeout)).unwrap();
     let name = host.split(':').next().unwrap_or(host);
     // One write, so one segment: a server answering its first read must not get a second.
     let request = format!("GET /health HTTP/1.0\r\nHost: {name}\r\nConnection: close\r\n\r\n");

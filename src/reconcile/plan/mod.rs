@@ -317,7 +317,7 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
                     plan.waiting.push(Waiting {
                         object: action.object.clone(),
                         on: "the backoff after a failed attempt".into(),
-                        until: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(at),
+                        until: from_unix_seconds(at),
                     });
                 }
                 if !plan
@@ -360,8 +360,13 @@ pub(crate) fn unix_seconds_of(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// A time read back from the history file; a value past what `SystemTime` holds (a
+/// corrupt or edited file) becomes the far future instead of a panic.
 pub(crate) fn from_unix_seconds(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    let far = std::time::Duration::from_secs(u64::from(u32::MAX) * 16);
+    SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(secs))
+        .unwrap_or(SystemTime::UNIX_EPOCH + far)
 }
 
 pub(crate) fn instance_ref(name: &str) -> ObjectRef {

@@ -624,3 +624,12 @@ pub(crate) fn manifest(label: &str) -> crate::store::manifest::Manifest {
         0,
     )
 }
+
+#[test]
+fn a_time_from_a_corrupt_history_file_is_far_off_not_a_panic() {
+    assert!(super::from_unix_seconds(u64::MAX) > now());
+    assert_eq!(
+        super::from_unix_seconds(60),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(60)
+    );
+}
