@@ -136,6 +136,8 @@ struct Work {
     outputs: Mutex<Vec<String>>,
     plans: Mutex<Vec<String>>,
     notify: Option<ganeti_operator::secrets::Notify>,
+    /// The jobs the last run submitted.
+    jobs: Mutex<Vec<ganeti_operator::rapi::memory::JobRecord>>,
 }
 
 impl Work {
@@ -156,6 +158,7 @@ impl Work {
             outputs: Mutex::new(Vec::new()),
             plans: Mutex::new(Vec::new()),
             notify: None,
+            jobs: Mutex::new(Vec::new()),
         }
     }
 
@@ -258,6 +261,7 @@ nodes:
             &AtomicBool::new(false),
         )
         .await;
+        *self.jobs.lock().unwrap() = rapi.records();
         // What `--output json`, /status and /metrics would show of this run.
         let mut outputs = self.outputs.lock().unwrap();
         match &result {
@@ -698,7 +702,16 @@ async fn notify_runs_once_per_changed_host_and_retries_failures_without_blocking
         },
         state_file: state_file.clone(),
     });
-    let notified = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Hosts are notified concurrently: the log's order is not the test's business.
+    let notified = || {
+        let mut lines: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+    };
     let (operator, operator_pub) = age_key(&w.keys, "operator.agekey");
     let (_, admin_pub) = age_key(&w.keys, "admin.agekey");
     let (_, node_pub) = ssh_key(&w.keys, "node", &["-t", "ed25519"]);
@@ -747,4 +760,82 @@ async fn notify_runs_once_per_changed_host_and_retries_failures_without_blocking
             .hosts
             .is_empty()
     );
+}
+
+/// Host-key bootstrap with the in-memory RAPI: a keyless instance's secrets are published
+/// before its create, encrypted to the key generated for it; the create carries the
+/// private half and tags the public half; the real `age` opens the copy with that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_instance_gets_a_generated_key_that_opens_its_secrets() {
+    if !tools() {
+        return;
+    }
+    capture_logs();
+    let w = Work::new();
+    let (operator, operator_pub) = age_key(&w.keys, "operator.agekey");
+    let (_, admin_pub) = age_key(&w.keys, "admin.agekey");
+    let (_, node_pub) = ssh_key(&w.keys, "node", &["-t", "ed25519"]);
+    for name in ["rapi-users", "app-env", "extra"] {
+        age_encrypt(
+            &["-r", &operator_pub],
+            &format!("{name} {CANARY}"),
+            &w.source(name),
+        );
+    }
+    w.write_state(&node_pub, Some(""), &admin_pub);
+    let yaml = std::fs::read_to_string(w.desired.join("state.yaml"))
+        .unwrap()
+        .replace(", hostKey: ''", "");
+    std::fs::write(w.desired.join("state.yaml"), yaml).unwrap();
+    let report = w.reconcile(&operator).await.unwrap();
+    assert_plan_golden(&w, "05-generated-host-key.txt");
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| matches!(o.result, ActionResult::Succeeded)),
+        "{:?}",
+        report.outcomes
+    );
+    let jobs = w.jobs.lock().unwrap().clone();
+    let create = jobs
+        .iter()
+        .find_map(|j| match &j.operation {
+            ganeti_operator::rapi::Operation::CreateInstance(c) => Some(c.clone()),
+            _ => None,
+        })
+        .expect("the instance was created");
+    let Some(ganeti_operator::rapi::operation::CreateHostKey::Generated(key)) = &create.host_key
+    else {
+        panic!("the create carried no generated key: {create:?}");
+    };
+    assert!(create.all_tags().contains(&key.tag()));
+    let body = create.body();
+    assert_eq!(
+        body["osparams_secret"]["ssh_host_ed25519_key"].as_str(),
+        Some(key.private_openssh())
+    );
+    let private = w.keys.join("generated");
+    std::fs::write(&private, key.private_openssh()).unwrap();
+    for secret in ["app-env", "extra"] {
+        assert_eq!(
+            age_decrypt(&private, &w.secret_file(WEB, secret)).unwrap(),
+            format!("{secret} {CANARY}"),
+            "{secret}"
+        );
+    }
+    // The key never shows: not in the plan's text or JSON, the logs, metrics or /status.
+    let needle = key
+        .private_openssh()
+        .lines()
+        .nth(1)
+        .expect("a key body line")
+        .to_owned();
+    for output in w.outputs.lock().unwrap().iter() {
+        assert!(
+            !output.contains(&needle),
+            "the private key is shown: {output}"
+        );
+    }
+    assert!(!String::from_utf8_lossy(&LOGS.lock().unwrap()).contains(&needle));
 }

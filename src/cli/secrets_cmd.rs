@@ -1,6 +1,7 @@
 //! `ganeti-operator secrets status [DIR]`: every host × secret it needs, `current`,
 //! `stale` (to re-key: its key, recipients or source changed) or `missing`, plus copies
-//! a host no longer needs (`extra`). `secrets rekey [DIR]`: encrypts every copy again,
+//! a host no longer needs (`extra`); hosts whose key was generated at create are `unknown`,
+//! since their key is in the cluster's tags. `secrets rekey [DIR]`: encrypts every copy again,
 //! as needed after the operator's identity changed. Neither talks to the RAPI.
 
 use std::io::Write;
@@ -33,6 +34,10 @@ fn load(dir: &Path) -> anyhow::Result<Option<DesiredState>> {
     }
     Ok(validation.state)
 }
+
+/// Why hosts with a generated key are left out: neither command talks to the RAPI.
+const GENERATED_KEY: &str = "its host key was generated at create and is recorded in the \
+     cluster's tags, which this command does not read; `reconcile` keeps its copies current";
 
 /// The secret actions the planner makes for `seen`: only manifests and digests are read.
 fn secret_plan(desired: &DesiredState, seen: ObservedSecrets) -> Plan {
@@ -78,7 +83,12 @@ pub fn status(
         }
     }
     for (host, needs) in crate::secrets::recipients::hosts(&desired) {
+        let key_in_cluster = needs.host_key.is_none() && needs.generated_key;
         for secret in needs.secrets {
+            if key_in_cluster {
+                rows.push((host.clone(), secret, "unknown", GENERATED_KEY.into()));
+                continue;
+            }
             let (state, why) = match pending.remove(&(host.clone(), secret.clone())) {
                 Some((ActionKind::SecretPublish, why)) => ("missing", why),
                 Some((_, why)) => ("stale", why),
@@ -117,11 +127,13 @@ pub fn status(
             }
         }
     }
-    Ok(if rows.iter().all(|r| r.2 == "current") {
-        exit::OK
-    } else {
-        exit::CHANGES
-    })
+    Ok(
+        if rows.iter().all(|r| r.2 == "current" || r.2 == "unknown") {
+            exit::OK
+        } else {
+            exit::CHANGES
+        },
+    )
 }
 
 pub fn rekey(dir: &Path, overrides: &Overrides, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -170,6 +182,11 @@ pub fn rekey(dir: &Path, overrides: &Overrides, out: &mut dyn Write) -> anyhow::
     }
     for b in &planned.blocked {
         eprintln!("{}: {}", b.object, b.message);
+    }
+    for (host, needs) in crate::secrets::recipients::hosts(&desired) {
+        if needs.host_key.is_none() && needs.generated_key {
+            eprintln!("{host}: skipped: {GENERATED_KEY}");
+        }
     }
     writeln!(out, "{} file(s) written or removed", steps.len())?;
     Ok(if planned.blocked.is_empty() {

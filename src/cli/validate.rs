@@ -19,10 +19,16 @@ pub fn run(
     let validation = desired::validate_source(&source)?;
     match output {
         OutputFormat::Json => {
+            let generated: Vec<&str> = validation
+                .state
+                .iter()
+                .flat_map(|s| s.generated_host_keys())
+                .collect();
             let report = serde_json::json!({
                 "valid": validation.is_valid(),
                 "files": validation.files,
                 "errors": diagnostic::to_json(&validation.diagnostics),
+                "generatedHostKeys": generated,
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         }
@@ -35,6 +41,15 @@ pub fn run(
                     state.summary(),
                     validation.files.len()
                 )?;
+                let generated: Vec<&str> = state.generated_host_keys().collect();
+                if !generated.is_empty() {
+                    writeln!(
+                        out,
+                        "host keys generated at create (unless the instance exists and carries \
+                         one): {}",
+                        generated.join(", ")
+                    )?;
+                }
             }
             None => {
                 out.write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;

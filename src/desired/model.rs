@@ -106,6 +106,8 @@ pub struct Class {
     pub kernel_args: Option<String>,
     pub hvparams: BTreeMap<String, serde_json::Value>,
     pub secrets: Vec<String>,
+    /// `generateHostKey` as written: `None` generates only for instances that need secrets.
+    pub generate_host_key: Option<bool>,
     pub rotation: Rotation,
 }
 
@@ -188,6 +190,10 @@ pub struct Instance {
     pub disk_template: DiskTemplate,
     pub os: String,
     pub host_key: Option<SshPublicKey>,
+    /// The operator generates the host key at create: no `hostKey`, and secrets to
+    /// receive or `generateHostKey: true`. The public half is then read from the
+    /// instance's host-key tag.
+    pub generate_host_key: bool,
     /// Secrets listed on the instance itself; its class's come on top.
     pub secrets: Vec<String>,
     /// The user's own tags; the operator's ownership tags are added by the planner.
@@ -206,6 +212,14 @@ pub struct Secret {
 }
 
 impl DesiredState {
+    /// The instances whose host key the operator generates when it creates them.
+    pub fn generated_host_keys(&self) -> impl Iterator<Item = &str> {
+        self.instances
+            .iter()
+            .filter(|(_, i)| i.generate_host_key)
+            .map(|(name, _)| name.as_str())
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "{} nodes, {} classes, {} instances, {} secrets",

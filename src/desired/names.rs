@@ -7,6 +7,8 @@ pub const MANAGED_TAG: &str = "ganeti-operator:managed";
 pub const CLASS_TAG_PREFIX: &str = "ganeti-operator:class:";
 /// What a host runs and was proven healthy on.
 pub const IMAGE_TAG_PREFIX: &str = "ganeti-operator:image:";
+/// The public half of a host key the operator generated at create (`secrets::host_key`).
+pub const HOST_KEY_TAG_PREFIX: &str = "ganeti-operator:hostkey:";
 /// Set while the desired entry says `protect: true`. It stays on the instance when the
 /// entry is removed, so that pruning still refuses to delete it.
 pub const PROTECTED_TAG: &str = "ganeti-operator:protected";

@@ -97,8 +97,9 @@ pub struct RawClass {
     pub hvparams: Option<BTreeMap<String, HvValue>>,
     /// Secrets every host of this class receives.
     pub secrets: Option<Vec<String>>,
-    /// Generate a host key for instances created without one. Not supported yet:
-    /// validation rejects it.
+    /// Generate an ed25519 host key when the operator creates an instance of this class
+    /// that has no `hostKey`. Unset: only for instances that receive secrets; `false`:
+    /// never (such an instance then needs a `hostKey`).
     pub generate_host_key: Option<bool>,
     /// How hosts of this class move to a new image.
     pub rotation: Option<RawRotation>,
@@ -222,8 +223,9 @@ pub struct RawInstance {
     pub host_key: Option<String>,
     /// Secrets this instance receives besides its class's.
     pub secrets: Option<Vec<String>>,
-    /// Generate a host key at create when `hostKey` is absent. Not supported yet:
-    /// validation rejects it.
+    /// Generate an ed25519 host key at create when `hostKey` is absent; overrides the
+    /// class's setting. The private half goes to the OS provider as a secret OS parameter,
+    /// the public half into the instance's tags.
     pub generate_host_key: Option<bool>,
     /// Extra Ganeti tags for the instance.
     pub tags: Option<Vec<String>>,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod host_key;
 mod placement;
 mod rotation;
 mod url_field;
@@ -558,9 +559,6 @@ impl Checker<'_> {
                     .expected("an OS provider with an optional variant, e.g. `debootstrap+default` or `pxe`");
                 self.report(d);
             }
-            if raw.generate_host_key.is_some() {
-                self.not_supported_yet(origin, "/generateHostKey");
-            }
             let mut secrets = Vec::new();
             for (i, secret) in raw.secrets.iter().flatten().enumerate() {
                 if self.reference(
@@ -602,6 +600,7 @@ impl Checker<'_> {
                     kernel_args: raw.kernel_args.clone(),
                     hvparams,
                     secrets,
+                    generate_host_key: raw.generate_host_key,
                     rotation,
                 },
             );
@@ -736,20 +735,6 @@ impl Checker<'_> {
             );
         }
         out
-    }
-
-    /// A field the schema names but the operator cannot act on yet: rejected, never
-    /// silently ignored.
-    fn not_supported_yet(&mut self, origin: &Origin, below: &str) {
-        let d = self
-            .diagnostic(
-                origin,
-                below,
-                Target::Key,
-                "`generateHostKey` is not supported yet: the operator cannot generate host keys at create".to_owned(),
-            )
-            .expected("no `generateHostKey`; give the host's `hostKey` (ssh-keyscan, or the key its image was built with)");
-        self.report(d);
     }
 
     /// A host entry's own `secrets:`, each a defined secret, none twice.
@@ -986,24 +971,8 @@ impl Checker<'_> {
                 .host_key
                 .as_deref()
                 .and_then(|k| self.host_key(origin, k));
-            if raw.generate_host_key.is_some() {
-                self.not_supported_yet(origin, "/generateHostKey");
-            }
             let secrets = self.own_secrets(origin, raw.secrets.as_deref());
-            if raw.host_key.is_none()
-                && let Some(class) = class
-                && !class.secrets.is_empty()
-            {
-                let d = self
-                    .diagnostic(origin, "", Target::Key, format!("instance `{name}` gets secrets from class `{}` but has no host key", raw.class))
-                    .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
-                self.report(d);
-            } else if raw.host_key.is_none() && !secrets.is_empty() {
-                let d = self
-                    .diagnostic(origin, "/secrets", Target::Key, format!("instance `{name}` lists secrets but has no host key"))
-                    .expected("`hostKey`: the instance's SSH host public key, which its secrets are encrypted to");
-                self.report(d);
-            }
+            let generate_host_key = self.generate_host_key(origin, name, raw, class, &secrets);
             let (Some(memory), Some(os)) = (memory, os) else {
                 continue;
             };
@@ -1023,6 +992,7 @@ impl Checker<'_> {
                     disk_template,
                     os,
                     host_key,
+                    generate_host_key,
                     secrets,
                     tags,
                     protect: raw.protect.unwrap_or(false),

@@ -240,7 +240,7 @@ fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Operation) {
                     pnode: create.primary_node.clone(),
                     os: Some(create.os.clone()),
                     disk_template: Some(create.disk_template.clone()),
-                    tags: create.tags.clone(),
+                    tags: create.all_tags(),
                     nic_macs: create.nics.iter().map(|n| n.mac.clone()).collect(),
                     nic_links: create.nics.iter().map(|n| n.link.clone()).collect(),
                     nic_modes: create.nics.iter().map(|n| n.mode.clone()).collect(),

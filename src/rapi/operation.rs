@@ -1,8 +1,12 @@
 //! Every write the operator makes, as data. The HTTP client turns each into a request; the
 //! executor and tests build them without knowing a URL.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+use crate::secrets::host_key::{GeneratedHostKey, HOST_KEY_OS_PARAM};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
@@ -184,6 +188,29 @@ pub struct InstanceCreate {
     pub secondary_node: Option<String>,
     pub start: bool,
     pub tags: Vec<String>,
+    /// A host key the operator generates for the instance (issue 13).
+    pub host_key: Option<CreateHostKey>,
+}
+
+/// The host key of a create: planned as [`CreateHostKey::Generate`], and made
+/// [`CreateHostKey::Generated`] by the executor just before it submits the job. Its private
+/// half is sent as the secret OS parameter
+/// [`HOST_KEY_OS_PARAM`](crate::secrets::host_key::HOST_KEY_OS_PARAM), its public half as
+/// a tag of the new instance, in the same job.
+#[derive(Debug, Clone)]
+pub enum CreateHostKey {
+    Generate,
+    Generated(Arc<GeneratedHostKey>),
+}
+
+impl PartialEq for CreateHostKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CreateHostKey::Generate, CreateHostKey::Generate) => true,
+            (CreateHostKey::Generated(a), CreateHostKey::Generated(b)) => a.tag() == b.tag(),
+            _ => false,
+        }
+    }
 }
 
 impl InstanceCreate {
@@ -218,7 +245,26 @@ impl InstanceCreate {
         if let Some(s) = &self.secondary_node {
             object.insert("snode".into(), json!(s));
         }
+        if let Some(CreateHostKey::Generated(key)) = &self.host_key {
+            // Ganeti wraps `osparams_secret` as private on arrival and does not write it
+            // to its configuration; the tag carries the public half in the same job.
+            object.insert(
+                "osparams_secret".into(),
+                json!({ HOST_KEY_OS_PARAM: key.private_openssh() }),
+            );
+            object.insert("tags".into(), json!(self.all_tags()));
+        }
         body
+    }
+
+    /// The tags the new instance gets: the planned ones, and the host-key tag once the key
+    /// is generated.
+    pub fn all_tags(&self) -> Vec<String> {
+        let mut tags = self.tags.clone();
+        if let Some(CreateHostKey::Generated(key)) = &self.host_key {
+            tags.push(key.tag());
+        }
+        tags
     }
 }
 

@@ -260,6 +260,8 @@ fn changed_hosts(plan: &Plan, outcomes: &[Outcome]) -> std::collections::BTreeSe
     outcomes
         .iter()
         .filter(|o| matches!(o.result, ActionResult::Succeeded))
+        // A host created in this run fetches its secrets when it first boots.
+        .filter(|o| plan.actions[o.action].phase != super::plan::Phase::FirstBootSecrets)
         .flat_map(|o| &plan.actions[o.action].steps)
         .filter_map(|s| match s {
             super::plan::Step::Secret(step) => Some(step.host().to_owned()),

@@ -12,8 +12,10 @@ use futures_util::stream::{self, StreamExt as _};
 
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
+use crate::rapi::operation::{CreateHostKey, InstanceCreate};
 use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
 use crate::secrets::SecretsContext;
+use crate::secrets::host_key::{HostKeyError, HostKeys};
 use crate::secrets::publish::SecretStep;
 use crate::store::Store;
 
@@ -58,6 +60,8 @@ pub enum StepError {
     Journal(String),
     #[error("{0}")]
     Secret(#[from] crate::secrets::SecretsError),
+    #[error("{0}")]
+    HostKey(#[from] HostKeyError),
 }
 
 impl StepError {
@@ -114,10 +118,23 @@ pub async fn execute<R: Rapi + ?Sized>(
             _ => groups.push(vec![(index, action)]),
         }
     }
+    // Host keys generated in this run: a new host's secrets and its create share one.
+    let keys = HostKeys::default();
     let mut outcomes = Vec::new();
     for groups in phases.into_values() {
         let results: Vec<Vec<Outcome>> = stream::iter(groups)
-            .map(|group| run_object(rapi, backends, group, run, options.wait, progress, stop))
+            .map(|group| {
+                run_object(
+                    rapi,
+                    backends,
+                    &keys,
+                    group,
+                    run,
+                    options.wait,
+                    progress,
+                    stop,
+                )
+            })
             .buffer_unordered(options.max_parallel.max(1))
             .collect()
             .await;
@@ -128,9 +145,11 @@ pub async fn execute<R: Rapi + ?Sized>(
 }
 
 /// Where the non-RAPI steps are carried out.
+#[allow(clippy::too_many_arguments)]
 async fn run_object<R: Rapi + ?Sized>(
     rapi: &R,
     backends: Backends<'_>,
+    keys: &HostKeys,
     actions: Vec<(usize, &Action)>,
     run: &RunId,
     wait: WaitOptions,
@@ -145,7 +164,10 @@ async fn run_object<R: Rapi + ?Sized>(
         let result = if failed {
             ActionResult::NotStarted("an earlier action on this object did not finish")
         } else {
-            run_steps(rapi, backends, action, run, wait, progress, stop, &mut jobs).await
+            run_steps(
+                rapi, backends, keys, action, run, wait, progress, stop, &mut jobs,
+            )
+            .await
         };
         failed |= !matches!(result, ActionResult::Succeeded);
         outcomes.push(Outcome {
@@ -163,6 +185,7 @@ async fn run_object<R: Rapi + ?Sized>(
 async fn run_steps<R: Rapi + ?Sized>(
     rapi: &R,
     backends: Backends<'_>,
+    keys: &HostKeys,
     action: &Action,
     run: &RunId,
     wait: WaitOptions,
@@ -179,7 +202,21 @@ async fn run_steps<R: Rapi + ?Sized>(
                 ActionResult::Interrupted
             };
         }
+        let resolved;
         let step = match step {
+            Step::Rapi(Operation::CreateInstance(create))
+                if create.host_key == Some(CreateHostKey::Generate) =>
+            {
+                let key = match keys.get_or_generate(&create.name) {
+                    Ok(key) => key,
+                    Err(e) => return ActionResult::Failed(e.into()),
+                };
+                resolved = Operation::CreateInstance(InstanceCreate {
+                    host_key: Some(CreateHostKey::Generated(key)),
+                    ..create.clone()
+                });
+                &resolved
+            }
             Step::Rapi(operation) => operation,
             Step::Record(mark) => {
                 let result = record(backends.history_file, mark).await;
@@ -200,7 +237,7 @@ async fn run_steps<R: Rapi + ?Sized>(
                 }
             }
             Step::Secret(secret) => {
-                let result = run_secret(backends, secret).await;
+                let result = run_secret(backends, keys, secret).await;
                 progress.secret(&action.object, secret, &result);
                 match result {
                     Ok(()) => continue,
@@ -271,13 +308,24 @@ async fn write_store(store: Option<&Store>, write: &StoreWrite) -> Result<(), St
 }
 
 /// The secrets' executor: decrypt, encrypt and write one file, off the async threads.
-async fn run_secret(backends: Backends<'_>, step: &SecretStep) -> Result<(), StepError> {
+async fn run_secret(
+    backends: Backends<'_>,
+    keys: &HostKeys,
+    step: &SecretStep,
+) -> Result<(), StepError> {
     let store = backends.store.ok_or(StepError::NoStore)?.clone();
     let context = backends
         .secrets
         .ok_or(crate::secrets::SecretsError::NoIdentity)?
         .clone();
-    let step = step.clone();
+    let step = match step {
+        SecretStep::Publish {
+            host,
+            generated_host_key: true,
+            ..
+        } => step.with_generated_key(keys.get_or_generate(host)?.public().as_str()),
+        _ => step.clone(),
+    };
     tokio::task::spawn_blocking(move || crate::secrets::publish::run(&store, &context, &step))
         .await
         .map_err(|e| StepError::Store(e.to_string()))?

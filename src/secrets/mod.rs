@@ -13,6 +13,7 @@
 //! Plaintext lives only in a [`secrecy::SecretBox`], zeroed on drop, and never reaches
 //! disk, logs, metrics or `/status`.
 
+pub mod host_key;
 pub mod identity;
 pub mod manifest;
 pub mod notify;

@@ -29,12 +29,32 @@ pub enum SecretStep {
         source_digest: String,
         /// Recipient lines: the host key first, then the admin recipients.
         recipients: Vec<String>,
+        /// The host key is the one generated for this host's create in the same run, and
+        /// is put first in `recipients` when the step runs (`recipients` then holds only the
+        /// admin recipients).
+        generated_host_key: bool,
     },
     /// Remove `secrets/<host>/<secret>.age`, and the host's directory once empty.
     Remove { host: String, secret: String },
 }
 
 impl SecretStep {
+    /// The step with `host_key` as its first recipient, once a generated key exists.
+    pub fn with_generated_key(&self, host_key: &str) -> SecretStep {
+        let mut step = self.clone();
+        if let SecretStep::Publish {
+            recipients,
+            generated_host_key,
+            ..
+        } = &mut step
+            && *generated_host_key
+        {
+            recipients.insert(0, super::recipients::normalize(host_key));
+            *generated_host_key = false;
+        }
+        step
+    }
+
     pub fn host(&self) -> &str {
         match self {
             SecretStep::Publish { host, .. } | SecretStep::Remove { host, .. } => host,
@@ -71,7 +91,13 @@ pub fn run(store: &Store, context: &SecretsContext, step: &SecretStep) -> Result
             source,
             source_digest,
             recipients,
+            generated_host_key,
         } => {
+            if *generated_host_key {
+                return Err(SecretsError::Encrypt(
+                    "the host key generated at create is not known to this step".into(),
+                ));
+            }
             let identity = context.identity.as_ref().ok_or(SecretsError::NoIdentity)?;
             let path = context.sources.describe(source);
             let ciphertext = context.sources.read(source)?;

@@ -17,13 +17,21 @@ pub const ADMIN_RECIPIENT_EXPECTED: &str =
 pub struct HostNeeds {
     pub object: ObjectRef,
     pub host_key: Option<SshPublicKey>,
+    /// An instance whose key the operator generates at create: its key is read from the
+    /// instance's host-key tag, or made in the run that creates it.
+    pub generated_key: bool,
     pub secrets: BTreeSet<String>,
 }
 
 /// Every host (node or instance) that needs at least one secret, by host name.
 pub fn hosts(desired: &DesiredState) -> BTreeMap<String, HostNeeds> {
     let mut out = BTreeMap::new();
-    let mut add = |name: &str, kind, class: &str, own: &[String], key: &Option<SshPublicKey>| {
+    let mut add = |name: &str,
+                   kind,
+                   class: &str,
+                   own: &[String],
+                   key: &Option<SshPublicKey>,
+                   generated_key: bool| {
         let mut secrets: BTreeSet<String> = own.iter().cloned().collect();
         if let Some(class) = desired.classes.get(class) {
             secrets.extend(class.secrets.iter().cloned());
@@ -40,6 +48,7 @@ pub fn hosts(desired: &DesiredState) -> BTreeMap<String, HostNeeds> {
                     name: name.to_owned(),
                 },
                 host_key: key.clone(),
+                generated_key,
                 secrets,
             },
         );
@@ -51,6 +60,7 @@ pub fn hosts(desired: &DesiredState) -> BTreeMap<String, HostNeeds> {
             &node.class,
             &node.secrets,
             &node.host_key,
+            false,
         );
     }
     for (name, instance) in &desired.instances {
@@ -60,6 +70,7 @@ pub fn hosts(desired: &DesiredState) -> BTreeMap<String, HostNeeds> {
             &instance.class,
             &instance.secrets,
             &instance.host_key,
+            instance.generate_host_key,
         );
     }
     out
@@ -68,7 +79,15 @@ pub fn hosts(desired: &DesiredState) -> BTreeMap<String, HostNeeds> {
 /// The recipient lines one host's copy of `secret` is encrypted to: the host key first,
 /// then the secret's admin recipients, without repeats.
 pub fn recipients_of(desired: &DesiredState, host_key: &SshPublicKey, secret: &str) -> Vec<String> {
-    let mut lines = vec![normalize(host_key.as_str())];
+    admin_recipients(desired, vec![normalize(host_key.as_str())], secret)
+}
+
+/// `lines` followed by the secret's admin recipients that are not among them.
+pub fn admin_recipients(
+    desired: &DesiredState,
+    mut lines: Vec<String>,
+    secret: &str,
+) -> Vec<String> {
     if let Some(secret) = desired.secrets.get(secret) {
         for admin in &secret.recipients {
             let line = normalize(admin);

@@ -66,13 +66,28 @@ prepare_host() {
   for t in rsa ed25519; do
     [[ -f $SB/etc-ssh/ssh_host_${t}_key ]] || ssh-keygen -q -t $t -N '' -f "$SB/etc-ssh/ssh_host_${t}_key"
   done
-  # The `noop` OS provider: every script succeeds without touching a disk.
-  mkdir -p "$SB/os/noop"
-  echo 20 >"$SB/os/noop/ganeti_api_version"; echo default >"$SB/os/noop/variants.list"
-  : >"$SB/os/noop/parameters.list"
-  for s in create import export rename verify; do
-    printf '#!/bin/sh\nexit 0\n' >"$SB/os/noop/$s"; chmod 755 "$SB/os/noop/$s"
+  # OS providers whose scripts succeed without touching a disk. `noop` declares the secret
+  # parameter the operator passes a generated host key in; its create script records what
+  # it receives (as a real provider would write /etc/ssh/ssh_host_ed25519_key), so the
+  # tests can check the key arrived. `bare` declares no parameter, so Ganeti refuses one.
+  rm -rf "$SB/os" "$SB/os-received"; mkdir -p "$SB/os-received"; chmod 700 "$SB/os-received"
+  for os in noop bare; do
+    mkdir -p "$SB/os/$os"
+    echo 20 >"$SB/os/$os/ganeti_api_version"; echo default >"$SB/os/$os/variants.list"
+    : >"$SB/os/$os/parameters.list"
+    for s in create import export rename verify; do
+      printf '#!/bin/sh\nexit 0\n' >"$SB/os/$os/$s"; chmod 755 "$SB/os/$os/$s"
+    done
   done
+  echo "ssh_host_ed25519_key the instance's SSH host private key (a secret parameter)" >"$SB/os/noop/parameters.list"
+  cat >"$SB/os/noop/create" <<CREATE
+#!/bin/sh
+if [ -n "\$OSP_SSH_HOST_ED25519_KEY" ]; then
+  umask 077
+  printf '%s\\n' "\$OSP_SSH_HOST_ED25519_KEY" >"$SB/os-received/\$INSTANCE_NAME.ssh_host_ed25519_key"
+fi
+exit 0
+CREATE
   mkdir -p /srv/ganeti/os /srv/ganeti/file-storage /srv/ganeti/shared-file-storage "$SB/shared-file-storage" /root/.ssh /etc/ganeti
   printf '/srv/ganeti/file-storage\n/srv/ganeti/shared-file-storage\n' >/etc/ganeti/file-storage-paths
   make_certificates
@@ -196,6 +211,7 @@ export GANETI_SANDBOX_FINGERPRINT=$(fingerprint)
 export GANETI_SANDBOX_STOCK_FINGERPRINT=$(openssl x509 -in "$SB/tls/stock-bundle.pem" -outform der | sha256sum | cut -d' ' -f1)
 export GANETI_SANDBOX_NODES="$(cat "$SB/nodes")"
 export GANETI_SANDBOX_CERT=$(cat "$SB/cert-mode")
+export GANETI_SANDBOX_DIR=$SB
 ENV
   # The operator takes exactly one trust setting: the CA for our certificate, the pin
   # for Ganeti's stock one.

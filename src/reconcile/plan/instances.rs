@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::desired::model::{Class, DiskTemplate, Instance as Desired, PowerState};
 use crate::desired::units::Size;
 use crate::rapi::operation::{
-    DiskSpec, InstanceCreate, InstanceModify, MigrationMode, NicSpec, RebootKind,
+    CreateHostKey, DiskSpec, InstanceCreate, InstanceModify, MigrationMode, NicSpec, RebootKind,
 };
 use crate::rapi::{Instance as Seen, Operation};
 
@@ -116,6 +116,7 @@ fn create(input: &PlanInput<'_>, name: &str, desired: &Desired, class: &Class) -
         secondary_node: desired.secondary_node.clone(),
         start: desired.power == PowerState::Up,
         tags: tags.clone(),
+        host_key: desired.generate_host_key.then_some(CreateHostKey::Generate),
     };
     let new = |field: &str, value: String| FieldChange::new(field, None, Some(value));
     let mut changes = vec![
@@ -145,6 +146,9 @@ fn create(input: &PlanInput<'_>, name: &str, desired: &Desired, class: &Class) -
     ));
     changes.push(new("power", power_name(desired.power).into()));
     changes.push(new("tags", tags.join(" ")));
+    if desired.generate_host_key {
+        changes.push(new("host key", "ed25519, generated at create".into()));
+    }
     Action {
         object: instance_ref(name),
         kind: ActionKind::Create,

@@ -5,6 +5,8 @@
 mod boot;
 #[cfg(test)]
 mod boot_tests;
+#[cfg(test)]
+mod host_key_tests;
 mod instances;
 mod nodes;
 mod prune;
@@ -187,6 +189,9 @@ impl ActionKind {
 pub enum Phase {
     Nodes,
     Deletions,
+    /// The secrets of hosts created in this plan with a generated key, encrypted to that
+    /// key: published before the create, so that they are there at first boot.
+    FirstBootSecrets,
     Instances,
     /// Secrets last: they need no job, and a host created above can already receive them.
     Secrets,
@@ -269,6 +274,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     boot::plan_boot(input, &mut plan, &pointer_images);
     secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);
+    secrets::keep_first_boot_secrets_with_creates(&mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));
     plan.blocked

@@ -7,8 +7,12 @@
 use std::collections::BTreeSet;
 
 use crate::desired::model::{ObjectKind, ObjectRef};
+use crate::desired::ssh_key::SshPublicKey;
+use crate::secrets::host_key;
 use crate::secrets::publish::SecretStep;
-use crate::secrets::recipients::{self, fingerprint, fingerprints, recipients_of};
+use crate::secrets::recipients::{
+    self, HostNeeds, admin_recipients, fingerprint, fingerprints, recipients_of,
+};
 
 use super::{Action, ActionKind, BlockReason, Blocked, Phase, Plan, PlanInput, Step};
 
@@ -19,6 +23,76 @@ fn secret_ref(name: &str) -> ObjectRef {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostKey {
+    Known(SshPublicKey),
+    /// The instance is created in this plan with a key generated then.
+    GeneratedAtCreate,
+}
+
+/// The key a host's secrets are encrypted to: its `hostKey`, else the one the operator
+/// generated for it (read back from the instance's tag), else the one its create in this
+/// plan will generate. `None` when there is none yet; a block says why if nothing else does.
+fn host_key(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    host: &str,
+    need: &HostNeeds,
+) -> Option<HostKey> {
+    if let Some(key) = &need.host_key {
+        return Some(HostKey::Known(key.clone()));
+    }
+    let block = |plan: &mut Plan, message: &str| {
+        plan.blocked.push(Blocked {
+            object: need.object.clone(),
+            why: BlockReason::Secret,
+            message: message.into(),
+        });
+    };
+    if !need.generated_key {
+        // Validation refuses this for the desired state as written; kept as a guard.
+        block(
+            plan,
+            "receives secrets but has no hostKey to encrypt them to",
+        );
+        return None;
+    }
+    if let Some(seen) = input.observed.instances.get(host) {
+        let key = host_key::from_tags(&seen.tags).map(HostKey::Known);
+        if key.is_none() {
+            block(
+                plan,
+                "exists without a host key the operator generated (it was created before, or \
+                 adopted), so its secrets have no recipient; give it `hostKey`",
+            );
+        }
+        return key;
+    }
+    let created_now = plan
+        .actions
+        .iter()
+        .any(|a| a.kind == ActionKind::Create && a.object == need.object);
+    created_now.then_some(HostKey::GeneratedAtCreate)
+}
+
+/// Drops the first-boot secrets of hosts whose create was held back: their key would
+/// never be used.
+pub fn keep_first_boot_secrets_with_creates(plan: &mut Plan) {
+    let created: BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Create)
+        .map(|a| a.object.name.clone())
+        .collect();
+    plan.actions.retain(|a| {
+        a.phase != Phase::FirstBootSecrets
+            || a.steps.iter().all(|s| match s {
+                Step::Secret(step) => created.contains(step.host()),
+                _ => true,
+            })
+    });
+}
+
 pub fn plan_secrets(input: &PlanInput<'_>, plan: &mut Plan) {
     let Some(seen) = &input.observed.secrets else {
         return;
@@ -27,14 +101,9 @@ pub fn plan_secrets(input: &PlanInput<'_>, plan: &mut Plan) {
     let needs = recipients::hosts(desired);
     let mut unreadable = BTreeSet::new();
     for (host, need) in &needs {
-        let Some(key) = &need.host_key else {
-            // Validation refuses this for the desired state as written; kept as a guard.
-            plan.blocked.push(Blocked {
-                object: need.object.clone(),
-                why: BlockReason::Secret,
-                message: "receives secrets but has no hostKey to encrypt them to".into(),
-            });
-            continue;
+        let key = match host_key(input, plan, host, need) {
+            Some(key) => key,
+            None => continue,
         };
         let on_store = seen.hosts.get(host);
         for secret in &need.secrets {
@@ -52,19 +121,35 @@ pub fn plan_secrets(input: &PlanInput<'_>, plan: &mut Plan) {
                 }
                 None => continue,
             };
-            let lines = recipients_of(desired, key, secret);
-            let wanted = fingerprints(&lines);
+            let (lines, wanted) = match &key {
+                HostKey::Known(key) => {
+                    let lines = recipients_of(desired, key, secret);
+                    let wanted = fingerprints(&lines);
+                    (lines, wanted)
+                }
+                // Made at execution: every copy is new, whatever the store holds.
+                HostKey::GeneratedAtCreate => {
+                    (admin_recipients(desired, Vec::new(), secret), Vec::new())
+                }
+            };
             let entry = on_store
                 .and_then(|h| h.manifest.as_ref())
                 .and_then(|m| m.files.get(secret));
             let file = on_store.and_then(|h| h.files.get(secret));
             let (kind, reason) = match (entry, file) {
+                _ if key == HostKey::GeneratedAtCreate => (
+                    ActionKind::SecretPublish,
+                    "new host, key generated at create",
+                ),
                 _ if on_store.is_none() => (ActionKind::SecretPublish, "new host"),
                 (None, _) => (ActionKind::SecretPublish, "new secret for this host"),
                 (Some(_), None) => (ActionKind::SecretPublish, "the published file is missing"),
                 (Some(entry), Some(file)) => {
                     if entry.recipients != wanted {
-                        if entry.recipients.contains(&fingerprint(key.as_str())) {
+                        if lines
+                            .first()
+                            .is_some_and(|k| entry.recipients.contains(&fingerprint(k)))
+                        {
                             (ActionKind::SecretRekey, "admin recipients changed")
                         } else {
                             (ActionKind::SecretRekey, "key changed")
@@ -95,8 +180,15 @@ pub fn plan_secrets(input: &PlanInput<'_>, plan: &mut Plan) {
                     source,
                     source_digest: digest.clone(),
                     recipients: lines,
+                    generated_host_key: key == HostKey::GeneratedAtCreate,
                 })],
-                phase: Phase::Secrets,
+                // A new host's secrets go out before its create, so that they are there
+                // when it first boots.
+                phase: if key == HostKey::GeneratedAtCreate {
+                    Phase::FirstBootSecrets
+                } else {
+                    Phase::Secrets
+                },
             });
         }
     }

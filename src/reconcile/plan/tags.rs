@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::desired::model::{Class, Instance};
 
 pub use crate::desired::names::{
-    CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX,
+    CLASS_TAG_PREFIX, HOST_KEY_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX,
 };
 
 pub fn is_managed(tags: &[String]) -> bool {
@@ -37,8 +37,14 @@ pub fn is_image_tag(tag: &str) -> bool {
     tag.starts_with(IMAGE_TAG_PREFIX)
 }
 
+/// Tags that record a fact the desired state does not hold: the image a host was proven
+/// healthy on, and the public half of a host key generated at create. Tag repair keeps them.
+fn is_recorded_tag(tag: &str) -> bool {
+    is_image_tag(tag) || tag.starts_with(HOST_KEY_TAG_PREFIX)
+}
+
 /// The tags to add and to remove so that a managed instance carries exactly `desired`
-/// (image tags aside).
+/// (recorded tags aside).
 pub fn tag_repair(observed: &[String], desired: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
     let have: BTreeSet<&String> = observed.iter().collect();
     let add = desired
@@ -48,7 +54,7 @@ pub fn tag_repair(observed: &[String], desired: &BTreeSet<String>) -> (Vec<Strin
         .collect();
     let remove = have
         .into_iter()
-        .filter(|t| !is_image_tag(t) && !desired.contains(*t))
+        .filter(|t| !is_recorded_tag(t) && !desired.contains(*t))
         .cloned()
         .collect();
     (add, remove)
