@@ -215,10 +215,7 @@ async fn a_new_instance_gets_a_generated_host_key_and_its_secrets() {
         "{plan}"
     );
     assert!(plan.contains("new host, key generated at create"), "{plan}");
-    assert!(
-        plan.contains("ed25519, generated at create"),
-        "{plan}"
-    );
+    assert!(plan.contains("ed25519, generated at create"), "{plan}");
 
     let first = b.reconcile(&[]);
     assert_eq!(first.status.code(), Some(0), "{first:?}");

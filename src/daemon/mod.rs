@@ -323,7 +323,7 @@ async fn reconcile<R: Rapi>(
         }
     };
     let now = SystemTime::now();
-    let look_again = result.as_ref().ok().and_then(|r| r.after.look_again_at());
+    let look_again = result.as_ref().ok().and_then(|r| r.look_again_at());
     let mut status = status.write().unwrap();
     status.reconciles += 1;
     let (result, message) = match result {

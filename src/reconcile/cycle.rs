@@ -52,6 +52,19 @@ pub struct Report {
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
     /// Hosts the secrets notify command ran for, and how it ended.
     pub notified: std::collections::BTreeMap<String, Result<(), String>>,
+    /// When a failed notify is due to be retried.
+    pub notify_retry_at: Option<SystemTime>,
+}
+
+impl Report {
+    /// When to reconcile again although nothing changes: the plan's waits, or a notify
+    /// retry, whichever is first.
+    pub fn look_again_at(&self) -> Option<SystemTime> {
+        [self.after.look_again_at(), self.notify_retry_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 /// How a reconcile that ran ended: one classification for the exit code, the log, the
@@ -226,6 +239,10 @@ pub async fn apply<R: Rapi + ?Sized>(
         }
         None => Default::default(),
     };
+    let notify_retry_at = options
+        .secrets
+        .and_then(|c| c.notify.as_ref())
+        .and_then(|n| crate::secrets::notify::NotifyState::load(&n.state_file).next_retry());
     let observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     let after = plan(&PlanInput {
         desired,
@@ -252,6 +269,7 @@ pub async fn apply<R: Rapi + ?Sized>(
         observed,
         recovered,
         notified,
+        notify_retry_at,
     })
 }
 

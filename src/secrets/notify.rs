@@ -108,6 +108,16 @@ impl NotifyState {
         crate::atomic_file::write_atomic(path, &bytes, 0o600)
     }
 
+    /// When the earliest failed notify is due again: the daemon wakes for it rather than
+    /// waiting for its resync.
+    pub fn next_retry(&self) -> Option<SystemTime> {
+        self.hosts
+            .values()
+            .map(|p| p.retry_after)
+            .min()
+            .map(|at| UNIX_EPOCH + Duration::from_secs(at))
+    }
+
     /// Who to notify now: every host whose files changed, and every earlier failure
     /// whose backoff is over. Pure.
     pub fn due(&self, changed: &BTreeSet<String>, now: SystemTime) -> BTreeSet<String> {
@@ -142,7 +152,7 @@ impl NotifyState {
                     host.to_owned(),
                     PendingNotify {
                         attempts,
-                        retry_after: unix(now) + delay.as_secs(),
+                        retry_after: unix(now).saturating_add(delay.as_secs()),
                         last_error: error,
                     },
                 );
@@ -252,8 +262,19 @@ mod tests {
             state.due(&BTreeSet::new(), t0 + Duration::from_secs(10)),
             BTreeSet::from(["h".to_owned()])
         );
+        // The daemon wakes when the first retry is due, not at its resync.
+        state.record(
+            "g",
+            Err("no".into()),
+            t0 + Duration::from_secs(5),
+            BackoffPolicy::default(),
+        );
+        assert_eq!(state.next_retry(), Some(t0 + Duration::from_secs(10)));
         state.record("h", Ok(()), t0, BackoffPolicy::default());
+        assert_eq!(state.next_retry(), Some(t0 + Duration::from_secs(15)));
+        state.record("g", Ok(()), t0, BackoffPolicy::default());
         assert!(state.hosts.is_empty());
+        assert_eq!(state.next_retry(), None);
     }
 
     #[tokio::test]
