@@ -80,6 +80,17 @@ fn hostile_inputs() -> Vec<(&'static str, String, &'static str)> {
             "nests deeper",
         ),
         ("aliases in values", laughs(false), "aliases"),
+        // Thirty anchors nested over one long list: each keeps a copy, no alias needed.
+        (
+            "nested anchors",
+            format!(
+                "x: {}[{}]{}\n",
+                (0..30).map(|i| format!("&a{i} [")).collect::<String>(),
+                vec!["a"; 400_000].join(","),
+                "]".repeat(30)
+            ),
+            "anchors",
+        ),
         ("aliases in keys", laughs(true), "cannot be a mapping key"),
     ];
     for (name, text, _) in &inputs {

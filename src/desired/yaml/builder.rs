@@ -127,6 +127,7 @@ pub(super) struct Builder<'s> {
     nodes: usize,
     aliases: usize,
     alias_nodes: usize,
+    anchored_nodes: usize,
     documents: usize,
     loaded: Loaded,
     pub(super) problems: Vec<Diagnostic>,
@@ -142,6 +143,7 @@ impl<'s> Builder<'s> {
             nodes: 0,
             aliases: 0,
             alias_nodes: 0,
+            anchored_nodes: 0,
             documents: 0,
             loaded: Loaded {
                 root: None,
@@ -174,7 +176,7 @@ impl<'s> Builder<'s> {
             Event::DocumentStart(_) => self.documents += 1,
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, span)?;
-                self.scalar(text, style, anchor, tag.as_deref(), span);
+                self.scalar(text, style, anchor, tag.as_deref(), span)?;
             }
             Event::SequenceStart(anchor, ref tag) | Event::MappingStart(anchor, ref tag) => {
                 self.count(1, span)?;
@@ -212,7 +214,7 @@ impl<'s> Builder<'s> {
                 if self.stack.last().is_some_and(Frame::awaits_key) {
                     self.reject_key(YamlError::CollectionKey, span);
                 } else {
-                    self.remember(anchor, &node);
+                    self.remember(anchor, &node, span)?;
                     self.attach(node);
                 }
             }
@@ -266,7 +268,7 @@ impl<'s> Builder<'s> {
         anchor: usize,
         tag: Option<&Tag>,
         span: Span,
-    ) {
+    ) -> Result<(), Fatal> {
         let is_key = self.stack.last().is_some_and(Frame::awaits_key);
         if self.reject_tag(tag, span) {
             if is_key {
@@ -274,7 +276,7 @@ impl<'s> Builder<'s> {
             } else {
                 self.attach(leaf(Value::Null, span));
             }
-            return;
+            return Ok(());
         }
         let resolved = Scalar::parse_from_cow_and_metadata(
             text.clone(),
@@ -296,7 +298,7 @@ impl<'s> Builder<'s> {
                     self.reject_key(YamlError::NonStringKey { text, kind }, span);
                 }
             }
-            return;
+            return Ok(());
         }
         let value = match resolved {
             Some(Scalar::Null) => Value::Null,
@@ -316,8 +318,9 @@ impl<'s> Builder<'s> {
             }
         };
         let node = leaf(value, span);
-        self.remember(anchor, &node);
+        self.remember(anchor, &node, span)?;
         self.attach(node);
+        Ok(())
     }
 
     /// Reports a tag other than YAML's own (`!!str`, `!!int`, ...); true if it did.
@@ -365,10 +368,17 @@ impl<'s> Builder<'s> {
         self.problems.push(error.at(self.source, span, &path));
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
+    /// Keeps a copy of an anchored node for its aliases, within the anchor budget.
+    fn remember(&mut self, anchor: usize, node: &Node, span: Span) -> Result<(), Fatal> {
         if anchor > 0 {
+            self.anchored_nodes = self.anchored_nodes.saturating_add(node.count);
+            if self.anchored_nodes > self.limits.max_anchored_nodes {
+                let max = self.limits.max_anchored_nodes;
+                return Err((YamlError::AnchorsTooLarge { max }, span));
+            }
             self.anchors.insert(anchor, node.clone());
         }
+        Ok(())
     }
 
     fn attach(&mut self, node: Node) {

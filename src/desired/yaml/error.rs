@@ -17,6 +17,8 @@ pub enum YamlError {
     TooManyAliases { max: usize },
     #[error("the aliases in this file expand to more than {max} values")]
     AliasExpansion { max: usize },
+    #[error("the anchors in this file name more than {max} values in all")]
+    AnchorsTooLarge { max: usize },
     #[error("an alias (`*name`) cannot be a mapping key")]
     AliasKey,
     #[error("a mapping or list cannot be a mapping key")]
@@ -54,7 +56,9 @@ impl YamlError {
             YamlError::FileTooLarge { .. } | YamlError::TooManyNodes { .. } => {
                 "split the desired state over several files".into()
             }
-            YamlError::TooManyAliases { .. } | YamlError::AliasExpansion { .. } => {
+            YamlError::TooManyAliases { .. }
+            | YamlError::AliasExpansion { .. }
+            | YamlError::AnchorsTooLarge { .. } => {
                 "write the values out, or use fewer aliases".into()
             }
             YamlError::NonStringKey { text, .. } => format!("quote it: \"{text}\":"),

@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Nodes that aliases may add in total, so `*a` repeated cannot multiply a file.
     pub max_alias_nodes: usize,
+    /// Nodes under anchors, counted once per anchor: each anchor keeps a copy of what it
+    /// names, so anchors nested thirty deep over a long list would copy it thirty times.
+    pub max_anchored_nodes: usize,
 }
 
 pub const LIMITS: Limits = Limits {
@@ -36,6 +39,7 @@ pub const LIMITS: Limits = Limits {
     max_nodes: 1_000_000,
     max_aliases: 1_000,
     max_alias_nodes: 100_000,
+    max_anchored_nodes: 100_000,
 };
 
 /// The first document of a file, and whether a second one followed.

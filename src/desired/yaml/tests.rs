@@ -93,6 +93,7 @@ fn every_limit_ends_the_load_with_a_located_error() {
         max_nodes: 50,
         max_aliases: 3,
         max_alias_nodes: 10,
+        max_anchored_nodes: 12,
     };
     let first = |text: &str| {
         let ds = load_with(&SourceText::new("t.yaml", text), small).unwrap_err();
@@ -119,6 +120,14 @@ fn every_limit_ends_the_load_with_a_located_error() {
     assert_eq!(
         first("a: &a [1, 2, 3, 4, 5, 6]\nb: [*a, *a]\n"),
         "2:9 the aliases in this file expand to more than 10 values"
+    );
+    // Nested anchors each keep a copy: 4 + 3 + 2 + ... values, never aliased once.
+    assert_eq!(
+        first(
+            "a: &a [&b [&c [1, 2], 3], 4]
+"
+        ),
+        "1:4 the anchors in this file name more than 12 values in all"
     );
 }
 
