@@ -94,11 +94,7 @@ struct Attempt {
 impl HttpRapi {
     pub fn new(config: RapiConfig) -> Result<HttpRapi, RapiError> {
         let base = config.url.trim_end_matches('/').to_owned();
-        if !base.starts_with("https://") {
-            return Err(RapiError::Config(format!(
-                "the RAPI URL must start with https:// (got {base})"
-            )));
-        }
+        check_url(&base)?;
         let tls = tls::client_config(&config.trust)?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -672,4 +668,45 @@ pub fn job_id(answer: &Value) -> Option<JobId> {
     answer
         .as_u64()
         .or_else(|| answer.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// The runtime URL gets the desired state's checks, and an error never quotes a password.
+fn check_url(base: &str) -> Result<(), RapiError> {
+    use crate::desired::urls::{self, Query, UrlProblem};
+    let shown = urls::redact(base);
+    if !base.starts_with("https://") {
+        return Err(RapiError::Config(format!(
+            "the RAPI URL must start with https:// (got {shown})"
+        )));
+    }
+    match urls::check(base, Query::Refused) {
+        Ok(()) => Ok(()),
+        Err(UrlProblem::Credentials) => Err(RapiError::Config(format!(
+            "the RAPI URL {shown} carries credentials; give the user with --rapi-user or \
+             GANETI_RAPI_USER and the password in a file (--rapi-password-file)"
+        ))),
+        Err(problem) => Err(RapiError::Config(format!("the RAPI URL {shown}: {problem}"))),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_url;
+
+    #[test]
+    fn a_runtime_url_needs_https_a_host_and_no_credentials_and_is_never_quoted_whole() {
+        assert!(check_url("https://10.0.0.1:5080").is_ok());
+        for (url, words) in [
+            ("http://10.0.0.1:5080", "must start with https://"),
+            ("https://", "names no host"),
+            ("https://:5080", "names no host"),
+            ("https://admin:hunter2@10.0.0.1:5080", "carries credentials"),
+            ("http://admin:hunter2@10.0.0.1:5080", "must start with https://"),
+            ("https://10.0.0.1:5080?x=1", "query or fragment"),
+        ] {
+            let e = check_url(url).unwrap_err().to_string();
+            assert!(e.contains(words), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+    }
 }
