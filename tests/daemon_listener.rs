@@ -148,6 +148,23 @@ fn still_open(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
+/// Silent connections at the cap are closed after a second, not after the header timeout
+/// (10 s by default): `/healthz` behind them answers in about a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_at_the_cap_do_not_hold_healthz_for_the_header_timeout() {
+    let (daemon, _rapi, _ws) = daemon_with(&["--http-max-connections", "5"], |_| {}).await;
+    let silent: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&daemon.addr).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(daemon.get("/healthz").map(|(code, _)| code), Some(200));
+    let took = started.elapsed();
+    // Two rounds of the 1 s first-byte timeout at most (8 silent over 5 slots), with slack
+    // for a loaded machine; the 10 s header timeout would take far longer.
+    assert!(took < Duration::from_secs(5), "/healthz took {took:?}");
+    drop(silent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_flood_under_a_low_descriptor_limit_starves_neither_healthz_nor_the_rapi() {
     let (daemon, rapi, _ws) = daemon_with(FAST_LIMITS, |command| {

@@ -15,7 +15,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,12 @@ impl Default for ListenerLimits {
         }
     }
 }
+
+/// How soon a new connection must send its first byte. Clients send their request at
+/// once; a connection that stays silent only holds a slot.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Ready = (TcpStream, std::net::SocketAddr, OwnedSemaphorePermit);
 
 /// Descriptors the listener never takes: the runtime and signals, up to ten RAPI
 /// connections, git's pipes, the watched directory and the files read on a reload.
@@ -103,29 +110,49 @@ pub async fn serve(
         .header_read_timeout(crate::deadline::bounded(limits.header_read_timeout));
     let slots = Arc::new(Semaphore::new(connection_cap(limits.max_connections)));
     let graceful = GracefulShutdown::new();
+    // Connections that have sent their first byte come back here to be served.
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(16);
     loop {
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        let accept = async {
+            let slot = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            (slot, listener.accept().await)
         };
-        let (tcp, peer) = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+            Some((tcp, peer, slot)) = ready_rx.recv() => {
+                let connection =
+                    graceful.watch(http.serve_connection(TokioIo::new(tcp), with_peer(peer)));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(slot);
+                });
+            }
+            (slot, accepted) = accept => match accepted {
+                Ok((tcp, peer)) => {
+                    let ready = ready_tx.clone();
+                    tokio::spawn(async move {
+                        // A connection that says nothing is closed soon: at the cap, such
+                        // connections would keep /healthz waiting for the header timeout.
+                        let mut first = [0u8; 1];
+                        let peeked = tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut first));
+                        if let Ok(Ok(_)) = peeked.await {
+                            let _ = ready.send((tcp, peer, slot)).await;
+                        }
+                    });
+                }
                 Err(e) => {
+                    drop(slot);
                     // Out of descriptors or a connection reset before accept: neither is
                     // fixed by retrying at once.
                     tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
                 }
             },
-        };
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), with_peer(peer)));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(slot);
-        });
+        }
     }
     drop(listener);
     let drain = limits

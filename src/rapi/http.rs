@@ -685,7 +685,9 @@ fn check_url(base: &str) -> Result<(), RapiError> {
             "the RAPI URL {shown} carries credentials; give the user with --rapi-user or \
              GANETI_RAPI_USER and the password in a file (--rapi-password-file)"
         ))),
-        Err(problem) => Err(RapiError::Config(format!("the RAPI URL {shown}: {problem}"))),
+        Err(problem) => Err(RapiError::Config(format!(
+            "the RAPI URL {shown}: {problem}"
+        ))),
     }
 }
 
@@ -701,7 +703,10 @@ mod url_tests {
             ("https://", "names no host"),
             ("https://:5080", "names no host"),
             ("https://admin:hunter2@10.0.0.1:5080", "carries credentials"),
-            ("http://admin:hunter2@10.0.0.1:5080", "must start with https://"),
+            (
+                "http://admin:hunter2@10.0.0.1:5080",
+                "must start with https://",
+            ),
             ("https://10.0.0.1:5080?x=1", "query or fragment"),
         ] {
             let e = check_url(url).unwrap_err().to_string();
