@@ -77,6 +77,7 @@ async fn multinode_noded_killed_during_live_migration_then_converges() {
         ),
         other => panic!("the disrupted run exited {other:?}:\n{log}"),
     }
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("FAILED")).collect();
     let (reruns, _) = rerun_until_converged(&ws, Duration::from_secs(150));
     ws.assert_converged();
     for i in 0..MOVED {
@@ -90,10 +91,15 @@ async fn multinode_noded_killed_during_live_migration_then_converges() {
 
     let audit = JobAudit::since(&rapi, before).await;
     report(&format!(
-        "chaos ganeti-noded on node2: kills=1 at {:.1}s, restarted at {:.1}s; disrupted run exit {code:?}, \
-         {reruns} rerun(s) to converge; migrations={} {}",
+        "chaos ganeti-noded on node2: kills=1 at {:.1}s, restarted at {:.1}s; disrupted run exit {code:?} \
+         with {} failed step(s){}, {reruns} rerun(s) to converge; migrations={} {}",
         killed_at.as_secs_f64(),
         restarted_at.as_secs_f64(),
+        failures.len(),
+        failures
+            .first()
+            .map(|f| format!(" (first: {})", f.trim()))
+            .unwrap_or_default(),
         audit.count("OP_INSTANCE_MIGRATE"),
         audit.summary()
     ));

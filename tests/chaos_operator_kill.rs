@@ -4,11 +4,13 @@
 //! each kill. At the end the cluster has converged and Ganeti's own job list shows nothing
 //! submitted twice and no write re-sent.
 //!
-//! The points are spread by observed progress: one job at a time (`maxParallelJobs: 1`),
-//! and each run is killed once it has submitted or taken up a job, after a delay that
-//! cycles from 0 to 1.2 s (so kills land right after a submission, mid-job and between
-//! jobs); every fifth run is killed 300 ms after it starts instead, while it observes and
-//! plans. How far the reconcile had got is printed for each kill.
+//! The points are spread by observed progress: one job at a time (`maxParallelJobs: 1`);
+//! kill number i comes once i/20 of the reconcile's jobs have been submitted (counted in
+//! the run's own progress lines on top of what Ganeti showed before it) and the run has
+//! submitted or taken up a job, after a delay that cycles from 0 to 1.2 s (so kills land
+//! right after a submission, mid-job and between jobs); every fifth run is killed 300 ms
+//! after it starts instead, while it observes and plans. How far the reconcile had got is
+//! printed for each kill.
 
 mod common;
 
@@ -19,8 +21,8 @@ use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
 
 const KILLS: usize = 20;
-const CREATES: usize = 12;
-const MODIFIES: usize = 5;
+const CREATES: usize = 8;
+const MODIFIES: usize = 4;
 const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";
 /// Delay after a run's first job, per kill (index modulo 5; 0 is the early kill).
 const DELAYS_MS: [u64; 5] = [0, 0, 400, 800, 1200];
@@ -90,13 +92,28 @@ async fn multinode_sigkill_at_20_points_across_creates_modifies_move_delete() {
     while kills.len() < KILLS {
         runs += 1;
         let point = kills.len();
+        // Jobs submitted when this point comes: 1 at the first, all but one at the last.
+        let target = 1 + point * (expected_jobs - 2) / (KILLS - 1);
+        let submitted_before = progress.last().copied().unwrap_or(0);
         let mut run = Watched::start(&ws);
         if point % 5 == 0 {
             std::thread::sleep(Duration::from_millis(300));
         } else {
-            run.wait_for_line(Duration::from_secs(60), |l| {
-                l.contains("submitted as job") || l.contains("instead of submitting again")
-            });
+            let wanted = target.saturating_sub(submitted_before).max(1);
+            while run.running() && run.started.elapsed() < Duration::from_secs(120) {
+                let lines = run.lines();
+                let submitted = lines
+                    .iter()
+                    .filter(|l| l.contains("submitted as job"))
+                    .count();
+                let awaiting = lines
+                    .iter()
+                    .any(|l| l.contains("instead of submitting again"));
+                if submitted >= wanted || (awaiting && submitted_before >= target) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             std::thread::sleep(Duration::from_millis(DELAYS_MS[point % 5]));
         }
         if !run.running() {
