@@ -52,6 +52,8 @@ eval "$(tests/harness/netboot.sh env)"
 # Tests that need the sandbox fail, rather than skip, when it is missing.
 export CI=${CI:-true}
 
+# Among them chaos_rapi_restart (ganeti-rapi killed and restarted mid-reconcile); its
+# counts (restarts, jobs, duplicates, re-sent) are written past libtest's capture.
 echo "== all tests, 1-node cluster, CA-signed certificate" >&2
 cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode
 
@@ -75,7 +77,10 @@ $harness cert stock
 eval "$($harness env)"
 cargo test --test rapi_stock_cert "$@"
 
-echo "== 2-node cluster: migrate, failover, drain, node migrate" >&2
+# Among them the 2-node chaos tests, which print their counts: chaos_noded (node2's
+# ganeti-noded killed during live migrations) and chaos_operator_kill (20 SIGKILLs across
+# creates, modifies, a move and a delete); about 3.5 minutes together.
+echo "== 2-node cluster: migrate, failover, drain, node migrate, chaos" >&2
 GNT_NODES=2 GNT_CERT=ca $harness up
 eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- multinode

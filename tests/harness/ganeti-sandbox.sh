@@ -11,6 +11,11 @@
 #                                             password file, CA or pin), GANETI_SANDBOX_* for the tests
 #   tests/harness/ganeti-sandbox.sh cert ca|stock   switch ganeti-rapi's certificate
 #   tests/harness/ganeti-sandbox.sh exec [nN] CMD   run CMD inside node N (default n1, the master)
+#   tests/harness/ganeti-sandbox.sh kill-daemon nN NAME   SIGKILL Ganeti's daemon NAME (e.g. ganeti-noded)
+#                                             on node N: every process of it in gnt-nN, by PID
+#   tests/harness/ganeti-sandbox.sh start-daemon nN NAME  start it again, as Ganeti does (daemon-util)
+#   tests/harness/ganeti-sandbox.sh restart-rapi [SECONDS]  kill ganeti-rapi on the master, wait
+#                                             SECONDS (default 0), start it, wait until it answers
 #
 # `up` starts from any leftover state: it runs `down` first whenever it finds one.
 # Traffic stays on the bridge gntbr0 (10.221.0.0/24) and inside the namespaces, which have
@@ -238,6 +243,52 @@ cmd_up() {
   log "cluster of $NODES node(s) up in $((SECONDS - t0)) s, certificate: $CERT"
 }
 
+daemon_pids() {  # daemon_pids nN NAME: PIDs in gnt-nN whose program is Ganeti's daemon NAME
+  local n=$1 name=$2 pid argv
+  for pid in $(ip netns pids "gnt-$n" 2>/dev/null || true); do
+    # argv[0], or argv[1] for a Python daemon (python3 /usr/sbin/ganeti-noded ...), is the
+    # daemon's path; daemon-util or start-stop-daemon naming it further on does not count.
+    mapfile -d '' -t argv <"/proc/$pid/cmdline" 2>/dev/null || continue
+    [[ ${argv[0]:-} == */$name || ${argv[0]:-} == "$name" || ${argv[1]:-} == */$name ]] && echo "$pid"
+  done
+  return 0
+}
+
+kill_daemon() {  # kill_daemon nN NAME: SIGKILL, as a crash would, and wait until they are gone
+  local n=$1 name=$2 pids pid
+  [[ $n =~ ^n[0-9]$ && $name =~ ^ganeti-[a-z]+$ ]] || die "kill-daemon nN ganeti-NAME"
+  [[ -e /run/netns/gnt-$n ]] || die "no node $n"
+  pids=$(daemon_pids "$n" "$name")
+  [[ -n $pids ]] || die "$name is not running on $n"
+  for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
+    [[ -z $(daemon_pids "$n" "$name") ]] && { log "$name on $n killed (PIDs $(echo $pids))"; return 0; }
+    sleep 0.05
+  done
+  die "$name on $n survived SIGKILL: $(daemon_pids "$n" "$name")"
+}
+
+start_daemon() {  # start_daemon nN NAME: the way gnt-cluster init / gnt-node add start it
+  local n=$1 name=$2
+  [[ $n =~ ^n[0-9]$ && $name =~ ^ganeti-[a-z]+$ ]] || die "start-daemon nN ganeti-NAME"
+  # A SIGKILLed daemon leaves its pidfile, owned by the daemon's user, and start-stop-daemon
+  # refuses to trust it ("matching only on non-root pidfile ... is insecure"): remove it
+  # when no process of the daemon is left, as a boot would.
+  [[ -z $(daemon_pids "$n" "$name") ]] && in_node "$n" rm -f "/run/ganeti/$name.pid"
+  in_node "$n" /usr/lib/ganeti/daemon-util start "$name"
+  [[ -n $(daemon_pids "$n" "$name") ]] || die "$name did not start on $n"
+  log "$name on $n started (PID $(daemon_pids "$n" "$name" | head -1))"
+}
+
+restart_rapi() {  # restart_rapi [SECONDS]: down for about SECONDS, then answering again
+  local delay=${1:-0}
+  [[ $delay =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-rapi [SECONDS]"
+  kill_daemon n1 ganeti-rapi
+  sleep "$delay"
+  start_daemon n1 ganeti-rapi
+  wait_for_rapi
+}
+
 remove_hosts_block() {  # the host's /etc/hosts entries netboot.sh's hosts sync maintains, in place
   local f=${GNT_HOSTS_FILE:-/etc/hosts} rest
   grep -qx '# gnt-sandbox begin' "$f" 2>/dev/null || return 0
@@ -284,6 +335,9 @@ case "${1:-}" in
   down) cmd_down ;;
   env) print_env ;;
   cert) use_certificate "${2:-}"; log "ganeti-rapi now serves the $2 certificate" ;;
+  kill-daemon) kill_daemon "${2:-}" "${3:-}" ;;
+  start-daemon) start_daemon "${2:-}" "${3:-}" ;;
+  restart-rapi) restart_rapi "${2:-0}" ;;
   exec) shift; n=n1; [[ ${1:-} =~ ^n[0-9]$ ]] && { n=$1; shift; }; in_node "$n" "$@" ;;
-  *) echo "usage: $0 up|down|env|cert ca|stock|exec [nN] CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|cert ca|stock|exec [nN] CMD...|kill-daemon nN NAME|start-daemon nN NAME|restart-rapi [SECONDS]" >&2; exit 2 ;;
 esac
