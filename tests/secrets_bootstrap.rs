@@ -1,5 +1,6 @@
 //! Host-key bootstrap on the real sandbox (issue 13, agenix#17). An instance without a
-//! `hostKey` whose class has secrets is created with a generated ed25519 key: the harness's
+//! `hostKey` whose class has secrets is created with a generated ed25519 key (on a file
+//! disk: Ganeti runs no OS script for a diskless instance): the harness's
 //! `noop` OS provider declares the secret parameter and its create script records what it
 //! receives. The private key reached the create script; Ganeti's `config.data`, its job
 //! queue and `gnt-instance info` do not hold it; the instance's tag holds the public half;
@@ -44,8 +45,8 @@ fn state(image: &str, with_bare: bool) -> String {
 policy: {{prune: true, maxDeletions: 5}}
 classes:
   ganeti-node: {{image: {image}}}
-  app: {{image: {image}, os: noop+default, resources: {{memory: 128M}}, secrets: [app-env]}}
-  bare: {{image: {image}, os: bare+default, resources: {{memory: 128M}}, generateHostKey: true}}
+  app: {{image: {image}, os: noop+default, diskTemplate: file, resources: {{memory: 128M, disks: [{{size: 64M}}]}}, secrets: [app-env]}}
+  bare: {{image: {image}, os: bare+default, diskTemplate: file, resources: {{memory: 128M, disks: [{{size: 64M}}]}}, generateHostKey: true}}
 secrets:
   app-env: {{file: secrets/app-env.age}}
 nodes:
