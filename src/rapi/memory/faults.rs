@@ -44,6 +44,7 @@ pub enum Read<'a> {
     /// A poll of a job the cluster has: `/2/jobs/<id>/wait` when `long_poll`, else
     /// `/2/jobs/<id>`; named by what the job is, since ids depend on submission order.
     Job {
+        id: JobId,
         reason: &'a str,
         kind: &'static str,
         long_poll: bool,
@@ -132,6 +133,7 @@ impl MemoryRapi {
         };
         match job {
             Some((reason, kind)) => self.read_fault(Read::Job {
+                id,
                 reason: &reason,
                 kind,
                 long_poll,
