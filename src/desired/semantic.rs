@@ -362,13 +362,20 @@ impl Checker<'_> {
         }
     }
 
-    fn size(&mut self, origin: &Origin, below: &str, text: &SizeText) -> Option<Size> {
+    /// `below` is made only for an error: a valid size (nearly all of them) costs no
+    /// pointer string.
+    fn size(
+        &mut self,
+        origin: &Origin,
+        below: impl Fn() -> String,
+        text: &SizeText,
+    ) -> Option<Size> {
         match Size::parse(&text.0) {
             Ok(size) if size.mib() == 0 => {
                 let d = self
                     .diagnostic(
                         origin,
-                        below,
+                        &below(),
                         Target::Value,
                         format!("the size {:?} is zero", text.0),
                     )
@@ -378,7 +385,7 @@ impl Checker<'_> {
             }
             Ok(size) => Some(size),
             Err(e) => {
-                let d = self.diagnostic(origin, below, Target::Value, e.to_string());
+                let d = self.diagnostic(origin, &below(), Target::Value, e.to_string());
                 self.report(d);
                 None
             }
@@ -604,13 +611,14 @@ impl Checker<'_> {
         let memory = raw
             .memory
             .as_ref()
-            .and_then(|m| self.size(origin, &format!("{below}/memory"), m));
+            .and_then(|m| self.size(origin, || format!("{below}/memory"), m));
         // Sized exactly, not by `collect` after a filter (which reserves 4): one of these
         // is kept per instance.
         let disks = raw.disks.as_ref().map(|disks| {
             let mut out = Vec::with_capacity(disks.len());
             for (i, d) in disks.iter().enumerate() {
-                if let Some(size) = self.size(origin, &format!("{below}/disks/{i}/size"), &d.size) {
+                if let Some(size) = self.size(origin, || format!("{below}/disks/{i}/size"), &d.size)
+                {
                     out.push(Disk {
                         size,
                         name: d.name.clone(),
@@ -701,11 +709,11 @@ impl Checker<'_> {
                     memory: c
                         .memory
                         .as_ref()
-                        .and_then(|m| self.size(origin, "/capacity/memory", m)),
+                        .and_then(|m| self.size(origin, || "/capacity/memory".into(), m)),
                     disk: c
                         .disk
                         .as_ref()
-                        .and_then(|d| self.size(origin, "/capacity/disk", d)),
+                        .and_then(|d| self.size(origin, || "/capacity/disk".into(), d)),
                 })
                 .unwrap_or_default();
             out.insert(
@@ -936,12 +944,13 @@ impl Checker<'_> {
             }
             let mut tags: BTreeSet<&str> = BTreeSet::new();
             for (i, tag) in raw.tags.iter().flatten().enumerate() {
-                let below = format!("/tags/{i}");
+                // Made only for an error: most tags are fine.
+                let below = || format!("/tags/{i}");
                 if !is_valid_tag(tag) {
                     let d = self
                         .diagnostic(
                             origin,
-                            &below,
+                            &below(),
                             Target::Value,
                             format!("`{tag}` is not a valid Ganeti tag"),
                         )
@@ -951,7 +960,7 @@ impl Checker<'_> {
                     let d = self
                         .diagnostic(
                             origin,
-                            &below,
+                            &below(),
                             Target::Value,
                             format!(
                                 "the tag `{tag}` uses the operator's reserved prefix `{TAG_PREFIX}`"
@@ -962,7 +971,7 @@ impl Checker<'_> {
                 } else if !tags.insert(tag) {
                     let d = self.diagnostic(
                         origin,
-                        &below,
+                        &below(),
                         Target::Value,
                         format!("the tag `{tag}` is listed twice"),
                     );
