@@ -150,7 +150,7 @@ impl<'a> SectionMerge<'a> {
             return;
         };
         for (name, value) in entries {
-            let pointer = format!("/{section}/{}", name.replace('~', "~0").replace('/', "~1"));
+            let pointer = pointer_to(section, name);
             if let Some(first) = out.get(name) {
                 let first_site =
                     self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
@@ -183,6 +183,11 @@ impl<'a> SectionMerge<'a> {
         if self.failed.at_or_below(pointer) || self.failed.at_or_above(pointer) {
             return None;
         }
+        // Tracking the path allocates for every key on the way; only a failure needs it,
+        // so the (rare) failure is deserialized again with tracking, for the same error.
+        if let Ok(raw) = T::deserialize(value) {
+            return Some(raw);
+        }
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(raw) => Some(raw),
             Err(e) => {
@@ -199,6 +204,15 @@ impl<'a> SectionMerge<'a> {
                 None
             }
         }
+    }
+}
+
+/// The JSON pointer of entry `name` of `section`, escaped (RFC 6901) only when it must be.
+fn pointer_to(section: &str, name: &str) -> String {
+    if name.contains(['~', '/']) {
+        format!("/{section}/{}", name.replace('~', "~0").replace('/', "~1"))
+    } else {
+        format!("/{section}/{name}")
     }
 }
 

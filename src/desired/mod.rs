@@ -174,7 +174,7 @@ pub fn validate_files(
             }
         }
     }
-    let (state, semantic_problems) = semantic::check(&parsed, &merged, secret_files);
+    let (state, semantic_problems) = semantic::check(&parsed, &mut merged, secret_files);
     diagnostics.extend(semantic_problems);
     diagnostic::sort(&mut diagnostics);
     let state = if diagnostics.is_empty() { state } else { None };

@@ -42,18 +42,29 @@ pub async fn wait_for_job<R: Rapi + ?Sized>(
     observer: &dyn JobObserver,
 ) -> Result<Job, RapiError> {
     let started = Instant::now();
+    // The deadline holds during a call too: a long-poll lasts Ganeti's 10 s and an
+    // unanswered request its own timeout, and a job that stays `waiting` would otherwise
+    // keep the wait going past `timeout` one call at a time.
+    let deadline = started + crate::deadline::bounded(options.timeout);
+    let timed_out = || RapiError::Timeout {
+        what: format!("job {id}"),
+        after: options.timeout,
+    };
     let mut status: Option<JobStatus> = None;
     let mut serial: Option<u64> = None;
     let mut long_poll = true;
     loop {
-        if started.elapsed() > options.timeout {
-            return Err(RapiError::Timeout {
-                what: format!("job {id}"),
-                after: options.timeout,
-            });
-        }
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+        else {
+            return Err(timed_out());
+        };
         if long_poll {
-            match rapi.wait_for_job_change(id, status, serial).await {
+            let change = tokio::time::timeout(left, rapi.wait_for_job_change(id, status, serial))
+                .await
+                .map_err(|_| timed_out())?;
+            match change {
                 Ok(Some(change)) => {
                     for (s, message) in &change.log {
                         serial = Some(serial.map_or(*s, |old| old.max(*s)));
@@ -74,9 +85,12 @@ pub async fn wait_for_job<R: Rapi + ?Sized>(
                 continue;
             }
         } else {
-            tokio::time::sleep(options.poll_interval).await;
+            tokio::time::sleep(options.poll_interval.min(left)).await;
         }
-        let job = rapi.job(id).await?.ok_or(RapiError::JobLost { job: id })?;
+        let job = tokio::time::timeout(left, rapi.job(id))
+            .await
+            .map_err(|_| timed_out())??
+            .ok_or(RapiError::JobLost { job: id })?;
         let Some(current) = job.status else {
             return Err(RapiError::JobLost { job: id });
         };
@@ -136,4 +150,72 @@ pub async fn wait_for_job_tree<R: Rapi + ?Sized>(
         }
     }
     Ok(JobTree { parent, children })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
+    use crate::rapi::operation::Operation;
+
+    fn startup() -> Operation {
+        Operation::StartupInstance {
+            instance: "a.mem.test".into(),
+        }
+    }
+
+    /// A job queued behind locks answers every long-poll with "no change" after 10 s: the
+    /// wait must end at its own deadline, not at the end of the poll it is in.
+    #[tokio::test]
+    async fn a_job_stuck_in_waiting_ends_the_wait_at_its_deadline() {
+        let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(1));
+        let id = rapi.add_waiting_job(startup(), "ganeti-operator:r:instance/a.mem.test");
+        let options = WaitOptions {
+            timeout: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(1),
+        };
+        let started = Instant::now();
+        let result = wait_for_job(&rapi, id, options, &Quiet).await;
+        assert!(
+            matches!(result, Err(RapiError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the wait took {:?}",
+            started.elapsed()
+        );
+        // Released, the same job is waited to its end.
+        assert_eq!(rapi.release_waiting(), 1);
+        let job = wait_for_job(&rapi, id, options, &Quiet).await.unwrap();
+        assert_eq!(job.status, Some(JobStatus::Success));
+    }
+
+    /// When long-polling is refused the fallback polls, and still ends at the deadline.
+    #[tokio::test]
+    async fn polling_a_waiting_job_ends_at_the_deadline_too() {
+        let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(1));
+        let id = rapi.add_waiting_job(startup(), "ganeti-operator:r:instance/a.mem.test");
+        rapi.on_read(|read| {
+            matches!(
+                read,
+                crate::rapi::memory::Read::Job {
+                    long_poll: true,
+                    ..
+                }
+            )
+            .then_some(RapiError::Forbidden)
+        });
+        let options = WaitOptions {
+            timeout: Duration::from_millis(50),
+            poll_interval: Duration::from_secs(5),
+        };
+        let started = Instant::now();
+        let result = wait_for_job(&rapi, id, options, &Quiet).await;
+        assert!(
+            matches!(result, Err(RapiError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

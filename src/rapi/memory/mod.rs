@@ -3,8 +3,11 @@
 //! a real cluster; faults of the wire are the fake HTTP RAPI's business
 //! (tests/common/fake_rapi.rs). What the loop must react to is scripted here: a job that
 //! fails with an error class, and a job left running by an earlier run. For randomized
-//! fault runs, `on_submit` scripts each submission: refused before a job exists, or
-//! accepted with the answer lost (the job runs, the caller sees an error).
+//! fault runs, `on_submit` scripts each submission (refused before a job exists, accepted
+//! with the answer lost, or left `waiting`), and `on_read` fails chosen reads.
+
+mod apply;
+mod faults;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,9 +16,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::operation::{Operation, TagTarget, WriteOptions};
+use super::operation::{Operation, WriteOptions};
 use super::types::{ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
 use super::{Rapi, RapiError};
+use apply::apply;
+use faults::hold;
+pub use faults::{Read, SubmitFault};
 
 /// A desired state for `MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, _)`: one instance,
 /// pinned to the one node, that the cluster lacks until it is created.
@@ -44,26 +50,12 @@ struct MemoryJob {
     applied: bool,
     /// The job was created but the caller was told the submission failed.
     lost_response: bool,
-}
-
-/// What a scripted submission does (see [`MemoryRapi::on_submit`]).
-#[derive(Debug, Clone)]
-pub enum SubmitFault {
-    /// The job is created and its id returned.
-    None,
-    /// No job is created; the caller gets this error (a 5xx, a refused connection, 401).
-    Refuse(RapiError),
-    /// The job IS created and runs, but the caller gets this error: the answer was lost
-    /// (a reset after the request was sent, a timeout, an unreadable body).
-    LoseResponse(RapiError),
-    /// As `LoseResponse`, and the job runs this long instead of the set time, so that
-    /// the next run still finds it unfinished.
-    LoseResponseSlow(RapiError, Duration),
-    /// The job is created and ends with Ganeti's error class, changing nothing.
-    FailJob(String),
+    /// Held in Ganeti's `waiting` status until released; `done_at` means nothing yet.
+    waiting: bool,
 }
 
 type SubmitScript = Box<dyn FnMut(&Operation, &str) -> SubmitFault + Send>;
+type ReadScript = Box<dyn FnMut(&Read<'_>) -> Option<RapiError> + Send>;
 
 /// One job as the tests see it: what, why, and when it ran.
 #[derive(Debug, Clone)]
@@ -98,6 +90,9 @@ pub struct MemoryRapi {
     job_takes: Duration,
     state: Mutex<State>,
     script: Mutex<Option<SubmitScript>>,
+    reads: Mutex<Option<ReadScript>>,
+    /// Wakes long-polls when waiting jobs are released.
+    released: tokio::sync::Notify,
 }
 
 impl MemoryRapi {
@@ -121,14 +116,9 @@ impl MemoryRapi {
                 ..State::default()
             }),
             script: Mutex::new(None),
+            reads: Mutex::new(None),
+            released: tokio::sync::Notify::new(),
         }
-    }
-
-    /// Every later submission is first shown to `script` (operation, reason stamp), whose
-    /// answer decides what the cluster does with it. `fail_submission` still applies to
-    /// submissions the script lets through.
-    pub fn on_submit(&self, script: impl FnMut(&Operation, &str) -> SubmitFault + Send + 'static) {
-        *self.script.lock().unwrap() = Some(Box::new(script));
     }
 
     /// Every operation submitted so far, with its reason, in order.
@@ -139,27 +129,6 @@ impl MemoryRapi {
             .values()
             .map(|j| (j.operation.kind().to_owned(), j.reason.clone()))
             .collect()
-    }
-
-    /// The `n`-th job submitted from now on (1-based) fails with Ganeti's error class
-    /// `class` (e.g. `wrong_input`) and changes nothing.
-    pub fn fail_submission(&self, n: usize, class: &str) {
-        let mut state = self.state.lock().unwrap();
-        let n = state.submits + n;
-        state.failures.insert(n, class.to_owned());
-    }
-
-    /// A job left unfinished by an earlier run: queued under `reason`, it runs for the
-    /// set time from now and then takes effect, like any other.
-    pub fn add_running_job(&self, operation: Operation, reason: &str) -> JobId {
-        let mut state = self.state.lock().unwrap();
-        insert_job(
-            &mut state,
-            operation,
-            reason.to_owned(),
-            self.job_takes,
-            None,
-        )
     }
 
     /// Every job, in the order it reached the cluster.
@@ -193,7 +162,7 @@ impl MemoryRapi {
             instances, jobs, ..
         } = &mut *state;
         for job in jobs.values_mut() {
-            if !job.applied && now >= job.done_at {
+            if !job.applied && !job.waiting && now >= job.done_at {
                 job.applied = true;
                 if job.fails_with.is_none() {
                     apply(instances, &job.operation);
@@ -206,6 +175,7 @@ impl MemoryRapi {
         let state = self.state.lock().unwrap();
         let job = state.jobs.get(&id)?;
         let (status, result) = match (&job.fails_with, job.applied) {
+            _ if job.waiting => ("waiting", json!(null)),
             (_, false) => ("running", json!(null)),
             (None, true) => ("success", json!(null)),
             (Some(class), true) => (
@@ -226,93 +196,24 @@ impl MemoryRapi {
     }
 }
 
-/// What a finished job leaves behind, as far as planning can see.
-fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Operation) {
-    match operation {
-        Operation::CreateInstance(create) => {
-            let running = create.start;
-            instances.insert(
-                create.name.clone(),
-                Instance {
-                    name: create.name.clone(),
-                    admin_state: Some(if running { "up" } else { "down" }.into()),
-                    status: Some(if running { "running" } else { "ADMIN_down" }.into()),
-                    pnode: create.primary_node.clone(),
-                    os: Some(create.os.clone()),
-                    disk_template: Some(create.disk_template.clone()),
-                    tags: create.all_tags(),
-                    nic_macs: create.nics.iter().map(|n| n.mac.clone()).collect(),
-                    nic_links: create.nics.iter().map(|n| n.link.clone()).collect(),
-                    nic_modes: create.nics.iter().map(|n| n.mode.clone()).collect(),
-                    beparams: super::types::BeParams {
-                        maxmem: Some(create.memory_mib),
-                        minmem: Some(create.memory_mib),
-                        vcpus: Some(create.vcpus),
-                        auto_balance: None,
-                    },
-                    oper_ram: running.then_some(create.memory_mib),
-                    oper_vcpus: running.then_some(create.vcpus),
-                    ..Instance::default()
-                },
-            );
-        }
-        Operation::RemoveInstance { instance } => {
-            instances.remove(instance);
-        }
-        Operation::StartupInstance { instance } => {
-            if let Some(i) = instances.get_mut(instance) {
-                i.admin_state = Some("up".into());
-                i.status = Some("running".into());
-                i.oper_ram = i.beparams.maxmem;
-                i.oper_vcpus = i.beparams.vcpus;
-            }
-        }
-        Operation::ShutdownInstance { instance, .. } => {
-            if let Some(i) = instances.get_mut(instance) {
-                i.admin_state = Some("down".into());
-                i.status = Some("ADMIN_down".into());
-                i.oper_ram = None;
-                i.oper_vcpus = None;
-            }
-        }
-        Operation::AddTags {
-            target: TagTarget::Instance(instance),
-            tags,
-        } => {
-            if let Some(i) = instances.get_mut(instance) {
-                for tag in tags {
-                    if !i.tags.contains(tag) {
-                        i.tags.push(tag.clone());
-                    }
-                }
-            }
-        }
-        Operation::RemoveTags {
-            target: TagTarget::Instance(instance),
-            tags,
-        } => {
-            if let Some(i) = instances.get_mut(instance) {
-                i.tags.retain(|t| !tags.contains(t));
-            }
-        }
-        _ => {}
-    }
-}
-
 impl Rapi for MemoryRapi {
     async fn info(&self) -> Result<ClusterInfo, RapiError> {
+        self.read_fault(Read::Info)?;
         Ok(self.cluster.clone())
     }
 
     async fn features(&self) -> Result<Vec<String>, RapiError> {
+        self.read_fault(Read::Features)?;
         Ok(vec!["instance-create-reqv1".into()])
     }
 
     async fn nodes(&self) -> Result<Vec<Node>, RapiError> {
+        self.read_fault(Read::Nodes)?;
         Ok(self.nodes.clone())
     }
 
     async fn instances(&self) -> Result<Vec<Instance>, RapiError> {
+        self.read_fault(Read::Instances)?;
         self.settle();
         Ok(self
             .state
@@ -325,25 +226,26 @@ impl Rapi for MemoryRapi {
     }
 
     async fn groups(&self) -> Result<Vec<Group>, RapiError> {
+        self.read_fault(Read::Groups)?;
         Ok(Vec::new())
     }
 
     async fn jobs(&self) -> Result<Vec<Job>, RapiError> {
-        self.settle();
-        let ids: Vec<JobId> = self.state.lock().unwrap().jobs.keys().copied().collect();
-        Ok(ids.into_iter().filter_map(|id| self.job_json(id)).collect())
+        self.read_fault(Read::Jobs)?;
+        Ok(self.all_jobs())
     }
 
     async fn pending_jobs(&self) -> Result<Vec<Job>, RapiError> {
+        self.read_fault(Read::PendingJobs)?;
         Ok(self
-            .jobs()
-            .await?
+            .all_jobs()
             .into_iter()
             .filter(|j| j.status.is_some_and(|s| !s.is_finished()))
             .collect())
     }
 
     async fn job(&self, id: JobId) -> Result<Option<Job>, RapiError> {
+        self.poll_fault(id, false)?;
         self.settle();
         Ok(self.job_json(id))
     }
@@ -354,34 +256,50 @@ impl Rapi for MemoryRapi {
         known_status: Option<JobStatus>,
         _known_log_serial: Option<u64>,
     ) -> Result<Option<JobChange>, RapiError> {
-        let job = self
-            .state
-            .lock()
-            .unwrap()
-            .jobs
-            .get(&id)
-            .map(|j| (j.done_at, j.fails_with.is_some()));
-        let Some((done_at, fails)) = job else {
-            return Ok(None);
-        };
-        let now = Instant::now();
-        if known_status != Some(JobStatus::Running) && now < done_at {
-            return Ok(Some(JobChange {
-                status: Some(JobStatus::Running),
-                log: Vec::new(),
-            }));
-        }
-        let until = done_at.min(now + LONG_POLL);
-        tokio::time::sleep_until(until).await;
-        self.settle();
-        Ok((until >= done_at).then_some(JobChange {
-            status: Some(if fails {
-                JobStatus::Error
+        self.poll_fault(id, true)?;
+        let poll_ends = Instant::now() + LONG_POLL;
+        loop {
+            // Registered before the state is read, so a release in between is not missed.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let job = self
+                .state
+                .lock()
+                .unwrap()
+                .jobs
+                .get(&id)
+                .map(|j| (j.done_at, j.fails_with.is_some(), j.waiting));
+            let Some((done_at, fails, waiting)) = job else {
+                return Ok(None);
+            };
+            let now = Instant::now();
+            let current = match () {
+                _ if waiting => JobStatus::Waiting,
+                _ if now < done_at => JobStatus::Running,
+                _ if fails => JobStatus::Error,
+                _ => JobStatus::Success,
+            };
+            if known_status != Some(current) {
+                self.settle();
+                return Ok(Some(JobChange {
+                    status: Some(current),
+                    log: Vec::new(),
+                }));
+            }
+            if now >= poll_ends {
+                return Ok(None);
+            }
+            let until = if waiting {
+                poll_ends
             } else {
-                JobStatus::Success
-            }),
-            log: Vec::new(),
-        }))
+                done_at.min(poll_ends)
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = released => {}
+            }
+        }
     }
 
     async fn submit(
@@ -398,6 +316,7 @@ impl Rapi for MemoryRapi {
         let submission = state.submits;
         let scripted = state.failures.remove(&submission);
         let mut takes = self.job_takes;
+        let mut waits = false;
         let (fails_with, lost) = match fault {
             SubmitFault::Refuse(e) => return Err(e),
             SubmitFault::None => (scripted, None),
@@ -407,6 +326,10 @@ impl Rapi for MemoryRapi {
                 takes = slow;
                 (scripted, Some(e))
             }
+            SubmitFault::Wait => {
+                waits = true;
+                (scripted, None)
+            }
         };
         let id = insert_job(
             &mut state,
@@ -415,6 +338,9 @@ impl Rapi for MemoryRapi {
             takes,
             fails_with,
         );
+        if waits {
+            hold(&mut state, id);
+        }
         match lost {
             Some(e) => {
                 if let Some(job) = state.jobs.get_mut(&id) {
@@ -424,6 +350,14 @@ impl Rapi for MemoryRapi {
             }
             None => Ok(id),
         }
+    }
+}
+
+impl MemoryRapi {
+    fn all_jobs(&self) -> Vec<Job> {
+        self.settle();
+        let ids: Vec<JobId> = self.state.lock().unwrap().jobs.keys().copied().collect();
+        ids.into_iter().filter_map(|id| self.job_json(id)).collect()
     }
 }
 
@@ -447,6 +381,7 @@ fn insert_job(
             fails_with,
             applied: false,
             lost_response: false,
+            waiting: false,
         },
     );
     let running = state.jobs.values().filter(|j| j.done_at > now).count();
