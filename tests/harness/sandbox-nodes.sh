@@ -13,8 +13,18 @@
 #   - netboot.sh's daemons (pidfiles in $SB/netboot/nN: DHCP on br-inst, the store forwarder,
 #     console capture) and their children: they stand for the network, not the node's OS;
 #   - the hosts sync's forwarders, which live in the host's mount namespace.
-# The master IP, if the node holds it, goes with the reboot; it comes back at boot when the
-# node is still the master (`gnt-cluster activate-master-ip`).
+# ganeti-metad (on demand, for kvm instances) is stopped too; Ganeti starts it again with
+# the next instance start. The master IP, if the node holds it, goes with the reboot. At boot
+# Ganeti's master daemons do not bring it back (ganeti-watcher would, from cron, which this
+# sandbox has not), so boot runs `gnt-cluster activate-master-ip` when the node is the master.
+#
+# Ganeti 3.0.2 as seen here: while a node is down the RAPI still lists it, `offline: false`
+# and its role unchanged, but its live fields (mfree, mtotal, mnode, dfree, dtotal, ctotal)
+# are null from the first query after the stop; they are back within ~1 s of noded starting.
+# `gnt-cluster master-failover` (3 nodes, voting) moves the master IP and starts wconfd,
+# ganeti-rapi and luxid on the new master by itself, in 22-28 s: ~5 s to stop the old
+# master's daemons, 3-10 s probing that the master IP is unreachable, ~9 s to start the new
+# master's daemons. `master-failover` below checks all of that and fixes up what is missing.
 
 HEALTH_PORT=${GNT_HEALTH_PORT:-8099}
 
@@ -125,7 +135,7 @@ stop_node() {  # stop the node's OS by PID (see the top of this file for what st
   for pid in $(in_node "$n" sh -c 'cat /run/ganeti/kvm-hypervisor/pid/* 2>/dev/null' || true); do qemu+="$pid "; kept[$pid]=qemu; done
   for f in "$SB/netboot/$n"/*.pid; do pid=$(cat "$f" 2>/dev/null) && [[ -n $pid ]] && kept[$pid]=netboot; done
   for s in /proc/[0-9]*/stat; do
-    read -r rest <"$s" 2>/dev/null || continue
+    { read -r rest <"$s"; } 2>/dev/null || continue   # gone since the glob
     pid=${rest%% *}; rest=${rest##*) }; read -r _ ppid _ <<<"$rest"; parent[$pid]=$ppid
   done
   for pid in $(ip netns pids "gnt-$n" 2>/dev/null); do
