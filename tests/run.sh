@@ -3,8 +3,8 @@
 # Debian 12: installs what the tests need, brings up a real 1-node Ganeti 3.0.2 cluster
 # with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the benchmarks
 # (printing their figures), switches ganeti-rapi to Ganeti's stock certificate for the
-# pinning tests, then rebuilds the cluster with 2 nodes for the multinode tests, and
-# tears it down.
+# pinning tests, then rebuilds the cluster with 2 nodes for the multinode tests and with
+# 3 for the threenode ones (node reboots, master failover), and tears it down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=tests/harness/ganeti-sandbox.sh
@@ -55,7 +55,7 @@ export CI=${CI:-true}
 # Among them chaos_rapi_restart (ganeti-rapi killed and restarted mid-reconcile); its
 # counts (restarts, jobs, duplicates, re-sent) are written past libtest's capture.
 echo "== all tests, 1-node cluster, CA-signed certificate" >&2
-cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode
+cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode --skip threenode
 
 echo "== benchmark: converging 30 creates against the same jobs submitted at once" >&2
 BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
@@ -84,3 +84,8 @@ echo "== 2-node cluster: migrate, failover, drain, node migrate, chaos" >&2
 GNT_NODES=2 GNT_CERT=ca $harness up
 eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- multinode
+
+echo "== 3-node cluster: the harness's node reboot, health endpoint and master failover" >&2
+GNT_NODES=3 GNT_CERT=ca $harness up
+eval "$($harness env)"
+cargo test --lib --bins --tests "$@" -- threenode

@@ -10,17 +10,36 @@
 #   tests/harness/ganeti-sandbox.sh env       shell exports: GANETI_RAPI_* for the operator (URL, user,
 #                                             password file, CA or pin), GANETI_SANDBOX_* for the tests
 #   tests/harness/ganeti-sandbox.sh cert ca|stock   switch ganeti-rapi's certificate
-#   tests/harness/ganeti-sandbox.sh exec [nN] CMD   run CMD inside node N (default n1, the master)
+#   tests/harness/ganeti-sandbox.sh exec [nN] CMD   run CMD inside node N (default: the master)
 #   tests/harness/ganeti-sandbox.sh kill-daemon nN NAME   SIGKILL Ganeti's daemon NAME (e.g. ganeti-noded)
 #                                             on node N: every process of it in gnt-nN, by PID
 #   tests/harness/ganeti-sandbox.sh start-daemon nN NAME  start it again, as Ganeti does (daemon-util)
 #   tests/harness/ganeti-sandbox.sh restart-rapi [SECONDS]  kill ganeti-rapi on the master, wait
 #                                             SECONDS (default 0), start it, wait until it answers
+#   tests/harness/ganeti-sandbox.sh reboot NODE [--delay S] [--no-return] [--store DIR]
+#                                             stop the node's daemons and sshd (by PID, in its
+#                                             namespaces); return once it is down; after S s (0)
+#                                             record the image its boot pointer in the store names
+#                                             (--store, else GANETI_OPERATOR_STORE) and start them
+#                                             again. NODE: nN, nodeN or nodeN.gnt.test, so that
+#                                             ["…/ganeti-sandbox.sh", "reboot", "{node}"] works as
+#                                             the operator's nodeReboot.command. --no-return: stays
+#                                             down. Log: $SB/nN/node.log
+#   tests/harness/ganeti-sandbox.sh start NODE [--store DIR]   boot a node that is down; returns
+#                                             once its noded answers
+#   tests/harness/ganeti-sandbox.sh master-failover NODE   `gnt-cluster master-failover` on NODE,
+#                                             then the RAPI answers on the master IP again
+#
+# Each node has a fixed MAC on eth0 (52:54:00:67:6e:0N; its boot pointer is
+# boot/52-54-00-67-6e-0N.ipxe) and answers GET http://10.221.0.1N:8099/health with
+# "IMAGE=<id>" (the image recorded at its last boot; empty without a pointer), down while
+# it is. sandbox-nodes.sh (beside this file) has the details of what a reboot stops.
 #
 # `up` starts from any leftover state: it runs `down` first whenever it finds one.
 # Traffic stays on the bridge gntbr0 (10.221.0.0/24) and inside the namespaces, which have
 # no default route. Processes are stopped by PID (ip netns pids), never by name.
 set -euo pipefail
+SELF=$(readlink -f "$0")
 
 SB=${GNT_SANDBOX_DIR:-/srv/gnt-sandbox}
 NSDIR=/run/gnt-sandbox
@@ -42,6 +61,8 @@ die() { log "ERROR: $*"; exit 1; }
 node_ip() { echo "$NET.$((10 + ${1#n}))"; }
 node_name() { echo "node${1#n}.$DOMAIN"; }
 in_node() { local n=$1; shift; nsenter --mount=$NSDIR/$n.mnt --uts=$NSDIR/$n.uts --net=/run/netns/gnt-$n -- "$@"; }
+# shellcheck source=tests/harness/sandbox-nodes.sh
+. "$(dirname "$SELF")/sandbox-nodes.sh"
 
 install_packages() {
   dpkg -s ganeti ganeti-haskell-3.0 curl openssl socat iproute2 >/dev/null 2>&1 && return 0
@@ -123,7 +144,8 @@ make_node() {
   ip link set gnt-${n}h master $BR up
   # eth0 is the master netdev (this kernel loads no modules, so no dummy devices);
   # br-inst is the bridge instance NICs attach to.
-  ip netns exec gnt-$n sh -c "ip link set lo up; ip addr add $ip/24 dev eth0; ip link set eth0 up
+  ip netns exec gnt-$n sh -c "ip link set lo up; ip link set eth0 address $(node_mac "$n")
+                              ip addr add $ip/24 dev eth0; ip link set eth0 up
                               ip link add br-inst type bridge; ip link set br-inst up"
   touch $NSDIR/$n.mnt $NSDIR/$n.uts
   # Mount and UTS namespaces created from inside the netns, so the fresh sysfs shows its devices.
@@ -173,11 +195,12 @@ ha1() {  # ha1 USER PASSWORD [write]: a users-file line with the password hashed
 }
 
 use_certificate() {  # use_certificate ca|stock: install it on every node, restart ganeti-rapi on the master
-  local bundle
+  local bundle m
   case $1 in ca) bundle=$SB/tls/ca-signed-bundle.pem ;; stock) bundle=$SB/tls/stock-bundle.pem ;; *) die "cert: ca or stock" ;; esac
   for d in "$SB"/n[0-9]; do install -o gnt-rapi -g gnt-masterd -m 0440 "$bundle" "$d/lib/rapi.pem"; done
   # ganeti-rapi never reloads its certificate by itself.
-  in_node n1 sh -c '/usr/lib/ganeti/daemon-util stop ganeti-rapi; /usr/lib/ganeti/daemon-util start ganeti-rapi'
+  m=$(current_master)
+  in_node "$m" sh -c '/usr/lib/ganeti/daemon-util stop ganeti-rapi; /usr/lib/ganeti/daemon-util start ganeti-rapi'
   echo "$1" >"$SB/cert-mode"
   wait_for_rapi
 }
@@ -218,6 +241,7 @@ export GANETI_SANDBOX_NODES="$(cat "$SB/nodes")"
 export GANETI_SANDBOX_CERT=$(cat "$SB/cert-mode")
 export GANETI_SANDBOX_DIR=$SB
 ENV
+  print_node_env
   # The operator takes exactly one trust setting: the CA for our certificate, the pin
   # for Ganeti's stock one.
   if [[ $(cat "$SB/cert-mode") == stock ]]; then
@@ -238,7 +262,10 @@ cmd_up() {
   ip route get "$MASTER_IP" | grep -q "dev $BR" || die "$MASTER_IP is not routed via $BR; refusing"
   init_cluster
   for i in $(seq 2 "$NODES"); do add_node n$i; done
+  echo n1 >"$SB/master"
   use_certificate "$CERT"
+  # The nodes' first boot: the image their pointer names, if a store is given; health endpoints.
+  for i in $(seq 1 "$NODES"); do record_image n$i "${GANETI_OPERATOR_STORE:-}"; start_health n$i; set_state n$i up; done
   for i in $(seq 1 "$NODES"); do printf '%s ' "$(node_name n$i)"; done | sed 's/ $//' >"$SB/nodes"
   log "cluster of $NODES node(s) up in $((SECONDS - t0)) s, certificate: $CERT"
 }
@@ -283,9 +310,9 @@ start_daemon() {  # start_daemon nN NAME: the way gnt-cluster init / gnt-node ad
 restart_rapi() {  # restart_rapi [SECONDS]: down for about SECONDS, then answering again
   local delay=${1:-0}
   [[ $delay =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-rapi [SECONDS]"
-  kill_daemon n1 ganeti-rapi
+  kill_daemon "$(current_master)" ganeti-rapi
   sleep "$delay"
-  start_daemon n1 ganeti-rapi
+  start_daemon "$(current_master)" ganeti-rapi
   wait_for_rapi
 }
 
@@ -301,6 +328,7 @@ cmd_down() {
   # Host-side helpers started for the sandbox (the example's store server) record their
   # PID here: they hold addresses on gntbr0 and must go with it.
   pids=
+  stop_workers   # reboot/start workers (sandbox-nodes.sh): their whole sessions
   for f in "$SB"/*.hostpid; do
     [[ -f $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null && pids+=" $(cat "$f")" || true
   done
@@ -338,6 +366,13 @@ case "${1:-}" in
   kill-daemon) kill_daemon "${2:-}" "${3:-}" ;;
   start-daemon) start_daemon "${2:-}" "${3:-}" ;;
   restart-rapi) restart_rapi "${2:-0}" ;;
-  exec) shift; n=n1; [[ ${1:-} =~ ^n[0-9]$ ]] && { n=$1; shift; }; in_node "$n" "$@" ;;
-  *) echo "usage: $0 up|down|env|cert ca|stock|exec [nN] CMD...|kill-daemon nN NAME|start-daemon nN NAME|restart-rapi [SECONDS]" >&2; exit 2 ;;
+  exec) shift; n=$(current_master); [[ ${1:-} =~ ^n[0-9]$ ]] && { n=$1; shift; }; in_node "$n" "$@" ;;
+  reboot) shift; cmd_reboot "$@" ;;
+  start) shift; cmd_start "$@" ;;
+  master-failover) shift; cmd_master_failover "$@" ;;
+  # internal: a node's reboot/start, detached (sandbox-nodes.sh)
+  _node_worker) exec >>"$2" 2>&1 </dev/null; shift 2; node_worker "$@" ;;
+  # internal, run inside a node: record our PID, then become CMD (so the pidfile names CMD)
+  _daemon) shift; echo $$ >"$1"; exec >>"$2" 2>&1 </dev/null; shift 2; exec "$@" ;;
+  *) echo "usage: $0 up|down|env|cert ca|stock|exec [nN] CMD...|kill-daemon nN NAME|start-daemon nN NAME|restart-rapi [SECONDS]|reboot NODE [--delay S] [--no-return] [--store DIR]|start NODE|master-failover NODE" >&2; exit 2 ;;
 esac
