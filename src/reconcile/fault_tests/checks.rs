@@ -82,9 +82,13 @@ impl Counts {
         self.resent += o.resent;
     }
 
+    /// Written to the stderr handle itself: libtest captures `eprintln!` of a passing test,
+    /// and CI's log must show these counts.
     pub(super) fn print(&self, failures: &[u64], seconds: f64) {
+        use std::io::Write as _;
         let t = self;
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "fault runs: {} seeds ok, {} failed {failures:?}, {seconds:.1} s\n\
              \x20 desired: {} creates, {} changes, {} deletes; {} seeds with a wrong_input stall\n\
              \x20 passes: {} ({:.1} per seed); jobs submitted under faults: {}\n\
