@@ -6,6 +6,8 @@
 
 pub mod listener;
 pub mod log_progress;
+#[cfg(test)]
+mod loop_tests;
 pub mod record;
 pub mod server;
 pub mod status;

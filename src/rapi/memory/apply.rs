@@ -46,6 +46,27 @@ pub(super) fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Oper
                 i.oper_vcpus = i.beparams.vcpus;
             }
         }
+        // Memory and vcpus as Ganeti takes them: in the configuration at once, live at the
+        // next (re)boot.
+        Operation::ModifyInstance { instance, change } => {
+            if let Some(i) = instances.get_mut(instance) {
+                if let Some(memory) = change.memory_mib {
+                    i.beparams.maxmem = Some(memory);
+                    i.beparams.minmem = Some(memory);
+                }
+                if let Some(vcpus) = change.vcpus {
+                    i.beparams.vcpus = Some(vcpus);
+                }
+            }
+        }
+        Operation::RebootInstance { instance, .. } => {
+            if let Some(i) = instances.get_mut(instance)
+                && i.status.as_deref() == Some("running")
+            {
+                i.oper_ram = i.beparams.maxmem;
+                i.oper_vcpus = i.beparams.vcpus;
+            }
+        }
         Operation::ShutdownInstance { instance, .. } => {
             if let Some(i) = instances.get_mut(instance) {
                 i.admin_state = Some("down".into());
