@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::chaos::{JobAudit, Watched, harness, report, rerun_until_converged};
 use common::cluster::primary_of;
-use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
+use common::reconcile::{Workspace, remove_all_instances, two_node_yaml};
 use common::sandbox::sandbox;
 
 const MOVED: usize = 4;
-const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";
 const DOWN: Duration = Duration::from_secs(5);
 
 fn with_instances(base: &str, node: &str) -> String {
@@ -37,15 +36,7 @@ async fn multinode_noded_killed_during_live_migration_then_converges() {
     let rapi = sb.client();
     remove_all_instances(&rapi).await;
     let ws = Workspace::new();
-    let two_nodes = edit(
-        &sandbox_yaml(),
-        &[(
-            NODE1,
-            &format!(
-                "{NODE1}  node2.gnt.test:\n    class: ganeti-node\n    role: master-candidate\n"
-            ),
-        )],
-    );
+    let two_nodes = two_node_yaml();
     ws.write(&with_instances(&two_nodes, "node1.gnt.test"));
     ws.apply(0);
     let before = common::cluster::last_job_id(&rapi).await;

@@ -17,13 +17,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::chaos::{JobAudit, Watched, report};
-use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
+use common::reconcile::{Workspace, edit, remove_all_instances, two_node_yaml};
 use common::sandbox::sandbox;
 
 const KILLS: usize = 20;
 const CREATES: usize = 8;
 const MODIFIES: usize = 4;
-const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";
 /// Delay after a run's first job, per kill (index modulo 5; 0 is the early kill).
 const DELAYS_MS: [u64; 5] = [0, 0, 400, 800, 1200];
 
@@ -35,15 +34,7 @@ fn instance(name: &str, node: &str, memory: &str) -> String {
 
 /// Before: the modify, move and delete targets exist. After: the whole change.
 fn states() -> (String, String) {
-    let two_nodes = edit(
-        &sandbox_yaml(),
-        &[(
-            NODE1,
-            &format!(
-                "{NODE1}  node2.gnt.test:\n    class: ganeti-node\n    role: master-candidate\n"
-            ),
-        )],
-    );
+    let two_nodes = two_node_yaml();
     let mut before = two_nodes.clone();
     let mut after = edit(
         &two_nodes,

@@ -4,11 +4,10 @@
 mod common;
 
 use common::cluster::{primary_of, role_of};
-use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
+use common::reconcile::{Workspace, edit, remove_all_instances, two_node_yaml};
 use common::sandbox::sandbox;
 
 const WEB1: &str = "  web1.gnt.test:\n    class: web\n    primaryNode: node1.gnt.test\n";
-const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";
 
 #[tokio::test]
 async fn multinode_reconcile_moves_an_instance_and_drains_a_node() {
@@ -19,15 +18,7 @@ async fn multinode_reconcile_moves_an_instance_and_drains_a_node() {
     let rapi = sb.client();
     remove_all_instances(&rapi).await;
     let ws = Workspace::new();
-    let two_nodes = edit(
-        &sandbox_yaml(),
-        &[(
-            NODE1,
-            &format!(
-                "{NODE1}  node2.gnt.test:\n    class: ganeti-node\n    role: master-candidate\n"
-            ),
-        )],
-    );
+    let two_nodes = two_node_yaml();
     ws.write(&two_nodes);
     ws.apply(0);
     ws.assert_converged();

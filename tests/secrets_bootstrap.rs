@@ -60,6 +60,8 @@ instances:
 struct Bootstrap {
     ws: Workspace,
     identity: PathBuf,
+    /// The image every class pins, imported into the test's store.
+    image: String,
 }
 
 impl Bootstrap {
@@ -124,7 +126,11 @@ fn setup() -> Bootstrap {
         .write_all(format!("APP_TOKEN={CANARY}\n").as_bytes())
         .unwrap();
     assert!(age.wait().unwrap().success());
-    let b = Bootstrap { ws, identity };
+    let mut b = Bootstrap {
+        ws,
+        identity,
+        image: String::new(),
+    };
     // The store needs the classes' image, or validation refuses the state.
     std::fs::write(b.keys().join("kernel"), b"kernel").unwrap();
     std::fs::write(b.keys().join("initrd"), b"initrd").unwrap();
@@ -142,8 +148,8 @@ fn setup() -> Bootstrap {
     ]);
     assert!(imported.status.success(), "{imported:?}");
     let text = String::from_utf8_lossy(&imported.stdout).into_owned();
-    let image = text.split_whitespace().nth(1).unwrap().to_owned();
-    b.ws.write(&state(&image, false));
+    b.image = text.split_whitespace().nth(1).unwrap().to_owned();
+    b.ws.write(&state(&b.image, false));
     b
 }
 
@@ -316,15 +322,7 @@ async fn a_new_instance_gets_a_generated_host_key_and_its_secrets() {
     );
 
     // An OS provider without the parameter: Ganeti refuses the job and says why.
-    let image = {
-        let yaml = std::fs::read_to_string(b.ws.desired().join("desired-state.yaml")).unwrap();
-        yaml.lines()
-            .find_map(|l| l.trim().strip_prefix("ganeti-node: {image: "))
-            .unwrap()
-            .trim_end_matches('}')
-            .to_owned()
-    };
-    b.ws.write(&state(&image, true));
+    b.ws.write(&state(&b.image, true));
     let refused = b.reconcile(&[]);
     let shown = format!(
         "{}{}",
@@ -345,6 +343,6 @@ async fn a_new_instance_gets_a_generated_host_key_and_its_secrets() {
         .collect();
     assert!(!names.contains(&BARE.to_owned()), "{names:?}");
 
-    b.ws.write(&state(&image, false));
+    b.ws.write(&state(&b.image, false));
     remove_all_instances(&rapi).await;
 }

@@ -63,11 +63,7 @@ async fn the_loop_reconciles_on_start_on_triggers_refuses_bad_input_and_stops() 
     let desired = dir.path().join("desired");
     std::fs::create_dir(&desired).unwrap();
     std::fs::write(desired.join("state.yaml"), state("128M")).unwrap();
-    let rapi = Box::new(MemoryRapi::new(
-        MEMORY_CLUSTER,
-        MEMORY_NODE,
-        Duration::from_millis(5),
-    ));
+    let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
     let listen = free_port();
     let options = DaemonOptions {
         source: Source::Dir(desired.clone()),
@@ -134,12 +130,7 @@ async fn the_loop_reconciles_on_start_on_triggers_refuses_bad_input_and_stops() 
     };
     let (ended, ()) = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::join!(
-            run(
-                &*rapi,
-                options,
-                (sender.clone(), receiver),
-                shutdown.clone()
-            ),
+            run(&rapi, options, (sender.clone(), receiver), shutdown.clone()),
             checks
         )
     })

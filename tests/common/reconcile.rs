@@ -18,6 +18,20 @@ pub fn sandbox_yaml() -> String {
         .unwrap()
 }
 
+/// The sandbox variant with node2 as a master candidate, for the 2-node tests.
+pub fn two_node_yaml() -> String {
+    const NODE1: &str = "  node1.gnt.test:\n    class: ganeti-node\n    role: master\n";
+    edit(
+        &sandbox_yaml(),
+        &[(
+            NODE1,
+            &format!(
+                "{NODE1}  node2.gnt.test:\n    class: ganeti-node\n    role: master-candidate\n"
+            ),
+        )],
+    )
+}
+
 /// `text` with each `(from, to)` replaced; each `from` must occur exactly once.
 pub fn edit(text: &str, edits: &[(&str, &str)]) -> String {
     let mut out = text.to_owned();
