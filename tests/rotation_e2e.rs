@@ -352,11 +352,12 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     wait_until("every VM on B", BOOT, || all_answer(&b));
     let samples = sampler.stop();
     eprintln!("after three crashes:\n{}", samples.summary());
-    assert!(
-        samples.max_not_answering_any(&[&a, &b]) <= 1,
-        "{}",
-        samples.summary()
-    );
+    // As in the daemon rotations: a single slow answer while another VM reboots is not a
+    // second host taken down (CI once saw exactly that, 2 for one round).
+    let out = samples.max_out_sustained(&[&a, &b], SUSTAINED);
+    let blips = samples.max_not_answering_any(&[&a, &b]);
+    eprintln!("most out at once: {out} (single slow rounds included: {blips})");
+    assert!(out <= 1, "{}", samples.summary());
     assert!(rt.block_on(tags_say(&rapi, &b)));
     assert_eq!(
         rt.block_on(reboots(&rapi, before_crash)),
