@@ -188,7 +188,11 @@ async fn main() {
                     .write(&w.file, w.contents.as_deref().map(str::as_bytes))
                     .unwrap(),
                 Step::Rapi(op @ Operation::CreateInstance(_)) => creates.push(op.clone()),
-                Step::Rapi(_) | Step::Record(_) | Step::Secret(_) => {}
+                Step::Rapi(_)
+                | Step::Record(_)
+                | Step::Secret(_)
+                | Step::NodeRecord(_)
+                | Step::Command(_) => {}
             }
         }
         let options = WriteOptions::new("bench:script");

@@ -35,6 +35,57 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     command
 }
 
+/// What a bounded command printed, its last bytes only: enough to log, never unbounded.
+const OUTPUT_TAIL: usize = 2_000;
+
+/// Runs `argv` without a shell and without credentials, killed at `timeout`. Ok holds the
+/// tail of what it printed (stdout, then stderr); Err says how it ended, with that tail.
+pub async fn run_bounded(argv: &[String], timeout: std::time::Duration) -> Result<String, String> {
+    let Some(program) = argv.first() else {
+        return Err("no program to run".into());
+    };
+    let mut child = tokio::process::Command::from(command(program));
+    child
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = child
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            return Err(format!(
+                "{program} timed out after {}s and was killed",
+                timeout.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("{program}: {e}")),
+        Ok(Ok(out)) => out,
+    };
+    let mut printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    let printed = tail(printed.trim(), OUTPUT_TAIL);
+    if out.status.success() {
+        Ok(printed)
+    } else {
+        Err(format!(
+            "{program} {}: {printed}",
+            describe_exit(out.status)
+        ))
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+fn tail(text: &str, max: usize) -> String {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
+}
+
 /// "exited with status 1", or "was killed by signal 6 (SIGABRT)".
 pub fn describe_exit(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -69,6 +120,27 @@ pub fn signal_name(signal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_bounded_command_reports_its_output_exit_and_timeout() {
+        let sh = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(
+            run_bounded(&sh("echo going down"), second * 5).await,
+            Ok("going down".into())
+        );
+        let failed = run_bounded(&sh("echo no route >&2; exit 3"), second * 5).await;
+        assert_eq!(failed, Err("sh exited with status 3: no route".into()));
+        let slow = run_bounded(&sh("sleep 30"), second).await.unwrap_err();
+        assert!(slow.contains("timed out after 1s"), "{slow}");
+        let missing = run_bounded(&["/nonexistent/reboot".to_owned()], second).await;
+        assert!(
+            missing
+                .unwrap_err()
+                .starts_with("cannot run /nonexistent/reboot")
+        );
+        assert_eq!(tail("ééé", 3), "é");
+    }
 
     #[test]
     fn credential_variables_are_recognised_by_prefix() {

@@ -208,6 +208,7 @@ fn conditions_of(after: &Plan) -> BTreeMap<&ObjectRef, (Condition, &'static str,
             BlockReason::MissingImage => (Condition::Stalled, "ImageMissing"),
             BlockReason::Paused => (Condition::Progressing, "RotationPaused"),
             BlockReason::Secret => (Condition::Stalled, "SecretUnavailable"),
+            BlockReason::Capacity => (Condition::Stalled, "NoCapacity"),
         };
         conditions
             .entry(&blocked.object)

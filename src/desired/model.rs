@@ -68,6 +68,40 @@ pub struct Cluster {
     pub nic: Nic,
     pub groups: Vec<String>,
     pub store: Option<StoreSettings>,
+    pub node_reboot: NodeReboot,
+    /// Run on a master candidate to make it the master; `None`: the master is never
+    /// rebooted by an upgrade.
+    pub master_failover: Option<CommandTemplate>,
+}
+
+/// How a node under upgrade is rebooted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeReboot {
+    pub command: Option<CommandTemplate>,
+    /// Without a command, Ganeti's power-cycle may be used.
+    pub allow_powercycle: bool,
+}
+
+/// A program run without a shell; its arguments keep their `{node}`/`{master}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandTemplate {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl CommandTemplate {
+    /// The arguments with each `{name}` replaced; unknown names stay as written
+    /// (validation accepts only known ones).
+    pub fn render(&self, values: &[(&str, &str)]) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|arg| {
+                values.iter().fold(arg.clone(), |text, (name, value)| {
+                    text.replace(&format!("{{{name}}}"), value)
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,6 +52,40 @@ pub struct RawCluster {
     pub groups: Option<Vec<String>>,
     /// The artifact store the hosts netboot from. Without it no boot pointers are written.
     pub store: Option<RawStore>,
+    /// How a node under upgrade is rebooted into its new image. Without it no node is
+    /// rebooted: nodes whose class pins another image wait, and a note says so.
+    pub node_reboot: Option<RawNodeReboot>,
+    /// How the master role moves to a master candidate before the master's own upgrade
+    /// (the RAPI cannot move it). Without it the master stays on its old image.
+    pub master_failover: Option<RawMasterFailover>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNodeReboot {
+    /// The program and its arguments, run without a shell, e.g.
+    /// `["ssh", "root@{node}", "systemctl", "reboot"]`. `{node}` is the node's name. It
+    /// should return once the node is going down; rejoining is waited for afterwards.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Option<Vec<String>>,
+    /// How long the command may run before it is killed and the upgrade rolled back.
+    /// Defaults to 2m; at most 24h.
+    pub timeout: Option<DurationText>,
+    /// Without a command: power-cycle the node through Ganeti (`/2/nodes/<n>/powercycle`,
+    /// its out-of-band helper). Defaults to false, so no node is cut off by surprise.
+    pub allow_powercycle: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMasterFailover {
+    /// The program and its arguments, run without a shell, that makes `{node}` (a master
+    /// candidate) the master, e.g. `["ssh", "root@{node}", "gnt-cluster",
+    /// "master-failover"]`. `{master}` is the master it replaces.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<String>,
+    /// How long it may run. Defaults to 5m; at most 24h.
+    pub timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -76,6 +110,9 @@ pub struct RawPolicy {
     pub max_parallel_jobs: Option<u32>,
     /// How often `run` reconciles without a trigger. Defaults to 5m; at most 24h.
     pub resync_interval: Option<DurationText>,
+    /// A Ganeti job filter that holds other clients' creations and migrations while a node
+    /// is out. Not supported yet: `true` is rejected by validation.
+    pub freeze_during_node_work: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 mod host_key;
+mod node_work;
 mod placement;
 mod rotation;
 mod url_field;
@@ -300,6 +301,8 @@ impl Checker<'_> {
                 .store
                 .as_ref()
                 .and_then(|store| self.store_settings(origin, store)),
+            node_reboot: self.node_reboot(origin, raw.node_reboot.as_ref()),
+            master_failover: self.master_failover(origin, raw.master_failover.as_ref()),
         })
     }
 
@@ -325,6 +328,17 @@ impl Checker<'_> {
         else {
             return defaults;
         };
+        if raw.freeze_during_node_work == Some(true) {
+            let d = self
+                .diagnostic(
+                    origin,
+                    "/freezeDuringNodeWork",
+                    Target::Value,
+                    "`freezeDuringNodeWork: true` is not supported yet: no job filter would be set",
+                )
+                .hint("remove it, or set it to false; a node upgrade drains the node, which keeps new instances off it");
+            self.report(d);
+        }
         Policy {
             prune: raw.prune.unwrap_or(defaults.prune),
             max_deletions: raw.max_deletions.unwrap_or(defaults.max_deletions),

@@ -70,6 +70,9 @@ pub struct Node {
     pub pinst_list: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub sinst_list: Vec<String>,
+    /// Primary IP: where a node's health check reaches it (`{ip}`).
+    #[serde(default)]
+    pub pip: Option<String>,
     #[serde(default, rename = "group.uuid")]
     pub group_uuid: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

@@ -330,12 +330,16 @@ fn remember(
     let now = SystemTime::now();
     let mut failed = std::collections::BTreeSet::new();
     for outcome in outcomes {
-        let rotating = plan.actions[outcome.action].kind == ActionKind::Rotate;
+        let kind = plan.actions[outcome.action].kind;
         if let ActionResult::Failed(e) = &outcome.result
-            && rotating
+            && matches!(kind, ActionKind::Rotate | ActionKind::NodeUpgrade)
         {
             // Its record says so, and the next plan rolls back rather than backing off.
-            history.rotation_step_failed(&outcome.object.name, &e.to_string());
+            if kind == ActionKind::Rotate {
+                history.rotation_step_failed(&outcome.object.name, &e.to_string());
+            } else {
+                history.node_step_failed(&outcome.object.name, &e.to_string());
+            }
             failed.insert(outcome.object.clone());
             continue;
         }

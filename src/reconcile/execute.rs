@@ -20,8 +20,9 @@ use crate::secrets::publish::SecretStep;
 use crate::store::Store;
 
 use super::history::History;
+use super::node_upgrade_record::NodeMark;
 use super::observe::PendingJob;
-use super::plan::{Action, Plan, Step, StoreWrite};
+use super::plan::{Action, NodeCommand, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
 use super::render::Verdict;
 use super::rotation_record::RotationMark;
@@ -45,6 +46,18 @@ pub trait Progress: JobObserver {
     fn recorded(&self, _object: &ObjectRef, _mark: &RotationMark) {}
     /// A secret step carried out. Only names and paths are shown, never content.
     fn secret(&self, _object: &ObjectRef, _step: &SecretStep, _result: &Result<(), StepError>) {}
+    /// A node upgrade's progress saved.
+    fn node_recorded(&self, _object: &ObjectRef, _mark: &NodeMark) {}
+    /// A node command about to run, and how it ended with the tail of its output.
+    fn command_started(&self, _object: &ObjectRef, _command: &NodeCommand) {}
+    fn command_finished(
+        &self,
+        _object: &ObjectRef,
+        _command: &NodeCommand,
+        _result: &Result<String, String>,
+        _took: Duration,
+    ) {
+    }
 }
 
 /// Why a step failed.
@@ -62,6 +75,8 @@ pub enum StepError {
     Secret(#[from] crate::secrets::SecretsError),
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
+    #[error("{0}")]
+    Command(String),
 }
 
 impl StepError {
@@ -244,6 +259,27 @@ async fn run_steps<R: Rapi + ?Sized>(
                     Err(e) => return ActionResult::Failed(e),
                 }
             }
+            Step::NodeRecord(mark) => {
+                let result = record_node(backends.history_file, mark).await;
+                if result.is_ok() {
+                    progress.node_recorded(&action.object, mark);
+                }
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
+            Step::Command(command) => {
+                progress.command_started(&action.object, command);
+                let started = Instant::now();
+                let result =
+                    crate::child_process::run_bounded(&command.argv, command.timeout).await;
+                progress.command_finished(&action.object, command, &result, started.elapsed());
+                match result {
+                    Ok(_) => continue,
+                    Err(e) => return ActionResult::Failed(StepError::Command(e)),
+                }
+            }
         };
         let started = Instant::now();
         let id = match rapi.submit(step, &WriteOptions::new(reason.clone())).await {
@@ -288,6 +324,20 @@ async fn record(history_file: Option<&Path>, mark: &RotationMark) -> Result<(), 
     let mark = mark.clone();
     tokio::task::spawn_blocking(move || {
         History::update(&path, |h| h.apply(&mark, std::time::SystemTime::now())).map(|_| ())
+    })
+    .await
+    .map_err(|e| StepError::Journal(e.to_string()))?
+    .map_err(|e| StepError::Journal(e.to_string()))
+}
+
+/// As [`record`], for a node upgrade's mark.
+async fn record_node(history_file: Option<&Path>, mark: &NodeMark) -> Result<(), StepError> {
+    let path = history_file
+        .ok_or_else(|| StepError::Journal("no history file is configured".into()))?
+        .to_owned();
+    let mark = mark.clone();
+    tokio::task::spawn_blocking(move || {
+        History::update(&path, |h| h.apply_node(&mark, std::time::SystemTime::now())).map(|_| ())
     })
     .await
     .map_err(|e| StepError::Journal(e.to_string()))?

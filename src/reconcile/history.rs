@@ -70,7 +70,11 @@ pub struct History {
     /// Hosts in the middle of an image rotation, by host name (see [`super::rotation_record`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) rotations: BTreeMap<String, super::rotation_record::HostRotation>,
-    /// Classes whose rotation failed, by class name.
+    /// Nodes in the middle of a rolling upgrade, by node name (see
+    /// [`super::node_upgrade_record`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) node_upgrades: BTreeMap<String, super::node_upgrade_record::NodeUpgrade>,
+    /// Classes whose rotation or node upgrade failed, by class name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) stalls: BTreeMap<String, super::rotation_record::ClassStall>,
 }

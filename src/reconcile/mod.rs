@@ -10,6 +10,7 @@ pub mod health;
 pub mod history;
 #[cfg(test)]
 mod loop_tests;
+pub mod node_upgrade_record;
 pub mod observe;
 pub mod plan;
 pub mod reason;

@@ -36,7 +36,7 @@ impl Paint {
             ActionKind::Adopt | ActionKind::Change | ActionKind::SecretRekey => "33",
             ActionKind::Move => "36",
             ActionKind::Delete | ActionKind::SecretRemove => "31",
-            ActionKind::Boot | ActionKind::Rotate => "34",
+            ActionKind::Boot | ActionKind::Rotate | ActionKind::NodeUpgrade => "34",
         };
         self.wrap(code, kind.symbol())
     }
@@ -62,7 +62,7 @@ fn writes(action: &Action) -> String {
                 Some(s.relative_path())
             }
             Step::Secret(s) => Some(format!("{} (removed)", s.relative_path())),
-            Step::Rapi(_) | Step::Record(_) => None,
+            Step::Rapi(_) | Step::Record(_) | Step::NodeRecord(_) | Step::Command(_) => None,
         })
         .collect();
     files.join(", ")
@@ -148,10 +148,20 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         if !writes.is_empty() {
             let _ = writeln!(out, "      writes: {writes}");
         }
+        for step in &action.steps {
+            if let Step::Command(command) = step {
+                let _ = writeln!(
+                    out,
+                    "      runs: {} (killed after {})",
+                    command.argv.join(" "),
+                    crate::reconcile::plan::rotation::humantime(command.timeout)
+                );
+            }
+        }
         let marks: Vec<&str> = action
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::Record(_)))
+            .filter(|s| matches!(s, Step::Record(_) | Step::NodeRecord(_)))
             .map(Step::kind)
             .collect();
         if !marks.is_empty() {
@@ -210,11 +220,19 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
     {
         let _ = writeln!(
             out,
-            "  {} rotation of class {}\n      {}",
+            "  {} {} of class {}\n      {}",
             paint.wrap("34", "@"),
+            if rotation.nodes {
+                "node upgrade"
+            } else {
+                "rotation"
+            },
             rotation.class,
             rotation.summary()
         );
+        if !rotation.order.is_empty() {
+            let _ = writeln!(out, "      order: {}", rotation.order.join(", "));
+        }
         if let Some(message) = &rotation.message {
             let _ = writeln!(out, "      {message}");
         }
@@ -255,6 +273,13 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         let rotating = plan.count(ActionKind::Rotate);
         if rotating > 0 {
             let _ = writeln!(out, "Rotation: {rotating} host step(s) this reconcile.");
+        }
+        let upgrading = plan.count(ActionKind::NodeUpgrade);
+        if upgrading > 0 {
+            let _ = writeln!(
+                out,
+                "Node upgrade: {upgrading} node step(s) this reconcile."
+            );
         }
     } else {
         let _ = writeln!(

@@ -43,7 +43,7 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
     // Looked up once per host: at 10,000 hosts a scan per host would be quadratic. Actions
     // pushed below only append, so these indices stay valid.
     let creating = actions_of(plan, &[ActionKind::Create, ActionKind::Adopt]);
-    let flipping = actions_of(plan, &[ActionKind::Rotate]);
+    let flipping = actions_of(plan, &[ActionKind::Rotate, ActionKind::NodeUpgrade]);
     let mut taken = observed_macs(input);
     let mut hosts: Vec<Wanted> = Vec::new();
     for (name, instance) in &input.desired.instances {
@@ -73,7 +73,9 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
     }
     for (name, node) in &input.desired.nodes {
         let class = &input.desired.classes[&node.class];
-        let Some(image) = image_of(store, class, node_ref(name), plan) else {
+        // A node's pointer follows its upgrade: the pin only once it reboots onto it.
+        let image = rotating.get(name).and_then(|id| store.images.get(id));
+        let Some(image) = image.or_else(|| image_of(store, class, node_ref(name), plan)) else {
             continue;
         };
         let macs: Vec<Mac> = node.mac.into_iter().collect();
@@ -134,6 +136,9 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
                         Step::Record(
                             crate::reconcile::rotation_record::RotationMark::Rebooted { .. }
                                 | crate::reconcile::rotation_record::RotationMark::Done { .. }
+                        ) | Step::NodeRecord(
+                            crate::reconcile::node_upgrade_record::NodeMark::Rebooting { .. }
+                                | crate::reconcile::node_upgrade_record::NodeMark::Failed { .. }
                         )
                     )
                 })

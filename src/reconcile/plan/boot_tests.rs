@@ -173,8 +173,9 @@ fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
         .map(|s| match s {
             Step::Store(w) => w.file.to_string(),
             Step::Rapi(_) => "job".into(),
-            Step::Record(_) => "mark".into(),
+            Step::Record(_) | Step::NodeRecord(_) => "mark".into(),
             Step::Secret(s) => s.relative_path(),
+            Step::Command(_) => "command".into(),
         })
         .collect();
     assert_eq!(

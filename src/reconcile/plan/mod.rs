@@ -8,8 +8,12 @@ mod boot_tests;
 #[cfg(test)]
 mod host_key_tests;
 mod instances;
-/// N+1 for a node under upgrade (issue 12); not wired into `plan` yet.
+/// N+1 for a node under upgrade.
 pub mod node_capacity;
+mod node_upgrade;
+mod node_upgrade_step;
+#[cfg(test)]
+mod node_upgrade_tests;
 mod nodes;
 mod prune;
 pub mod rotation;
@@ -37,7 +41,7 @@ use crate::rapi::Operation;
 use super::history::History;
 use super::observe::{Observed, PendingJob};
 
-pub use step::{Step, StoreWrite};
+pub use step::{CommandPurpose, NodeCommand, Step, StoreWrite};
 pub use tags::{
     CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX, is_managed,
 };
@@ -141,6 +145,9 @@ pub enum ActionKind {
     Boot,
     /// A step of a host's image rotation: flip and reboot, tag, or roll back.
     Rotate,
+    /// A step of a node's rolling upgrade: drain, move off, reboot, undrain, or fail.
+    #[serde(rename = "node-upgrade")]
+    NodeUpgrade,
     /// A secret published to a host that lacks it.
     #[serde(rename = "secret-publish")]
     SecretPublish,
@@ -163,6 +170,7 @@ impl ActionKind {
             ActionKind::Delete => "delete",
             ActionKind::Boot => "boot",
             ActionKind::Rotate => "rotate",
+            ActionKind::NodeUpgrade => "node-upgrade",
             ActionKind::SecretPublish => "secret-publish",
             ActionKind::SecretRekey => "secret-rekey",
             ActionKind::SecretRemove => "secret-remove",
@@ -177,6 +185,7 @@ impl ActionKind {
             | ActionKind::Change
             | ActionKind::Boot
             | ActionKind::Rotate
+            | ActionKind::NodeUpgrade
             | ActionKind::SecretRekey => "~",
             ActionKind::Move => "->",
             ActionKind::Delete | ActionKind::SecretRemove => "-",
@@ -242,6 +251,8 @@ pub enum BlockReason {
     Paused,
     /// A secret's source cannot be read, or its host has no key to encrypt to.
     Secret,
+    /// N+1 does not hold: the node's instances would not fit on the other nodes.
+    Capacity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -272,7 +283,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     nodes::plan_nodes(input, &mut plan);
     instances::plan_instances(input, &mut plan);
     prune::plan_prune(input, &mut plan);
-    let pointer_images = rotation::plan_rotations(input, &mut plan);
+    let mut pointer_images = rotation::plan_rotations(input, &mut plan);
+    node_upgrade::plan_node_upgrades(input, &mut plan, &mut pointer_images);
+    node_upgrade::hold_moves(input, &mut plan);
     boot::plan_boot(input, &mut plan, &pointer_images);
     secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);
@@ -302,7 +315,7 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         }
         // A rotation keeps its own record of failures: a rollback must never wait out a
         // backoff.
-        if action.kind == ActionKind::Rotate {
+        if matches!(action.kind, ActionKind::Rotate | ActionKind::NodeUpgrade) {
             kept.push(action);
             continue;
         }

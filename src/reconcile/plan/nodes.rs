@@ -43,7 +43,12 @@ fn settable(role: NodeRole) -> Option<NodeRoleName> {
 }
 
 pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
+    // A node under upgrade is drained on purpose: its role is the upgrade's to restore.
+    let upgrading = super::node_upgrade::nodes_out(input);
     for (name, desired) in &input.desired.nodes {
+        if upgrading.contains(name) {
+            continue;
+        }
         let object = node_ref(name);
         let Some(node) = input.observed.nodes.get(name) else {
             plan.blocked.push(Blocked {
@@ -67,6 +72,13 @@ pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
             Some(role_name(desired.role).into()),
         );
         let target = settable(desired.role);
+        if desired.role == NodeRole::Master
+            && current == NodeRole::MasterCandidate
+            && let Some(action) = fail_master_back(input, name, &upgrading)
+        {
+            plan.actions.push(action);
+            continue;
+        }
         if current == NodeRole::Master || target.is_none() {
             plan.blocked.push(Blocked {
                 object,
@@ -103,4 +115,41 @@ pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
             });
         }
     }
+}
+
+/// The master role back to the node the desired state names, through the configured
+/// failover command, once no node upgrade is under way (an upgrade moved it away).
+fn fail_master_back(
+    input: &PlanInput<'_>,
+    name: &str,
+    upgrading: &std::collections::BTreeSet<String>,
+) -> Option<Action> {
+    let template = input.desired.cluster.master_failover.as_ref()?;
+    let node = input.observed.nodes.get(name)?;
+    if !upgrading.is_empty() || !super::node_upgrade::is_live(node) {
+        return None;
+    }
+    let master = input
+        .observed
+        .nodes
+        .values()
+        .find(|n| n.role.as_deref() == Some("M"))
+        .map_or("", |n| n.name.as_str());
+    Some(Action {
+        object: node_ref(name),
+        kind: ActionKind::Change,
+        reason: "the node should be the master: the failover command moves the role".into(),
+        changes: vec![FieldChange::new(
+            "role",
+            Some(role_name(NodeRole::MasterCandidate).into()),
+            Some(role_name(NodeRole::Master).into()),
+        )],
+        steps: vec![Step::Command(super::NodeCommand {
+            node: name.to_owned(),
+            purpose: super::CommandPurpose::MasterFailover,
+            argv: template.render(&[("node", name), ("master", master)]),
+            timeout: template.timeout,
+        })],
+        phase: Phase::Nodes,
+    })
 }

@@ -63,5 +63,59 @@ pub fn probe_targets(
             });
         }
     }
+    targets.extend(node_targets(desired, observed, history));
+    targets
+}
+
+/// The nodes of each class with a health check whose upgrade has work, each expected on
+/// the image it should be booting, reached at its primary IP as `{ip}`.
+fn node_targets(
+    desired: &crate::desired::model::DesiredState,
+    observed: &crate::reconcile::observe::Observed,
+    history: &crate::reconcile::history::History,
+) -> Vec<crate::reconcile::health::ProbeTarget> {
+    use super::node_upgrade::node_tagged_image;
+    let mut by_class: BTreeMap<&str, Vec<(&str, &crate::rapi::Node)>> = BTreeMap::new();
+    for (name, node) in &desired.nodes {
+        if let Some(seen) = observed.nodes.get(name) {
+            by_class.entry(&node.class).or_default().push((name, seen));
+        }
+    }
+    let mut targets = Vec::new();
+    for (class_name, nodes) in by_class {
+        let class = &desired.classes[class_name];
+        let Some(check) = &class.rotation.health_check else {
+            continue;
+        };
+        let busy = nodes.iter().any(|(name, seen)| {
+            history.node_upgrade(name).is_some()
+                || node_tagged_image(seen).is_some_and(|t| t != class.image)
+        });
+        if !busy {
+            continue;
+        }
+        for (name, seen) in nodes {
+            // As the planner reads a node's image: an untagged node runs what it points at.
+            let pointed = observed
+                .store
+                .as_ref()
+                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
+                .and_then(|p| p.header.as_ref())
+                .map(|h| h.image.as_str());
+            let image = history
+                .node_upgrade(name)
+                .map(|r| if r.rebooted.is_some() { &r.to } else { &r.from })
+                .map(String::as_str)
+                .or(node_tagged_image(seen))
+                .or(pointed)
+                .unwrap_or(&class.image);
+            targets.push(crate::reconcile::health::ProbeTarget {
+                host: name.to_owned(),
+                ip: seen.pip.clone(),
+                image: image.to_owned(),
+                check: check.clone(),
+            });
+        }
+    }
     targets
 }

@@ -60,8 +60,18 @@ pub enum HostState {
     Proven,
     /// Going back to its tagged image after a failure.
     RollingBack,
-    /// Failed on its old image too.
+    /// Failed on its old image too (a node: its upgrade failed and it stays drained).
     Failed,
+    /// A node: the master role moves to a candidate before its upgrade.
+    MasterFailover,
+    /// A node: being drained.
+    Draining,
+    /// A node: its instances are moving to the other nodes.
+    Migrating,
+    /// A node: rebooted, waiting to be online with noded and its health check passing.
+    Rejoining,
+    /// A node whose upgrade cannot start: N+1 does not hold, or nothing may reboot it.
+    Blocked,
 }
 
 impl HostState {
@@ -76,6 +86,11 @@ impl HostState {
             HostState::Proven => "proven",
             HostState::RollingBack => "rolling-back",
             HostState::Failed => "failed",
+            HostState::MasterFailover => "master-failover",
+            HostState::Draining => "draining",
+            HostState::Migrating => "migrating",
+            HostState::Rejoining => "rejoining",
+            HostState::Blocked => "blocked",
         }
     }
 
@@ -87,6 +102,10 @@ impl HostState {
                 | HostState::WaitingForHealth
                 | HostState::Proven
                 | HostState::RollingBack
+                | HostState::MasterFailover
+                | HostState::Draining
+                | HostState::Migrating
+                | HostState::Rejoining
         )
     }
 }
@@ -95,6 +114,9 @@ impl HostState {
 #[serde(rename_all = "camelCase")]
 pub struct ClassRotation {
     pub class: String,
+    /// The hosts are nodes: a rolling node upgrade, not a rotation of instances.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nodes: bool,
     pub image: String,
     pub state: RotationState,
     pub hosts: usize,
@@ -106,6 +128,9 @@ pub struct ClassRotation {
     pub host_states: BTreeMap<String, HostState>,
     /// The hosts that start their rotation in this reconcile.
     pub next: Vec<String>,
+    /// Nodes: the order the ones still on their old image go in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,6 +141,7 @@ impl ClassRotation {
     pub fn new(class: &str, image: &str, max_unavailable: u32) -> ClassRotation {
         ClassRotation {
             class: class.to_owned(),
+            nodes: false,
             image: image.to_owned(),
             state: RotationState::Rolling,
             hosts: 0,
@@ -124,6 +150,7 @@ impl ClassRotation {
             budget_in_use: 0,
             host_states: BTreeMap::new(),
             next: Vec::new(),
+            order: Vec::new(),
             waiting_on: None,
             message: None,
         }

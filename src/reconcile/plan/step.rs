@@ -3,7 +3,10 @@
 //! instance's pointer exists before its create job and its first boot already boots the
 //! pinned image.
 
+use std::time::Duration;
+
 use crate::rapi::Operation;
+use crate::reconcile::node_upgrade_record::NodeMark;
 use crate::reconcile::rotation_record::RotationMark;
 use crate::secrets::publish::SecretStep;
 use crate::store::StoreFile;
@@ -22,6 +25,26 @@ pub enum Step {
     /// [`crate::secrets::publish`]). The step names the source and the recipients; the
     /// executor decrypts and encrypts but decides nothing.
     Secret(SecretStep),
+    /// A node upgrade's progress saved to the history file.
+    NodeRecord(NodeMark),
+    /// A configured command run for a node (its reboot, a master failover): no shell, a
+    /// timeout, its output logged.
+    Command(NodeCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCommand {
+    pub node: String,
+    pub purpose: CommandPurpose,
+    /// Placeholders already filled in.
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandPurpose {
+    Reboot,
+    MasterFailover,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +65,26 @@ impl Step {
             Step::Record(mark) => mark.kind(),
             Step::Secret(SecretStep::Publish { .. }) => "secret_publish",
             Step::Secret(SecretStep::Remove { .. }) => "secret_remove",
+            Step::NodeRecord(mark) => mark.kind(),
+            Step::Command(NodeCommand {
+                purpose: CommandPurpose::Reboot,
+                ..
+            }) => "node_reboot_command",
+            Step::Command(NodeCommand {
+                purpose: CommandPurpose::MasterFailover,
+                ..
+            }) => "master_failover_command",
         }
     }
 
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),
-            Step::Store(_) | Step::Record(_) | Step::Secret(_) => None,
+            Step::Store(_)
+            | Step::Record(_)
+            | Step::Secret(_)
+            | Step::NodeRecord(_)
+            | Step::Command(_) => None,
         }
     }
 }

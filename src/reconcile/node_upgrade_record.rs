@@ -1,0 +1,291 @@
+//! What a rolling node upgrade has done so far, kept in the history file next to the
+//! instances' rotations: which node is on its way to which image, in which phase since
+//! when, and when it must have rejoined. Drained, emptied and rejoined are read from the
+//! cluster each time; only what cannot be seen is recorded here, through [`NodeMark`]
+//! steps, each saved before the step after it runs.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::history::{History, unix};
+use super::rotation_record::ClassStall;
+
+/// The phases a node goes through, for `/status`, the time-per-phase metric and resuming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodePhase {
+    /// The master role moves to a candidate first.
+    MasterFailover,
+    Drain,
+    /// Its instances move to the other nodes.
+    Migrate,
+    /// Pointer flipped, the reboot command (or power-cycle) runs.
+    Reboot,
+    /// Waiting for it to answer as online, with noded and its health check on the image.
+    Rejoin,
+}
+
+impl NodePhase {
+    pub const ALL: [NodePhase; 5] = [
+        NodePhase::MasterFailover,
+        NodePhase::Drain,
+        NodePhase::Migrate,
+        NodePhase::Reboot,
+        NodePhase::Rejoin,
+    ];
+
+    /// The `phase` label of the node-upgrade metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodePhase::MasterFailover => "master-failover",
+            NodePhase::Drain => "drain",
+            NodePhase::Migrate => "migrate",
+            NodePhase::Reboot => "reboot",
+            NodePhase::Rejoin => "rejoin",
+        }
+    }
+}
+
+/// One node's upgrade in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUpgrade {
+    pub class: String,
+    /// The image its tag named when the upgrade started: where a failure points it back.
+    pub from: String,
+    pub to: String,
+    /// Unix seconds.
+    pub started: u64,
+    pub phase: NodePhase,
+    pub phase_since: u64,
+    /// When the reboot was started: from then on the node is waited for, never rebooted
+    /// again, even if a crash hid whether the command ran.
+    #[serde(default)]
+    pub rebooted: Option<u64>,
+    /// When it must have rejoined healthy on `to`.
+    #[serde(default)]
+    pub deadline: Option<u64>,
+    /// A step of the current phase failed (the reboot command, a migration).
+    #[serde(default)]
+    pub step_failed: Option<String>,
+}
+
+/// A change to the node-upgrade records, carried out as a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeMark {
+    Start {
+        node: String,
+        class: String,
+        from: String,
+        to: String,
+        phase: NodePhase,
+    },
+    /// The node enters `phase`; the one it leaves is reported for the time-per-phase metric.
+    Phase {
+        node: String,
+        phase: NodePhase,
+        left: NodePhase,
+        left_since: u64,
+    },
+    /// Saved just before the reboot: the rejoin deadline runs from here.
+    Rebooting {
+        node: String,
+        left: NodePhase,
+        left_since: u64,
+        within: Duration,
+    },
+    /// The upgrade failed: the class stalls, the node stays drained on its old pointer.
+    Failed {
+        node: String,
+        fingerprint: String,
+        reason: String,
+        last_answer: Option<String>,
+    },
+    /// Rejoined healthy on its new image and undrained; its record goes.
+    Done {
+        node: String,
+        started: u64,
+        left: NodePhase,
+        left_since: u64,
+    },
+}
+
+impl NodeMark {
+    /// The name in progress lines and the `operation` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeMark::Start { .. } => "node_upgrade_start",
+            NodeMark::Phase { .. } => "node_upgrade_phase",
+            NodeMark::Rebooting { .. } => "node_upgrade_rebooting",
+            NodeMark::Failed { .. } => "node_upgrade_failed",
+            NodeMark::Done { .. } => "node_upgrade_done",
+        }
+    }
+
+    /// The phase this mark ends and how long it lasted, as of `now` (Unix seconds).
+    pub fn ended_phase(&self, now: u64) -> Option<(NodePhase, u64)> {
+        match self {
+            NodeMark::Phase {
+                left, left_since, ..
+            }
+            | NodeMark::Rebooting {
+                left, left_since, ..
+            }
+            | NodeMark::Done {
+                left, left_since, ..
+            } => Some((*left, now.saturating_sub(*left_since))),
+            NodeMark::Start { .. } | NodeMark::Failed { .. } => None,
+        }
+    }
+}
+
+impl History {
+    pub fn node_upgrade(&self, node: &str) -> Option<&NodeUpgrade> {
+        self.node_upgrades.get(node)
+    }
+
+    pub fn node_upgrades(&self) -> impl Iterator<Item = (&String, &NodeUpgrade)> {
+        self.node_upgrades.iter()
+    }
+
+    /// A step of a node's upgrade failed; the next plan rolls it back.
+    pub fn node_step_failed(&mut self, node: &str, error: &str) {
+        if let Some(r) = self.node_upgrades.get_mut(node) {
+            r.step_failed = Some(error.to_owned());
+        }
+    }
+
+    pub fn apply_node(&mut self, mark: &NodeMark, now: SystemTime) {
+        let now = unix(now);
+        match mark {
+            NodeMark::Start {
+                node,
+                class,
+                from,
+                to,
+                phase,
+            } => {
+                self.node_upgrades.insert(
+                    node.clone(),
+                    NodeUpgrade {
+                        class: class.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        started: now,
+                        phase: *phase,
+                        phase_since: now,
+                        rebooted: None,
+                        deadline: None,
+                        step_failed: None,
+                    },
+                );
+            }
+            NodeMark::Phase { node, phase, .. } => {
+                if let Some(r) = self.node_upgrades.get_mut(node) {
+                    r.phase = *phase;
+                    r.phase_since = now;
+                    r.step_failed = None;
+                }
+            }
+            NodeMark::Rebooting { node, within, .. } => {
+                if let Some(r) = self.node_upgrades.get_mut(node) {
+                    r.phase = NodePhase::Reboot;
+                    r.phase_since = now;
+                    r.rebooted = Some(now);
+                    r.deadline = Some(now.saturating_add(within.as_secs().max(1)));
+                    r.step_failed = None;
+                }
+            }
+            NodeMark::Failed {
+                node,
+                fingerprint,
+                reason,
+                last_answer,
+            } => {
+                let Some(r) = self.node_upgrades.remove(node) else {
+                    return;
+                };
+                self.stalls.insert(
+                    r.class.clone(),
+                    ClassStall {
+                        fingerprint: fingerprint.clone(),
+                        image: r.to,
+                        host: node.clone(),
+                        reason: reason.clone(),
+                        last_answer: last_answer.clone(),
+                        since: now,
+                        old_image_failed: None,
+                    },
+                );
+            }
+            NodeMark::Done { node, .. } => {
+                self.node_upgrades.remove(node);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upgrade_runs_through_its_marks_and_survives_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let mut h = History::default();
+        h.apply_node(
+            &NodeMark::Start {
+                node: "n2".into(),
+                class: "ganeti-node".into(),
+                from: "a".into(),
+                to: "b".into(),
+                phase: NodePhase::Drain,
+            },
+            at(1_000),
+        );
+        let phase = NodeMark::Phase {
+            node: "n2".into(),
+            phase: NodePhase::Migrate,
+            left: NodePhase::Drain,
+            left_since: 1_000,
+        };
+        assert_eq!(phase.ended_phase(1_004), Some((NodePhase::Drain, 4)));
+        h.apply_node(&phase, at(1_004));
+        h.apply_node(
+            &NodeMark::Rebooting {
+                node: "n2".into(),
+                left: NodePhase::Migrate,
+                left_since: 1_004,
+                within: Duration::from_secs(60),
+            },
+            at(1_010),
+        );
+        h.save(&path).unwrap();
+        let mut h = History::load(&path).unwrap();
+        let r = h.node_upgrade("n2").unwrap();
+        assert_eq!(
+            (r.phase, r.rebooted, r.deadline),
+            (NodePhase::Reboot, Some(1_010), Some(1_070))
+        );
+        h.node_step_failed("n2", "exit status 1");
+        assert_eq!(
+            h.node_upgrade("n2").unwrap().step_failed.as_deref(),
+            Some("exit status 1")
+        );
+        h.apply_node(
+            &NodeMark::Failed {
+                node: "n2".into(),
+                fingerprint: "f1".into(),
+                reason: "the reboot command failed".into(),
+                last_answer: None,
+            },
+            at(1_020),
+        );
+        assert!(h.node_upgrade("n2").is_none());
+        let stall = h.stall("ganeti-node", Some("f1")).unwrap();
+        assert_eq!((stall.host.as_str(), stall.image.as_str()), ("n2", "b"));
+    }
+}

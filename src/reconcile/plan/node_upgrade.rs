@@ -1,0 +1,407 @@
+//! Rolling node upgrades: when the class of some nodes pins another image than a node's
+//! image tag, the node is upgraded in turn. N+1 is checked first, then the master role
+//! moves away (master only), the node is drained, its instances move to the other nodes,
+//! its pointer flips, it reboots, and once it is back online with noded answering and its
+//! health check passing on the new image, it is undrained and tagged. At most
+//! `rotation.maxUnavailable` nodes of the class are out at once, counting those down,
+//! drained by someone or failing their check. Non-candidates go first, then candidates,
+//! the master last. A failure points the node back at its old image, leaves it drained,
+//! and stalls the class until its entry changes.
+//!
+//! As with instances' rotations, each reconcile takes the next step of each node, read from
+//! what can be seen (role, drained, instances on it, liveness, the health answer) and the
+//! history's node records (phase, reboot time, deadline); waiting is a `Waiting` entry.
+
+use std::collections::BTreeMap;
+
+use crate::desired::model::{Class, NodeRole, ObjectKind, ObjectRef};
+use crate::rapi::Node as Seen;
+use crate::reconcile::health::{HealthAnswer, Verdict};
+use crate::reconcile::node_upgrade_record::NodeUpgrade;
+
+use super::node_capacity::{self, Fit};
+use super::node_upgrade_step::{advance, start};
+use super::rotation::{PointerImages, pointed_image};
+use super::rotation_status::{ClassRotation, HostState, RotationState};
+use super::tags::IMAGE_TAG_PREFIX;
+use super::{BlockReason, Blocked, Note, Plan, PlanInput, Waiting, fingerprint_of, node_ref};
+
+/// How soon an upgrade held by its budget looks again.
+const BUDGET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(super) struct NodeView<'a> {
+    pub(super) name: &'a str,
+    pub(super) role: NodeRole,
+    pub(super) seen: &'a Seen,
+    pub(super) tag: &'a str,
+    pub(super) record: Option<&'a NodeUpgrade>,
+    pub(super) answer: Option<&'a HealthAnswer>,
+}
+
+impl NodeView<'_> {
+    pub(super) fn is_master(&self) -> bool {
+        self.seen.role.as_deref() == Some("M")
+    }
+
+    pub(super) fn drained(&self) -> bool {
+        self.seen.drained == Some(true)
+    }
+
+    /// Out of service as far as the budget goes.
+    fn unavailable(&self) -> bool {
+        self.record.is_some()
+            || !is_live(self.seen)
+            || (self.drained() && self.role != NodeRole::Drained)
+            || self.answer.is_some_and(|a| a.verdict != Verdict::Healthy)
+    }
+
+    /// Non-candidates first, then candidates, the master last.
+    fn order(&self) -> (u8, &str) {
+        let rank = match self.seen.role.as_deref() {
+            Some("M") => 2,
+            Some("C") => 1,
+            _ => 0,
+        };
+        (rank, self.name)
+    }
+}
+
+/// Online, with noded answering: a down node keeps `offline: false` but loses its live
+/// figures, which only noded can give.
+pub fn is_live(node: &Seen) -> bool {
+    node.offline != Some(true) && node.mfree.is_some()
+}
+
+/// The image a node's tag names.
+pub fn node_tagged_image(node: &Seen) -> Option<&str> {
+    node.tags
+        .iter()
+        .find_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
+}
+
+/// Every node's next step. Nodes' pointers go into `pointers`: the image each must boot.
+pub fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Plan, pointers: &mut PointerImages) {
+    if input.observed.store.is_none() || input.desired.cluster.store.is_none() {
+        return;
+    }
+    let mut by_class: BTreeMap<&str, Vec<NodeView<'_>>> = BTreeMap::new();
+    for (name, desired) in &input.desired.nodes {
+        let Some(seen) = input.observed.nodes.get(name) else {
+            continue;
+        };
+        let class = &input.desired.classes[&desired.class];
+        // Not tagged yet (no upgrade has run on it): it runs what its pointer names, or
+        // boots the pin once its pointer is written. Its first upgrade tags it.
+        let tag = node_tagged_image(seen)
+            .or_else(|| pointed_image(input, name))
+            .unwrap_or(&class.image);
+        by_class.entry(&desired.class).or_default().push(NodeView {
+            name,
+            role: desired.role,
+            seen,
+            tag,
+            record: input.history.node_upgrade(name),
+            answer: input.observed.health.get(name),
+        });
+    }
+    for (class_name, nodes) in by_class {
+        let class = &input.desired.classes[class_name];
+        let status = plan_class(input, plan, pointers, class_name, class, &nodes);
+        plan.rotations.push(status);
+    }
+}
+
+fn plan_class(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    pointers: &mut PointerImages,
+    class_name: &str,
+    class: &Class,
+    nodes: &[NodeView<'_>],
+) -> ClassRotation {
+    let class_ref = ObjectRef {
+        kind: ObjectKind::Class,
+        name: class_name.to_owned(),
+    };
+    let fingerprint = fingerprint_of(input.desired, &class_ref).unwrap_or_default();
+    let mut status = ClassRotation::new(class_name, &class.image, class.rotation.max_unavailable);
+    status.nodes = true;
+    status.hosts = nodes.len();
+    let mut in_use = nodes.iter().filter(|n| n.unavailable()).count() as u32;
+
+    for node in nodes.iter().filter(|n| n.record.is_some()) {
+        let record = node.record.expect("filtered");
+        let state = advance(input, plan, pointers, node, record, &fingerprint);
+        status.host(node.name, state);
+    }
+    let mut candidates: Vec<&NodeView<'_>> = Vec::new();
+    for node in nodes.iter().filter(|n| n.record.is_none()) {
+        pointers.insert(node.name.to_owned(), node.tag.to_owned());
+        if node.tag == class.image {
+            status.on_image += 1;
+            status.host(node.name, HostState::Current);
+        } else if !is_live(node.seen) {
+            status.host(node.name, HostState::Down);
+        } else {
+            candidates.push(node);
+        }
+    }
+    candidates.sort_by_key(|n| n.order());
+    status.order = candidates.iter().map(|n| n.name.to_owned()).collect();
+    let hold = |status: &mut ClassRotation, candidates: &[&NodeView<'_>]| {
+        for node in candidates {
+            status.host(node.name, HostState::Pending);
+        }
+    };
+    if let Some(stall) = input.history.stall(class_name, Some(&fingerprint)) {
+        let mut message = format!(
+            "node upgrade to {} failed on {}: {}",
+            stall.image, stall.host, stall.reason
+        );
+        if let Some(answer) = &stall.last_answer {
+            message.push_str(&format!("; last health answer: {answer}"));
+        }
+        message.push_str(&format!(
+            ". {} stays drained and points at its old image; no other node is touched until the class's entry changes",
+            stall.host
+        ));
+        status.state = RotationState::Stalled;
+        status.message = Some(message.clone());
+        plan.blocked.push(Blocked {
+            object: class_ref,
+            why: BlockReason::Stalled,
+            message,
+        });
+        hold(&mut status, &candidates);
+        return status;
+    }
+    if candidates.is_empty() {
+        status.budget_in_use = in_use;
+        status.settle_state();
+        return status;
+    }
+    let refusal = if class.rotation.paused {
+        Some((
+            BlockReason::Paused,
+            format!(
+                "rotation.paused holds {} node(s) on their old image",
+                candidates.len()
+            ),
+        ))
+    } else if class.rotation.health_check.is_none() {
+        Some((
+            BlockReason::Unsupported,
+            format!(
+                "{} node(s) should upgrade to {}, but the class has no rotation.healthCheck to prove a node on its new image; none is rebooted",
+                candidates.len(),
+                class.image
+            ),
+        ))
+    } else if input.desired.cluster.node_reboot.command.is_none()
+        && !input.desired.cluster.node_reboot.allow_powercycle
+    {
+        Some((
+            BlockReason::Unsupported,
+            format!(
+                "{} node(s) should upgrade to {}, but nothing may reboot them: set cluster.nodeReboot.command (or allowPowercycle: true)",
+                candidates.len(),
+                class.image
+            ),
+        ))
+    } else if input
+        .desired
+        .instances
+        .values()
+        .any(|i| i.class == class_name)
+    {
+        Some((
+            BlockReason::Unsupported,
+            format!(
+                "class {class_name} is used by instances too; a node upgrade needs a class of nodes only"
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((why, message)) = refusal {
+        status.state = if why == BlockReason::Paused {
+            RotationState::Paused
+        } else {
+            RotationState::Waiting
+        };
+        status.message = Some(message.clone());
+        plan.blocked.push(Blocked {
+            object: class_ref,
+            why,
+            message,
+        });
+        hold(&mut status, &candidates);
+        return status;
+    }
+    let observed_nodes: Vec<&Seen> = input.observed.nodes.values().collect();
+    let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
+    // Nodes already out leave no room for another's instances.
+    let mut out: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.unavailable())
+        .map(|n| n.name)
+        .collect();
+    let others_left = candidates.iter().filter(|n| !n.is_master()).count();
+    let mut held = Vec::new();
+    for node in candidates {
+        if node.is_master() {
+            if input.desired.cluster.master_failover.is_none() {
+                plan.notes.push(Note {
+                    object: node_ref(node.name),
+                    message: format!(
+                        "the master stays on {}: without cluster.masterFailover.command it is never rebooted",
+                        node.tag
+                    ),
+                });
+                status.host(node.name, HostState::Blocked);
+                continue;
+            }
+            if others_left > 0 || nodes.iter().any(|n| n.record.is_some()) {
+                status.host(node.name, HostState::Pending);
+                continue;
+            }
+        }
+        if in_use + 1 > class.rotation.max_unavailable {
+            held.push(node);
+            continue;
+        }
+        let rooms: Vec<Seen> = observed_nodes
+            .iter()
+            .map(|n| {
+                let mut n = (*n).clone();
+                if out.contains(&n.name.as_str()) {
+                    n.drained = Some(true);
+                }
+                n
+            })
+            .collect();
+        let rooms: Vec<&Seen> = rooms.iter().collect();
+        let placed = match node_capacity::check(node.seen, &rooms, &instances) {
+            Fit::DoesNotFit(message) => {
+                plan.blocked.push(Blocked {
+                    object: node_ref(node.name),
+                    why: BlockReason::Capacity,
+                    message: format!("{message}; nothing was drained"),
+                });
+                status.host(node.name, HostState::Blocked);
+                continue;
+            }
+            Fit::Fits(placed) => placed,
+        };
+        in_use += 1;
+        out.push(node.name);
+        status.next.push(node.name.to_owned());
+        let figures = capacity_figures(input, &placed);
+        let state = start(input, plan, node, class_name, class, figures);
+        status.host(node.name, state);
+    }
+    status.budget_in_use = in_use;
+    if !held.is_empty() {
+        let on = format!(
+            "the budget: {in_use} of {} node(s) out ({})",
+            class.rotation.max_unavailable,
+            out.join(", ")
+        );
+        status.waiting_on = Some(on.clone());
+        plan.waiting.push(Waiting {
+            object: node_ref(held[0].name),
+            on,
+            until: input.now + BUDGET_RECHECK,
+        });
+        hold(&mut status, &held);
+    }
+    status.settle_state();
+    status
+}
+
+/// Nodes an upgrade has out of service: no move may target them, and their role is left
+/// alone, until the upgrade is done. A node whose upgrade failed stays out while its
+/// class's stall holds.
+pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
+    let mut out: std::collections::BTreeSet<String> = input
+        .history
+        .node_upgrades()
+        .map(|(name, _)| name.clone())
+        .collect();
+    for (name, desired) in &input.desired.nodes {
+        let class_ref = ObjectRef {
+            kind: ObjectKind::Class,
+            name: desired.class.clone(),
+        };
+        let fingerprint = fingerprint_of(input.desired, &class_ref);
+        if input
+            .history
+            .stall(&desired.class, fingerprint.as_deref())
+            .is_some_and(|s| s.host == *name)
+        {
+            out.insert(name.clone());
+        }
+    }
+    out
+}
+
+/// Moves wait while their source or target node is under upgrade: the upgrade empties the
+/// node itself, and instances pinned to it go back once it is undrained.
+pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
+    let out = nodes_out(input);
+    if out.is_empty() {
+        return;
+    }
+    let mut kept = Vec::with_capacity(plan.actions.len());
+    for action in std::mem::take(&mut plan.actions) {
+        let node = (action.kind == super::ActionKind::Move)
+            .then(|| {
+                action
+                    .changes
+                    .iter()
+                    .find(|c| c.field == "primary node")
+                    .and_then(|c| {
+                        [c.after.as_deref(), c.before.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .find(|n| out.contains(*n))
+                    })
+            })
+            .flatten();
+        match node {
+            Some(node) => plan.notes.push(Note {
+                object: action.object.clone(),
+                message: format!("its move waits for node {node}'s upgrade"),
+            }),
+            None => kept.push(action),
+        }
+    }
+    plan.actions = kept;
+}
+
+/// N+1 as the dry run shows it: each instance that must leave, its memory, where it goes
+/// and what that node has free now.
+fn capacity_figures(input: &PlanInput<'_>, placed: &BTreeMap<String, String>) -> Option<String> {
+    if placed.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = placed
+        .iter()
+        .map(|(instance, target)| {
+            let memory = input
+                .observed
+                .instances
+                .get(instance)
+                .and_then(|i| i.beparams.maxmem)
+                .map_or_else(String::new, |m| format!(" {m} MiB"));
+            let free = input
+                .observed
+                .nodes
+                .get(target)
+                .and_then(|n| n.mfree)
+                .map_or_else(String::new, |m| format!(" ({m} MiB free)"));
+            format!("{instance}{memory} -> {target}{free}")
+        })
+        .collect();
+    Some(parts.join(", "))
+}

@@ -1,0 +1,417 @@
+//! One node's next upgrade step: start it, fail the master over, drain, move its instances
+//! off, flip and reboot, wait for it to rejoin, undrain and tag it, or fail it, and the
+//! actions those steps make.
+
+use crate::desired::model::{Class, NodeRole};
+use crate::rapi::Operation;
+use crate::rapi::operation::{EvacuateMode, MigrationMode, NodeRoleName, TagTarget};
+use crate::reconcile::health::Verdict;
+use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
+
+use super::node_capacity::{self, Fit};
+use super::node_upgrade::{NodeView, is_live};
+use super::rotation::{PROBE_INTERVAL, PointerImages, humantime};
+use super::rotation_status::HostState;
+use super::tags::IMAGE_TAG_PREFIX;
+use super::{
+    Action, ActionKind, CommandPurpose, FieldChange, NodeCommand, Phase, Plan, PlanInput, Step,
+    Waiting, node_ref,
+};
+
+/// The first steps of a node's upgrade: its record, then a master failover or the drain.
+pub(super) fn start(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    class_name: &str,
+    class: &Class,
+    figures: Option<String>,
+) -> HostState {
+    let phase = if node.is_master() {
+        NodePhase::MasterFailover
+    } else {
+        NodePhase::Drain
+    };
+    let mut steps = vec![Step::NodeRecord(NodeMark::Start {
+        node: node.name.to_owned(),
+        class: class_name.to_owned(),
+        from: node.tag.to_owned(),
+        to: class.image.clone(),
+        phase,
+    })];
+    let (state, what) = if node.is_master() {
+        match failover_step(input, node) {
+            Some(step) => steps.push(step),
+            None => return HostState::Blocked,
+        }
+        (
+            HostState::MasterFailover,
+            "the master role moves to a candidate first",
+        )
+    } else {
+        steps.push(drain_step(node.name));
+        (HostState::Draining, "it is drained first")
+    };
+    let mut changes = vec![FieldChange::new(
+        "image",
+        Some(node.tag.to_owned()),
+        Some(class.image.clone()),
+    )];
+    changes.push(FieldChange::new(
+        "n+1",
+        None,
+        Some(figures.unwrap_or_else(|| "nothing has to leave".into())),
+    ));
+    plan.actions.push(upgrade(
+        node.name,
+        &format!("its class pins a new image; N+1 holds; {what}"),
+        changes,
+        steps,
+    ));
+    state
+}
+
+/// The next step of a node whose upgrade is under way.
+pub(super) fn advance(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    pointers: &mut PointerImages,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+) -> HostState {
+    pointers.insert(node.name.to_owned(), record.from.clone());
+    if let Some(error) = &record.step_failed {
+        return fail(
+            plan,
+            node,
+            record,
+            fingerprint,
+            format!("a step failed: {error}"),
+            None,
+        );
+    }
+    let Some(rebooted) = record.rebooted else {
+        return before_reboot(input, plan, pointers, node, record, fingerprint);
+    };
+    pointers.insert(node.name.to_owned(), record.to.clone());
+    let answer = node.answer.filter(|a| a.image == record.to);
+    let healthy = answer.is_some_and(|a| a.verdict == Verdict::Healthy);
+    let live = is_live(node.seen);
+    if live && healthy {
+        let mut steps = Vec::new();
+        if node.drained() {
+            steps.push(undrain_step(node));
+        }
+        steps.extend(retag(node, &record.to));
+        steps.push(Step::NodeRecord(NodeMark::Done {
+            node: node.name.to_owned(),
+            started: record.started,
+            left: record.phase,
+            left_since: record.phase_since,
+        }));
+        plan.actions.push(upgrade(
+            node.name,
+            "it is back online with noded, and healthy on the new image",
+            vec![FieldChange::new(
+                "image",
+                Some(record.from.clone()),
+                Some(record.to.clone()),
+            )],
+            steps,
+        ));
+        return HostState::Proven;
+    }
+    let now = super::unix_seconds_of(input.now);
+    let last = node.answer.map(|a| a.detail.clone());
+    let seen = match (live, node.answer) {
+        (false, _) => "not online with noded".to_owned(),
+        (true, Some(a)) if a.image != record.to => "online, its check not yet asked".to_owned(),
+        (true, Some(a)) => format!("online, check: {}", a.detail),
+        (true, None) => "online, its check not yet asked".to_owned(),
+    };
+    let deadline = record.deadline.unwrap_or(rebooted);
+    if now >= deadline {
+        let within = deadline.saturating_sub(rebooted);
+        let reason = format!(
+            "not back online and healthy on {} within {} of its reboot ({seen})",
+            record.to,
+            humantime(std::time::Duration::from_secs(within))
+        );
+        pointers.insert(node.name.to_owned(), record.from.clone());
+        return fail(plan, node, record, fingerprint, reason, last);
+    }
+    let until = (input.now + PROBE_INTERVAL).min(super::from_unix_seconds(deadline));
+    plan.waiting.push(Waiting {
+        object: node_ref(node.name),
+        on: format!("{} to rejoin on {} ({seen})", node.name, record.to),
+        until: until.max(input.now),
+    });
+    HostState::Rejoining
+}
+
+/// Failover, drain, move off, reboot: whichever is next, read from what is seen.
+fn before_reboot(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    pointers: &mut PointerImages,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+) -> HostState {
+    if node.is_master() {
+        let Some(step) = failover_step(input, node) else {
+            return fail(
+                plan,
+                node,
+                record,
+                fingerprint,
+                "the master cannot fail over: no master candidate is online and undrained".into(),
+                None,
+            );
+        };
+        plan.actions.push(upgrade(
+            node.name,
+            "the master role moves to a candidate before the master's own upgrade",
+            vec![],
+            vec![step],
+        ));
+        return HostState::MasterFailover;
+    }
+    if !node.drained() {
+        let mut steps = phase_mark(node.name, record, NodePhase::Drain);
+        steps.push(drain_step(node.name));
+        plan.actions.push(upgrade(
+            node.name,
+            "it is drained before its instances move",
+            vec![],
+            steps,
+        ));
+        return HostState::Draining;
+    }
+    let seen = node.seen;
+    if !seen.pinst_list.is_empty() || !seen.sinst_list.is_empty() {
+        let nodes: Vec<&crate::rapi::Node> = input.observed.nodes.values().collect();
+        let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
+        let placed = match node_capacity::check(seen, &nodes, &instances) {
+            Fit::Fits(placed) => placed,
+            Fit::DoesNotFit(message) => {
+                return fail(plan, node, record, fingerprint, message, None);
+            }
+        };
+        let mut steps = phase_mark(node.name, record, NodePhase::Migrate);
+        let mut changes = Vec::new();
+        for name in &seen.pinst_list {
+            let Some(instance) = input.observed.instances.get(name) else {
+                continue;
+            };
+            let drbd = instance.disk_template.as_deref() == Some("drbd");
+            // DRBD moves to its secondary by itself; Ganeti refuses a target node for it.
+            let target_node = placed.get(name).filter(|_| !drbd).cloned();
+            let running = instance.admin_state.as_deref() == Some("up");
+            let (operation, how) = if running {
+                (
+                    Operation::MigrateInstance {
+                        instance: name.clone(),
+                        mode: MigrationMode::Live,
+                        target_node: target_node.clone(),
+                    },
+                    "live migration",
+                )
+            } else {
+                (
+                    Operation::FailoverInstance {
+                        instance: name.clone(),
+                        target_node: target_node.clone(),
+                    },
+                    "failover (not running)",
+                )
+            };
+            changes.push(FieldChange::new(
+                name,
+                Some(node.name.to_owned()),
+                Some(format!(
+                    "{} by {how}",
+                    placed.get(name).map_or("its secondary", String::as_str)
+                )),
+            ));
+            steps.push(Step::Rapi(operation));
+        }
+        if !seen.sinst_list.is_empty() {
+            changes.push(FieldChange::new(
+                "drbd secondaries",
+                Some(seen.sinst_list.join(", ")),
+                Some("evacuated to other nodes".into()),
+            ));
+            steps.push(Step::Rapi(Operation::EvacuateNode {
+                node: node.name.to_owned(),
+                mode: EvacuateMode::SecondaryOnly,
+            }));
+        }
+        plan.actions.push(upgrade(
+            node.name,
+            "its instances move to the other nodes before its reboot",
+            changes,
+            steps,
+        ));
+        return HostState::Migrating;
+    }
+    let cluster = &input.desired.cluster;
+    let (reboot, timeout) = match &cluster.node_reboot.command {
+        Some(template) => (
+            Step::Command(NodeCommand {
+                node: node.name.to_owned(),
+                purpose: CommandPurpose::Reboot,
+                argv: template.render(&[("node", node.name)]),
+                timeout: template.timeout,
+            }),
+            template.timeout,
+        ),
+        None => (
+            Step::Rapi(Operation::PowercycleNode {
+                node: node.name.to_owned(),
+            }),
+            std::time::Duration::ZERO,
+        ),
+    };
+    let class = &input.desired.classes[&record.class];
+    // The pointer write goes in front of the mark (see [`super::boot`]).
+    pointers.insert(node.name.to_owned(), record.to.clone());
+    plan.actions.push(upgrade(
+        node.name,
+        "it is drained and empty: its pointer flips and it reboots",
+        vec![FieldChange::new("reboot", None, Some(record.to.clone()))],
+        vec![
+            Step::NodeRecord(NodeMark::Rebooting {
+                node: node.name.to_owned(),
+                left: record.phase,
+                left_since: record.phase_since,
+                within: timeout + class.rotation.timeout,
+            }),
+            reboot,
+            Step::NodeRecord(NodeMark::Phase {
+                node: node.name.to_owned(),
+                phase: NodePhase::Rejoin,
+                left: NodePhase::Reboot,
+                left_since: super::unix_seconds_of(input.now),
+            }),
+        ],
+    ));
+    HostState::Rebooting
+}
+
+/// The pointer goes back to the old image and the class stalls; the node stays drained.
+fn fail(
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+    reason: String,
+    last_answer: Option<String>,
+) -> HostState {
+    plan.actions.push(upgrade(
+        node.name,
+        &format!("its upgrade failed: {reason}"),
+        vec![FieldChange::new(
+            "boot",
+            Some(record.to.clone()),
+            Some(record.from.clone()),
+        )],
+        vec![Step::NodeRecord(NodeMark::Failed {
+            node: node.name.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            reason,
+            last_answer,
+        })],
+    ));
+    HostState::Failed
+}
+
+/// A phase mark, when the node enters a phase it is not in yet.
+fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
+    if record.phase == phase {
+        return vec![];
+    }
+    vec![Step::NodeRecord(NodeMark::Phase {
+        node: node.to_owned(),
+        phase,
+        left: record.phase,
+        left_since: record.phase_since,
+    })]
+}
+
+/// The configured failover command, run for the first online, undrained candidate.
+fn failover_step(input: &PlanInput<'_>, master: &NodeView<'_>) -> Option<Step> {
+    let template = input.desired.cluster.master_failover.as_ref()?;
+    let candidate = input.observed.nodes.values().find(|n| {
+        n.name != master.name
+            && n.role.as_deref() == Some("C")
+            && n.drained != Some(true)
+            && is_live(n)
+    })?;
+    Some(Step::Command(NodeCommand {
+        node: candidate.name.clone(),
+        purpose: CommandPurpose::MasterFailover,
+        argv: template.render(&[("node", &candidate.name), ("master", master.name)]),
+        timeout: template.timeout,
+    }))
+}
+
+fn drain_step(node: &str) -> Step {
+    Step::Rapi(Operation::SetNodeRole {
+        node: node.to_owned(),
+        role: NodeRoleName::Drained,
+    })
+}
+
+/// Back to the role the desired state gives it; a desired master comes back as a
+/// candidate, and the master role follows through the failover command.
+fn undrain_step(node: &NodeView<'_>) -> Step {
+    let role = match node.role {
+        NodeRole::Regular => NodeRoleName::Regular,
+        _ => NodeRoleName::MasterCandidate,
+    };
+    Step::Rapi(Operation::SetNodeRole {
+        node: node.name.to_owned(),
+        role,
+    })
+}
+
+/// The new image tag on, every other image tag off (an untagged node has none to remove:
+/// Ganeti refuses to remove a tag that is not there).
+fn retag(node: &NodeView<'_>, to: &str) -> Vec<Step> {
+    let target = || TagTarget::Node(node.name.to_owned());
+    let wanted = format!("{IMAGE_TAG_PREFIX}{to}");
+    let stale: Vec<String> = node
+        .seen
+        .tags
+        .iter()
+        .filter(|t| t.starts_with(IMAGE_TAG_PREFIX) && **t != wanted)
+        .cloned()
+        .collect();
+    let mut steps = Vec::new();
+    if !node.seen.tags.contains(&wanted) {
+        steps.push(Step::Rapi(Operation::AddTags {
+            target: target(),
+            tags: vec![wanted],
+        }));
+    }
+    if !stale.is_empty() {
+        steps.push(Step::Rapi(Operation::RemoveTags {
+            target: target(),
+            tags: stale,
+        }));
+    }
+    steps
+}
+
+fn upgrade(node: &str, reason: &str, changes: Vec<FieldChange>, steps: Vec<Step>) -> Action {
+    Action {
+        object: node_ref(node),
+        kind: ActionKind::NodeUpgrade,
+        reason: reason.to_owned(),
+        changes,
+        steps,
+        phase: Phase::Nodes,
+    }
+}
