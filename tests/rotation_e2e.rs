@@ -10,14 +10,13 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::last_job_id;
+use common::cluster::{last_job_id, run_job};
 use common::daemon::Daemon;
 use common::netboot::{HealthSampler, StoreServer, VM_PROBE_TIMEOUT, Workdir, ask_health, netboot};
 use common::project_root;
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
-use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
-use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
+use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _};
 
 const VMS: [&str; 4] = [
     "rot1.gnt.test",
@@ -105,17 +104,6 @@ impl Run {
         std::fs::read_to_string(self.path("state").join("history-cluster.gnt.test.json"))
             .unwrap_or_default()
     }
-}
-
-/// A job of the test's own, not the operator's: its reason stamp is not the operator's.
-async fn run_job(rapi: &HttpRapi, operation: Operation) {
-    let id = rapi
-        .submit(&operation, &WriteOptions::new("test:rotation-e2e"))
-        .await
-        .unwrap();
-    wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
-        .await
-        .unwrap();
 }
 
 fn all_answer(image: &str) -> bool {

@@ -20,8 +20,8 @@ use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
 use crate::reconcile::history::BackoffPolicy;
-use crate::reconcile::plan::Plan;
 use crate::reconcile::plan::rotation_status::RotationState;
+use crate::reconcile::plan::{ActionKind, Plan};
 use crate::reconcile::reason::{RunId, kind_name};
 use crate::reconcile::render;
 
@@ -152,7 +152,23 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             .filter(|r| r.state == RotationState::Rolling)
             .map(|r| format!("rotation of class {}: {}", r.class, r.summary()))
             .collect();
-        if report.ending() == Ending::Failed || rolling.is_empty() {
+        // A failed rotation or node-upgrade step is the next pass's to roll back: it must
+        // not wait for another run (a node would stay drained with its pointer flipped).
+        let rolling_back = report
+            .after
+            .actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Rotate | ActionKind::NodeUpgrade));
+        let only_rolling_failed = report.outcomes.iter().all(|o| {
+            !matches!(o.result, ActionResult::Failed(_))
+                || matches!(
+                    report.plan.actions[o.action].kind,
+                    ActionKind::Rotate | ActionKind::NodeUpgrade
+                )
+        });
+        if (report.ending() == Ending::Failed && !(only_rolling_failed && rolling_back))
+            || (rolling.is_empty() && !rolling_back)
+        {
             break;
         }
         for line in rolling {

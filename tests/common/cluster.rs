@@ -34,3 +34,18 @@ pub async fn last_job_id(rapi: &HttpRapi) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// A job of the test's own, not the operator's: its reason stamp is not the operator's.
+pub async fn run_job(rapi: &HttpRapi, operation: ganeti_operator::rapi::Operation) {
+    use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+    let id = rapi
+        .submit(
+            &operation,
+            &ganeti_operator::rapi::WriteOptions::new("test:own-job"),
+        )
+        .await
+        .unwrap();
+    wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+        .await
+        .unwrap();
+}

@@ -87,32 +87,43 @@ fn node_targets(
         let Some(check) = &class.rotation.health_check else {
             continue;
         };
+        let pointed = |name: &str| {
+            observed
+                .store
+                .as_ref()
+                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
+                .and_then(|p| p.header.as_ref())
+                .map(|h| h.image.as_str())
+        };
+        // As the planner reads a node's image: an untagged node runs what it points at.
+        let current = |name: &str, seen: &crate::rapi::Node| -> Option<String> {
+            node_tagged_image(seen)
+                .or_else(|| pointed(name))
+                .map(str::to_owned)
+        };
         let busy = nodes.iter().any(|(name, seen)| {
             history.node_upgrade(name).is_some()
-                || node_tagged_image(seen).is_some_and(|t| t != class.image)
+                || current(name, seen).is_some_and(|t| t != class.image)
         });
         if !busy {
             continue;
         }
         for (name, seen) in nodes {
-            // As the planner reads a node's image: an untagged node runs what it points at.
-            let pointed = observed
-                .store
-                .as_ref()
-                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
-                .and_then(|p| p.header.as_ref())
-                .map(|h| h.image.as_str());
             let image = history
                 .node_upgrade(name)
-                .map(|r| if r.rebooted.is_some() { &r.to } else { &r.from })
-                .map(String::as_str)
-                .or(node_tagged_image(seen))
-                .or(pointed)
-                .unwrap_or(&class.image);
+                .map(|r| {
+                    if r.rebooted.is_some() {
+                        r.to.clone()
+                    } else {
+                        r.from.clone()
+                    }
+                })
+                .or_else(|| current(name, seen))
+                .unwrap_or_else(|| class.image.clone());
             targets.push(crate::reconcile::health::ProbeTarget {
                 host: name.to_owned(),
                 ip: seen.pip.clone(),
-                image: image.to_owned(),
+                image,
                 check: check.clone(),
             });
         }

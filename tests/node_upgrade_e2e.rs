@@ -1,0 +1,518 @@
+//! Rolling node upgrades on the real 3-node sandbox (issue 12). The nodes netboot the
+//! `ganeti-node` class as the harness plays it: `reboot` stops every daemon of a node and
+//! boots it on the image its pointer names, which its health endpoint then serves. The
+//! operator's `nodeReboot.command` and `masterFailover.command` are the harness's verbs.
+//!
+//! Every test name starts with `threenode_`; tests/run.sh runs them in its 3-node phase.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ganeti_operator::rapi::{HttpRapi, Rapi};
+
+use common::reconcile::{operator_jobs, remove_all_instances};
+use common::sandbox::sandbox;
+
+const NODES: [&str; 3] = ["node1.gnt.test", "node2.gnt.test", "node3.gnt.test"];
+/// One at a time: the tests reboot nodes and move the master.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn harness_path() -> PathBuf {
+    common::project_root().join("tests/harness/ganeti-sandbox.sh")
+}
+
+/// A desired-state directory, a state directory and an artifact store with two images.
+struct Upgrade {
+    dir: tempfile::TempDir,
+    a: String,
+    b: String,
+}
+
+impl Upgrade {
+    fn new() -> Upgrade {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["desired", "state", "store", "files"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let mut upgrade = Upgrade {
+            dir,
+            a: String::new(),
+            b: String::new(),
+        };
+        upgrade.a = upgrade.import("A");
+        upgrade.b = upgrade.import("B");
+        upgrade
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// A node image as `image import` takes it; the harness's nodes only read its id.
+    fn import(&self, label: &str) -> String {
+        let files = self.path("files");
+        let kernel = files.join(format!("bzImage-{label}"));
+        let initrd = files.join(format!("initrd-{label}"));
+        std::fs::write(&kernel, format!("kernel {label}")).unwrap();
+        std::fs::write(&initrd, format!("initrd {label}")).unwrap();
+        let out = common::operator(&[
+            "image",
+            "import",
+            "--class",
+            "ganeti-node",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--initrd",
+            initrd.to_str().unwrap(),
+            "--store",
+            self.path("store").to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.split_whitespace()
+            .find(|w| w.starts_with("sha256-"))
+            .unwrap_or_else(|| panic!("no id in {text}"))
+            .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .to_owned()
+    }
+
+    /// The cluster with three nodes on `image`, `instances` (name, node, memory) and the
+    /// harness as the reboot command (or `reboot` instead).
+    fn write(&self, image: &str, instances: &[(&str, &str, &str)], reboot: Option<&[&str]>) {
+        let harness = harness_path();
+        let harness = harness.to_str().unwrap();
+        let store = self.path("store");
+        let default_reboot = [
+            harness,
+            "reboot",
+            "{node}",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        let reboot: Vec<String> = reboot
+            .unwrap_or(&default_reboot)
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        let roles = ["master", "master-candidate", "master-candidate"];
+        let nodes: String = NODES
+            .iter()
+            .zip(roles)
+            .enumerate()
+            .map(|(i, (n, role))| {
+                format!(
+                    "  {n}: {{class: ganeti-node, role: {role}, mac: \"52:54:00:67:6e:0{}\"}}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let listed: String = instances
+            .iter()
+            .map(|(name, node, memory)| {
+                format!(
+                    "  {name}: {{class: web, primaryNode: {node}, resources: {{memory: {memory}}}}}\n"
+                )
+            })
+            .collect();
+        let listed = if listed.is_empty() {
+            " {}\n".to_owned()
+        } else {
+            format!("\n{listed}")
+        };
+        let yaml = format!(
+            r#"cluster:
+  name: cluster.gnt.test
+  rapiUrl: https://10.221.0.10:5080
+  hypervisor: fake
+  defaultDiskTemplate: diskless
+  nic: {{link: br-inst, mode: bridged}}
+  store: {{baseUrl: "http://10.221.0.1:8480"}}
+  nodeReboot: {{command: [{reboot}], timeout: 1m}}
+  masterFailover: {{command: ["{harness}", master-failover, "{{node}}"], timeout: 3m}}
+policy: {{prune: true, maxDeletions: 5}}
+classes:
+  ganeti-node:
+    image: {image}
+    rotation:
+      timeout: 3m
+      healthCheck: {{url: "http://{{ip}}:8099/health", expectBody: "IMAGE={{image}}", timeout: 3s}}
+  web:
+    image: {a}
+    os: noop+default
+    resources: {{memory: 128M, vcpus: 1}}
+nodes:
+{nodes}instances:{listed}"#,
+            reboot = reboot.join(", "),
+            a = self.a,
+        );
+        std::fs::write(self.path("desired").join("desired-state.yaml"), yaml).unwrap();
+    }
+
+    fn reconcile(&self, extra: &[&str]) -> std::process::Output {
+        let desired = self.path("desired");
+        let mut args = vec!["reconcile", desired.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (state, store) = (self.path("state"), self.path("store"));
+        common::operator_with_env(
+            &args,
+            &[
+                ("GANETI_OPERATOR_STATE_DIR", state.as_path()),
+                ("GANETI_OPERATOR_STORE", store.as_path()),
+            ],
+        )
+    }
+
+    fn apply(&self, code: i32) -> String {
+        let out = self.reconcile(&[]);
+        let text = format!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "{text}");
+        text
+    }
+}
+
+/// `GET /health` on a node's endpoint, its body.
+fn health(node: &str) -> Option<String> {
+    let i = NODES.iter().position(|n| *n == node)? + 1;
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "2",
+            &format!("http://10.221.0.1{i}:8099/health"),
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn runs(node: &str, image: &str) -> bool {
+    health(node).is_some_and(|b| b.lines().any(|l| l == format!("IMAGE={image}")))
+}
+
+/// Boots every node on what its pointer names, one at a time, and waits for each.
+async fn boot_all_on_pointers(rapi: &HttpRapi, store: &Path, image: &str) {
+    for node in NODES {
+        if runs(node, image) {
+            continue;
+        }
+        let out = std::process::Command::new(harness_path())
+            .args(["reboot", node, "--store", store.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let until = Instant::now() + Duration::from_secs(180);
+        while !(runs(node, image) && live(rapi, node).await) {
+            assert!(
+                Instant::now() < until,
+                "{node} did not come back on {image}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+async fn live(rapi: &HttpRapi, node: &str) -> bool {
+    rapi.nodes()
+        .await
+        .ok()
+        .and_then(|nodes| nodes.into_iter().find(|n| n.name == node))
+        .is_some_and(|n| n.mfree.is_some())
+}
+
+/// What the sampler saw: the most nodes drained at once, instances seen not running, and
+/// rounds the RAPI did not answer (the master failover moves it).
+#[derive(Debug, Default)]
+struct Sampled {
+    rounds: u32,
+    unanswered: u32,
+    most_drained: usize,
+    not_running: BTreeMap<String, u32>,
+}
+
+fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Sampled> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut sampled = Sampled::default();
+        while !stop.load(Ordering::SeqCst) {
+            let round = Instant::now();
+            sampled.rounds += 1;
+            let seen = rt.block_on(async {
+                let nodes = rapi.nodes().await?;
+                let instances = rapi.instances().await?;
+                Ok::<_, ganeti_operator::rapi::RapiError>((nodes, instances))
+            });
+            match seen {
+                Ok((nodes, instances)) => {
+                    let drained = nodes.iter().filter(|n| n.drained == Some(true)).count();
+                    sampled.most_drained = sampled.most_drained.max(drained);
+                    for i in instances {
+                        if i.oper_state != Some(true) {
+                            *sampled.not_running.entry(i.name).or_default() += 1;
+                        }
+                    }
+                }
+                Err(_) => sampled.unanswered += 1,
+            }
+            std::thread::sleep(Duration::from_millis(200).saturating_sub(round.elapsed()));
+        }
+        sampled
+    })
+}
+
+fn setup(test: &str) -> Option<(common::sandbox::Sandbox, HttpRapi)> {
+    let sandbox = sandbox(test)?;
+    if sandbox.nodes.len() < 3 {
+        common::skip::unavailable(
+            test,
+            &format!("the sandbox has {} node(s), not 3", sandbox.nodes.len()),
+            "`GNT_NODES=3 tests/harness/ganeti-sandbox.sh up`",
+        );
+        return None;
+    }
+    let client = sandbox.client();
+    Some((sandbox, client))
+}
+
+/// The master back on node1 and every node undrained, whatever a test left.
+async fn restore(rapi: &HttpRapi) {
+    let _ = std::process::Command::new(harness_path())
+        .args(["master-failover", "node1.gnt.test"])
+        .output();
+    for node in rapi.nodes().await.unwrap() {
+        if node.drained == Some(true) {
+            let op = ganeti_operator::rapi::Operation::SetNodeRole {
+                node: node.name.clone(),
+                role: ganeti_operator::rapi::operation::NodeRoleName::MasterCandidate,
+            };
+            common::cluster::run_job(rapi, op).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_running() {
+    let test = "threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_running";
+    let Some((sandbox, rapi)) = setup(test) else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    remove_all_instances(&rapi).await;
+    restore(&rapi).await;
+    let up = Upgrade::new();
+    let instances = [
+        ("up1.gnt.test", "node1.gnt.test", "128M"),
+        ("up2.gnt.test", "node2.gnt.test", "128M"),
+        ("up3.gnt.test", "node3.gnt.test", "128M"),
+        ("up4.gnt.test", "node3.gnt.test", "128M"),
+    ];
+    // The nodes first boot image A, as their pointers say.
+    up.write(&up.a, &[], None);
+    up.apply(0);
+    boot_all_on_pointers(&rapi, &up.path("store"), &up.a).await;
+    up.write(&up.a, &instances, None);
+    up.apply(0);
+    let before = common::cluster::last_job_id(&rapi).await;
+
+    // One edit of the class's image upgrades all three.
+    up.write(&up.b, &instances, None);
+    let dry = up.reconcile(&["--dry-run"]);
+    let plan = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert_eq!(dry.status.code(), Some(2), "{plan}");
+    assert!(
+        plan.contains("~ node node2.gnt.test")
+            && plan.contains("n+1:")
+            && plan.contains("order: node2.gnt.test, node3.gnt.test, node1.gnt.test"),
+        "the dry run shows the first node's step, the N+1 figures and the order:\n{plan}"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_every_200ms(sandbox.client(), stop.clone());
+    let started = Instant::now();
+    let log = up.apply(0);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let sampled = sampler.join().unwrap();
+    eprintln!("{test}: upgraded 3 nodes in {took:?}; sampler: {sampled:?}");
+    assert!(log.contains("master_failover_command"), "{log}");
+    assert!(sampled.rounds > 50, "{sampled:?}");
+    assert!(sampled.most_drained <= 1, "{sampled:?}");
+    assert!(
+        sampled.not_running.is_empty(),
+        "every instance runs at every sample: {sampled:?}"
+    );
+    for node in NODES {
+        assert!(runs(node, &up.b), "{node} serves {:?}", health(node));
+    }
+    let nodes = rapi.nodes().await.unwrap();
+    for node in &nodes {
+        assert!(
+            node.tags
+                .contains(&format!("ganeti-operator:image:{}", up.b)),
+            "{} tags: {:?}",
+            node.name,
+            node.tags
+        );
+        assert_eq!(node.drained, Some(false), "{}", node.name);
+    }
+    let master = nodes
+        .iter()
+        .find(|n| n.role.as_deref() == Some("M"))
+        .unwrap();
+    assert_eq!(master.name, "node1.gnt.test", "the master failed back");
+    let seen = rapi.instances().await.unwrap();
+    for (name, node, _) in instances {
+        let instance = seen.iter().find(|i| i.name == name).unwrap();
+        assert_eq!(instance.pnode.as_deref(), Some(node), "{name} back home");
+        assert_eq!(instance.oper_state, Some(true), "{name} runs");
+    }
+    // Away and back: two live migrations each, none submitted twice.
+    let jobs = operator_jobs(&rapi, before).await;
+    for (name, ..) in instances {
+        let migrations = jobs
+            .get(&("OP_INSTANCE_MIGRATE".to_owned(), name.to_owned()))
+            .map_or(0, Vec::len);
+        assert_eq!(migrations, 2, "{name}: {jobs:?}");
+    }
+    up.assert_converged();
+    remove_all_instances(&rapi).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures() {
+    let test = "threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures";
+    let Some((_sandbox, rapi)) = setup(test) else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    remove_all_instances(&rapi).await;
+    restore(&rapi).await;
+    let up = Upgrade::new();
+    up.write(&up.a, &[], None);
+    up.apply(0);
+    boot_all_on_pointers(&rapi, &up.path("store"), &up.a).await;
+    // The fake hypervisor counts its instances' memory against the node's: with 12G on
+    // each node, no node has room for another's.
+    let free = rapi.nodes().await.unwrap()[0].mfree.unwrap();
+    // Whole GiB: Ganeti rounds some MiB figures up (13627M came back as 13628).
+    let big = format!("{}G", (free * 6 / 10 / 1024).max(1));
+    let instances = [
+        ("big1.gnt.test", "node1.gnt.test", big.as_str()),
+        ("big2.gnt.test", "node2.gnt.test", big.as_str()),
+        ("big3.gnt.test", "node3.gnt.test", big.as_str()),
+    ];
+    up.write(&up.a, &instances, None);
+    up.apply(0);
+    let before = common::cluster::last_job_id(&rapi).await;
+    up.write(&up.b, &instances, None);
+    let out = up.reconcile(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("N+1 does not hold for node2.gnt.test")
+            && text.contains("big2.gnt.test needs")
+            && text.contains("nothing was drained"),
+        "{text}"
+    );
+    assert!(
+        operator_jobs(&rapi, before).await.is_empty(),
+        "nothing was submitted"
+    );
+    assert!(
+        rapi.nodes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.drained == Some(false)),
+        "no node drained"
+    );
+    remove_all_instances(&rapi).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_other_node() {
+    let test = "threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_other_node";
+    let Some((_sandbox, rapi)) = setup(test) else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    remove_all_instances(&rapi).await;
+    restore(&rapi).await;
+    let up = Upgrade::new();
+    let instances = [("fail2.gnt.test", "node2.gnt.test", "128M")];
+    let failing: &[&str] = &["/bin/false", "{node}"];
+    up.write(&up.a, &[], Some(failing));
+    up.apply(0);
+    boot_all_on_pointers(&rapi, &up.path("store"), &up.a).await;
+    up.write(&up.a, &instances, Some(failing));
+    up.apply(0);
+    up.write(&up.b, &instances, Some(failing));
+    let out = up.reconcile(&[]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let status = up.reconcile(&["--dry-run"]);
+    let plan = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        plan.contains("node upgrade to")
+            && plan.contains("failed on node2.gnt.test")
+            && plan.contains("/bin/false exited with status 1"),
+        "the status says why:\n{plan}"
+    );
+    let store = up.path("store");
+    let pointer = std::fs::read_to_string(store.join("boot/by-name/node2.gnt.test.ipxe")).unwrap();
+    assert!(pointer.contains(&up.a), "pointed back at A:\n{pointer}");
+    let nodes = rapi.nodes().await.unwrap();
+    let by_name = |n: &str| nodes.iter().find(|x| x.name == n).unwrap();
+    assert_eq!(
+        by_name("node2.gnt.test").drained,
+        Some(true),
+        "node2 left drained"
+    );
+    assert_eq!(
+        by_name("node3.gnt.test").drained,
+        Some(false),
+        "node3 untouched"
+    );
+    assert!(
+        !by_name("node3.gnt.test")
+            .tags
+            .iter()
+            .any(|t| t.contains(&up.b)),
+        "node3 untouched"
+    );
+    remove_all_instances(&rapi).await;
+    restore(&rapi).await;
+}
+
+impl Upgrade {
+    fn assert_converged(&self) {
+        let out = self.reconcile(&["--dry-run"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "not converged:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
