@@ -78,6 +78,20 @@ pub struct ClassLabels {
     pub class: String,
 }
 
+/// A node and its upgrade state: nodes are few (the cluster's), states are `HostState`'s.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeStateLabels {
+    pub node: String,
+    pub state: &'static str,
+}
+
+/// A node upgrade's phase (`NodePhase::name`) or how an instance left (`live_migration`,
+/// `failover`, `evacuate`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassStateLabels {
     pub class: String,
@@ -116,6 +130,13 @@ pub struct Metrics {
     pub rotation_host_duration: Histogram,
     /// By verdict: `healthy`, `not_answering`, `wrong`.
     pub health_probes: Family<ResultLabels, Histogram>,
+    /// 1 for each node's current upgrade state.
+    pub node_upgrade_state: Family<NodeStateLabels, Gauge>,
+    /// `started`, `succeeded`, `failed`.
+    pub node_upgrades: Family<ResultLabels, Counter>,
+    pub node_upgrade_phase_duration: Family<PhaseLabels, Histogram>,
+    /// Instances moved off nodes under upgrade, by how.
+    pub node_upgrade_moves: Family<PhaseLabels, Counter>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -152,6 +173,12 @@ impl Metrics {
             health_probes: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.005, 2.0, 12))
             }),
+            node_upgrade_state: Family::default(),
+            node_upgrades: Family::default(),
+            node_upgrade_phase_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 12))
+            }),
+            node_upgrade_moves: Family::default(),
         };
         let r = &mut metrics.registry;
         r.register(
@@ -258,6 +285,26 @@ impl Metrics {
             "health_probe_duration_seconds",
             "Health-check probes by verdict (healthy, not_answering, wrong), with their latency",
             metrics.health_probes.clone(),
+        );
+        r.register(
+            "node_upgrade_state",
+            "Each node's upgrade state (current, pending, draining, migrating, rebooting, rejoining, failed, ...): 1 for the current one",
+            metrics.node_upgrade_state.clone(),
+        );
+        r.register(
+            "node_upgrades",
+            "Node upgrades started, succeeded and failed",
+            metrics.node_upgrades.clone(),
+        );
+        r.register(
+            "node_upgrade_phase_duration_seconds",
+            "Time a node spent in each upgrade phase (master-failover, drain, migrate, reboot, rejoin)",
+            metrics.node_upgrade_phase_duration.clone(),
+        );
+        r.register(
+            "node_upgrade_moves",
+            "Instances moved off nodes under upgrade, by how (live_migration, failover, evacuate)",
+            metrics.node_upgrade_moves.clone(),
         );
         r.register(
             "build_info",
@@ -390,6 +437,27 @@ impl Metrics {
             .health_probes
             .get_or_create(&ResultLabels { result: "healthy" })
             .observe(0.01);
+        specimen
+            .node_upgrade_state
+            .get_or_create(&NodeStateLabels {
+                node: "n".into(),
+                state: "current",
+            })
+            .set(1);
+        specimen
+            .node_upgrades
+            .get_or_create(&ResultLabels { result: "started" })
+            .inc();
+        specimen
+            .node_upgrade_phase_duration
+            .get_or_create(&PhaseLabels { phase: "drain" })
+            .observe(1.0);
+        specimen
+            .node_upgrade_moves
+            .get_or_create(&PhaseLabels {
+                phase: "live_migration",
+            })
+            .inc();
         let mut names = std::collections::BTreeSet::new();
         for line in specimen.encode().lines() {
             let Some(rest) = line.strip_prefix("# TYPE ") else {

@@ -171,6 +171,25 @@ nodes:
         )
     }
 
+    /// `reconcile` in the background, its stderr going to a file read while it runs.
+    fn spawn(&self) -> (std::process::Child, PathBuf) {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, Ordering::SeqCst);
+        let log = self.path(&format!("reconcile-{run}.log"));
+        let desired = self.path("desired");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+            .args(["reconcile", desired.to_str().unwrap()])
+            .current_dir(common::project_root())
+            .env("NO_COLOR", "1")
+            .env("GANETI_OPERATOR_STATE_DIR", self.path("state"))
+            .env("GANETI_OPERATOR_STORE", self.path("store"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (child, log)
+    }
+
     fn apply(&self, code: i32) -> String {
         let out = self.reconcile(&[]);
         let text = format!(
@@ -180,6 +199,22 @@ nodes:
         );
         assert_eq!(out.status.code(), Some(code), "{text}");
         text
+    }
+}
+
+/// Waits for a line containing `text` in a growing log, and returns it.
+fn wait_for_line(log: &Path, text: &str, within: Duration) -> String {
+    let until = Instant::now() + within;
+    loop {
+        let content = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = content.lines().find(|l| l.contains(text)) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < until,
+            "no `{text}` within {within:?}:\n{content}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -266,7 +301,13 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
                     sampled.most_drained = sampled.most_drained.max(drained);
                     for i in instances {
                         if i.oper_state != Some(true) {
-                            *sampled.not_running.entry(i.name).or_default() += 1;
+                            let seen = format!(
+                                "{} on {}: {}",
+                                i.name,
+                                i.pnode.as_deref().unwrap_or("?"),
+                                i.status.as_deref().unwrap_or("?")
+                            );
+                            *sampled.not_running.entry(seen).or_default() += 1;
                         }
                     }
                 }
@@ -346,7 +387,27 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_every_200ms(sandbox.client(), stop.clone());
     let started = Instant::now();
+    let mut logs = Vec::new();
+    // SIGKILL during the first drain, a migration and the wait to rejoin: each run resumes
+    // where the last one was.
+    for (when, line) in [
+        ("during a drain", "node_role submitted as job"),
+        ("during a migration", "instance_migrate submitted as job"),
+        ("while waiting to rejoin", "node_reboot_command done"),
+    ] {
+        let (mut child, log) = up.spawn();
+        let seen = wait_for_line(&log, line, Duration::from_secs(300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!(
+            "{test}: killed {when} at {:?} ({})",
+            started.elapsed(),
+            seen.trim()
+        );
+        logs.push(std::fs::read_to_string(&log).unwrap());
+    }
     let log = up.apply(0);
+    logs.push(log.clone());
     let took = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let sampled = sampler.join().unwrap();
@@ -383,13 +444,20 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         assert_eq!(instance.pnode.as_deref(), Some(node), "{name} back home");
         assert_eq!(instance.oper_state, Some(true), "{name} runs");
     }
-    // Away and back: two live migrations each, none submitted twice.
+    // Away and back: two live migrations each, none submitted twice, across the four runs.
+    let submitted: usize = logs
+        .iter()
+        .map(|l| l.matches("instance_migrate submitted as job").count())
+        .sum();
+    assert_eq!(submitted, 2 * instances.len(), "{}", logs.join("\n---\n"));
+    // Ganeti's own list agrees, as far as it reaches: a node drained while jobs ran is no
+    // master candidate, so once it is the master again its queue lacks those jobs.
     let jobs = operator_jobs(&rapi, before).await;
     for (name, ..) in instances {
         let migrations = jobs
             .get(&("OP_INSTANCE_MIGRATE".to_owned(), name.to_owned()))
             .map_or(0, Vec::len);
-        assert_eq!(migrations, 2, "{name}: {jobs:?}");
+        assert!((1..=2).contains(&migrations), "{name}: {jobs:?}");
     }
     up.assert_converged();
     remove_all_instances(&rapi).await;

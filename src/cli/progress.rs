@@ -131,4 +131,47 @@ impl Progress for StderrProgress {
             Err(e) => self.line(&format!("{}: {file} FAILED: {e}", describe(object))),
         }
     }
+
+    fn node_recorded(
+        &self,
+        object: &ObjectRef,
+        mark: &crate::reconcile::node_upgrade_record::NodeMark,
+    ) {
+        self.line(&format!("{}: {} saved", describe(object), mark.kind()));
+    }
+
+    fn command_started(&self, object: &ObjectRef, command: &crate::reconcile::plan::NodeCommand) {
+        let step = crate::reconcile::plan::Step::Command(command.clone());
+        self.line(&format!(
+            "{}: {} running: {}",
+            describe(object),
+            step.kind(),
+            command.argv.join(" ")
+        ));
+    }
+
+    fn command_finished(
+        &self,
+        object: &ObjectRef,
+        command: &crate::reconcile::plan::NodeCommand,
+        result: &Result<String, String>,
+        took: std::time::Duration,
+    ) {
+        let step = crate::reconcile::plan::Step::Command(command.clone());
+        let (verdict, output) = match result {
+            Ok(output) => ("done", output.as_str()),
+            Err(error) => ("FAILED", error.as_str()),
+        };
+        let mut line = format!(
+            "{}: {} {verdict} after {:.1}s",
+            describe(object),
+            step.kind(),
+            took.as_secs_f64()
+        );
+        for text in output.lines().filter(|l| !l.trim().is_empty()) {
+            line.push_str("\n    | ");
+            line.push_str(text);
+        }
+        self.line(&line);
+    }
 }

@@ -166,8 +166,16 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                     ActionKind::Rotate | ActionKind::NodeUpgrade
                 )
         });
+        // What an upgrade unblocks once it is done (instances moving back home, the master
+        // role going back) belongs to the same run.
+        let unblocked = report
+            .plan
+            .actions
+            .iter()
+            .any(|a| a.kind == ActionKind::NodeUpgrade)
+            && !report.after.actions.is_empty();
         if (report.ending() == Ending::Failed && !(only_rolling_failed && rolling_back))
-            || (rolling.is_empty() && !rolling_back)
+            || (rolling.is_empty() && !rolling_back && !unblocked)
         {
             break;
         }

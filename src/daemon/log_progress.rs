@@ -88,6 +88,34 @@ impl Progress for LogProgress {
             Err(e) => tracing::warn!(%object, %file, error = %e, "secret step failed"),
         }
     }
+
+    fn node_recorded(
+        &self,
+        object: &ObjectRef,
+        mark: &crate::reconcile::node_upgrade_record::NodeMark,
+    ) {
+        tracing::info!(%object, mark = mark.kind(), "node upgrade progress saved");
+    }
+
+    fn command_started(&self, object: &ObjectRef, command: &crate::reconcile::plan::NodeCommand) {
+        let argv = command.argv.join(" ");
+        tracing::info!(%object, %argv, "node command running");
+    }
+
+    fn command_finished(
+        &self,
+        object: &ObjectRef,
+        command: &crate::reconcile::plan::NodeCommand,
+        result: &Result<String, String>,
+        took: std::time::Duration,
+    ) {
+        let argv = command.argv.join(" ");
+        let took = took.as_secs_f64();
+        match result {
+            Ok(output) => tracing::info!(%object, %argv, took, %output, "node command done"),
+            Err(error) => tracing::warn!(%object, %argv, took, %error, "node command failed"),
+        }
+    }
 }
 
 fn step_kind(step: &crate::secrets::publish::SecretStep) -> &'static str {

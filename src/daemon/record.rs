@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::desired::model::ObjectKind;
 use crate::metrics::{
     ActionLabels, ClassLabels, ClassStateLabels, HostImageLabels, KindLabels, Metrics,
-    ObjectLabels, ResultLabels,
+    NodeStateLabels, ObjectLabels, PhaseLabels, ResultLabels,
 };
 use crate::reconcile::cycle::Report;
 use crate::reconcile::execute::ActionResult;
@@ -53,8 +53,14 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
         if action.kind == ActionKind::Rotate && matches!(outcome.result, ActionResult::Succeeded) {
             rotation_steps(metrics, &action.steps);
         }
+        if action.kind == ActionKind::NodeUpgrade
+            && matches!(outcome.result, ActionResult::Succeeded)
+        {
+            node_upgrade_steps(metrics, &action.steps);
+        }
     }
     rotation_gauges(metrics, report);
+    node_upgrade_gauges(metrics, report);
 
     metrics.objects.clear();
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
@@ -184,6 +190,64 @@ fn rotation_gauges(metrics: &Metrics, report: &Report) {
                     state: state.name(),
                 })
                 .set(i64::from(rotation.state == state));
+        }
+    }
+}
+
+/// A node-upgrade action that ran: its marks and moves.
+fn node_upgrade_steps(metrics: &Metrics, steps: &[Step]) {
+    use crate::rapi::Operation;
+    use crate::reconcile::node_upgrade_record::NodeMark;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    for step in steps {
+        let how = match step {
+            Step::Rapi(Operation::MigrateInstance { .. }) => "live_migration",
+            Step::Rapi(Operation::FailoverInstance { .. }) => "failover",
+            Step::Rapi(Operation::EvacuateNode { .. }) => "evacuate",
+            Step::NodeRecord(mark) => {
+                if let Some((phase, seconds)) = mark.ended_phase(now) {
+                    metrics
+                        .node_upgrade_phase_duration
+                        .get_or_create(&PhaseLabels {
+                            phase: phase.name(),
+                        })
+                        .observe(seconds as f64);
+                }
+                let result = match mark {
+                    NodeMark::Start { .. } => "started",
+                    NodeMark::Done { .. } => "succeeded",
+                    NodeMark::Failed { .. } => "failed",
+                    _ => continue,
+                };
+                metrics
+                    .node_upgrades
+                    .get_or_create(&ResultLabels { result })
+                    .inc();
+                continue;
+            }
+            _ => continue,
+        };
+        metrics
+            .node_upgrade_moves
+            .get_or_create(&PhaseLabels { phase: how })
+            .inc();
+    }
+}
+
+fn node_upgrade_gauges(metrics: &Metrics, report: &Report) {
+    metrics.node_upgrade_state.clear();
+    for rotation in report.after.rotations.iter().filter(|r| r.nodes) {
+        for (node, state) in &rotation.host_states {
+            metrics
+                .node_upgrade_state
+                .get_or_create(&NodeStateLabels {
+                    node: node.clone(),
+                    state: state.name(),
+                })
+                .set(1);
         }
     }
 }

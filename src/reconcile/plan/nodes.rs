@@ -79,6 +79,17 @@ pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
             plan.actions.push(action);
             continue;
         }
+        // The failover command moves the role to the node that should be the master.
+        let failing_back = current == NodeRole::Master
+            && input.desired.cluster.master_failover.is_some()
+            && input
+                .desired
+                .nodes
+                .iter()
+                .any(|(other, n)| other != name && n.role == NodeRole::Master);
+        if failing_back {
+            continue;
+        }
         if current == NodeRole::Master || target.is_none() {
             plan.blocked.push(Blocked {
                 object,
