@@ -85,7 +85,9 @@ GNT_NODES=2 GNT_CERT=ca $harness up
 eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- multinode
 
-echo "== 3-node cluster: the harness's node reboot, health endpoint and master failover" >&2
+# The rolling node upgrades (tests/node_upgrade_e2e.rs): all three nodes with SIGKILLs on
+# the way, N+1 refused, a failing reboot command; about 11 minutes together.
+echo "== 3-node cluster: the harness's node reboot and master failover; rolling node upgrades" >&2
 GNT_NODES=3 GNT_CERT=ca $harness up
 eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- threenode

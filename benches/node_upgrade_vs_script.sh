@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark (issue 12): a rolling upgrade of the 3-node sandbox by the operator against the
+# floor, the same migrations, reboots and rejoins done back to back by a plain script
+# (benches/support/node_upgrade_script.sh), in one run. Goal: at most 1.2x the floor.
+#
+#   GNT_NODES=3 GNT_CERT=ca tests/harness/ganeti-sandbox.sh up
+#   eval "$(tests/harness/ganeti-sandbox.sh env)"; benches/node_upgrade_vs_script.sh
+#
+# It takes about 15 minutes: the nodes boot image A, the operator upgrades them to B with
+# four running instances on them, then the script takes them back to A. Both end with the
+# master on node1 and every instance on its own node. Not run by tests/run.sh (too long for
+# CI's budget); its figures are in docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+: "${GANETI_RAPI_URL:?eval the sandbox env first}"
+cargo build --release --quiet
+OP=$PWD/target/release/ganeti-operator
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+mkdir -p "$W/desired" "$W/state" "$W/store" "$W/files"
+export GANETI_OPERATOR_STATE_DIR=$W/state GANETI_OPERATOR_STORE=$W/store NO_COLOR=1
+import() {
+  printf 'kernel %s' "$1" >"$W/files/k$1"; printf 'initrd %s' "$1" >"$W/files/i$1"
+  "$OP" image import --class ganeti-node --kernel "$W/files/k$1" --initrd "$W/files/i$1" |
+    grep -o 'sha256-[0-9a-f]*' | head -1
+}
+A=$(import A) B=$(import B)
+HARNESS=$PWD/tests/harness/ganeti-sandbox.sh
+desired() {  # desired IMAGE [instances yes|no]
+  cat >"$W/desired/desired-state.yaml" <<YAML
+cluster:
+  name: cluster.gnt.test
+  rapiUrl: https://10.221.0.10:5080
+  hypervisor: fake
+  defaultDiskTemplate: diskless
+  nic: {link: br-inst, mode: bridged}
+  store: {baseUrl: "http://10.221.0.1:8480"}
+  nodeReboot: {command: ["$HARNESS", reboot, "{node}", --store, "$W/store"], timeout: 1m}
+  masterFailover: {command: ["$HARNESS", master-failover, "{node}"], timeout: 3m}
+policy: {prune: true, maxDeletions: 5}
+classes:
+  ganeti-node:
+    image: $1
+    rotation:
+      timeout: 3m
+      healthCheck: {url: "http://{ip}:8099/health", expectBody: "IMAGE={image}", timeout: 3s}
+  web: {image: $A, os: noop+default, resources: {memory: 128M, vcpus: 1}}
+nodes:
+  node1.gnt.test: {class: ganeti-node, role: master, mac: "52:54:00:67:6e:01"}
+  node2.gnt.test: {class: ganeti-node, role: master-candidate, mac: "52:54:00:67:6e:02"}
+  node3.gnt.test: {class: ganeti-node, role: master-candidate, mac: "52:54:00:67:6e:03"}
+instances:
+  bench1.gnt.test: {class: web, primaryNode: node1.gnt.test}
+  bench2.gnt.test: {class: web, primaryNode: node2.gnt.test}
+  bench3.gnt.test: {class: web, primaryNode: node3.gnt.test}
+  bench4.gnt.test: {class: web, primaryNode: node3.gnt.test}
+YAML
+}
+desired "$A"; "$OP" reconcile "$W/desired" >/dev/null
+for n in 1 2 3; do   # every node on A first, as its pointer says
+  curl -s -m 2 "http://10.221.0.1$n:8099/health" | grep -qx "IMAGE=$A" && continue
+  "$HARNESS" reboot "node$n" --store "$W/store" >&2
+  until curl -s -m 2 "http://10.221.0.1$n:8099/health" | grep -qx "IMAGE=$A"; do sleep 0.5; done
+done
+sleep 5
+log "operator: $A -> $B"
+desired "$B"; t0=$EPOCHREALTIME
+"$OP" reconcile "$W/desired" >"$W/operator.log" 2>&1 || { tail -50 "$W/operator.log" >&2; exit 1; }
+operator=$(echo "scale=1; ($EPOCHREALTIME - $t0)/1" | bc)
+log "operator took $operator s"
+log "script: $B -> $A"
+floor=$(FROM=$B TO=$A benches/support/node_upgrade_script.sh "$W/store" "$B" "$A")
+log "script took $floor s"
+ratio=$(echo "scale=2; $operator / $floor" | bc)
+printf 'node upgrade of 3 nodes, 4 instances: operator %s s, plain script %s s, ratio %sx (goal <= 1.2x)\n' \
+  "$operator" "$floor" "$ratio"
+# No bench instances left behind (the node tags stay; the e2e tests clear them).
+desired "$B"; sed -i '/^instances:/,$d' "$W/desired/desired-state.yaml"; echo 'instances: {}' >>"$W/desired/desired-state.yaml"
+"$OP" reconcile "$W/desired" >/dev/null 2>&1 || true
