@@ -56,7 +56,20 @@ instances:
   bench4.gnt.test: {class: web, primaryNode: node3.gnt.test}
 YAML
 }
-desired "$A"; "$OP" reconcile "$W/desired" >/dev/null
+rapi() {  # rapi METHOD PATH: credentials through a curl config on stdin
+  local q; q=$(<"$GANETI_RAPI_PASSWORD_FILE"); q=${q//\\/\\\\}; q=${q//\"/\\\"}
+  printf 'user = "%s:%s"\n' "$GANETI_RAPI_USER" "$q" |
+    curl -sS --fail-with-body -K - --cacert "$GANETI_RAPI_CA_FILE" -X "$1" "$GANETI_RAPI_URL$2"
+}
+# A fresh start: no image tags on the nodes from an earlier run or test.
+for n in 1 2 3; do
+  for tag in $(rapi GET "/2/nodes/node$n.gnt.test/tags" | jq -r '.[] | select(startswith("ganeti-operator:image:"))'); do
+    rapi DELETE "/2/nodes/node$n.gnt.test/tags?tag=$tag" >/dev/null
+  done
+  until ! rapi GET "/2/nodes/node$n.gnt.test/tags" | grep -q ganeti-operator:image:; do sleep 0.5; done
+done
+desired "$A"
+"$OP" reconcile "$W/desired" >"$W/setup.log" 2>&1 || { tail -40 "$W/setup.log" >&2; exit 1; }
 for n in 1 2 3; do   # every node on A first, as its pointer says
   curl -s -m 2 "http://10.221.0.1$n:8099/health" | grep -qx "IMAGE=$A" && continue
   "$HARNESS" reboot "node$n" --store "$W/store" >&2

@@ -12,27 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::sandbox::{Sandbox, sandbox};
 use ganeti_operator::rapi::{HttpRapi, Node, Rapi};
 use ganeti_operator::store::manifest::{ImageKind, Manifest};
 use ganeti_operator::store::pointer::{Mac, PointerSpec, render};
 
 /// The tests take nodes down and move the master; one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn setup(test: &str) -> Option<(Sandbox, HttpRapi)> {
-    let sandbox = sandbox(test)?;
-    if sandbox.nodes.len() < 3 {
-        common::skip::unavailable(
-            test,
-            &format!("the sandbox has {} node(s), not 3", sandbox.nodes.len()),
-            "`GNT_NODES=3 tests/harness/ganeti-sandbox.sh up`",
-        );
-        return None;
-    }
-    let client = sandbox.client();
-    Some((sandbox, client))
-}
 
 fn harness_path() -> PathBuf {
     common::project_root().join("tests/harness/ganeti-sandbox.sh")
@@ -193,7 +178,7 @@ fn unique_image(tag: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_reboot_is_gone_while_down_and_back_on_the_pointer_image() {
     let test = "threenode_reboot_is_gone_while_down_and_back_on_the_pointer_image";
-    let Some((sandbox, rapi)) = setup(test) else {
+    let Some((sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -255,7 +240,7 @@ async fn threenode_reboot_is_gone_while_down_and_back_on_the_pointer_image() {
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_reboot_no_return_stays_down_until_start() {
     let test = "threenode_reboot_no_return_stays_down_until_start";
-    let Some((sandbox, rapi)) = setup(test) else {
+    let Some((sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -323,7 +308,7 @@ impl Drop for MasterBackOnDrop {
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_master_failover_to_node2_and_back() {
     let test = "threenode_master_failover_to_node2_and_back";
-    let Some((sandbox, rapi)) = setup(test) else {
+    let Some((sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;

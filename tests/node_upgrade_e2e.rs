@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use ganeti_operator::rapi::{HttpRapi, Rapi};
 
 use common::reconcile::{operator_jobs, remove_all_instances};
-use common::sandbox::sandbox;
 
 const NODES: [&str; 3] = ["node1.gnt.test", "node2.gnt.test", "node3.gnt.test"];
 /// One at a time: the tests reboot nodes and move the master.
@@ -350,20 +349,6 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
     })
 }
 
-fn setup(test: &str) -> Option<(common::sandbox::Sandbox, HttpRapi)> {
-    let sandbox = sandbox(test)?;
-    if sandbox.nodes.len() < 3 {
-        common::skip::unavailable(
-            test,
-            &format!("the sandbox has {} node(s), not 3", sandbox.nodes.len()),
-            "`GNT_NODES=3 tests/harness/ganeti-sandbox.sh up`",
-        );
-        return None;
-    }
-    let client = sandbox.client();
-    Some((sandbox, client))
-}
-
 /// The master back on node1, every node undrained and without an image tag, whatever a
 /// test (or the benchmark) left.
 async fn restore(rapi: &HttpRapi) {
@@ -397,7 +382,7 @@ async fn restore(rapi: &HttpRapi) {
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_running() {
     let test = "threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_running";
-    let Some((sandbox, rapi)) = setup(test) else {
+    let Some((sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -525,7 +510,7 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures() {
     let test = "threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures";
-    let Some((_sandbox, rapi)) = setup(test) else {
+    let Some((_sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -576,7 +561,7 @@ async fn threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures() {
 #[tokio::test(flavor = "multi_thread")]
 async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_other_node() {
     let test = "threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_other_node";
-    let Some((_sandbox, rapi)) = setup(test) else {
+    let Some((_sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;

@@ -27,10 +27,12 @@ HARNESS=$(dirname "$0")/../../tests/harness/ganeti-sandbox.sh
 PASSWORD=$(<"$GANETI_RAPI_PASSWORD_FILE")
 
 rapi() {  # rapi METHOD PATH [BODY]
-  local q=${PASSWORD//\\/\\\\}; q=${q//\"/\\\"}
+  local q=${PASSWORD//\\/\\\\} body=()
+  q=${q//\"/\\\"}
+  [[ -n ${3:-} ]] && body=(-d "$3")
   printf 'user = "%s:%s"\n' "$GANETI_RAPI_USER" "$q" |
     curl -sS --fail-with-body -K - --cacert "$GANETI_RAPI_CA_FILE" --connect-timeout 5 -m 30 \
-      -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$GANETI_RAPI_URL$2"
+      -X "$1" -H 'Content-Type: application/json' "${body[@]}" "$GANETI_RAPI_URL$2"
 }
 
 await() {  # await JOB: until it succeeded

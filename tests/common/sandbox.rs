@@ -18,6 +18,22 @@ pub struct Sandbox {
     pub cert: String,
 }
 
+/// The sandbox with its client, when it runs 3 nodes (`GNT_NODES=3`), for the `threenode_*`
+/// tests; otherwise `None`, as [`sandbox`] says why.
+pub fn three_nodes(test: &str) -> Option<(Sandbox, HttpRapi)> {
+    let sandbox = sandbox(test)?;
+    if sandbox.nodes.len() < 3 {
+        super::skip::unavailable(
+            test,
+            &format!("the sandbox has {} node(s), not 3", sandbox.nodes.len()),
+            "`GNT_NODES=3 tests/harness/ganeti-sandbox.sh up`",
+        );
+        return None;
+    }
+    let client = sandbox.client();
+    Some((sandbox, client))
+}
+
 /// The sandbox, or `None` when it is not up (see [`super::skip::unavailable`]: under CI
 /// that fails the test).
 pub fn sandbox(test: &str) -> Option<Sandbox> {
