@@ -6,7 +6,7 @@
 #
 # For node2, node3, then node1 (the master goes last):
 #   0. node1 only: `ganeti-sandbox.sh master-failover node2`;
-#   1. live-migrates each of its primaries to another node (POST /2/instances/<i>/migrate,
+#   1. live-migrates each of its primaries to another node (PUT /2/instances/<i>/migrate,
 #      polling /2/jobs/<id> every 250 ms), the next node in line as the target;
 #   2. rewrites its boot pointers FROM -> TO and runs `ganeti-sandbox.sh reboot <node>`;
 #   3. polls its health endpoint until IMAGE=<TO> and the RAPI until its live fields are back;
@@ -46,7 +46,7 @@ await() {  # await JOB: until it succeeded
 }
 
 migrate() {  # migrate INSTANCE TARGET
-  local job; job=$(rapi POST "/2/instances/$1/migrate" "{\"mode\": \"live\", \"target_node\": \"$2\"}")
+  local job; job=$(rapi PUT "/2/instances/$1/migrate" "{\"mode\": \"live\", \"target_node\": \"$2\"}")
   await "${job//\"/}"
 }
 
