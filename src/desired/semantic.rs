@@ -44,38 +44,29 @@ pub trait SecretFiles {
 
 const DEFAULT_GROUP: &str = "default";
 
-/// Checks the merged state; `merged`'s raw instances are used up (see `raw_instances`).
+/// Checks the merged state; `merged`'s instances are used up (see `Checker::instances`).
 pub fn check(
     files: &[ParsedFile],
     merged: &mut Merged,
     secret_files: &dyn SecretFiles,
 ) -> (Option<DesiredState>, Vec<Diagnostic>) {
-    let instances_typed = entries_typed(&merged.instances);
-    let raw_instances = merged
-        .instances
-        .values_mut()
-        .map(|e| e.raw.take())
-        .collect();
+    let instances = std::mem::take(&mut merged.instances);
     let mut checker = Checker {
         files,
         merged,
-        raw_instances,
-        instances_typed,
+        instances_typed: entries_typed(&instances),
         images: secret_files.store_images(),
         diagnostics: Vec::new(),
     };
-    let state = checker.run(secret_files);
+    let state = checker.run(secret_files, instances);
     (state, checker.diagnostics)
 }
 
 struct Checker<'a> {
     files: &'a [ParsedFile],
+    /// Without its instances, which `run` is given to use up.
     merged: &'a Merged,
-    /// The raw instances, in `merged.instances`' order, taken out of it: at 100,000
-    /// instances they are about a fifth of the peak, and each is dropped as soon as its
-    /// model instance is built, instead of living beside the whole model to the end.
-    raw_instances: Vec<Option<Box<RawInstance>>>,
-    /// Every instance passed the schema (read before `raw_instances` was taken).
+    /// Every instance passed the schema (read before the instances were used up).
     instances_typed: bool,
     images: Option<&'a BTreeSet<String>>,
     diagnostics: Vec<Diagnostic>,
@@ -102,15 +93,19 @@ impl Checker<'_> {
         self.diagnostics.push(d);
     }
 
-    fn run(&mut self, secret_files: &dyn SecretFiles) -> Option<DesiredState> {
+    fn run(
+        &mut self,
+        secret_files: &dyn SecretFiles,
+        instances: BTreeMap<String, Entry<RawInstance>>,
+    ) -> Option<DesiredState> {
         let errors_before = self.diagnostics.len();
-        self.check_names();
+        self.check_names(&instances);
         let cluster = self.cluster();
         let policy = self.policy();
         let secrets = self.secrets(secret_files);
         let classes = self.classes();
         let nodes = self.nodes(cluster.as_ref());
-        let instances = self.instances(cluster.as_ref(), &classes);
+        let instances = self.instances(cluster.as_ref(), &classes, instances);
         self.check_capacity(&nodes, &instances);
         self.check_secrets_have_a_store(cluster.as_ref(), &classes, &nodes, &instances);
         let complete = self.diagnostics.len() == errors_before && !self.merged.incomplete;
@@ -173,7 +168,7 @@ impl Checker<'_> {
         self.report(d);
     }
 
-    fn check_names(&mut self) {
+    fn check_names(&mut self, instances: &BTreeMap<String, Entry<RawInstance>>) {
         let merged = self.merged;
         let rules = [
             NameRule {
@@ -199,7 +194,7 @@ impl Checker<'_> {
             },
             NameRule {
                 kind: "instance",
-                entries: named(&merged.instances),
+                entries: named(instances),
                 valid: is_host_name,
                 host: true,
                 expected: HOST_NAME_EXPECTED,
