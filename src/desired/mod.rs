@@ -157,12 +157,13 @@ pub fn validate_files(
     let mut merged = merge::Merged::default();
     for (display, read) in files {
         match source::parse_file(&display, FileContent::from_read(read)) {
-            Ok(file) => {
+            Ok(mut file) => {
                 let check = schema::check_file(&file);
                 diagnostics.extend(check.diagnostics);
+                let json = std::mem::take(&mut file.json);
                 parsed.push(file);
                 let failed = merge::FailedPointers::new(check.failed_pointers);
-                merge::merge_file(&mut merged, &parsed, &failed, &mut diagnostics);
+                merge::merge_file(&mut merged, &parsed, json, &failed, &mut diagnostics);
                 // One file's tree at a time: the typed objects are what stage two needs.
                 if let Some(file) = parsed.last_mut() {
                     file.release();

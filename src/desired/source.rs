@@ -51,7 +51,7 @@ impl PositionTree {
     }
 
     /// The top `depth` levels; below them, each node is a leaf with its span.
-    fn outline(&self, depth: usize) -> PositionTree {
+    pub(crate) fn outline(&self, depth: usize) -> PositionTree {
         match self {
             _ if depth == 0 => PositionTree::Leaf(self.span()),
             PositionTree::Leaf(span) => PositionTree::Leaf(*span),
@@ -159,10 +159,11 @@ impl SourceText {
     }
 }
 
-/// One parsed desired-state file. Its JSON and full position tree are needed only while
-/// the file itself is checked and merged; `release` then drops them, keeping the outline
-/// (sections and their entries), and an error deeper down parses the text again. So a
-/// large state holds one file's tree at a time, not all of them.
+/// One parsed desired-state file. Its JSON is needed only while the file itself is
+/// checked and merged; `release` then drops it. Of the positions only the outline
+/// (sections and their entries) is kept: a file without problems is loaded with nothing
+/// more, and an error deeper down parses the text again (once per file, until released).
+/// So a large state never holds the position of every field.
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
     pub source: SourceText,
@@ -189,6 +190,16 @@ impl ParsedFile {
         ParsedFile {
             outline: positions.outline(OUTLINE_DEPTH),
             full: OnceCell::from(positions),
+            source,
+            json,
+        }
+    }
+
+    /// A file loaded with only its outline: the full tree is loaded again if asked for.
+    fn from_outline(source: SourceText, json: Value, outline: PositionTree) -> Self {
+        ParsedFile {
+            outline,
+            full: OnceCell::new(),
             source,
             json,
         }
@@ -339,6 +350,15 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
         }
     };
     let source = SourceText::new(display, text);
+    // Most files are valid: their outline is all they need. Any trouble is loaded in
+    // full, as before, so its diagnostics do not depend on the shortcut.
+    if let Some(loaded) = yaml::load_outline(&source, OUTLINE_DEPTH)
+        && loaded.second_document.is_none()
+        && let Some((json, outline)) = loaded.root
+        && !json.is_null()
+    {
+        return Ok(ParsedFile::from_outline(source, json, outline));
+    }
     let loaded = yaml::load(&source)?;
     let Some((json, positions)) = loaded.root else {
         return Err(vec![empty_file(&source)]);

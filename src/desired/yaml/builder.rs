@@ -57,8 +57,9 @@ enum Frame {
 }
 
 impl Frame {
-    /// The collection as a value, its anchor, ended by the event at `end`.
-    fn finish(self, end: Span) -> (usize, Node) {
+    /// The collection as a value, its anchor, ended by the event at `end`. With
+    /// `positions_kept` false its positions are a leaf: it lies below the outline.
+    fn finish(self, end: Span, positions_kept: bool) -> (usize, Node) {
         let (start, anchor, count, value, position) = match self {
             Frame::Sequence {
                 start,
@@ -93,6 +94,7 @@ impl Frame {
             end: end.start,
         };
         let position = match position {
+            _ if !positions_kept => PositionTree::Leaf(span),
             Tree::Sequence(items) => PositionTree::Sequence(span, items),
             Tree::Mapping(entries) => PositionTree::Mapping(span, entries),
         };
@@ -122,6 +124,13 @@ type Fatal = (YamlError, Span);
 pub(super) struct Builder<'s> {
     source: &'s SourceText,
     limits: Limits,
+    /// Collections this deep (the root is 0) and deeper are leaves in the position tree,
+    /// as in `PositionTree::outline`; `usize::MAX` keeps every position.
+    position_depth: usize,
+    /// In an outline, something was met that only the full tree answers as the full
+    /// load would: an alias (its anchor's positions were cut at the anchor's depth, not
+    /// the alias's) or a duplicate key below the outline (its first place is not kept).
+    pub(super) needs_full: bool,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
@@ -138,6 +147,8 @@ impl<'s> Builder<'s> {
         Builder {
             source,
             limits,
+            position_depth: usize::MAX,
+            needs_full: false,
             stack: Vec::new(),
             anchors: HashMap::new(),
             nodes: 0,
@@ -151,6 +162,17 @@ impl<'s> Builder<'s> {
             },
             problems: Vec::new(),
         }
+    }
+
+    /// Keeps positions only `depth` levels deep (see `position_depth`).
+    pub(super) fn outline_only(mut self, depth: usize) -> Self {
+        self.position_depth = depth;
+        self
+    }
+
+    /// Whether the frame at `index` in the stack keeps the positions of its children.
+    fn keeps_positions(&self, index: usize) -> bool {
+        index < self.position_depth
     }
 
     pub(super) fn into_loaded(self) -> Result<Loaded, Vec<Diagnostic>> {
@@ -209,7 +231,15 @@ impl<'s> Builder<'s> {
                 let Some(frame) = self.stack.pop() else {
                     return Ok(());
                 };
-                let (anchor, node) = frame.finish(span);
+                let kept = self.keeps_positions(self.stack.len());
+                let (anchor, mut node) = frame.finish(span, kept);
+                // An outline is kept to the end of validation: at 10,000 instances a file's
+                // `instances` mapping would keep 60 % slack from growing by doubling.
+                if let PositionTree::Mapping(_, entries) = &mut node.position
+                    && self.position_depth != usize::MAX
+                {
+                    entries.shrink_to_fit();
+                }
                 let span = node.position.span();
                 if self.stack.last().is_some_and(Frame::awaits_key) {
                     self.reject_key(YamlError::CollectionKey, span);
@@ -240,6 +270,7 @@ impl<'s> Builder<'s> {
             return Ok(());
         }
         self.aliases += 1;
+        self.needs_full |= self.position_depth != usize::MAX;
         if self.aliases > self.limits.max_aliases {
             let max = self.limits.max_aliases;
             return Err((YamlError::TooManyAliases { max }, span));
@@ -335,8 +366,17 @@ impl<'s> Builder<'s> {
     }
 
     fn key(&mut self, name: String, span: Span) {
+        let kept = self.keeps_positions(self.stack.len().saturating_sub(1));
         let first = match self.stack.last() {
-            Some(Frame::Mapping { positions, .. }) => positions.get(&name).map(|(s, _)| *s),
+            Some(Frame::Mapping { positions, .. }) if kept => positions.get(&name).map(|(s, _)| *s),
+            Some(Frame::Mapping { values, .. }) => {
+                if values.contains_key(&name) {
+                    self.needs_full = true;
+                    self.set_key(KeySlot::Rejected);
+                    return;
+                }
+                None
+            }
             _ => None,
         };
         match first {
@@ -382,6 +422,7 @@ impl<'s> Builder<'s> {
     }
 
     fn attach(&mut self, node: Node) {
+        let kept = self.keeps_positions(self.stack.len().saturating_sub(1));
         match self.stack.last_mut() {
             None => {
                 if self.documents <= 1 {
@@ -396,7 +437,9 @@ impl<'s> Builder<'s> {
             }) => {
                 *count += node.count;
                 values.push(node.value);
-                positions.push(node.position);
+                if kept {
+                    positions.push(node.position);
+                }
             }
             Some(Frame::Mapping {
                 values,
@@ -407,8 +450,12 @@ impl<'s> Builder<'s> {
             }) => {
                 if let KeySlot::Named(name, key_span) = std::mem::replace(key, KeySlot::Awaiting) {
                     *count += node.count;
-                    values.insert(name.clone(), node.value);
-                    positions.insert(name, (key_span, node.position));
+                    if kept {
+                        values.insert(name.clone(), node.value);
+                        positions.insert(name, (key_span, node.position));
+                    } else {
+                        values.insert(name, node.value);
+                    }
                 }
             }
         }

@@ -56,6 +56,29 @@ pub fn load(source: &SourceText) -> Result<Loaded, Vec<Diagnostic>> {
 }
 
 pub fn load_with(source: &SourceText, limits: Limits) -> Result<Loaded, Vec<Diagnostic>> {
+    run(Builder::new(source, limits), source, limits).map(|(loaded, _)| loaded)
+}
+
+/// Loads `source` keeping positions only `depth` levels deep, as `PositionTree::outline`
+/// would cut them: building, and later freeing, the position of every field was a large
+/// share of loading a large file; an error below the outline loads the file again.
+/// `None` when only a full load answers as `load` would: the file has problems, an
+/// alias, or a duplicate key below the outline (see `Builder::needs_full`).
+pub fn load_outline(source: &SourceText, depth: usize) -> Option<Loaded> {
+    let builder = Builder::new(source, LIMITS).outline_only(depth);
+    match run(builder, source, LIMITS) {
+        Ok((loaded, false)) => Some(loaded),
+        _ => None,
+    }
+}
+
+/// Feeds the parser's events to `builder`; the loaded document and whether the builder
+/// needs a full load after all.
+fn run(
+    mut builder: Builder<'_>,
+    source: &SourceText,
+    limits: Limits,
+) -> Result<(Loaded, bool), Vec<Diagnostic>> {
     let size = source.text().len() as u64;
     if size > limits.max_file_bytes {
         let start = Span::point(Position { line: 1, column: 1 });
@@ -65,7 +88,6 @@ pub fn load_with(source: &SourceText, limits: Limits) -> Result<Loaded, Vec<Diag
         };
         return Err(vec![error.at(source, start, "")]);
     }
-    let mut builder = Builder::new(source, limits);
     for event in Parser::new_from_str(source.text()) {
         let outcome = match event {
             Ok((event, span)) => builder.event(event, builder::span_of(&span)),
@@ -96,5 +118,6 @@ pub fn load_with(source: &SourceText, limits: Limits) -> Result<Loaded, Vec<Diag
             return Err(builder.problems);
         }
     }
-    builder.into_loaded()
+    let needs_full = builder.needs_full;
+    builder.into_loaded().map(|loaded| (loaded, needs_full))
 }

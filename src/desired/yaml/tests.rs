@@ -158,3 +158,34 @@ fn no_nesting_recurses_on_the_call_stack() {
         .join()
         .expect("no stack overflow");
 }
+
+#[test]
+fn an_outline_load_has_the_full_json_and_the_outline_of_the_full_positions() {
+    let text = "instances:\n  web:\n    class: a\n    tags: [x, y]\n    resources: {memory: 1G}\n  db: {class: b}\nnodes: [n1, {a: 1}]\npolicy: {}\n";
+    let source = SourceText::new("t.yaml", text);
+    let (json, full) = load(&source).unwrap().root.unwrap();
+    for depth in 0..4 {
+        let (outline_json, outline) = load_outline(&source, depth).unwrap().root.unwrap();
+        assert_eq!(outline_json, json);
+        assert_eq!(format!("{outline:?}"), format!("{:?}", full.outline(depth)));
+    }
+}
+
+#[test]
+fn an_outline_load_leaves_aliases_duplicates_and_problems_to_the_full_load() {
+    for text in [
+        // An alias above its anchor's depth would need positions the outline cut.
+        "a:\n  b:\n    c: &x {d: 1}\ne: *x\n",
+        // A duplicate below the outline: its first place is not kept.
+        "a:\n  b:\n    c: 1\n    c: 2\n",
+        // And within it, or any other problem, is the full load's to report.
+        "a:\n  b: 1\n  b: 2\n",
+        "a: !custom 1\n",
+        "a: [1\n",
+    ] {
+        assert!(
+            load_outline(&SourceText::new("t.yaml", text), 2).is_none(),
+            "{text}"
+        );
+    }
+}
