@@ -349,9 +349,10 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
     })
 }
 
-/// The master back on node1, every node undrained and without an image tag, whatever a
-/// test (or the benchmark) left.
-async fn restore(rapi: &HttpRapi) {
+/// No instances, the master on node1, every node undrained and without an image tag,
+/// whatever a test (or the benchmark) left.
+async fn clean_slate(rapi: &HttpRapi) {
+    remove_all_instances(rapi).await;
     let _ = std::process::Command::new(harness_path())
         .args(["master-failover", "node1.gnt.test"])
         .output();
@@ -386,8 +387,7 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
-    remove_all_instances(&rapi).await;
-    restore(&rapi).await;
+    clean_slate(&rapi).await;
     let up = Upgrade::new();
     let instances = [
         ("up1.gnt.test", "node1.gnt.test", "128M"),
@@ -514,8 +514,7 @@ async fn threenode_an_upgrade_that_would_not_fit_is_refused_with_the_figures() {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
-    remove_all_instances(&rapi).await;
-    restore(&rapi).await;
+    clean_slate(&rapi).await;
     let up = Upgrade::new();
     up.write(&up.a, &[], None);
     up.apply(0);
@@ -565,8 +564,7 @@ async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_ot
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
-    remove_all_instances(&rapi).await;
-    restore(&rapi).await;
+    clean_slate(&rapi).await;
     let up = Upgrade::new();
     let instances = [("fail2.gnt.test", "node2.gnt.test", "128M")];
     let failing: &[&str] = &["/bin/false", "{node}"];
@@ -613,8 +611,7 @@ async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_ot
             .any(|t| t.contains(&up.b)),
         "node3 untouched"
     );
-    remove_all_instances(&rapi).await;
-    restore(&rapi).await;
+    clean_slate(&rapi).await;
 }
 
 impl Upgrade {
