@@ -150,7 +150,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             .rotations
             .iter()
             .filter(|r| r.state == RotationState::Rolling)
-            .map(|r| format!("rotation of class {}: {}", r.class, r.summary()))
+            .map(|r| format!("{} of class {}: {}", r.what(), r.class, r.summary()))
             .collect();
         // A failed rotation or node-upgrade step is the next pass's to roll back: it must
         // not wait for another run (a node would stay drained with its pointer flipped).

@@ -222,11 +222,7 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
             out,
             "  {} {} of class {}\n      {}",
             paint.wrap("34", "@"),
-            if rotation.nodes {
-                "node upgrade"
-            } else {
-                "rotation"
-            },
+            rotation.what(),
             rotation.class,
             rotation.summary()
         );

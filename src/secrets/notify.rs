@@ -163,31 +163,9 @@ impl NotifyState {
 
 /// Runs the command for one host: no shell, no credentials, killed at its timeout.
 pub async fn notify_host(settings: &NotifySettings, host: &str) -> Result<(), String> {
-    let argv = settings.argv(host);
-    let mut command = tokio::process::Command::from(crate::child_process::command(&argv[0]));
-    command
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-    match tokio::time::timeout(settings.timeout(), child.wait_with_output()).await {
-        Err(_) => Err(format!("timed out after {}s", settings.timeout().as_secs())),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(Ok(out)) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stderr: String = stderr.trim().chars().take(200).collect();
-            Err(format!(
-                "{} {}: {stderr}",
-                argv[0],
-                crate::child_process::describe_exit(out.status)
-            ))
-        }
-    }
+    crate::child_process::run_bounded(&settings.argv(host), settings.timeout())
+        .await
+        .map(|_| ())
 }
 
 /// Notifies every due host, in parallel (at most 8 at once), and records the results.

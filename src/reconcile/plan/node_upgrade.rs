@@ -329,15 +329,21 @@ pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
         .map(|(name, _)| name.clone())
         .collect();
     for (name, desired) in &input.desired.nodes {
+        // The fingerprint only where a stall names this node: plans run for every node.
+        let stalled_here = input
+            .history
+            .stall(&desired.class, None)
+            .is_some_and(|s| s.host == *name);
         let class_ref = ObjectRef {
             kind: ObjectKind::Class,
             name: desired.class.clone(),
         };
-        let fingerprint = fingerprint_of(input.desired, &class_ref);
-        if input
-            .history
-            .stall(&desired.class, fingerprint.as_deref())
-            .is_some_and(|s| s.host == *name)
+        if stalled_here
+            && let Some(fingerprint) = fingerprint_of(input.desired, &class_ref)
+            && input
+                .history
+                .stall(&desired.class, Some(&fingerprint))
+                .is_some()
         {
             out.insert(name.clone());
         }
@@ -354,18 +360,13 @@ pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
     }
     let mut kept = Vec::with_capacity(plan.actions.len());
     for action in std::mem::take(&mut plan.actions) {
+        // A move goes from the instance's observed primary to its desired one.
+        let name = &action.object.name;
         let node = (action.kind == super::ActionKind::Move)
             .then(|| {
-                action
-                    .changes
-                    .iter()
-                    .find(|c| c.field == "primary node")
-                    .and_then(|c| {
-                        [c.after.as_deref(), c.before.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .find(|n| out.contains(*n))
-                    })
+                let from = input.observed.instances.get(name)?.pnode.as_deref();
+                let to = input.desired.instances.get(name)?.primary_node.as_deref();
+                [to, from].into_iter().flatten().find(|n| out.contains(*n))
             })
             .flatten();
         match node {

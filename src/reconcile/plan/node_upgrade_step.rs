@@ -124,9 +124,8 @@ pub(super) fn advance(
     }
     let now = super::unix_seconds_of(input.now);
     let last = node.answer.map(|a| a.detail.clone());
-    let seen = match (live, node.answer) {
+    let seen = match (live, answer) {
         (false, _) => "not online with noded".to_owned(),
-        (true, Some(a)) if a.image != record.to => "online, its check not yet asked".to_owned(),
         (true, Some(a)) => format!("online, check: {}", a.detail),
         (true, None) => "online, its check not yet asked".to_owned(),
     };

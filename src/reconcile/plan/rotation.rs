@@ -44,7 +44,15 @@ pub fn tagged_image(seen: &Seen) -> Option<&str> {
 
 /// The image a host's pointer names, as observed.
 pub fn pointed_image<'a>(input: &'a PlanInput<'_>, host: &str) -> Option<&'a str> {
-    let store = input.observed.store.as_ref()?;
+    pointed_in(input.observed, host)
+}
+
+/// The image a host's by-name pointer names, in what was observed.
+pub fn pointed_in<'a>(
+    observed: &'a crate::reconcile::observe::Observed,
+    host: &str,
+) -> Option<&'a str> {
+    let store = observed.store.as_ref()?;
     let found = store
         .pointers
         .get(&StoreFile::NamedPointer(host.to_owned()))?;

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use crate::desired::model::PowerState;
 use crate::rapi::Instance as Seen;
 use crate::reconcile::rotation_record::HostRotation;
-use crate::store::StoreFile;
 
-use super::rotation::tagged_image;
+use super::rotation::{pointed_in, tagged_image};
 use super::tags::is_managed;
 
 /// The hosts to probe this reconcile: every running-or-not host of each class with a
@@ -43,12 +42,7 @@ pub fn probe_targets(
             continue;
         }
         for (name, seen) in hosts {
-            let pointed = observed
-                .store
-                .as_ref()
-                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
-                .and_then(|p| p.header.as_ref())
-                .map(|h| h.image.as_str());
+            let pointed = pointed_in(observed, name);
             let image = history
                 .rotation(name)
                 .map(HostRotation::target)
@@ -87,18 +81,10 @@ fn node_targets(
         let Some(check) = &class.rotation.health_check else {
             continue;
         };
-        let pointed = |name: &str| {
-            observed
-                .store
-                .as_ref()
-                .and_then(|s| s.pointers.get(&StoreFile::NamedPointer(name.to_owned())))
-                .and_then(|p| p.header.as_ref())
-                .map(|h| h.image.as_str())
-        };
         // As the planner reads a node's image: an untagged node runs what it points at.
         let current = |name: &str, seen: &crate::rapi::Node| -> Option<String> {
             node_tagged_image(seen)
-                .or_else(|| pointed(name))
+                .or_else(|| pointed_in(observed, name))
                 .map(str::to_owned)
         };
         let busy = nodes.iter().any(|(name, seen)| {

@@ -156,6 +156,15 @@ impl ClassRotation {
         }
     }
 
+    /// "rotation", or "node upgrade" when the hosts are nodes: how plans and logs name it.
+    pub fn what(&self) -> &'static str {
+        if self.nodes {
+            "node upgrade"
+        } else {
+            "rotation"
+        }
+    }
+
     pub fn host(&mut self, host: &str, state: HostState) {
         self.host_states.insert(host.to_owned(), state);
     }
