@@ -192,7 +192,8 @@ async fn main() {
                 | Step::Record(_)
                 | Step::Secret(_)
                 | Step::NodeRecord(_)
-                | Step::Command(_) => {}
+                | Step::Command(_)
+                | Step::Freeze(_) => {}
             }
         }
         let options = WriteOptions::new("bench:script");

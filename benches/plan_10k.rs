@@ -134,6 +134,7 @@ fn observed() -> Observed {
         store: None,
         health: Default::default(),
         secrets: None,
+        filters: Default::default(),
     }
 }
 

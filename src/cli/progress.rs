@@ -140,6 +140,19 @@ impl Progress for StderrProgress {
         self.line(&format!("{}: {} saved", describe(object), mark.kind()));
     }
 
+    fn freeze(
+        &self,
+        object: &ObjectRef,
+        step: &crate::reconcile::plan::step::FreezeStep,
+        result: &Result<(), StepError>,
+    ) {
+        let what = step.done();
+        match result {
+            Ok(()) => self.line(&format!("{}: {what}", describe(object))),
+            Err(e) => self.line(&format!("{}: {what} FAILED: {e}", describe(object))),
+        }
+    }
+
     fn command_started(&self, object: &ObjectRef, command: &crate::reconcile::plan::NodeCommand) {
         let step = crate::reconcile::plan::Step::Command(command.clone());
         self.line(&format!(

@@ -97,6 +97,19 @@ impl Progress for LogProgress {
         tracing::info!(%object, mark = mark.kind(), "node upgrade progress saved");
     }
 
+    fn freeze(
+        &self,
+        object: &ObjectRef,
+        step: &crate::reconcile::plan::step::FreezeStep,
+        result: &Result<(), StepError>,
+    ) {
+        let what = step.done();
+        match result {
+            Ok(()) => tracing::info!(%object, "{what}"),
+            Err(e) => tracing::warn!(%object, error = %e, "{what}: failed"),
+        }
+    }
+
     fn command_started(&self, object: &ObjectRef, command: &crate::reconcile::plan::NodeCommand) {
         let argv = command.argv.join(" ");
         tracing::info!(%object, %argv, "node command running");

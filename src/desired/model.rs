@@ -116,6 +116,9 @@ pub struct Policy {
     pub max_deletions: u32,
     pub max_parallel_jobs: u32,
     pub resync_interval: Duration,
+    /// While nodes are upgraded, a Ganeti job filter rejects other clients' instance
+    /// creations and migrations (see [`crate::rapi::filter`]).
+    pub freeze_during_node_work: bool,
 }
 
 impl Default for Policy {
@@ -125,6 +128,7 @@ impl Default for Policy {
             max_deletions: 1,
             max_parallel_jobs: 8,
             resync_interval: Duration::from_secs(300),
+            freeze_during_node_work: false,
         }
     }
 }

@@ -110,8 +110,9 @@ pub struct RawPolicy {
     pub max_parallel_jobs: Option<u32>,
     /// How often `run` reconciles without a trigger. Defaults to 5m; at most 24h.
     pub resync_interval: Option<DurationText>,
-    /// A Ganeti job filter that holds other clients' creations and migrations while a node
-    /// is out. Not supported yet: `true` is rejected by validation.
+    /// While nodes are upgraded, a Ganeti job filter (Ganeti 2.13 or later) rejects
+    /// instance creations and migrations by other clients. It is removed when the work
+    /// ends, also after a crash. Default false.
     pub freeze_during_node_work: Option<bool>,
 }
 

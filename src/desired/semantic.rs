@@ -322,17 +322,6 @@ impl Checker<'_> {
         else {
             return defaults;
         };
-        if raw.freeze_during_node_work == Some(true) {
-            let d = self
-                .diagnostic(
-                    origin,
-                    "/freezeDuringNodeWork",
-                    Target::Value,
-                    "`freezeDuringNodeWork: true` is not supported yet: no job filter would be set",
-                )
-                .hint("remove it, or set it to false; a node upgrade drains the node, which keeps new instances off it");
-            self.report(d);
-        }
         Policy {
             prune: raw.prune.unwrap_or(defaults.prune),
             max_deletions: raw.max_deletions.unwrap_or(defaults.max_deletions),
@@ -343,6 +332,9 @@ impl Checker<'_> {
                 raw.resync_interval.as_ref().map(|d| d.0.as_str()),
                 defaults.resync_interval,
             ),
+            freeze_during_node_work: raw
+                .freeze_during_node_work
+                .unwrap_or(defaults.freeze_during_node_work),
         }
     }
 

@@ -13,12 +13,15 @@ use tokio::sync::Semaphore;
 use super::Rapi;
 use super::config::{Password, RapiConfig, RetryPolicy};
 use super::error::RapiError;
+use super::filter::{FreezeRule, JobFilter};
 use super::observer::{NoObserver, RequestObserver, RequestRecord};
 use super::operation::{Operation, TagTarget, WriteOptions};
 use super::tls::{self, Trust};
 use super::types::{
     ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node, html_unescape,
 };
+
+mod filters;
 
 pub struct HttpRapi {
     client: reqwest::Client,
@@ -519,6 +522,18 @@ impl Rapi for HttpRapi {
             other => other?,
         };
         Ok(job_change(&answer))
+    }
+
+    async fn filters(&self) -> Result<Option<Vec<JobFilter>>, RapiError> {
+        self.list_filters().await
+    }
+
+    async fn put_freeze(&self, rule: FreezeRule, why: &str) -> Result<(), RapiError> {
+        self.replace_freeze(rule, why).await
+    }
+
+    async fn delete_filter(&self, uuid: &str) -> Result<(), RapiError> {
+        self.remove_filter(uuid).await
     }
 
     async fn submit(

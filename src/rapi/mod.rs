@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod http;
 pub mod jobs;
 pub mod memory;
@@ -16,6 +17,7 @@ use std::future::Future;
 
 pub use config::{Password, RapiConfig, RetryPolicy};
 pub use error::RapiError;
+pub use filter::{FreezeRule, JobFilter};
 pub use http::HttpRapi;
 pub use operation::{Operation, WriteOptions};
 pub use tls::{Fingerprint, Trust};
@@ -44,6 +46,17 @@ pub trait Rapi: Send + Sync {
         known_status: Option<JobStatus>,
         known_log_serial: Option<u64>,
     ) -> impl Future<Output = Result<Option<JobChange>, RapiError>> + Send;
+    /// `/2/filters?bulk=1`; `None` where Ganeti has no job filters (before 2.13).
+    fn filters(&self) -> impl Future<Output = Result<Option<Vec<JobFilter>>, RapiError>> + Send;
+    /// Places or replaces one of the freeze's rules. A filter is no job: Ganeti applies it
+    /// at once, and placing it again only replaces it, so this may be retried.
+    fn put_freeze(
+        &self,
+        rule: FreezeRule,
+        why: &str,
+    ) -> impl Future<Output = Result<(), RapiError>> + Send;
+    /// Removes a filter; one already gone is no error.
+    fn delete_filter(&self, uuid: &str) -> impl Future<Output = Result<(), RapiError>> + Send;
     /// Submits a write and returns its job id. Never retried once the request may have
     /// reached Ganeti.
     fn submit(

@@ -13,7 +13,7 @@ use futures_util::stream::{self, StreamExt as _};
 use crate::desired::model::ObjectRef;
 use crate::rapi::jobs::{JobObserver, JobTree, WaitOptions, wait_for_job_tree};
 use crate::rapi::operation::{CreateHostKey, InstanceCreate};
-use crate::rapi::{Job, JobId, Operation, Rapi, RapiError, WriteOptions};
+use crate::rapi::{FreezeRule, Job, JobId, Operation, Rapi, RapiError, WriteOptions};
 use crate::secrets::SecretsContext;
 use crate::secrets::host_key::{HostKeyError, HostKeys};
 use crate::secrets::publish::SecretStep;
@@ -22,6 +22,7 @@ use crate::store::Store;
 use super::history::History;
 use super::node_upgrade_record::NodeMark;
 use super::observe::PendingJob;
+use super::plan::step::FreezeStep;
 use super::plan::{Action, NodeCommand, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
 use super::render::Verdict;
@@ -48,6 +49,8 @@ pub trait Progress: JobObserver {
     fn secret(&self, _object: &ObjectRef, _step: &SecretStep, _result: &Result<(), StepError>) {}
     /// A node upgrade's progress saved.
     fn node_recorded(&self, _object: &ObjectRef, _mark: &NodeMark) {}
+    /// The node-work freeze placed or lifted.
+    fn freeze(&self, _object: &ObjectRef, _step: &FreezeStep, _result: &Result<(), StepError>) {}
     /// A node command about to run, and how it ended with the tail of its output.
     fn command_started(&self, _object: &ObjectRef, _command: &NodeCommand) {}
     fn command_finished(
@@ -269,6 +272,14 @@ async fn run_steps<R: Rapi + ?Sized>(
                     Err(e) => return ActionResult::Failed(e),
                 }
             }
+            Step::Freeze(freeze) => {
+                let result = run_freeze(rapi, backends.history_file, freeze).await;
+                progress.freeze(&action.object, freeze, &result);
+                match result {
+                    Ok(()) => continue,
+                    Err(e) => return ActionResult::Failed(e),
+                }
+            }
             Step::Command(command) => {
                 progress.command_started(&action.object, command);
                 let started = Instant::now();
@@ -326,6 +337,32 @@ async fn record(history_file: Option<&Path>, mark: &RotationMark) -> Result<(), 
 async fn record_node(history_file: Option<&Path>, mark: &NodeMark) -> Result<(), StepError> {
     let mark = mark.clone();
     update_history(history_file, move |h, now| h.apply_node(&mark, now)).await
+}
+
+/// The freeze's executor. Placing notes it in the history first, so a crash after the
+/// filters went in still has them looked for; lifting clears the note last.
+async fn run_freeze<R: Rapi + ?Sized>(
+    rapi: &R,
+    history_file: Option<&Path>,
+    step: &FreezeStep,
+) -> Result<(), StepError> {
+    match step {
+        FreezeStep::Place { why } => {
+            update_history(history_file, |h, _| h.set_freeze_placed(true)).await?;
+            for rule in FreezeRule::BOTH {
+                rapi.put_freeze(rule, why).await?;
+            }
+        }
+        FreezeStep::Lift { uuids, last } => {
+            for uuid in uuids {
+                rapi.delete_filter(uuid).await?;
+            }
+            if *last {
+                update_history(history_file, |h, _| h.set_freeze_placed(false)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One change to the history file, under its lock, off the async threads.

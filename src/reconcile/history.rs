@@ -77,6 +77,11 @@ pub struct History {
     /// Classes whose rotation or node upgrade failed, by class name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) stalls: BTreeMap<String, super::rotation_record::ClassStall>,
+    /// The node-work freeze's job filters may be in place: set before they are placed and
+    /// cleared once they are removed, so the next run looks for them whatever the policy
+    /// says by then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) freeze_placed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -103,6 +108,14 @@ pub(super) fn unix(t: SystemTime) -> u64 {
 }
 
 impl History {
+    pub fn freeze_placed(&self) -> bool {
+        self.freeze_placed
+    }
+
+    pub fn set_freeze_placed(&mut self, placed: bool) {
+        self.freeze_placed = placed;
+    }
+
     pub fn load(path: &Path) -> Result<History, HistoryError> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|cause| HistoryError::Parse {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::rapi::{ClusterInfo, Instance, JobId, Node, Rapi, RapiError};
+use crate::rapi::{ClusterInfo, Instance, JobFilter, JobId, Node, Rapi, RapiError};
 use crate::store::catalog::{self, FoundPointer};
 use crate::store::manifest::Manifest;
 use crate::store::{Store, StoreError, StoreFile};
@@ -23,6 +23,41 @@ pub struct Observed {
     pub health: BTreeMap<String, super::health::HealthAnswer>,
     /// Secret sources and what the store's `secrets/` holds, when secrets are published.
     pub secrets: Option<crate::secrets::observe::ObservedSecrets>,
+    /// Ganeti's job filters, read only where the node-work freeze is in play.
+    pub filters: ObservedFilters,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ObservedFilters {
+    /// Not asked for: no freeze is configured or may be left behind.
+    #[default]
+    NotRead,
+    /// This Ganeti has no job filters (before 2.13).
+    Unsupported,
+    Listed(Vec<JobFilter>),
+}
+
+impl ObservedFilters {
+    /// The filters the operator's freeze placed.
+    pub fn freeze(&self) -> impl Iterator<Item = &JobFilter> {
+        let listed = match self {
+            ObservedFilters::Listed(filters) => filters.as_slice(),
+            _ => &[],
+        };
+        listed.iter().filter(|f| f.is_freeze())
+    }
+}
+
+/// Reads the job filters into `observed`.
+pub async fn observe_filters<R: Rapi + ?Sized>(
+    rapi: &R,
+    observed: &mut Observed,
+) -> Result<(), RapiError> {
+    observed.filters = match rapi.filters().await? {
+        Some(filters) => ObservedFilters::Listed(filters),
+        None => ObservedFilters::Unsupported,
+    };
+    Ok(())
 }
 
 /// The artifact store as far as planning needs it: the complete images and every pointer.
@@ -80,5 +115,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         store: None,
         health: BTreeMap::new(),
         secrets: None,
+        filters: ObservedFilters::NotRead,
     })
 }

@@ -62,7 +62,11 @@ fn writes(action: &Action) -> String {
                 Some(s.relative_path())
             }
             Step::Secret(s) => Some(format!("{} (removed)", s.relative_path())),
-            Step::Rapi(_) | Step::Record(_) | Step::NodeRecord(_) | Step::Command(_) => None,
+            Step::Rapi(_)
+            | Step::Record(_)
+            | Step::NodeRecord(_)
+            | Step::Command(_)
+            | Step::Freeze(_) => None,
         })
         .collect();
     files.join(", ")
@@ -149,6 +153,17 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
             let _ = writeln!(out, "      writes: {writes}");
         }
         for step in &action.steps {
+            if let Step::Freeze(freeze) = step {
+                let filters = match freeze {
+                    crate::reconcile::plan::step::FreezeStep::Place { .. } => {
+                        "places the freeze's job filters".to_owned()
+                    }
+                    crate::reconcile::plan::step::FreezeStep::Lift { uuids, .. } => {
+                        format!("lifts job filter(s) {}", uuids.join(", "))
+                    }
+                };
+                let _ = writeln!(out, "      filters: {filters}");
+            }
             if let Step::Command(command) = step {
                 let _ = writeln!(
                     out,

@@ -41,6 +41,7 @@ pub enum Read<'a> {
     Groups,
     Jobs,
     PendingJobs,
+    Filters,
     /// A poll of a job the cluster has: `/2/jobs/<id>/wait` when `long_poll`, else
     /// `/2/jobs/<id>`; named by what the job is, since ids depend on submission order.
     Job {
@@ -61,6 +62,7 @@ impl Read<'_> {
             Read::Instances => "/2/instances",
             Read::Groups => "/2/groups",
             Read::Jobs | Read::PendingJobs => "/2/jobs",
+            Read::Filters => "/2/filters",
             Read::Job {
                 long_poll: true, ..
             } => "/2/jobs/{id}/wait",

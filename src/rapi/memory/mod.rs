@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::filter::{FreezeRule, JobFilter};
 use super::operation::{Operation, WriteOptions};
 use super::types::{ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node};
 use super::{Rapi, RapiError};
@@ -82,6 +83,10 @@ struct State {
     submits: usize,
     /// The most jobs running at one time, as seen at each submission.
     max_running: usize,
+    /// Job filters by UUID; the memory cluster lists them but does not apply them.
+    filters: BTreeMap<String, JobFilter>,
+    /// Answer as a Ganeti before 2.13 would: no `/2/filters`.
+    no_filters: bool,
 }
 
 pub struct MemoryRapi {
@@ -119,6 +124,18 @@ impl MemoryRapi {
             reads: Mutex::new(None),
             released: tokio::sync::Notify::new(),
         }
+    }
+
+    /// A cluster whose Ganeti has no job filters (before 2.13).
+    pub fn without_filters(self) -> MemoryRapi {
+        self.state.lock().unwrap().no_filters = true;
+        self
+    }
+
+    /// Adds a filter as someone else, or a crashed run, would have left it.
+    pub fn add_filter(&self, filter: JobFilter) {
+        let mut state = self.state.lock().unwrap();
+        state.filters.insert(filter.uuid.clone(), filter);
     }
 
     /// Every operation submitted so far, with its reason, in order.
@@ -300,6 +317,22 @@ impl Rapi for MemoryRapi {
                 () = released => {}
             }
         }
+    }
+
+    async fn filters(&self) -> Result<Option<Vec<JobFilter>>, RapiError> {
+        self.read_fault(Read::Filters)?;
+        let state = self.state.lock().unwrap();
+        Ok((!state.no_filters).then(|| state.filters.values().cloned().collect()))
+    }
+
+    async fn put_freeze(&self, rule: FreezeRule, why: &str) -> Result<(), RapiError> {
+        self.add_filter(rule.listed(why));
+        Ok(())
+    }
+
+    async fn delete_filter(&self, uuid: &str) -> Result<(), RapiError> {
+        self.state.lock().unwrap().filters.remove(uuid);
+        Ok(())
     }
 
     async fn submit(

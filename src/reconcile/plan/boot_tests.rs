@@ -176,6 +176,7 @@ fn pointers_that_match_need_nothing_and_a_repin_rewrites_only_that_class() {
             Step::Record(_) | Step::NodeRecord(_) => "mark".into(),
             Step::Secret(s) => s.relative_path(),
             Step::Command(_) => "command".into(),
+            Step::Freeze(_) => "freeze".into(),
         })
         .collect();
     assert_eq!(

@@ -5,12 +5,16 @@
 mod boot;
 #[cfg(test)]
 mod boot_tests;
+pub mod freeze;
 #[cfg(test)]
 mod host_key_tests;
 mod instances;
 /// N+1 for a node under upgrade.
 pub mod node_capacity;
 mod node_upgrade;
+#[cfg(test)]
+mod node_upgrade_guard_tests;
+mod node_upgrade_moves;
 mod node_upgrade_step;
 #[cfg(test)]
 mod node_upgrade_tests;
@@ -286,6 +290,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut pointer_images = rotation::plan_rotations(input, &mut plan);
     node_upgrade::plan_node_upgrades(input, &mut plan, &mut pointer_images);
     node_upgrade::hold_moves(input, &mut plan);
+    freeze::plan_freeze(input, &mut plan);
     boot::plan_boot(input, &mut plan, &pointer_images);
     secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);

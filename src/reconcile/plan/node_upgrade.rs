@@ -18,7 +18,9 @@ use crate::desired::model::{Class, NodeRole, ObjectKind, ObjectRef};
 use crate::rapi::Node as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::node_upgrade_record::NodeUpgrade;
+use crate::reconcile::observe::ObservedFilters;
 
+use super::instances::change_not_live;
 use super::node_capacity::{self, Fit};
 use super::node_upgrade_step::{advance, start};
 use super::rotation::{PointerImages, pointed_image};
@@ -70,6 +72,22 @@ impl NodeView<'_> {
 /// figures, which only noded can give.
 pub fn is_live(node: &Seen) -> bool {
     node.offline != Some(true) && node.mfree.is_some()
+}
+
+/// An instance on the node that the operator may not reboot, with a change not live yet.
+fn unmanaged_change_not_live<'a>(input: &PlanInput<'_>, node: &NodeView<'a>) -> Option<&'a str> {
+    node.seen
+        .pinst_list
+        .iter()
+        .find(|name| {
+            !input.desired.instances.contains_key(*name)
+                && input
+                    .observed
+                    .instances
+                    .get(*name)
+                    .is_some_and(change_not_live)
+        })
+        .map(String::as_str)
 }
 
 /// The image a node's tag names.
@@ -208,6 +226,17 @@ fn plan_class(
                 class.image
             ),
         ))
+    } else if input.desired.policy.freeze_during_node_work
+        && input.observed.filters == ObservedFilters::Unsupported
+    {
+        Some((
+            BlockReason::Unsupported,
+            format!(
+                "{} node(s) should upgrade to {}, but policy.freezeDuringNodeWork needs Ganeti's job filters (2.13 or later), which this cluster lacks; none is drained",
+                candidates.len(),
+                class.image
+            ),
+        ))
     } else if input
         .desired
         .instances
@@ -268,6 +297,17 @@ fn plan_class(
         }
         if in_use + 1 > class.rotation.max_unavailable {
             held.push(node);
+            continue;
+        }
+        if let Some(name) = unmanaged_change_not_live(input, node) {
+            plan.blocked.push(Blocked {
+                object: node_ref(node.name),
+                why: BlockReason::Unsupported,
+                message: format!(
+                    "{name} is not in the desired state and runs with other parameters than Ganeti's configuration holds; migrating it could crash it (Ganeti#957): reboot it first; nothing was drained"
+                ),
+            });
+            status.host(node.name, HostState::Blocked);
             continue;
         }
         let rooms: Vec<Seen> = observed_nodes

@@ -4,12 +4,12 @@
 
 use crate::desired::model::{Class, NodeRole};
 use crate::rapi::Operation;
-use crate::rapi::operation::{EvacuateMode, MigrationMode, NodeRoleName, TagTarget};
+use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::reconcile::health::Verdict;
 use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
 
-use super::node_capacity::{self, Fit};
 use super::node_upgrade::{NodeView, is_live};
+use super::node_upgrade_moves::move_off;
 use super::rotation::{PROBE_INTERVAL, PointerImages, humantime};
 use super::rotation_status::HostState;
 use super::tags::IMAGE_TAG_PREFIX;
@@ -188,72 +188,8 @@ fn before_reboot(
         ));
         return HostState::Draining;
     }
-    let seen = node.seen;
-    if !seen.pinst_list.is_empty() || !seen.sinst_list.is_empty() {
-        let nodes: Vec<&crate::rapi::Node> = input.observed.nodes.values().collect();
-        let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
-        let placed = match node_capacity::check(seen, &nodes, &instances) {
-            Fit::Fits(placed) => placed,
-            Fit::DoesNotFit(message) => {
-                return fail(plan, node, record, fingerprint, message, None);
-            }
-        };
-        let mut steps = phase_mark(node.name, record, NodePhase::Migrate);
-        let mut changes = Vec::new();
-        for name in &seen.pinst_list {
-            let Some(instance) = input.observed.instances.get(name) else {
-                continue;
-            };
-            let drbd = instance.disk_template.as_deref() == Some("drbd");
-            // DRBD moves to its secondary by itself; Ganeti refuses a target node for it.
-            let target_node = placed.get(name).filter(|_| !drbd).cloned();
-            let running = instance.admin_state.as_deref() == Some("up");
-            let (operation, how) = if running {
-                (
-                    Operation::MigrateInstance {
-                        instance: name.clone(),
-                        mode: MigrationMode::Live,
-                        target_node: target_node.clone(),
-                    },
-                    "live migration",
-                )
-            } else {
-                (
-                    Operation::FailoverInstance {
-                        instance: name.clone(),
-                        target_node: target_node.clone(),
-                    },
-                    "failover (not running)",
-                )
-            };
-            changes.push(FieldChange::new(
-                name,
-                Some(node.name.to_owned()),
-                Some(format!(
-                    "{} by {how}",
-                    placed.get(name).map_or("its secondary", String::as_str)
-                )),
-            ));
-            steps.push(Step::Rapi(operation));
-        }
-        if !seen.sinst_list.is_empty() {
-            changes.push(FieldChange::new(
-                "drbd secondaries",
-                Some(seen.sinst_list.join(", ")),
-                Some("evacuated to other nodes".into()),
-            ));
-            steps.push(Step::Rapi(Operation::EvacuateNode {
-                node: node.name.to_owned(),
-                mode: EvacuateMode::SecondaryOnly,
-            }));
-        }
-        plan.actions.push(upgrade(
-            node.name,
-            "its instances move to the other nodes before its reboot",
-            changes,
-            steps,
-        ));
-        return HostState::Migrating;
+    if !node.seen.pinst_list.is_empty() || !node.seen.sinst_list.is_empty() {
+        return move_off(input, plan, node, record, fingerprint);
     }
     let cluster = &input.desired.cluster;
     let (reboot, timeout) = match &cluster.node_reboot.command {
@@ -300,7 +236,7 @@ fn before_reboot(
 }
 
 /// The pointer goes back to the old image and the class stalls; the node stays drained.
-fn fail(
+pub(super) fn fail(
     plan: &mut Plan,
     node: &NodeView<'_>,
     record: &NodeUpgrade,
@@ -327,7 +263,7 @@ fn fail(
 }
 
 /// A phase mark, when the node enters a phase it is not in yet.
-fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
+pub(super) fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
     if record.phase == phase {
         return vec![];
     }
@@ -404,7 +340,12 @@ fn retag(node: &NodeView<'_>, to: &str) -> Vec<Step> {
     steps
 }
 
-fn upgrade(node: &str, reason: &str, changes: Vec<FieldChange>, steps: Vec<Step>) -> Action {
+pub(super) fn upgrade(
+    node: &str,
+    reason: &str,
+    changes: Vec<FieldChange>,
+    steps: Vec<Step>,
+) -> Action {
     Action {
         object: node_ref(node),
         kind: ActionKind::NodeUpgrade,

@@ -7,16 +7,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::desired::model::DesiredState;
+use crate::rapi::FreezeRule;
 use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::rapi::{Instance, Node, Operation};
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::history::History;
-use crate::reconcile::observe::{Observed, ObservedStore};
+use crate::reconcile::observe::{Observed, ObservedFilters, ObservedStore};
 use crate::store::StoreFile;
 use crate::store::catalog::FoundPointer;
 use crate::store::pointer::parse_header;
 
 use super::rotation_status::{HostState, RotationState};
+use super::step::FreezeStep;
 use super::tests::{NoSecrets, manifest, observed, web};
 use super::*;
 
@@ -26,17 +28,17 @@ const NODES: [(&str, &str, &str); 3] = [
     ("node3.gnt.test", "regular", "R"),
 ];
 
-fn id(label: &str) -> String {
+pub(super) fn id(label: &str) -> String {
     manifest(label).id
 }
 
-fn vm(i: usize) -> String {
+pub(super) fn vm(i: usize) -> String {
     format!("vm{i}.gnt.test")
 }
 
-const FAILOVER: &str = "masterFailover: {command: [failover, \"{node}\"]}";
+pub(super) const FAILOVER: &str = "masterFailover: {command: [failover, \"{node}\"]}";
 
-fn state(image: &str, cluster_extra: &str, memory: &str) -> DesiredState {
+pub(super) fn state(image: &str, cluster_extra: &str, memory: &str) -> DesiredState {
     let nodes: String = NODES
         .iter()
         .map(|(n, role, _)| format!("  {n}: {{class: ganeti-node, role: {role}}}\n"))
@@ -82,24 +84,24 @@ nodes:
 }
 
 /// The cluster as each reconcile sees it, and what the harness would do.
-struct World {
-    observed: Observed,
-    history: History,
-    now: std::time::SystemTime,
-    booted: BTreeMap<String, String>,
+pub(super) struct World {
+    pub(super) observed: Observed,
+    pub(super) history: History,
+    pub(super) now: std::time::SystemTime,
+    pub(super) booted: BTreeMap<String, String>,
     /// Nodes rebooted in the last reconcile: gone until the next.
-    down: Vec<String>,
+    pub(super) down: Vec<String>,
     /// Nodes that never come back once rebooted.
-    never_back: Option<String>,
+    pub(super) never_back: Option<String>,
     /// A node whose reboot command fails.
-    reboot_fails: Option<String>,
-    reboots: Vec<String>,
-    failovers: Vec<String>,
-    most_drained: usize,
+    pub(super) reboot_fails: Option<String>,
+    pub(super) reboots: Vec<String>,
+    pub(super) failovers: Vec<String>,
+    pub(super) most_drained: usize,
 }
 
 impl World {
-    fn new(desired: &DesiredState, mfree: u64, maxmem: u64) -> World {
+    pub(super) fn new(desired: &DesiredState, mfree: u64, maxmem: u64) -> World {
         let instances: Vec<Instance> = (1..=3)
             .map(|i| {
                 let mut instance = web(&vm(i));
@@ -147,6 +149,8 @@ impl World {
                 .collect(),
             pointers: BTreeMap::new(),
         });
+        // As the cycle reads them: the tests of the freeze look at what is placed.
+        observed.filters = ObservedFilters::Listed(Vec::new());
         let mut world = World {
             observed,
             history: History::default(),
@@ -168,7 +172,7 @@ impl World {
         world
     }
 
-    fn plan(&self, desired: &DesiredState) -> Plan {
+    pub(super) fn plan(&self, desired: &DesiredState) -> Plan {
         plan(&PlanInput {
             desired,
             observed: &self.observed,
@@ -177,7 +181,7 @@ impl World {
         })
     }
 
-    fn carry_out(&mut self, plan: &Plan) {
+    pub(super) fn carry_out(&mut self, plan: &Plan) {
         for action in &plan.actions {
             for step in &action.steps {
                 if let Err(error) = self.step(step) {
@@ -196,7 +200,7 @@ impl World {
         self.most_drained = self.most_drained.max(drained);
     }
 
-    fn node(&mut self, name: &str) -> &mut Node {
+    pub(super) fn node(&mut self, name: &str) -> &mut Node {
         self.observed.nodes.get_mut(name).unwrap()
     }
 
@@ -287,22 +291,44 @@ impl World {
                 }
                 node.tags.retain(|t| !tags.contains(t));
             }
+            Step::Rapi(Operation::RebootInstance { instance, .. }) => {
+                let instance = self.observed.instances.get_mut(instance).unwrap();
+                instance.oper_ram = instance.beparams.maxmem;
+            }
+            Step::Freeze(FreezeStep::Place { why }) => {
+                self.history.set_freeze_placed(true);
+                let ObservedFilters::Listed(filters) = &mut self.observed.filters else {
+                    panic!("placed without having read the filters");
+                };
+                filters.retain(|f| {
+                    !f.is_freeze() || FreezeRule::BOTH.iter().all(|r| r.uuid() != f.uuid)
+                });
+                filters.extend(FreezeRule::BOTH.map(|r| r.listed(why)));
+            }
+            Step::Freeze(FreezeStep::Lift { uuids, last }) => {
+                if let ObservedFilters::Listed(filters) = &mut self.observed.filters {
+                    filters.retain(|f| !uuids.contains(&f.uuid));
+                }
+                if *last {
+                    self.history.set_freeze_placed(false);
+                }
+            }
             other => panic!("unexpected step {other:?}"),
         }
         Ok(())
     }
 
-    fn pointer(&self, host: &str) -> String {
+    pub(super) fn pointer(&self, host: &str) -> String {
         let store = self.observed.store.as_ref().unwrap();
         let found = &store.pointers[&StoreFile::NamedPointer(host.into())];
         found.header.as_ref().unwrap().image.clone()
     }
 
-    fn tag(&self, node: &str) -> Option<String> {
+    pub(super) fn tag(&self, node: &str) -> Option<String> {
         node_upgrade::node_tagged_image(&self.observed.nodes[node]).map(str::to_owned)
     }
 
-    fn probe(&mut self, desired: &DesiredState) {
+    pub(super) fn probe(&mut self, desired: &DesiredState) {
         let targets = rotation::probe_targets(desired, &self.observed, &self.history);
         self.observed.health = targets
             .into_iter()
@@ -327,7 +353,7 @@ impl World {
     }
 
     /// One reconcile: plan, carry out, let time pass, rebooted nodes come back.
-    fn reconcile(&mut self, desired: &DesiredState) -> Plan {
+    pub(super) fn reconcile(&mut self, desired: &DesiredState) -> Plan {
         let plan = self.plan(desired);
         self.carry_out(&plan);
         self.now += Duration::from_secs(20);
@@ -342,7 +368,7 @@ impl World {
         plan
     }
 
-    fn upgrade_of<'p>(&self, plan: &'p Plan) -> &'p rotation_status::ClassRotation {
+    pub(super) fn upgrade_of<'p>(&self, plan: &'p Plan) -> &'p rotation_status::ClassRotation {
         plan.rotations
             .iter()
             .find(|r| r.class == "ganeti-node")
@@ -364,7 +390,7 @@ fn golden(name: &str, plan: &Plan) {
     assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
 }
 
-fn kinds(plan: &Plan) -> Vec<&'static str> {
+pub(super) fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.actions
         .iter()
         .flat_map(|a| a.steps.iter().map(Step::kind))

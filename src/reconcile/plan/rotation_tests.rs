@@ -188,7 +188,11 @@ impl World {
                 let seen = self.observed.instances.get_mut(name).unwrap();
                 seen.tags.retain(|t| !tags.contains(t));
             }
-            Step::Rapi(_) | Step::Secret(_) | Step::NodeRecord(_) | Step::Command(_) => {}
+            Step::Rapi(_)
+            | Step::Secret(_)
+            | Step::NodeRecord(_)
+            | Step::Command(_)
+            | Step::Freeze(_) => {}
         }
     }
 

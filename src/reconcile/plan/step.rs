@@ -30,6 +30,29 @@ pub enum Step {
     /// A configured command run for a node (its reboot, a master failover): no shell, a
     /// timeout, its output logged.
     Command(NodeCommand),
+    /// The node-work freeze's job filters placed or lifted (see [`crate::rapi::filter`]).
+    Freeze(FreezeStep),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FreezeStep {
+    /// Both rules placed, or replaced; the history notes it first, so that a crash
+    /// cannot leave them unnoticed.
+    Place { why: String },
+    /// These filters removed; `last` clears the history's note.
+    Lift { uuids: Vec<String>, last: bool },
+}
+
+impl FreezeStep {
+    /// What the step did, for progress lines and logs.
+    pub fn done(&self) -> &'static str {
+        match self {
+            FreezeStep::Place { .. } => {
+                "job filter placed: other clients' instance creations and migrations are rejected"
+            }
+            FreezeStep::Lift { .. } => "job filter lifted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +97,8 @@ impl Step {
                 purpose: CommandPurpose::MasterFailover,
                 ..
             }) => "master_failover_command",
+            Step::Freeze(FreezeStep::Place { .. }) => "freeze_place",
+            Step::Freeze(FreezeStep::Lift { .. }) => "freeze_lift",
         }
     }
 
@@ -84,7 +109,8 @@ impl Step {
             | Step::Record(_)
             | Step::Secret(_)
             | Step::NodeRecord(_)
-            | Step::Command(_) => None,
+            | Step::Command(_)
+            | Step::Freeze(_) => None,
         }
     }
 }

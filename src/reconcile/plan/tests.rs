@@ -108,6 +108,7 @@ pub(super) fn observed(instances: Vec<Instance>) -> Observed {
         store: None,
         health: Default::default(),
         secrets: None,
+        filters: Default::default(),
     }
 }
 

@@ -1,0 +1,214 @@
+//! What guards a node upgrade beyond N+1: the freeze's job filters while nodes are out,
+//! and a parameter change made live before its instance migrates (Ganeti#957). Walked
+//! with the node-upgrade test world.
+
+use crate::rapi::{FreezeRule, Instance};
+use crate::reconcile::observe::ObservedFilters;
+
+use super::node_upgrade_tests::{FAILOVER, World, id, kinds, state, vm};
+use super::rotation_status::HostState;
+use super::step::FreezeStep;
+use super::*;
+
+const FREEZE: &str =
+    "masterFailover: {command: [failover, \"{node}\"]}\npolicy: {freezeDuringNodeWork: true}";
+
+fn freeze_in_place(world: &World) -> bool {
+    FreezeRule::BOTH
+        .iter()
+        .all(|rule| world.observed.filters.freeze().any(|f| f.is(*rule)))
+}
+
+fn freeze_steps(plan: &Plan) -> Vec<&FreezeStep> {
+    plan.actions
+        .iter()
+        .flat_map(|a| &a.steps)
+        .filter_map(|s| match s {
+            Step::Freeze(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FREEZE, "128M"), 4000, 128);
+    assert!(!freeze_in_place(&world), "no node work, no filter");
+    let desired = state(&b, FREEZE, "128M");
+    let first = world.plan(&desired);
+    let node3 = first
+        .actions
+        .iter()
+        .find(|a| a.object.name == "node3.gnt.test")
+        .unwrap();
+    assert!(
+        matches!(node3.steps[0], Step::Freeze(FreezeStep::Place { .. })),
+        "the filters go in before the upgrade's first step: {:?}",
+        node3.steps
+    );
+    let mut lifted_at = None;
+    for round in 0..80 {
+        let plan = world.reconcile(&desired);
+        let drained = world
+            .observed
+            .nodes
+            .values()
+            .any(|n| n.drained == Some(true));
+        assert!(
+            !drained || freeze_in_place(&world),
+            "round {round}: a node is out without the freeze"
+        );
+        if freeze_steps(&plan)
+            .iter()
+            .any(|f| matches!(f, FreezeStep::Lift { .. }))
+        {
+            lifted_at = Some(round);
+        }
+        if plan.actions.is_empty() && world.plan(&desired).actions.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(world.reboots.len(), 3, "all three upgraded");
+    assert!(lifted_at.is_some(), "lifted at the end");
+    assert!(!freeze_in_place(&world));
+    assert_eq!(world.observed.filters.freeze().count(), 0);
+    assert!(!world.history.freeze_placed());
+}
+
+#[test]
+fn filters_an_earlier_run_left_are_lifted_even_with_the_policy_off() {
+    let a = id("a");
+    let desired = state(&a, FAILOVER, "128M");
+    let mut world = World::new(&desired, 4000, 128);
+    world.history.set_freeze_placed(true);
+    world.observed.filters = ObservedFilters::Listed(
+        FreezeRule::BOTH
+            .iter()
+            .map(|r| r.listed("a crashed run"))
+            .collect(),
+    );
+    let plan = world.reconcile(&desired);
+    let lift = freeze_steps(&plan);
+    assert!(
+        matches!(lift.as_slice(), [FreezeStep::Lift { uuids, last: true }] if uuids.len() == 2),
+        "{lift:?}"
+    );
+    assert_eq!(plan.actions[0].object.kind, ObjectKind::Cluster);
+    assert_eq!(world.observed.filters.freeze().count(), 0);
+    assert!(!world.history.freeze_placed());
+    assert!(world.plan(&desired).actions.is_empty(), "and then nothing");
+}
+
+#[test]
+fn without_job_filters_in_ganeti_a_freeze_refuses_the_upgrade_before_any_drain() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FREEZE, "128M"), 4000, 128);
+    world.observed.filters = ObservedFilters::Unsupported;
+    let desired = state(&b, FREEZE, "128M");
+    for _ in 0..3 {
+        let plan = world.reconcile(&desired);
+        assert!(!kinds(&plan).contains(&"node_role"), "{:?}", kinds(&plan));
+        assert!(
+            plan.blocked
+                .iter()
+                .any(|b| b.message.contains("needs Ganeti's job filters")),
+            "{:?}",
+            plan.blocked
+        );
+    }
+    assert_eq!(world.most_drained, 0);
+}
+
+/// Ganeti's configuration holds 128 MiB, the instance still runs with 64.
+fn change_not_live(instance: &mut Instance) {
+    instance.oper_ram = Some(64);
+}
+
+#[test]
+fn a_change_that_is_not_live_is_made_live_before_its_instance_migrates() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+    let desired = state(&b, FAILOVER, "128M");
+    // Until node3 is drained.
+    for _ in 0..5 {
+        world.reconcile(&desired);
+        if world.observed.nodes["node3.gnt.test"].drained == Some(true) {
+            break;
+        }
+    }
+    assert_eq!(world.observed.nodes["node3.gnt.test"].drained, Some(true));
+    change_not_live(world.observed.instances.get_mut(&vm(3)).unwrap());
+    let held = world.plan(&desired);
+    assert!(
+        !kinds(&held).contains(&"instance_migrate"),
+        "{:?}",
+        kinds(&held)
+    );
+    assert!(
+        held.waiting
+            .iter()
+            .any(|w| w.object.name == "node3.gnt.test" && w.on.contains("Ganeti#957")),
+        "{:?}",
+        held.waiting
+    );
+    let reboot = held
+        .actions
+        .iter()
+        .find(|a| a.object.name == vm(3))
+        .expect("vm3's own change reboots it");
+    assert!(
+        reboot
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Rapi(Operation::RebootInstance { .. })))
+    );
+    world.carry_out(&held);
+    let next = world.plan(&desired);
+    assert!(
+        kinds(&next).contains(&"instance_migrate"),
+        "live now, so it migrates: {:?}",
+        kinds(&next)
+    );
+}
+
+#[test]
+fn an_unmanaged_instance_with_a_change_not_live_blocks_its_node_before_the_drain() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+    let mut theirs = world.observed.instances[&vm(3)].clone();
+    theirs.name = "theirs.gnt.test".into();
+    theirs.tags.clear();
+    change_not_live(&mut theirs);
+    world
+        .observed
+        .nodes
+        .get_mut("node3.gnt.test")
+        .unwrap()
+        .pinst_list
+        .push(theirs.name.clone());
+    world.observed.instances.insert(theirs.name.clone(), theirs);
+    let desired = state(&b, FAILOVER, "128M");
+    let plan = world.plan(&desired);
+    let blocked = plan
+        .blocked
+        .iter()
+        .find(|b| b.object.name == "node3.gnt.test")
+        .expect("node3 blocked");
+    assert!(
+        blocked.message.contains("theirs.gnt.test") && blocked.message.contains("Ganeti#957"),
+        "{}",
+        blocked.message
+    );
+    assert_eq!(
+        world.upgrade_of(&plan).host_states["node3.gnt.test"],
+        HostState::Blocked
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| a.object.name == "node3.gnt.test"),
+        "nothing drained"
+    );
+}

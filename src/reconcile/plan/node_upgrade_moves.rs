@@ -1,0 +1,130 @@
+//! Moving a drained node's instances off before its reboot: each primary to the node the
+//! N+1 placement chose, by live migration when it runs (failover when it does not), and
+//! DRBD secondaries by evacuation. An instance with a parameter change that is not live
+//! yet does not migrate until the change is: the target would start it with the new
+//! parameters under the old running state, which can crash it (Ganeti#957). A managed
+//! instance gets the reboot its own change plans; someone else's waits for them.
+
+use crate::rapi::Operation;
+use crate::rapi::operation::{EvacuateMode, MigrationMode};
+use crate::reconcile::node_upgrade_record::{NodePhase, NodeUpgrade};
+
+use super::instances::change_not_live;
+use super::node_capacity::{self, Fit};
+use super::node_upgrade::NodeView;
+use super::node_upgrade_step::{fail, phase_mark, upgrade};
+use super::rotation::PROBE_INTERVAL;
+use super::rotation_status::HostState;
+use super::{ActionKind, FieldChange, Plan, PlanInput, Step, Waiting, instance_ref, node_ref};
+
+/// Why an instance on `node` may not migrate yet, if it may not (Ganeti#957).
+fn change_first(input: &PlanInput<'_>, plan: &Plan, name: &str) -> Option<String> {
+    let seen = input.observed.instances.get(name)?;
+    let planned = plan.actions.iter().any(|a| {
+        a.kind == ActionKind::Change
+            && a.object == instance_ref(name)
+            && a.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    Step::Rapi(Operation::ModifyInstance { .. } | Operation::RebootInstance { .. })
+                )
+            })
+    });
+    if planned {
+        return Some(format!(
+            "{name}'s parameter change is made live (modified and rebooted where it is) before it migrates (Ganeti#957)"
+        ));
+    }
+    change_not_live(seen).then(|| {
+        format!(
+            "{name} runs with other parameters than Ganeti's configuration holds; it migrates once it has been rebooted, since migrating it could crash it (Ganeti#957)"
+        )
+    })
+}
+
+pub(super) fn move_off(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+) -> HostState {
+    let seen = node.seen;
+    let nodes: Vec<&crate::rapi::Node> = input.observed.nodes.values().collect();
+    let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
+    let placed = match node_capacity::check(seen, &nodes, &instances) {
+        Fit::Fits(placed) => placed,
+        Fit::DoesNotFit(message) => {
+            return fail(plan, node, record, fingerprint, message, None);
+        }
+    };
+    let mut moves = Vec::new();
+    let mut changes = Vec::new();
+    for name in &seen.pinst_list {
+        let Some(instance) = input.observed.instances.get(name) else {
+            continue;
+        };
+        let running = instance.admin_state.as_deref() == Some("up");
+        if running && let Some(why) = change_first(input, plan, name) {
+            plan.waiting.push(Waiting {
+                object: node_ref(node.name),
+                on: why,
+                until: input.now + PROBE_INTERVAL,
+            });
+            continue;
+        }
+        let drbd = instance.disk_template.as_deref() == Some("drbd");
+        // DRBD moves to its secondary by itself; Ganeti refuses a target node for it.
+        let target_node = placed.get(name).filter(|_| !drbd).cloned();
+        let (operation, how) = if running {
+            (
+                Operation::MigrateInstance {
+                    instance: name.clone(),
+                    mode: MigrationMode::Live,
+                    target_node,
+                },
+                "live migration",
+            )
+        } else {
+            (
+                Operation::FailoverInstance {
+                    instance: name.clone(),
+                    target_node,
+                },
+                "failover (not running)",
+            )
+        };
+        changes.push(FieldChange::new(
+            name,
+            Some(node.name.to_owned()),
+            Some(format!(
+                "{} by {how}",
+                placed.get(name).map_or("its secondary", String::as_str)
+            )),
+        ));
+        moves.push(Step::Rapi(operation));
+    }
+    if !seen.sinst_list.is_empty() {
+        changes.push(FieldChange::new(
+            "drbd secondaries",
+            Some(seen.sinst_list.join(", ")),
+            Some("evacuated to other nodes".into()),
+        ));
+        moves.push(Step::Rapi(Operation::EvacuateNode {
+            node: node.name.to_owned(),
+            mode: EvacuateMode::SecondaryOnly,
+        }));
+    }
+    if moves.is_empty() {
+        return HostState::Migrating;
+    }
+    let mut steps = phase_mark(node.name, record, NodePhase::Migrate);
+    steps.extend(moves);
+    plan.actions.push(upgrade(
+        node.name,
+        "its instances move to the other nodes before its reboot",
+        changes,
+        steps,
+    ));
+    HostState::Migrating
+}
