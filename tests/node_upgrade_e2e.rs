@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ganeti_operator::rapi::{HttpRapi, Rapi};
+use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+use ganeti_operator::rapi::{FreezeRule, HttpRapi, JobStatus, Operation, Rapi, WriteOptions};
 
 use common::reconcile::{operator_jobs, remove_all_instances};
 
@@ -137,7 +138,7 @@ impl Upgrade {
   store: {{baseUrl: "http://10.221.0.1:8480"}}
   nodeReboot: {{command: [{reboot}], timeout: 1m}}
   masterFailover: {{command: ["{harness}", master-failover, "{{node}}"], timeout: 3m}}
-policy: {{prune: true, maxDeletions: 5}}
+policy: {{prune: true, maxDeletions: 5, freezeDuringNodeWork: true}}
 classes:
   ganeti-node:
     image: {image}
@@ -272,6 +273,31 @@ async fn live(rapi: &HttpRapi, node: &str) -> bool {
         .is_some_and(|n| n.mfree.is_some())
 }
 
+/// The operator's freeze filters now listed.
+async fn freeze_filters(rapi: &HttpRapi) -> Vec<String> {
+    let filters = rapi.filters().await.unwrap().unwrap_or_default();
+    filters
+        .into_iter()
+        .filter(|f| f.is_freeze())
+        .map(|f| f.uuid)
+        .collect()
+}
+
+/// A create submitted as another client would, and how its job ended.
+async fn create_as_someone_else(rapi: &HttpRapi, name: &str) -> JobStatus {
+    let create = Operation::CreateInstance(common::contract::diskless(name, "node1.gnt.test"));
+    let id = rapi
+        .submit(&create, &WriteOptions::new("someone-else"))
+        .await
+        .unwrap();
+    let _ = wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await;
+    rapi.job(id)
+        .await
+        .unwrap()
+        .and_then(|j| j.status)
+        .expect("the job is known")
+}
+
 /// What the sampler saw: the most nodes drained at once, each instance's (primary node,
 /// running) per answered round, and rounds the RAPI did not answer (a master failover).
 #[derive(Debug, Default)]
@@ -280,6 +306,8 @@ struct Sampled {
     unanswered: u32,
     most_drained: usize,
     instances: BTreeMap<String, Vec<(String, String)>>,
+    /// Rounds with a node drained while the freeze's filters were not both in place.
+    unfrozen: Vec<String>,
 }
 
 impl Sampled {
@@ -319,14 +347,26 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
             let round = Instant::now();
             sampled.rounds += 1;
             let seen = rt.block_on(async {
+                // The filters first: they go in before a drain is submitted and come out
+                // after the undrain, so a round that reads them first cannot see a drained
+                // node with the freeze legitimately gone.
+                let filters = rapi.filters().await?.unwrap_or_default();
                 let nodes = rapi.nodes().await?;
                 let instances = rapi.instances().await?;
-                Ok::<_, ganeti_operator::rapi::RapiError>((nodes, instances))
+                Ok::<_, ganeti_operator::rapi::RapiError>((filters, nodes, instances))
             });
             match seen {
-                Ok((nodes, instances)) => {
+                Ok((filters, nodes, instances)) => {
                     let drained = nodes.iter().filter(|n| n.drained == Some(true)).count();
                     sampled.most_drained = sampled.most_drained.max(drained);
+                    let frozen = FreezeRule::BOTH
+                        .iter()
+                        .all(|r| filters.iter().any(|f| f.is(*r) && f.is_freeze()));
+                    if drained > 0 && !frozen {
+                        sampled
+                            .unfrozen
+                            .push(format!("round {}: {drained} drained", sampled.rounds));
+                    }
                     for i in instances {
                         let status = if i.oper_state == Some(true) {
                             "running".to_owned()
@@ -349,10 +389,13 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
     })
 }
 
-/// No instances, the master on node1, every node undrained and without an image tag,
+/// No instances and no freeze, the master on node1, every node undrained and without an image tag,
 /// whatever a test (or the benchmark) left.
 async fn clean_slate(rapi: &HttpRapi) {
     remove_all_instances(rapi).await;
+    for uuid in freeze_filters(rapi).await {
+        rapi.delete_filter(&uuid).await.unwrap();
+    }
     let _ = std::process::Command::new(harness_path())
         .args(["master-failover", "node1.gnt.test"])
         .output();
@@ -435,6 +478,15 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
             seen.trim()
         );
         logs.push(std::fs::read_to_string(&log).unwrap());
+        if when == "during a drain" {
+            // The freeze holds while the node is out, the operator killed or not.
+            let status = create_as_someone_else(&rapi, "rogue.gnt.test").await;
+            assert_eq!(
+                status,
+                JobStatus::Canceled,
+                "another client's create is rejected"
+            );
+        }
     }
     let log = up.apply(0);
     logs.push(log.clone());
@@ -457,6 +509,15 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     assert!(
         outages.is_empty(),
         "every instance runs at every sample but a switchover: {outages:?}"
+    );
+    assert!(
+        sampled.unfrozen.is_empty(),
+        "a node was out without the freeze: {:?}",
+        sampled.unfrozen
+    );
+    assert!(
+        freeze_filters(&rapi).await.is_empty(),
+        "the freeze is lifted"
     );
     assert_eq!(
         sampled.instances.len(),
@@ -588,6 +649,10 @@ async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_ot
             && plan.contains("failed on node2.gnt.test")
             && plan.contains("/bin/false exited with status 1"),
         "the status says why:\n{plan}"
+    );
+    assert!(
+        freeze_filters(&rapi).await.is_empty(),
+        "a stalled upgrade lifts the freeze: node2 stays drained, nothing else moves"
     );
     let store = up.path("store");
     let pointer = std::fs::read_to_string(store.join("boot/by-name/node2.gnt.test.ipxe")).unwrap();

@@ -5,7 +5,7 @@
 use crate::rapi::{FreezeRule, Instance};
 use crate::reconcile::observe::ObservedFilters;
 
-use super::node_upgrade_tests::{FAILOVER, World, id, kinds, state, vm};
+use super::node_upgrade_tests::{FAILOVER, World, golden, id, kinds, state, vm};
 use super::rotation_status::HostState;
 use super::step::FreezeStep;
 use super::*;
@@ -37,6 +37,7 @@ fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends()
     assert!(!freeze_in_place(&world), "no node work, no filter");
     let desired = state(&b, FREEZE, "128M");
     let first = world.plan(&desired);
+    golden("03-freeze-placed", &first);
     let node3 = first
         .actions
         .iter()
@@ -88,7 +89,9 @@ fn filters_an_earlier_run_left_are_lifted_even_with_the_policy_off() {
             .map(|r| r.listed("a crashed run"))
             .collect(),
     );
-    let plan = world.reconcile(&desired);
+    let plan = world.plan(&desired);
+    golden("04-freeze-lifted", &plan);
+    world.carry_out(&plan);
     let lift = freeze_steps(&plan);
     assert!(
         matches!(lift.as_slice(), [FreezeStep::Lift { uuids, last: true }] if uuids.len() == 2),

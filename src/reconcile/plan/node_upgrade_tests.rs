@@ -376,7 +376,7 @@ impl World {
     }
 }
 
-fn golden(name: &str, plan: &Plan) {
+pub(super) fn golden(name: &str, plan: &Plan) {
     let text = crate::reconcile::render::text(plan, None, false);
     let path = format!(
         "{}/tests/golden/node-upgrade/{name}.txt",
