@@ -78,8 +78,15 @@ done
 sleep 5
 log "operator: $A -> $B"
 desired "$B"; t0=$EPOCHREALTIME
-"$OP" reconcile "$W/desired" >"$W/operator.log" 2>&1 || { tail -50 "$W/operator.log" >&2; exit 1; }
+# Each progress line stamped with the seconds since the start, to see where the time goes.
+set +e
+"$OP" reconcile "$W/desired" 2>&1 | while IFS= read -r line; do
+  printf '%6.1f %s\n' "$(echo "$EPOCHREALTIME - $t0" | bc)" "$line"
+done >"$W/operator.log"
+rc=${PIPESTATUS[0]}; set -e
 operator=$(echo "scale=1; ($EPOCHREALTIME - $t0)/1" | bc)
+[[ -n ${BENCH_LOG:-} ]] && cp "$W/operator.log" "$BENCH_LOG"
+((rc == 0)) || { tail -50 "$W/operator.log" >&2; exit 1; }
 log "operator took $operator s"
 log "script: $B -> $A"
 floor=$(FROM=$B TO=$A benches/support/node_upgrade_script.sh "$W/store" "$B" "$A")

@@ -26,7 +26,7 @@ use crate::reconcile::reason::{RunId, kind_name};
 use crate::reconcile::render;
 
 /// Between two passes of a rotation: not busier than this, and not sleepier.
-const ROTATION_PASS_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const ROTATION_PASS_MIN: std::time::Duration = std::time::Duration::from_millis(200);
 const ROTATION_PASS_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct ReconcileArgs {
@@ -129,6 +129,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     // stalled or failed, as a person running it expects. The daemon does the same across
     // its reconciles without waiting in between.
     let mut report;
+    let mut fresh = None;
     loop {
         report = runtime.block_on(cycle::apply(
             &rapi,
@@ -141,6 +142,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 backoff: BackoffPolicy::default(),
                 history_file: &history_file,
                 on_plan: &on_plan,
+                fresh: fresh.take(),
             },
             &progress,
             &stop,
@@ -182,13 +184,17 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         for line in rolling {
             eprintln!("{line}");
         }
-        let pause = report
+        let due_in = report
             .after
             .look_again_at()
             .and_then(|at| at.duration_since(SystemTime::now()).ok())
-            .unwrap_or_default()
-            .clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX);
-        std::thread::sleep(pause);
+            .unwrap_or_default();
+        // A step due at once is planned from the observe that just ended: nothing ran
+        // since, and a second observe would only add its time to every step.
+        if due_in.is_zero() {
+            fresh = Some(report.observed.clone());
+        }
+        std::thread::sleep(due_in.clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX));
     }
     let failures = report.failures();
     let not_started = report

@@ -310,6 +310,7 @@ async fn reconcile<R: Rapi>(
             backoff: BackoffPolicy::default(),
             history_file: &history_file,
             on_plan: &on_plan,
+            fresh: None,
         },
         &progress,
         stop,

@@ -184,6 +184,10 @@ pub struct ApplyOptions<'a> {
     pub secrets: Option<&'a SecretsContext>,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
+    /// What the previous run's closing observe saw, when nothing has run since and it is
+    /// only a moment old: planned from directly instead of observing again. A loop taking
+    /// one step after another (a rolling upgrade) then pays one observe per step, not two.
+    pub fresh: Option<Observed>,
 }
 
 pub async fn apply<R: Rapi + ?Sized>(
@@ -194,8 +198,10 @@ pub async fn apply<R: Rapi + ?Sized>(
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
     let history = History::load(options.history_file)?;
-    let mut observed =
-        observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
+    let mut observed = match options.fresh {
+        Some(observed) => observed,
+        None => observe_cluster(rapi, options.store, options.secrets, desired, &history).await?,
+    };
     let mut recovered = Vec::new();
     if !observed.pending.is_empty() {
         recovered =

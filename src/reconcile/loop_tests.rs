@@ -220,6 +220,7 @@ async fn apply(rapi: &MemoryRapi, desired: &DesiredState, history: &Path) -> Rep
         store: None,
         secrets: None,
         on_plan: &|_| {},
+        fresh: None,
     };
     cycle::apply(rapi, desired, options, &Silent, &AtomicBool::new(false))
         .await

@@ -223,6 +223,7 @@ pub(super) async fn apply_once(
         store: None,
         secrets: None,
         on_plan: &|_| reads.planned.store(true, Ordering::SeqCst),
+        fresh: None,
     };
     let stop = AtomicBool::new(false);
     tokio::select! {

@@ -15,6 +15,7 @@ mod node_upgrade;
 #[cfg(test)]
 mod node_upgrade_guard_tests;
 mod node_upgrade_moves;
+mod node_upgrade_refusal;
 mod node_upgrade_step;
 #[cfg(test)]
 mod node_upgrade_tests;
@@ -291,6 +292,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     node_upgrade::plan_node_upgrades(input, &mut plan, &mut pointer_images);
     node_upgrade::hold_moves(input, &mut plan);
     freeze::plan_freeze(input, &mut plan);
+    due_now(
+        input,
+        &mut plan,
+        ActionKind::NodeUpgrade,
+        "its next node-upgrade step",
+    );
     boot::plan_boot(input, &mut plan, &pointer_images);
     secrets::plan_secrets(input, &mut plan);
     hold_back(input, &mut plan);
@@ -303,6 +310,26 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.waiting
         .sort_by(|a, b| (a.until, &a.object).cmp(&(b.until, &b.object)));
     plan
+}
+
+/// A rotation or node-upgrade step still to take is due now: the loop must not wait for
+/// its resync, or for another object's later wait, to take it (a plan made after
+/// executing shows it).
+fn due_now(input: &PlanInput<'_>, plan: &mut Plan, kind: ActionKind, on: &str) {
+    let due: Vec<ObjectRef> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == kind)
+        .map(|a| a.object.clone())
+        .filter(|o| !plan.waiting.iter().any(|w| w.object == *o))
+        .collect();
+    for object in due {
+        plan.waiting.push(Waiting {
+            object,
+            on: on.into(),
+            until: input.now,
+        });
+    }
 }
 
 /// Objects with an unfinished job are left to it; objects in backoff or stalled wait.

@@ -18,10 +18,9 @@ use crate::desired::model::{Class, NodeRole, ObjectKind, ObjectRef};
 use crate::rapi::Node as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::node_upgrade_record::NodeUpgrade;
-use crate::reconcile::observe::ObservedFilters;
 
-use super::instances::change_not_live;
 use super::node_capacity::{self, Fit};
+use super::node_upgrade_refusal;
 use super::node_upgrade_step::{advance, start};
 use super::rotation::{PointerImages, pointed_image};
 use super::rotation_status::{ClassRotation, HostState, RotationState};
@@ -72,22 +71,6 @@ impl NodeView<'_> {
 /// figures, which only noded can give.
 pub fn is_live(node: &Seen) -> bool {
     node.offline != Some(true) && node.mfree.is_some()
-}
-
-/// An instance on the node that the operator may not reboot, with a change not live yet.
-fn unmanaged_change_not_live<'a>(input: &PlanInput<'_>, node: &NodeView<'a>) -> Option<&'a str> {
-    node.seen
-        .pinst_list
-        .iter()
-        .find(|name| {
-            !input.desired.instances.contains_key(*name)
-                && input
-                    .observed
-                    .instances
-                    .get(*name)
-                    .is_some_and(change_not_live)
-        })
-        .map(String::as_str)
 }
 
 /// The image a node's tag names.
@@ -198,60 +181,7 @@ fn plan_class(
         status.settle_state();
         return status;
     }
-    let refusal = if class.rotation.paused {
-        Some((
-            BlockReason::Paused,
-            format!(
-                "rotation.paused holds {} node(s) on their old image",
-                candidates.len()
-            ),
-        ))
-    } else if class.rotation.health_check.is_none() {
-        Some((
-            BlockReason::Unsupported,
-            format!(
-                "{} node(s) should upgrade to {}, but the class has no rotation.healthCheck to prove a node on its new image; none is rebooted",
-                candidates.len(),
-                class.image
-            ),
-        ))
-    } else if input.desired.cluster.node_reboot.command.is_none()
-        && !input.desired.cluster.node_reboot.allow_powercycle
-    {
-        Some((
-            BlockReason::Unsupported,
-            format!(
-                "{} node(s) should upgrade to {}, but nothing may reboot them: set cluster.nodeReboot.command (or allowPowercycle: true)",
-                candidates.len(),
-                class.image
-            ),
-        ))
-    } else if input.desired.policy.freeze_during_node_work
-        && input.observed.filters == ObservedFilters::Unsupported
-    {
-        Some((
-            BlockReason::Unsupported,
-            format!(
-                "{} node(s) should upgrade to {}, but policy.freezeDuringNodeWork needs Ganeti's job filters (2.13 or later), which this cluster lacks; none is drained",
-                candidates.len(),
-                class.image
-            ),
-        ))
-    } else if input
-        .desired
-        .instances
-        .values()
-        .any(|i| i.class == class_name)
-    {
-        Some((
-            BlockReason::Unsupported,
-            format!(
-                "class {class_name} is used by instances too; a node upgrade needs a class of nodes only"
-            ),
-        ))
-    } else {
-        None
-    };
+    let refusal = node_upgrade_refusal::refusal(input, class_name, class, candidates.len());
     if let Some((why, message)) = refusal {
         status.state = if why == BlockReason::Paused {
             RotationState::Paused
@@ -299,7 +229,7 @@ fn plan_class(
             held.push(node);
             continue;
         }
-        if let Some(name) = unmanaged_change_not_live(input, node) {
+        if let Some(name) = node_upgrade_refusal::unmanaged_change_not_live(input, node) {
             plan.blocked.push(Blocked {
                 object: node_ref(node.name),
                 why: BlockReason::Unsupported,

@@ -133,22 +133,7 @@ pub fn plan_rotations(input: &PlanInput<'_>, plan: &mut Plan) -> PointerImages {
         let status = plan_class(input, plan, &mut pointers, class_name, class, &hosts);
         plan.rotations.push(status);
     }
-    // A rotation step still to take is due now: the daemon must not wait for its resync
-    // to take the next host's step (a plan made after executing shows it).
-    let due: Vec<ObjectRef> = plan
-        .actions
-        .iter()
-        .filter(|a| a.kind == ActionKind::Rotate)
-        .map(|a| a.object.clone())
-        .filter(|o| !plan.waiting.iter().any(|w| w.object == *o))
-        .collect();
-    for object in due {
-        plan.waiting.push(Waiting {
-            object,
-            on: "its next rotation step".into(),
-            until: input.now,
-        });
-    }
+    super::due_now(input, plan, ActionKind::Rotate, "its next rotation step");
     pointers
 }
 
