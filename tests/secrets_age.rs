@@ -252,11 +252,11 @@ nodes:
                 store: Some(&self.store),
                 secrets: Some(&context),
                 on_plan: &|plan| {
-                fresh: None,
                     let text = render::text(plan, None, false);
                     self.outputs.lock().unwrap().push(text.clone());
                     self.plans.lock().unwrap().push(text);
                 },
+                fresh: None,
             },
             &progress,
             &AtomicBool::new(false),
