@@ -108,6 +108,7 @@ impl Checker<'_> {
         let nodes = self.nodes(cluster.as_ref());
         let instances = self.instances(cluster.as_ref(), &classes, instances);
         self.check_capacity(&nodes, &instances);
+        self.check_node_classes_do_not_settle(&nodes, &instances);
         self.check_secrets_have_a_store(cluster.as_ref(), &classes, &nodes, &instances);
         let complete = self.diagnostics.len() == errors_before && !self.merged.incomplete;
         let all_typed = entries_typed(&self.merged.classes)

@@ -1,11 +1,13 @@
 //! A class's `rotation:` block: its budget, its timeouts and the health check that proves a
 //! host healthy on a new image. A check names exactly one probe, a URL or a TCP address.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::super::model::{HealthCheck, Probe, Rotation};
+use super::super::model::{HealthCheck, Instance, Node, Probe, Rotation};
 use super::super::raw::{RawHealthCheck, RawRotation};
 use super::super::source::Target;
+use super::super::units::parse_duration;
 use super::super::urls::Query;
 use super::{Checker, Origin};
 
@@ -13,6 +15,45 @@ use super::{Checker, Origin};
 const PLACEHOLDERS: [&str; 3] = ["{host}", "{ip}", "{image}"];
 
 impl Checker<'_> {
+    /// A node upgrade proves a node by its class's `healthCheck`, never by waiting a fixed
+    /// time, so `rotation.settle` on a class only nodes use would do nothing.
+    pub(super) fn check_node_classes_do_not_settle(
+        &mut self,
+        nodes: &BTreeMap<String, Node>,
+        instances: &BTreeMap<String, Instance>,
+    ) {
+        let settled: Vec<(String, Origin)> = self
+            .merged
+            .classes
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .raw
+                    .as_ref()
+                    .and_then(|r| r.rotation.as_ref())
+                    .and_then(|r| r.settle.as_ref())
+                    // A settle that is wrong in itself has its own error already.
+                    .is_some_and(|t| parse_duration(&t.0).is_ok_and(|d| !d.is_zero()))
+            })
+            .filter(|(name, _)| {
+                nodes.values().any(|n| &n.class == *name)
+                    && !instances.values().any(|i| &i.class == *name)
+            })
+            .map(|(name, entry)| (name.clone(), entry.origin.clone()))
+            .collect();
+        for (name, origin) in settled {
+            let d = self
+                .diagnostic(
+                    &origin,
+                    "/rotation/settle",
+                    Target::Key,
+                    format!("`rotation.settle` does nothing for class `{name}`, which only nodes use: a node upgrade waits for the class's `healthCheck`, never a fixed time"),
+                )
+                .hint("remove `settle`, and give the class a `rotation.healthCheck`");
+            self.report(d);
+        }
+    }
+
     pub(super) fn rotation(&mut self, origin: &Origin, raw: Option<&RawRotation>) -> Rotation {
         let text = |d: Option<&super::super::raw::DurationText>| d.map(|t| t.0.clone());
         let timeout = self.duration(
