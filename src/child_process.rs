@@ -51,18 +51,26 @@ pub async fn run_bounded(argv: &[String], timeout: std::time::Duration) -> Resul
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let child = child
+    let mut child = child
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    // Read as it comes, keeping only the tail: a chatty command cannot fill memory.
+    let ran = async { tokio::join!(read_tail(stdout), read_tail(stderr), child.wait()) };
+    let (stdout, stderr, status) = match tokio::time::timeout(timeout, ran).await {
         Err(_) => {
             return Err(format!(
                 "{program} timed out after {}s and was killed",
                 timeout.as_secs()
             ));
         }
-        Ok(Err(e)) => return Err(format!("{program}: {e}")),
-        Ok(Ok(out)) => out,
+        Ok((_, _, Err(e))) => return Err(format!("{program}: {e}")),
+        Ok((stdout, stderr, Ok(status))) => (stdout, stderr, status),
+    };
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr,
     };
     let mut printed = String::from_utf8_lossy(&out.stdout).into_owned();
     printed.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -75,6 +83,27 @@ pub async fn run_bounded(argv: &[String], timeout: std::time::Duration) -> Resul
             describe_exit(out.status)
         ))
     }
+}
+
+/// What a pipe carries until it closes, all but the last [`OUTPUT_TAIL`] bytes dropped on
+/// the way.
+async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let Some(mut pipe) = pipe else {
+        return Vec::new();
+    };
+    let mut kept = Vec::with_capacity(2 * OUTPUT_TAIL);
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&chunk[..n]);
+        if kept.len() > 2 * OUTPUT_TAIL {
+            kept.drain(..kept.len() - OUTPUT_TAIL);
+        }
+    }
+    kept
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.
@@ -140,6 +169,15 @@ mod tests {
                 .starts_with("cannot run /nonexistent/reboot")
         );
         assert_eq!(tail("ééé", 3), "é");
+        // 20 MB of output keeps its end, not all of it.
+        let chatty = run_bounded(&sh("yes x | head -c 20000000; echo END"), second * 30)
+            .await
+            .unwrap();
+        assert!(
+            chatty.len() <= OUTPUT_TAIL && chatty.ends_with("x\nEND"),
+            "{}",
+            chatty.len()
+        );
     }
 
     #[test]
