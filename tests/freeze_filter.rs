@@ -6,41 +6,13 @@
 mod common;
 
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
-use ganeti_operator::rapi::{FreezeRule, HttpRapi, JobStatus, Operation, Rapi, WriteOptions};
+use ganeti_operator::rapi::{FreezeRule, JobStatus, Operation, Rapi, WriteOptions};
 
-use common::contract::diskless;
+use common::cluster::{create_as, freeze_filters};
 use common::reconcile::{Workspace, remove_all_instances, sandbox_yaml};
 use common::sandbox::{sandbox, unique_name};
 
 const TEST: &str = "freeze_filter";
-
-async fn ours(rapi: &HttpRapi) -> Vec<String> {
-    let filters = rapi
-        .filters()
-        .await
-        .unwrap()
-        .expect("Ganeti 3.0.2 has job filters");
-    filters
-        .into_iter()
-        .filter(|f| f.is_freeze())
-        .map(|f| f.uuid)
-        .collect()
-}
-
-/// Submits a create as `reason` and returns how the job ended.
-async fn create_as(rapi: &HttpRapi, name: &str, node: &str, reason: &str) -> JobStatus {
-    let create = Operation::CreateInstance(diskless(name, node));
-    let id = rapi
-        .submit(&create, &WriteOptions::new(reason))
-        .await
-        .unwrap();
-    let _ = wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await;
-    rapi.job(id)
-        .await
-        .unwrap()
-        .and_then(|j| j.status)
-        .expect("the job is known")
-}
 
 #[tokio::test]
 async fn the_freeze_rejects_other_clients_admits_the_operator_and_is_lifted_after_a_crash() {
@@ -50,7 +22,7 @@ async fn the_freeze_rejects_other_clients_admits_the_operator_and_is_lifted_afte
     let rapi = sb.client();
     let node = sb.master().to_owned();
     remove_all_instances(&rapi).await;
-    for uuid in ours(&rapi).await {
+    for uuid in freeze_filters(&rapi).await {
         rapi.delete_filter(&uuid).await.unwrap();
     }
 
@@ -121,9 +93,13 @@ async fn the_freeze_rejects_other_clients_admits_the_operator_and_is_lifted_afte
         plan.contains("policy.freezeDuringNodeWork is off") && plan.contains("lifts job filter(s)"),
         "{plan}"
     );
-    assert_eq!(ours(&rapi).await.len(), 2, "a dry run lifts nothing");
+    assert_eq!(
+        freeze_filters(&rapi).await.len(),
+        2,
+        "a dry run lifts nothing"
+    );
     ws.apply(0);
-    assert!(ours(&rapi).await.is_empty(), "lifted");
+    assert!(freeze_filters(&rapi).await.is_empty(), "lifted");
     let history = std::fs::read_to_string(&history_file).unwrap();
     assert!(!history.contains("freeze_placed"), "{history}");
     ws.assert_converged();

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
-use ganeti_operator::rapi::{FreezeRule, HttpRapi, JobStatus, Operation, Rapi, WriteOptions};
+use ganeti_operator::rapi::{FreezeRule, HttpRapi, JobStatus, Rapi};
 
 use common::reconcile::{operator_jobs, remove_all_instances};
 
@@ -273,31 +272,6 @@ async fn live(rapi: &HttpRapi, node: &str) -> bool {
         .is_some_and(|n| n.mfree.is_some())
 }
 
-/// The operator's freeze filters now listed.
-async fn freeze_filters(rapi: &HttpRapi) -> Vec<String> {
-    let filters = rapi.filters().await.unwrap().unwrap_or_default();
-    filters
-        .into_iter()
-        .filter(|f| f.is_freeze())
-        .map(|f| f.uuid)
-        .collect()
-}
-
-/// A create submitted as another client would, and how its job ended.
-async fn create_as_someone_else(rapi: &HttpRapi, name: &str) -> JobStatus {
-    let create = Operation::CreateInstance(common::contract::diskless(name, "node1.gnt.test"));
-    let id = rapi
-        .submit(&create, &WriteOptions::new("someone-else"))
-        .await
-        .unwrap();
-    let _ = wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await;
-    rapi.job(id)
-        .await
-        .unwrap()
-        .and_then(|j| j.status)
-        .expect("the job is known")
-}
-
 /// What the sampler saw: the most nodes drained at once, each instance's (primary node,
 /// running) per answered round, and rounds the RAPI did not answer (a master failover).
 #[derive(Debug, Default)]
@@ -393,7 +367,7 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
 /// whatever a test (or the benchmark) left.
 async fn clean_slate(rapi: &HttpRapi) {
     remove_all_instances(rapi).await;
-    for uuid in freeze_filters(rapi).await {
+    for uuid in common::cluster::freeze_filters(rapi).await {
         rapi.delete_filter(&uuid).await.unwrap();
     }
     let _ = std::process::Command::new(harness_path())
@@ -480,7 +454,13 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         logs.push(std::fs::read_to_string(&log).unwrap());
         if when == "during a drain" {
             // The freeze holds while the node is out, the operator killed or not.
-            let status = create_as_someone_else(&rapi, "rogue.gnt.test").await;
+            let status = common::cluster::create_as(
+                &rapi,
+                "rogue.gnt.test",
+                "node1.gnt.test",
+                "someone-else",
+            )
+            .await;
             assert_eq!(
                 status,
                 JobStatus::Canceled,
@@ -516,7 +496,7 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         sampled.unfrozen
     );
     assert!(
-        freeze_filters(&rapi).await.is_empty(),
+        common::cluster::freeze_filters(&rapi).await.is_empty(),
         "the freeze is lifted"
     );
     assert_eq!(
@@ -651,7 +631,7 @@ async fn threenode_a_failing_reboot_command_points_back_stalls_and_touches_no_ot
         "the status says why:\n{plan}"
     );
     assert!(
-        freeze_filters(&rapi).await.is_empty(),
+        common::cluster::freeze_filters(&rapi).await.is_empty(),
         "a stalled upgrade lifts the freeze: node2 stays drained, nothing else moves"
     );
     let store = up.path("store");

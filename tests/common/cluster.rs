@@ -49,3 +49,40 @@ pub async fn run_job(rapi: &HttpRapi, operation: ganeti_operator::rapi::Operatio
         .await
         .unwrap();
 }
+
+/// The operator's node-work freeze filters now listed, by UUID.
+pub async fn freeze_filters(rapi: &HttpRapi) -> Vec<String> {
+    let filters = rapi
+        .filters()
+        .await
+        .unwrap()
+        .expect("Ganeti 3.0.2 has job filters");
+    filters
+        .into_iter()
+        .filter(|f| f.is_freeze())
+        .map(|f| f.uuid)
+        .collect()
+}
+
+/// A diskless create on `node` submitted with `reason`, and how its job ended: what
+/// another client (or, with the operator's stamp, the operator) meets under the freeze.
+pub async fn create_as(
+    rapi: &HttpRapi,
+    name: &str,
+    node: &str,
+    reason: &str,
+) -> ganeti_operator::rapi::JobStatus {
+    use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
+    let create =
+        ganeti_operator::rapi::Operation::CreateInstance(super::contract::diskless(name, node));
+    let id = rapi
+        .submit(&create, &ganeti_operator::rapi::WriteOptions::new(reason))
+        .await
+        .unwrap();
+    let _ = wait_for_job(rapi, id, WaitOptions::default(), &Quiet).await;
+    rapi.job(id)
+        .await
+        .unwrap()
+        .and_then(|j| j.status)
+        .expect("the job is known")
+}
