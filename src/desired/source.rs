@@ -320,6 +320,18 @@ impl FileContent {
 
 /// Parses one file. Every problem found is returned; a file with any is not used.
 pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec<Diagnostic>> {
+    parse_file_streaming(display, content, None)
+}
+
+/// As `parse_file`, but a file that loads by its outline hands the entries of
+/// `stream.section` to its sink as they are read (see `yaml::EntrySink`); its JSON then
+/// holds only those the sink gave back. Any other file is loaded in full, as before, and
+/// the sink holds nothing from it.
+pub fn parse_file_streaming(
+    display: &str,
+    content: FileContent,
+    mut stream: Option<yaml::Stream<'_>>,
+) -> Result<ParsedFile, Vec<Diagnostic>> {
     let text = match content {
         FileContent::Text(text) => text,
         FileContent::NotUtf8 { valid_prefix } => {
@@ -352,12 +364,18 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
     let source = SourceText::new(display, text);
     // Most files are valid: their outline is all they need. Any trouble is loaded in
     // full, as before, so its diagnostics do not depend on the shortcut.
-    if let Some(loaded) = yaml::load_outline(&source, OUTLINE_DEPTH)
-        && loaded.second_document.is_none()
+    if let Some(loaded) = yaml::load_outline(
+        &source,
+        OUTLINE_DEPTH,
+        stream.as_mut().map(yaml::Stream::reborrow),
+    ) && loaded.second_document.is_none()
         && let Some((json, outline)) = loaded.root
         && !json.is_null()
     {
         return Ok(ParsedFile::from_outline(source, json, outline));
+    }
+    if let Some(stream) = stream {
+        stream.sink.discard();
     }
     let loaded = yaml::load(&source)?;
     let Some((json, positions)) = loaded.root else {
