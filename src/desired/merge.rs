@@ -2,6 +2,7 @@
 //! twice is an error naming both places; an object whose YAML failed the schema is kept
 //! by name only, so references to it do not cause a second, misleading error.
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
@@ -203,31 +204,35 @@ impl<'a> SectionMerge<'a> {
         out: &mut BTreeMap<String, Entry<T>>,
         raw: impl FnOnce(&mut Self, &str) -> Option<Box<T>>,
     ) {
-        let pointer = pointer_to(section, &name);
-        if let Some(first) = out.get(&name) {
-            let first_site = self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
-            let file = self.current();
-            let d = Diagnostic::new(
-                file.site(&pointer, Target::Key),
-                &file.yaml_path(&pointer),
-                format!("{} `{name}` is defined twice", singular(section)),
-            )
-            .related(first_site, "first defined")
-            .hint("names must be unique across all files; rename or remove one");
-            self.diagnostics.push(d);
-            return;
-        }
+        // One search of the map, not a lookup and then an insert.
+        let slot = match out.entry(name) {
+            Slot::Vacant(slot) => slot,
+            Slot::Occupied(first) => {
+                let (name, first) = (first.key(), first.get());
+                let pointer = pointer_to(section, name);
+                let first_site =
+                    self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
+                let file = self.current();
+                let d = Diagnostic::new(
+                    file.site(&pointer, Target::Key),
+                    &file.yaml_path(&pointer),
+                    format!("{} `{name}` is defined twice", singular(section)),
+                )
+                .related(first_site, "first defined")
+                .hint("names must be unique across all files; rename or remove one");
+                self.diagnostics.push(d);
+                return;
+            }
+        };
+        let pointer = pointer_to(section, slot.key());
         let raw = raw(self, &pointer);
-        out.insert(
-            name,
-            Entry {
-                origin: Origin {
-                    file: self.index,
-                    pointer,
-                },
-                raw,
+        slot.insert(Entry {
+            origin: Origin {
+                file: self.index,
+                pointer,
             },
-        );
+            raw,
+        });
     }
 
     fn typed<T: DeserializeOwned>(&mut self, value: &Value, pointer: &str) -> Option<T> {
