@@ -21,9 +21,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use diagnostic::Diagnostic;
-use files::{FileRead, is_desired_state_name, read_in_dir};
+use files::{FileContent, FileRead, is_desired_state_name, read_in_dir};
 pub use model::DesiredState;
-use source::FileContent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DesiredStateError {
