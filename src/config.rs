@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::desired::diagnostic::{self, Diagnostic};
-use crate::desired::source::{FileContent, Target, parse_file};
+use crate::desired::files::FileContent;
+use crate::desired::source::{Target, parse_file};
 use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
 
 /// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).

@@ -171,3 +171,36 @@ fn classify(kind: fs::FileType, shown: &str) -> Result<(), FileProblem> {
         Err(not_regular("special file"))
     }
 }
+
+/// What a file holds before parsing.
+pub enum FileContent {
+    Text(String),
+    /// Not UTF-8: the byte offset of the first bad byte, with the valid text before it.
+    NotUtf8 {
+        valid_prefix: String,
+    },
+    /// Not a file that may be read (see `files`).
+    Unusable(FileProblem),
+}
+
+impl FileContent {
+    pub fn from_read(read: FileRead) -> FileContent {
+        match read {
+            Ok(bytes) => FileContent::from_bytes(bytes),
+            Err(problem) => FileContent::Unusable(problem),
+        }
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> FileContent {
+        match String::from_utf8(bytes) {
+            Ok(text) => FileContent::Text(text),
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                FileContent::NotUtf8 {
+                    valid_prefix: String::from_utf8_lossy(&bytes[..valid]).into_owned(),
+                }
+            }
+        }
+    }
+}

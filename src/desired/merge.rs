@@ -2,6 +2,7 @@
 //! twice is an error naming both places; an object whose YAML failed the schema is kept
 //! by name only, so references to it do not cause a second, misleading error.
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
@@ -78,10 +79,13 @@ impl FailedPointers {
 /// allocations. Freeing a whole document at once afterwards cost half as much as
 /// building it, and more per entry the larger the file (a cold walk over it, and
 /// glibc coalescing its many small chunks).
+/// `streamed` are the file's instances that were typed while it was read (see `stream`);
+/// its JSON holds only the others.
 pub fn merge_file(
     merged: &mut Merged,
     files: &[ParsedFile],
     json: Value,
+    streamed: Vec<(String, Box<RawInstance>)>,
     failed: &FailedPointers,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -105,6 +109,7 @@ pub fn merge_file(
     ctx.named("classes", section("classes"), &mut merged.classes);
     ctx.named("nodes", section("nodes"), &mut merged.nodes);
     ctx.named("instances", section("instances"), &mut merged.instances);
+    ctx.streamed("instances", streamed, &mut merged.instances);
     ctx.named("secrets", section("secrets"), &mut merged.secrets);
 }
 
@@ -168,8 +173,43 @@ impl<'a> SectionMerge<'a> {
             return;
         };
         for (name, value) in entries {
-            let pointer = pointer_to(section, &name);
-            if let Some(first) = out.get(&name) {
+            self.insert(section, name, out, |ctx, pointer| {
+                let raw = ctx.typed(&value, pointer);
+                drop(value);
+                raw
+            });
+        }
+    }
+
+    /// Entries typed as they were read: each passed the schema on its own, so only the
+    /// document around it (an unknown top-level key) can still have failed it.
+    fn streamed<T>(
+        &mut self,
+        section: &str,
+        entries: Vec<(String, Box<T>)>,
+        out: &mut BTreeMap<String, Entry<T>>,
+    ) {
+        for (name, raw) in entries {
+            self.insert(section, name, out, |ctx, pointer| {
+                (!ctx.failed.at_or_above(pointer)).then_some(raw)
+            });
+        }
+    }
+
+    /// Adds entry `name`, typed by `raw` (given its pointer), unless another file has it.
+    fn insert<T>(
+        &mut self,
+        section: &str,
+        name: String,
+        out: &mut BTreeMap<String, Entry<T>>,
+        raw: impl FnOnce(&mut Self, &str) -> Option<Box<T>>,
+    ) {
+        // One search of the map, not a lookup and then an insert.
+        let slot = match out.entry(name) {
+            Slot::Vacant(slot) => slot,
+            Slot::Occupied(first) => {
+                let (name, first) = (first.key(), first.get());
+                let pointer = pointer_to(section, name);
                 let first_site =
                     self.files[first.origin.file].site(&first.origin.pointer, Target::Key);
                 let file = self.current();
@@ -181,21 +221,18 @@ impl<'a> SectionMerge<'a> {
                 .related(first_site, "first defined")
                 .hint("names must be unique across all files; rename or remove one");
                 self.diagnostics.push(d);
-                continue;
+                return;
             }
-            let raw = self.typed(&value, &pointer);
-            drop(value);
-            out.insert(
-                name,
-                Entry {
-                    origin: Origin {
-                        file: self.index,
-                        pointer,
-                    },
-                    raw,
-                },
-            );
-        }
+        };
+        let pointer = pointer_to(section, slot.key());
+        let raw = raw(self, &pointer);
+        slot.insert(Entry {
+            origin: Origin {
+                file: self.index,
+                pointer,
+            },
+            raw,
+        });
     }
 
     fn typed<T: DeserializeOwned>(&mut self, value: &Value, pointer: &str) -> Option<T> {

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod semantic;
 pub mod source;
 pub mod ssh_key;
+pub mod stream;
 pub mod units;
 pub mod urls;
 pub mod yaml;
@@ -20,9 +21,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use diagnostic::Diagnostic;
-use files::{FileRead, is_desired_state_name, read_in_dir};
+use files::{FileContent, FileRead, is_desired_state_name, read_in_dir};
 pub use model::DesiredState;
-use source::FileContent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DesiredStateError {
@@ -155,15 +155,25 @@ pub fn validate_files(
     let mut diagnostics = Vec::new();
     let mut parsed: Vec<source::ParsedFile> = Vec::new();
     let mut merged = merge::Merged::default();
+    let mut instances = stream::InstanceStream::default();
     for (display, read) in files {
-        match source::parse_file(&display, FileContent::from_read(read)) {
+        let content = FileContent::from_read(read);
+        match source::parse_file_streaming(&display, content, Some(instances.stream())) {
             Ok(mut file) => {
                 let check = schema::check_file(&file);
                 diagnostics.extend(check.diagnostics);
                 let json = std::mem::take(&mut file.json);
                 parsed.push(file);
                 let failed = merge::FailedPointers::new(check.failed_pointers);
-                merge::merge_file(&mut merged, &parsed, json, &failed, &mut diagnostics);
+                let streamed = instances.take();
+                merge::merge_file(
+                    &mut merged,
+                    &parsed,
+                    json,
+                    streamed,
+                    &failed,
+                    &mut diagnostics,
+                );
                 // One file's tree at a time: the typed objects are what stage two needs.
                 if let Some(file) = parsed.last_mut() {
                     file.release();

@@ -68,6 +68,21 @@ static SCHEMA: LazyLock<Value> = LazyLock::new(desired_state_schema);
 static VALIDATOR: LazyLock<jsonschema::Validator> =
     LazyLock::new(|| jsonschema::validator_for(&SCHEMA).expect("the generated schema compiles"));
 
+/// A validator for one entry of the named section `section` (`instances`), built from the
+/// same definitions as the whole schema, so an entry passes it exactly when it passes as
+/// part of a document. `None` if the schema has no such section.
+pub fn entry_validator(section: &str) -> Option<jsonschema::Validator> {
+    let entry = SCHEMA
+        .get("properties")?
+        .get(section)?
+        .get("additionalProperties")?;
+    let mut schema = entry.as_object()?.clone();
+    for shared in ["$schema", "$defs"] {
+        schema.insert(shared.into(), SCHEMA.get(shared)?.clone());
+    }
+    jsonschema::validator_for(&Value::Object(schema)).ok()
+}
+
 /// Stage one's verdict on one file.
 pub struct SchemaCheck {
     pub diagnostics: Vec<Diagnostic>,

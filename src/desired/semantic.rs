@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod host_key;
 mod instances;
+mod known;
 mod node_work;
 mod placement;
 mod rotation;

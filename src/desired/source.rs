@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, Site, index_path, join_path};
-use super::files::{FileProblem, FileRead};
+use super::files::FileContent;
 use super::yaml;
 
 /// 1-based line and column, counted in characters.
@@ -285,41 +285,20 @@ fn unescape_pointer(segment: &str) -> String {
     segment.replace("~1", "/").replace("~0", "~")
 }
 
-/// What a file holds before parsing.
-pub enum FileContent {
-    Text(String),
-    /// Not UTF-8: the byte offset of the first bad byte, with the valid text before it.
-    NotUtf8 {
-        valid_prefix: String,
-    },
-    /// Not a file that may be read (see `files`).
-    Unusable(FileProblem),
-}
-
-impl FileContent {
-    pub fn from_read(read: FileRead) -> FileContent {
-        match read {
-            Ok(bytes) => FileContent::from_bytes(bytes),
-            Err(problem) => FileContent::Unusable(problem),
-        }
-    }
-
-    pub fn from_bytes(bytes: Vec<u8>) -> FileContent {
-        match String::from_utf8(bytes) {
-            Ok(text) => FileContent::Text(text),
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                FileContent::NotUtf8 {
-                    valid_prefix: String::from_utf8_lossy(&bytes[..valid]).into_owned(),
-                }
-            }
-        }
-    }
-}
-
 /// Parses one file. Every problem found is returned; a file with any is not used.
 pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec<Diagnostic>> {
+    parse_file_streaming(display, content, None)
+}
+
+/// As `parse_file`, but a file that loads by its outline hands the entries of
+/// `stream.section` to its sink as they are read (see `yaml::EntrySink`); its JSON then
+/// holds only those the sink gave back. Any other file is loaded in full, as before, and
+/// the sink holds nothing from it.
+pub fn parse_file_streaming(
+    display: &str,
+    content: FileContent,
+    mut stream: Option<yaml::Stream<'_>>,
+) -> Result<ParsedFile, Vec<Diagnostic>> {
     let text = match content {
         FileContent::Text(text) => text,
         FileContent::NotUtf8 { valid_prefix } => {
@@ -352,12 +331,18 @@ pub fn parse_file(display: &str, content: FileContent) -> Result<ParsedFile, Vec
     let source = SourceText::new(display, text);
     // Most files are valid: their outline is all they need. Any trouble is loaded in
     // full, as before, so its diagnostics do not depend on the shortcut.
-    if let Some(loaded) = yaml::load_outline(&source, OUTLINE_DEPTH)
-        && loaded.second_document.is_none()
+    if let Some(loaded) = yaml::load_outline(
+        &source,
+        OUTLINE_DEPTH,
+        stream.as_mut().map(yaml::Stream::reborrow),
+    ) && loaded.second_document.is_none()
         && let Some((json, outline)) = loaded.root
         && !json.is_null()
     {
         return Ok(ParsedFile::from_outline(source, json, outline));
+    }
+    if let Some(stream) = stream {
+        stream.sink.discard();
     }
     let loaded = yaml::load(&source)?;
     let Some((json, positions)) = loaded.root else {

@@ -9,120 +9,16 @@ use saphyr_parser::{Event, ScalarStyle, Tag};
 use serde_json::Value;
 
 use super::super::diagnostic::{Diagnostic, index_path, join_path};
-use super::super::source::{Position, PositionTree, SourceText, Span};
-use super::{Limits, Loaded, YamlError};
-
-pub(super) fn span_of(span: &saphyr_parser::Span) -> Span {
-    let at = |m: &saphyr_parser::Marker| Position {
-        line: m.line(),
-        column: m.col() + 1,
-    };
-    Span {
-        start: at(&span.start),
-        end: at(&span.end),
-    }
-}
-
-/// A finished value, with how many values it holds (for the alias budget).
-#[derive(Clone)]
-struct Node {
-    value: Value,
-    position: PositionTree,
-    count: usize,
-}
-
-enum KeySlot {
-    Awaiting,
-    Named(String, Span),
-    /// The key was reported; its value is read and dropped.
-    Rejected,
-}
-
-enum Frame {
-    Sequence {
-        start: Position,
-        anchor: usize,
-        values: Vec<Value>,
-        positions: Vec<PositionTree>,
-        count: usize,
-    },
-    Mapping {
-        start: Position,
-        anchor: usize,
-        values: serde_json::Map<String, Value>,
-        positions: IndexMap<String, (Span, PositionTree)>,
-        key: KeySlot,
-        count: usize,
-    },
-}
-
-impl Frame {
-    /// The collection as a value, its anchor, ended by the event at `end`. With
-    /// `positions_kept` false its positions are a leaf: it lies below the outline.
-    fn finish(self, end: Span, positions_kept: bool) -> (usize, Node) {
-        let (start, anchor, count, value, position) = match self {
-            Frame::Sequence {
-                start,
-                anchor,
-                values,
-                positions,
-                count,
-            } => (
-                start,
-                anchor,
-                count,
-                Value::Array(values),
-                Tree::Sequence(positions.into_boxed_slice()),
-            ),
-            Frame::Mapping {
-                start,
-                anchor,
-                values,
-                positions,
-                count,
-                ..
-            } => (
-                start,
-                anchor,
-                count,
-                Value::Object(values),
-                Tree::Mapping(Box::new(positions)),
-            ),
-        };
-        let span = Span {
-            start,
-            end: end.start,
-        };
-        let position = match position {
-            _ if !positions_kept => PositionTree::Leaf(span),
-            Tree::Sequence(items) => PositionTree::Sequence(span, items),
-            Tree::Mapping(entries) => PositionTree::Mapping(span, entries),
-        };
-        (
-            anchor,
-            Node {
-                value,
-                position,
-                count,
-            },
-        )
-    }
-
-    fn awaits_key(&self) -> bool {
-        matches!(
-            self,
-            Frame::Mapping {
-                key: KeySlot::Awaiting,
-                ..
-            }
-        )
-    }
-}
+use super::super::source::{PositionTree, SourceText, Span};
+use super::frame::{Frame, KeySlot, Node, leaf};
+use super::{Limits, Loaded, Stream, YamlError};
 
 type Fatal = (YamlError, Span);
 
-pub(super) struct Builder<'s> {
+pub(super) struct Builder<'s, 'k> {
     source: &'s SourceText,
+    /// Where the entries of one root section go as each is read, if anywhere.
+    stream: Option<Stream<'k>>,
     limits: Limits,
     /// Collections this deep (the root is 0) and deeper are leaves in the position tree,
     /// as in `PositionTree::outline`; `usize::MAX` keeps every position.
@@ -142,10 +38,11 @@ pub(super) struct Builder<'s> {
     pub(super) problems: Vec<Diagnostic>,
 }
 
-impl<'s> Builder<'s> {
+impl<'s, 'k> Builder<'s, 'k> {
     pub(super) fn new(source: &'s SourceText, limits: Limits) -> Self {
         Builder {
             source,
+            stream: None,
             limits,
             position_depth: usize::MAX,
             needs_full: false,
@@ -168,6 +65,30 @@ impl<'s> Builder<'s> {
     pub(super) fn outline_only(mut self, depth: usize) -> Self {
         self.position_depth = depth;
         self
+    }
+
+    /// Offers each entry of the root mapping's `stream.section` mapping to its sink as the
+    /// entry is read (see `Stream`).
+    pub(super) fn streaming(mut self, stream: Stream<'k>) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// The top of the stack is the streamed section's mapping in the first document.
+    fn in_streamed_section(&self) -> bool {
+        let Some(stream) = &self.stream else {
+            return false;
+        };
+        match self.stack.as_slice() {
+            [
+                Frame::Mapping {
+                    key: KeySlot::Named(name, _),
+                    ..
+                },
+                Frame::Mapping { .. },
+            ] => self.documents <= 1 && name == stream.section,
+            _ => false,
+        }
     }
 
     /// Whether the frame at `index` in the stack keeps the positions of its children.
@@ -423,6 +344,7 @@ impl<'s> Builder<'s> {
 
     fn attach(&mut self, node: Node) {
         let kept = self.keeps_positions(self.stack.len().saturating_sub(1));
+        let streamed = self.in_streamed_section();
         match self.stack.last_mut() {
             None => {
                 if self.documents <= 1 {
@@ -450,11 +372,24 @@ impl<'s> Builder<'s> {
             }) => {
                 if let KeySlot::Named(name, key_span) = std::mem::replace(key, KeySlot::Awaiting) {
                     *count += node.count;
+                    let mut value = node.value;
+                    if streamed && let Some(stream) = &mut self.stream {
+                        match stream.sink.offer(&name, value) {
+                            Some(refused) => value = refused,
+                            // Taken: only its key's place stays (the outline keeps it).
+                            None => {
+                                if kept {
+                                    positions.insert(name, (key_span, node.position));
+                                }
+                                return;
+                            }
+                        }
+                    }
                     if kept {
-                        values.insert(name.clone(), node.value);
+                        values.insert(name.clone(), value);
                         positions.insert(name, (key_span, node.position));
                     } else {
-                        values.insert(name, node.value);
+                        values.insert(name, value);
                     }
                 }
             }
@@ -481,18 +416,4 @@ impl<'s> Builder<'s> {
         }
         path
     }
-}
-
-fn leaf(value: Value, span: Span) -> Node {
-    Node {
-        value,
-        position: PositionTree::Leaf(span),
-        count: 1,
-    }
-}
-
-/// A collection's positions before its end (and so its span) is known.
-enum Tree {
-    Sequence(Box<[PositionTree]>),
-    Mapping(Box<IndexMap<String, (Span, PositionTree)>>),
 }

@@ -7,6 +7,7 @@
 
 mod builder;
 mod error;
+mod frame;
 #[cfg(test)]
 mod tests;
 
@@ -59,13 +60,49 @@ pub fn load_with(source: &SourceText, limits: Limits) -> Result<Loaded, Vec<Diag
     run(Builder::new(source, limits), source, limits).map(|(loaded, _)| loaded)
 }
 
+/// Takes entries of a root section as they are read, instead of the document holding
+/// them all: a file of 10,000 instances then never holds more than one instance's JSON,
+/// which is still in the cache when it is checked and typed.
+pub trait EntrySink {
+    /// Takes `value`, the entry `name` of the section, or gives it back to stay in the
+    /// document (the sink cannot use it, and the document's own checks report it).
+    fn offer(&mut self, name: &str, value: Value) -> Option<Value>;
+    /// The load is not used after all: forget every entry taken.
+    fn discard(&mut self);
+}
+
+/// The root section whose entries go to `sink` (in the first document only).
+pub struct Stream<'k> {
+    pub section: &'k str,
+    pub sink: &'k mut dyn EntrySink,
+}
+
+impl Stream<'_> {
+    /// The same stream for one load, leaving this one to discard afterwards.
+    pub fn reborrow(&mut self) -> Stream<'_> {
+        Stream {
+            section: self.section,
+            sink: &mut *self.sink,
+        }
+    }
+}
+
 /// Loads `source` keeping positions only `depth` levels deep, as `PositionTree::outline`
 /// would cut them: building, and later freeing, the position of every field was a large
 /// share of loading a large file; an error below the outline loads the file again.
 /// `None` when only a full load answers as `load` would: the file has problems, an
-/// alias, or a duplicate key below the outline (see `Builder::needs_full`).
-pub fn load_outline(source: &SourceText, depth: usize) -> Option<Loaded> {
-    let builder = Builder::new(source, LIMITS).outline_only(depth);
+/// alias, or a duplicate key below the outline (see `Builder::needs_full`); the caller
+/// then tells `stream`'s sink to discard what it took. A document whose entries went to
+/// the sink holds only those it gave back.
+pub fn load_outline(
+    source: &SourceText,
+    depth: usize,
+    stream: Option<Stream<'_>>,
+) -> Option<Loaded> {
+    let mut builder = Builder::new(source, LIMITS).outline_only(depth);
+    if let Some(stream) = stream {
+        builder = builder.streaming(stream);
+    }
     match run(builder, source, LIMITS) {
         Ok((loaded, false)) => Some(loaded),
         _ => None,
@@ -75,7 +112,7 @@ pub fn load_outline(source: &SourceText, depth: usize) -> Option<Loaded> {
 /// Feeds the parser's events to `builder`; the loaded document and whether the builder
 /// needs a full load after all.
 fn run(
-    mut builder: Builder<'_>,
+    mut builder: Builder<'_, '_>,
     source: &SourceText,
     limits: Limits,
 ) -> Result<(Loaded, bool), Vec<Diagnostic>> {
@@ -90,7 +127,7 @@ fn run(
     }
     for event in Parser::new_from_str(source.text()) {
         let outcome = match event {
-            Ok((event, span)) => builder.event(event, builder::span_of(&span)),
+            Ok((event, span)) => builder.event(event, frame::span_of(&span)),
             Err(e) => {
                 let at = source.clamp(Position {
                     line: e.marker().line().max(1),

@@ -165,7 +165,7 @@ fn an_outline_load_has_the_full_json_and_the_outline_of_the_full_positions() {
     let source = SourceText::new("t.yaml", text);
     let (json, full) = load(&source).unwrap().root.unwrap();
     for depth in 0..4 {
-        let (outline_json, outline) = load_outline(&source, depth).unwrap().root.unwrap();
+        let (outline_json, outline) = load_outline(&source, depth, None).unwrap().root.unwrap();
         assert_eq!(outline_json, json);
         assert_eq!(format!("{outline:?}"), format!("{:?}", full.outline(depth)));
     }
@@ -184,8 +184,62 @@ fn an_outline_load_leaves_aliases_duplicates_and_problems_to_the_full_load() {
         "a: [1\n",
     ] {
         assert!(
-            load_outline(&SourceText::new("t.yaml", text), 2).is_none(),
+            load_outline(&SourceText::new("t.yaml", text), 2, None).is_none(),
             "{text}"
         );
     }
+}
+
+/// Takes entries whose name starts with `take`, gives the others back.
+#[derive(Default)]
+struct Taker {
+    taken: Vec<(String, Value)>,
+}
+
+impl EntrySink for Taker {
+    fn offer(&mut self, name: &str, value: Value) -> Option<Value> {
+        if !name.starts_with("take") {
+            return Some(value);
+        }
+        self.taken.push((name.to_owned(), value));
+        None
+    }
+
+    fn discard(&mut self) {
+        self.taken.clear();
+    }
+}
+
+#[test]
+fn a_streamed_section_keeps_what_the_sink_gives_back_and_the_outline_of_everything() {
+    let text = "instances:
+  take1: {class: a}
+  keep: {class: b}
+  take2: 3
+nodes:
+  take3: {}
+";
+    let source = SourceText::new("t.yaml", text);
+    let (_, full) = load(&source).unwrap().root.unwrap();
+    let mut sink = Taker::default();
+    let stream = Stream {
+        section: "instances",
+        sink: &mut sink,
+    };
+    let (json, outline) = load_outline(&source, 2, Some(stream))
+        .unwrap()
+        .root
+        .unwrap();
+    assert_eq!(
+        json,
+        json!({"instances": {"keep": {"class": "b"}}, "nodes": {"take3": {}}})
+    );
+    assert_eq!(format!("{outline:?}"), format!("{:?}", full.outline(2)));
+    assert_eq!(
+        sink.taken,
+        [
+            ("take1".to_owned(), json!({"class": "a"})),
+            ("take2".to_owned(), json!(3))
+        ]
+    );
 }
