@@ -292,15 +292,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     node_upgrade::plan_node_upgrades(input, &mut plan, &mut pointer_images);
     node_upgrade::hold_moves(input, &mut plan);
     freeze::plan_freeze(input, &mut plan);
+    boot::plan_boot(input, &mut plan, &pointer_images);
+    secrets::plan_secrets(input, &mut plan);
+    hold_back(input, &mut plan);
+    // After the hold: an action held back waits for its own time, not now.
     due_now(
         input,
         &mut plan,
         ActionKind::NodeUpgrade,
         "its next node-upgrade step",
     );
-    boot::plan_boot(input, &mut plan, &pointer_images);
-    secrets::plan_secrets(input, &mut plan);
-    hold_back(input, &mut plan);
     secrets::keep_first_boot_secrets_with_creates(&mut plan);
     plan.actions
         .sort_by(|a, b| (a.phase, &a.object).cmp(&(b.phase, &b.object)));
@@ -347,7 +348,11 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         }
         // A rotation keeps its own record of failures: a rollback must never wait out a
         // backoff.
-        if matches!(action.kind, ActionKind::Rotate | ActionKind::NodeUpgrade) {
+        // The freeze's own action on the cluster is no rollback: when Ganeti refuses it,
+        // it backs off like any other, instead of being retried at once forever.
+        if matches!(action.kind, ActionKind::Rotate | ActionKind::NodeUpgrade)
+            && action.object.kind != ObjectKind::Cluster
+        {
             kept.push(action);
             continue;
         }

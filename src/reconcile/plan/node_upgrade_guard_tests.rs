@@ -215,3 +215,40 @@ fn an_unmanaged_instance_with_a_change_not_live_blocks_its_node_before_the_drain
         "nothing drained"
     );
 }
+
+#[test]
+fn a_lift_ganeti_refused_backs_off_instead_of_being_retried_at_once() {
+    let a = id("a");
+    let desired = state(&a, FAILOVER, "128M");
+    let mut world = World::new(&desired, 4000, 128);
+    world.history.set_freeze_placed(true);
+    world.observed.filters =
+        ObservedFilters::Listed(vec![FreezeRule::RejectOthers.listed("a crashed run")]);
+    let cluster = ObjectRef {
+        kind: ObjectKind::Cluster,
+        name: "cluster.gnt.test".into(),
+    };
+    let refused = crate::reconcile::execute::StepError::Rapi(crate::rapi::RapiError::Forbidden);
+    world.history.record_failure(
+        &cluster,
+        &refused,
+        None,
+        world.now,
+        crate::reconcile::history::BackoffPolicy::default(),
+    );
+    let plan = world.plan(&desired);
+    assert!(
+        freeze_steps(&plan).is_empty(),
+        "held back: {:?}",
+        kinds(&plan)
+    );
+    let waits: Vec<&Waiting> = plan
+        .waiting
+        .iter()
+        .filter(|w| w.object == cluster)
+        .collect();
+    assert!(
+        !waits.is_empty() && waits.iter().all(|w| w.until > world.now),
+        "it waits for its backoff, never for now: {waits:?}"
+    );
+}
