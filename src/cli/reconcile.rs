@@ -156,17 +156,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             .collect();
         // A failed rotation or node-upgrade step is the next pass's to roll back: it must
         // not wait for another run (a node would stay drained with its pointer flipped).
-        let rolling_back = report
-            .after
-            .actions
-            .iter()
-            .any(|a| matches!(a.kind, ActionKind::Rotate | ActionKind::NodeUpgrade));
+        let rolling_back = report.after.actions.iter().any(|a| a.rolls_back());
         let only_rolling_failed = report.outcomes.iter().all(|o| {
             !matches!(o.result, ActionResult::Failed(_))
-                || matches!(
-                    report.plan.actions[o.action].kind,
-                    ActionKind::Rotate | ActionKind::NodeUpgrade
-                )
+                || report.plan.actions[o.action].rolls_back()
         });
         // What an upgrade unblocks once it is done (instances moving back home, the master
         // role going back) belongs to the same run.

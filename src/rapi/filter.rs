@@ -12,15 +12,20 @@ use serde_json::{Value, json};
 /// The reason-trail source of the operator's filters.
 pub const FREEZE_SOURCE: &str = "ganeti-operator:freeze";
 
-/// The opcodes the freeze holds back from other clients: whatever places an instance.
-const FROZEN_OPCODES: [&str; 7] = [
+/// The opcodes the freeze holds back from other clients: whatever places an instance or
+/// its disks on a node (the operator's N+1 figures assume nothing else moves).
+const FROZEN_OPCODES: [&str; 11] = [
     "OP_INSTANCE_CREATE",
     "OP_INSTANCE_MULTI_ALLOC",
     "OP_INSTANCE_MIGRATE",
     "OP_INSTANCE_FAILOVER",
     "OP_INSTANCE_MOVE",
+    "OP_INSTANCE_REPLACE_DISKS",
+    "OP_INSTANCE_RECREATE_DISKS",
+    "OP_INSTANCE_CHANGE_GROUP",
     "OP_NODE_MIGRATE",
     "OP_NODE_EVACUATE",
+    "OP_GROUP_EVACUATE",
 ];
 
 /// Filters run in increasing priority; 0 is what `gnt-filter add` defaults to. Ours come

@@ -341,9 +341,10 @@ fn remember(
     let now = SystemTime::now();
     let mut failed = std::collections::BTreeSet::new();
     for outcome in outcomes {
-        let kind = plan.actions[outcome.action].kind;
+        let action = &plan.actions[outcome.action];
+        let kind = action.kind;
         if let ActionResult::Failed(e) = &outcome.result
-            && matches!(kind, ActionKind::Rotate | ActionKind::NodeUpgrade)
+            && action.rolls_back()
         {
             // Its record says so, and the next plan rolls back rather than backing off.
             if kind == ActionKind::Rotate {

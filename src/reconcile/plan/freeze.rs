@@ -73,7 +73,7 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
         if in_place {
             return;
         }
-        let nodes: Vec<&str> = input
+        let nodes: std::collections::BTreeSet<&str> = input
             .history
             .node_upgrades()
             .map(|(n, _)| n.as_str())
@@ -84,12 +84,20 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
                     .map(|a| a.object.name.as_str()),
             )
             .collect();
+        let nodes: Vec<&str> = nodes.into_iter().collect();
         let why = format!("ganeti-operator upgrades node(s) {}", nodes.join(", "));
         let mut placed = false;
         for action in plan.actions.iter_mut().filter(|a| needs_freeze(a)) {
+            // After a node's Start mark, before its first job: should Ganeti refuse the
+            // filters, the failure lands in the node's record and is rolled back there,
+            // not retried at once for ever.
+            let at = usize::from(matches!(
+                action.steps.first(),
+                Some(Step::NodeRecord(NodeMark::Start { .. }))
+            ));
             action
                 .steps
-                .insert(0, Step::Freeze(FreezeStep::Place { why: why.clone() }));
+                .insert(at, Step::Freeze(FreezeStep::Place { why: why.clone() }));
             action.changes.push(freeze_change());
             placed = true;
         }
@@ -109,6 +117,8 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
     }
     let reason = if !input.desired.policy.freeze_during_node_work {
         "policy.freezeDuringNodeWork is off"
+    } else if !listed {
+        "this Ganeti has no job filters"
     } else {
         "no node is being upgraded"
     };

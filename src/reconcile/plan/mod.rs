@@ -132,6 +132,14 @@ pub struct Action {
 }
 
 impl Action {
+    /// A step of a host's rotation or a node's upgrade: a failure goes into that record,
+    /// and the next plan rolls it back at once instead of backing off. The freeze's own
+    /// action on the cluster is no such step: it backs off like any other.
+    pub fn rolls_back(&self) -> bool {
+        matches!(self.kind, ActionKind::Rotate | ActionKind::NodeUpgrade)
+            && self.object.kind != ObjectKind::Cluster
+    }
+
     /// The Ganeti jobs among the steps.
     pub fn operations(&self) -> Vec<&Operation> {
         self.steps.iter().filter_map(Step::operation).collect()
@@ -348,11 +356,7 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         }
         // A rotation keeps its own record of failures: a rollback must never wait out a
         // backoff.
-        // The freeze's own action on the cluster is no rollback: when Ganeti refuses it,
-        // it backs off like any other, instead of being retried at once forever.
-        if matches!(action.kind, ActionKind::Rotate | ActionKind::NodeUpgrade)
-            && action.object.kind != ObjectKind::Cluster
-        {
+        if action.rolls_back() {
             kept.push(action);
             continue;
         }

@@ -44,8 +44,15 @@ fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends()
         .find(|a| a.object.name == "node3.gnt.test")
         .unwrap();
     assert!(
-        matches!(node3.steps[0], Step::Freeze(FreezeStep::Place { .. })),
-        "the filters go in before the upgrade's first step: {:?}",
+        matches!(
+            node3.steps.as_slice(),
+            [
+                Step::NodeRecord(crate::reconcile::node_upgrade_record::NodeMark::Start { .. }),
+                Step::Freeze(FreezeStep::Place { .. }),
+                Step::Rapi(Operation::SetNodeRole { .. })
+            ]
+        ),
+        "the filters go in after the upgrade's record and before its first job: {:?}",
         node3.steps
     );
     let mut lifted_at = None;
@@ -250,5 +257,71 @@ fn a_lift_ganeti_refused_backs_off_instead_of_being_retried_at_once() {
     assert!(
         !waits.is_empty() && waits.iter().all(|w| w.until > world.now),
         "it waits for its backoff, never for now: {waits:?}"
+    );
+}
+
+#[test]
+fn an_instance_whose_change_never_becomes_live_fails_the_node_at_the_class_timeout() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+    let desired = state(&b, FAILOVER, "128M");
+    for _ in 0..5 {
+        world.reconcile(&desired);
+        if world.observed.nodes["node3.gnt.test"].drained == Some(true) {
+            break;
+        }
+    }
+    // Someone else's instance turns up on the drained node with a change it never gets.
+    let mut theirs = world.observed.instances[&vm(3)].clone();
+    theirs.name = "theirs.gnt.test".into();
+    theirs.tags.clear();
+    change_not_live(&mut theirs);
+    world
+        .observed
+        .nodes
+        .get_mut("node3.gnt.test")
+        .unwrap()
+        .pinst_list
+        .push(theirs.name.clone());
+    world.observed.instances.insert(theirs.name.clone(), theirs);
+    for _ in 0..30 {
+        world.reconcile(&desired);
+    }
+    let plan = world.plan(&desired);
+    let upgrade = world.upgrade_of(&plan);
+    assert_eq!(upgrade.state, rotation_status::RotationState::Stalled);
+    let message = upgrade.message.clone().unwrap();
+    assert!(
+        message.contains("theirs.gnt.test") && message.contains("Ganeti#957"),
+        "{message}"
+    );
+    assert!(world.reboots.is_empty(), "node3 was never rebooted");
+}
+
+#[test]
+fn filters_ganeti_refuses_at_a_node_start_stall_the_class_before_any_drain() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FREEZE, "128M"), 4000, 128);
+    world.freeze_fails = true;
+    let desired = state(&b, FREEZE, "128M");
+    for _ in 0..4 {
+        world.reconcile(&desired);
+    }
+    let plan = world.plan(&desired);
+    let upgrade = world.upgrade_of(&plan);
+    assert_eq!(upgrade.state, rotation_status::RotationState::Stalled);
+    assert!(
+        upgrade.message.as_deref().unwrap().contains("403"),
+        "{:?}",
+        upgrade.message
+    );
+    assert_eq!(world.most_drained, 0, "nothing was drained");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| a.object.kind == ObjectKind::Node),
+        "no node step is retried at once: {:?}",
+        kinds(&plan)
     );
 }

@@ -32,7 +32,7 @@ fn change_first(input: &PlanInput<'_>, plan: &Plan, name: &str) -> Option<String
     });
     if planned {
         return Some(format!(
-            "{name}'s parameter change is made live (modified and rebooted where it is) before it migrates (Ganeti#957)"
+            "{name}'s parameter change is made live (modified and rebooted where it is) before it migrates (Ganeti#957), unless a backoff holds that change"
         ));
     }
     change_not_live(seen).then(|| {
@@ -60,12 +60,14 @@ pub(super) fn move_off(
     };
     let mut moves = Vec::new();
     let mut changes = Vec::new();
+    let mut held = Vec::new();
     for name in &seen.pinst_list {
         let Some(instance) = input.observed.instances.get(name) else {
             continue;
         };
         let running = instance.admin_state.as_deref() == Some("up");
         if running && let Some(why) = change_first(input, plan, name) {
+            held.push(name.as_str());
             plan.waiting.push(Waiting {
                 object: node_ref(node.name),
                 on: why,
@@ -114,6 +116,18 @@ pub(super) fn move_off(
             node: node.name.to_owned(),
             mode: EvacuateMode::SecondaryOnly,
         }));
+    }
+    // The node is drained (and the cluster perhaps frozen) while it waits: not for ever.
+    // Its own change may be held back by a backoff, or someone else's never rebooted.
+    let class = &input.desired.classes[&record.class];
+    let waited = super::unix_seconds_of(input.now).saturating_sub(record.phase_since);
+    if !held.is_empty() && waited >= class.rotation.timeout.as_secs() {
+        let reason = format!(
+            "{} still run(s) with a parameter change that is not live after {}, and would not migrate (Ganeti#957)",
+            held.join(", "),
+            super::rotation::humantime(class.rotation.timeout)
+        );
+        return fail(plan, node, record, fingerprint, reason, None);
     }
     if moves.is_empty() {
         return HostState::Migrating;

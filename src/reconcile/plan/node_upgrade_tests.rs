@@ -98,6 +98,8 @@ pub(super) struct World {
     pub(super) reboots: Vec<String>,
     pub(super) failovers: Vec<String>,
     pub(super) most_drained: usize,
+    /// Ganeti refuses to place the freeze's filters.
+    pub(super) freeze_fails: bool,
 }
 
 impl World {
@@ -165,6 +167,7 @@ impl World {
             reboots: Vec::new(),
             failovers: Vec::new(),
             most_drained: 0,
+            freeze_fails: false,
         };
         let first = world.plan(desired);
         world.carry_out(&first);
@@ -297,6 +300,9 @@ impl World {
             }
             Step::Freeze(FreezeStep::Place { why }) => {
                 self.history.set_freeze_placed(true);
+                if self.freeze_fails {
+                    return Err("the RAPI answered 403".into());
+                }
                 let ObservedFilters::Listed(filters) = &mut self.observed.filters else {
                     panic!("placed without having read the filters");
                 };
