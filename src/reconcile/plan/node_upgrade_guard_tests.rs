@@ -130,6 +130,17 @@ fn without_job_filters_in_ganeti_a_freeze_refuses_the_upgrade_before_any_drain()
     assert_eq!(world.most_drained, 0);
 }
 
+/// An instance the operator does not manage on node3, with a change not live.
+fn add_theirs_not_live(world: &mut World) {
+    let mut theirs = world.observed.instances[&vm(3)].clone();
+    theirs.name = "theirs.gnt.test".into();
+    theirs.tags.clear();
+    change_not_live(&mut theirs);
+    let node3 = world.observed.nodes.get_mut("node3.gnt.test").unwrap();
+    node3.pinst_list.push(theirs.name.clone());
+    world.observed.instances.insert(theirs.name.clone(), theirs);
+}
+
 /// Ganeti's configuration holds 128 MiB, the instance still runs with 64.
 fn change_not_live(instance: &mut Instance) {
     instance.oper_ram = Some(64);
@@ -186,18 +197,7 @@ fn a_change_that_is_not_live_is_made_live_before_its_instance_migrates() {
 fn an_unmanaged_instance_with_a_change_not_live_blocks_its_node_before_the_drain() {
     let (a, b) = (id("a"), id("b"));
     let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
-    let mut theirs = world.observed.instances[&vm(3)].clone();
-    theirs.name = "theirs.gnt.test".into();
-    theirs.tags.clear();
-    change_not_live(&mut theirs);
-    world
-        .observed
-        .nodes
-        .get_mut("node3.gnt.test")
-        .unwrap()
-        .pinst_list
-        .push(theirs.name.clone());
-    world.observed.instances.insert(theirs.name.clone(), theirs);
+    add_theirs_not_live(&mut world);
     let desired = state(&b, FAILOVER, "128M");
     let plan = world.plan(&desired);
     let blocked = plan
@@ -272,18 +272,7 @@ fn an_instance_whose_change_never_becomes_live_fails_the_node_at_the_class_timeo
         }
     }
     // Someone else's instance turns up on the drained node with a change it never gets.
-    let mut theirs = world.observed.instances[&vm(3)].clone();
-    theirs.name = "theirs.gnt.test".into();
-    theirs.tags.clear();
-    change_not_live(&mut theirs);
-    world
-        .observed
-        .nodes
-        .get_mut("node3.gnt.test")
-        .unwrap()
-        .pinst_list
-        .push(theirs.name.clone());
-    world.observed.instances.insert(theirs.name.clone(), theirs);
+    add_theirs_not_live(&mut world);
     for _ in 0..30 {
         world.reconcile(&desired);
     }
