@@ -69,21 +69,8 @@ impl EntrySink for InstanceStream {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::files::{FileProblem, FileRead};
-    use super::super::semantic::SecretFiles;
     use super::super::validate_files;
-
-    struct NoSecrets;
-
-    impl SecretFiles for NoSecrets {
-        fn head(&self, relative: &Path) -> FileRead {
-            Err(FileProblem::Missing {
-                path: relative.display().to_string(),
-            })
-        }
-    }
+    use crate::reconcile::plan::tests::NoSecrets;
 
     /// Each diagnostic as `line:column path: message`.
     fn diagnostics(text: &str) -> Vec<String> {

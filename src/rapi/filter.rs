@@ -65,7 +65,7 @@ impl FreezeRule {
     }
 
     /// The body of `PUT /2/filters/<uuid>`; `why` goes into the rule's reason trail.
-    pub fn body(self, why: &str, now_ns: u128) -> Value {
+    pub fn body(self, why: &str, now_ns: u64) -> Value {
         let opcodes: Vec<Value> = FROZEN_OPCODES
             .iter()
             .map(|op| json!(["=", "OP_ID", op]))
@@ -89,7 +89,7 @@ impl FreezeRule {
             "priority": self.priority(),
             "predicates": predicates,
             "action": self.action(),
-            "reason": [[FREEZE_SOURCE, why, now_ns as u64]],
+            "reason": [[FREEZE_SOURCE, why, now_ns]],
         })
     }
 }

@@ -29,10 +29,11 @@ impl HttpRapi {
         rule: FreezeRule,
         why: &str,
     ) -> Result<(), RapiError> {
-        let now_ns = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
+            .unwrap_or_default();
+        // Ganeti's reason timestamps are nanoseconds; u64 holds them until 2554.
+        let now_ns = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
         let mut request = Request::write(
             Method::PUT,
             "/2/filters/{uuid}",

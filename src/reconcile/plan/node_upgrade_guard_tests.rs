@@ -141,6 +141,17 @@ fn add_theirs_not_live(world: &mut World) {
     world.observed.instances.insert(theirs.name.clone(), theirs);
 }
 
+/// Reconciles until node3, the first to go, is drained.
+fn drain_node3(world: &mut World, desired: &DesiredState) {
+    for _ in 0..5 {
+        world.reconcile(desired);
+        if world.observed.nodes["node3.gnt.test"].drained == Some(true) {
+            return;
+        }
+    }
+    panic!("node3 was not drained within 5 reconciles");
+}
+
 /// Ganeti's configuration holds 128 MiB, the instance still runs with 64.
 fn change_not_live(instance: &mut Instance) {
     instance.oper_ram = Some(64);
@@ -151,13 +162,7 @@ fn a_change_that_is_not_live_is_made_live_before_its_instance_migrates() {
     let (a, b) = (id("a"), id("b"));
     let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
     let desired = state(&b, FAILOVER, "128M");
-    // Until node3 is drained.
-    for _ in 0..5 {
-        world.reconcile(&desired);
-        if world.observed.nodes["node3.gnt.test"].drained == Some(true) {
-            break;
-        }
-    }
+    drain_node3(&mut world, &desired);
     assert_eq!(world.observed.nodes["node3.gnt.test"].drained, Some(true));
     change_not_live(world.observed.instances.get_mut(&vm(3)).unwrap());
     let held = world.plan(&desired);
@@ -265,12 +270,7 @@ fn an_instance_whose_change_never_becomes_live_fails_the_node_at_the_class_timeo
     let (a, b) = (id("a"), id("b"));
     let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
     let desired = state(&b, FAILOVER, "128M");
-    for _ in 0..5 {
-        world.reconcile(&desired);
-        if world.observed.nodes["node3.gnt.test"].drained == Some(true) {
-            break;
-        }
-    }
+    drain_node3(&mut world, &desired);
     // Someone else's instance turns up on the drained node with a change it never gets.
     add_theirs_not_live(&mut world);
     for _ in 0..30 {
