@@ -39,7 +39,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 async fn requests_per_observe(rapi: &HttpRapi, counter: &RequestCounter) -> u64 {
     let before = counter.count();
-    observe(rapi).await.unwrap();
+    observe(rapi, false).await.unwrap();
     counter.count() - before
 }
 
@@ -127,7 +127,7 @@ async fn main() {
     for _ in 0..ROUNDS {
         for _ in 0..PER_ROUND {
             let started = Instant::now();
-            observe(&rapi).await.unwrap();
+            observe(&rapi, false).await.unwrap();
             ours.push(started.elapsed().as_secs_f64());
         }
         theirs.extend(python_round());

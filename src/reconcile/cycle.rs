@@ -11,7 +11,7 @@ use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::history::{BackoffPolicy, History, HistoryError};
-use super::observe::{Observed, observe, observe_filters, observe_store};
+use super::observe::{Observed, observe, observe_store};
 use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
 use crate::secrets::{SecretsContext, SecretsError};
@@ -116,12 +116,10 @@ async fn observe_cluster<R: Rapi + ?Sized>(
     desired: &DesiredState,
     history: &History,
 ) -> Result<Observed, CycleError> {
-    let mut observed = observe(rapi).await.map_err(CycleError::Observe)?;
-    if crate::reconcile::plan::freeze::filters_wanted(desired, history) {
-        observe_filters(rapi, &mut observed)
-            .await
-            .map_err(CycleError::Observe)?;
-    }
+    let with_filters = crate::reconcile::plan::freeze::filters_wanted(desired, history);
+    let mut observed = observe(rapi, with_filters)
+        .await
+        .map_err(CycleError::Observe)?;
     if desired.cluster.store.is_some() {
         let store = store.ok_or(CycleError::NoStore)?.clone();
         let seen = tokio::task::spawn_blocking({

@@ -48,18 +48,6 @@ impl ObservedFilters {
     }
 }
 
-/// Reads the job filters into `observed`.
-pub async fn observe_filters<R: Rapi + ?Sized>(
-    rapi: &R,
-    observed: &mut Observed,
-) -> Result<(), RapiError> {
-    observed.filters = match rapi.filters().await? {
-        Some(filters) => ObservedFilters::Listed(filters),
-        None => ObservedFilters::Unsupported,
-    };
-    Ok(())
-}
-
 /// The artifact store as far as planning needs it: the complete images and every pointer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObservedStore {
@@ -91,10 +79,25 @@ pub const OBSERVE_REQUESTS: u64 = 4;
 /// has finished, so its effects are in the nodes and instances read afterwards, and a job
 /// still pending is awaited, never planned around. Reading them the other way round could miss a create
 /// that finished in between and plan it twice.
-pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> {
+///
+/// With `with_filters`, the job filters are read beside the nodes and instances (one more
+/// request, in parallel: a rolling upgrade observes once per step).
+pub async fn observe<R: Rapi + ?Sized>(
+    rapi: &R,
+    with_filters: bool,
+) -> Result<Observed, RapiError> {
     let jobs = rapi.pending_jobs().await?;
-    let (cluster, nodes, instances) =
-        tokio::try_join!(rapi.info(), rapi.nodes(), rapi.instances())?;
+    let filters = async {
+        if !with_filters {
+            return Ok(ObservedFilters::NotRead);
+        }
+        Ok(match rapi.filters().await? {
+            Some(filters) => ObservedFilters::Listed(filters),
+            None => ObservedFilters::Unsupported,
+        })
+    };
+    let (cluster, nodes, instances, filters) =
+        tokio::try_join!(rapi.info(), rapi.nodes(), rapi.instances(), filters)?;
     let pending = jobs
         .into_iter()
         .filter(|job| job.status.is_some_and(|s| !s.is_finished()))
@@ -115,6 +118,6 @@ pub async fn observe<R: Rapi + ?Sized>(rapi: &R) -> Result<Observed, RapiError> 
         store: None,
         health: BTreeMap::new(),
         secrets: None,
-        filters: ObservedFilters::NotRead,
+        filters,
     })
 }

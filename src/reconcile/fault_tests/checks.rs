@@ -206,7 +206,9 @@ pub(super) async fn check_cluster(
     scenario: &Scenario,
     rejected: Option<&String>,
 ) -> Result<(), String> {
-    let seen = crate::reconcile::observe::observe(rapi).await.unwrap();
+    let seen = crate::reconcile::observe::observe(rapi, false)
+        .await
+        .unwrap();
     for (name, vm) in &scenario.after {
         if Some(name) == rejected {
             continue;

@@ -49,7 +49,8 @@ fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends()
             [
                 Step::NodeRecord(crate::reconcile::node_upgrade_record::NodeMark::Start { .. }),
                 Step::Freeze(FreezeStep::Place { .. }),
-                Step::Rapi(Operation::SetNodeRole { .. })
+                Step::Rapi(Operation::SetNodeRole { .. }),
+                ..
             ]
         ),
         "the filters go in after the upgrade's record and before its first job: {:?}",
@@ -162,23 +163,45 @@ fn a_change_that_is_not_live_is_made_live_before_its_instance_migrates() {
     let (a, b) = (id("a"), id("b"));
     let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
     let desired = state(&b, FAILOVER, "128M");
-    drain_node3(&mut world, &desired);
+    // At the drain: the moves off are not taken with it.
+    change_not_live(world.observed.instances.get_mut(&vm(3)).unwrap());
+    let started = world.plan(&desired);
+    assert!(
+        kinds(&started).contains(&"node_role"),
+        "{:?}",
+        kinds(&started)
+    );
+    assert_held_for_its_change(&started);
+    world.carry_out(&started);
     assert_eq!(world.observed.nodes["node3.gnt.test"].drained, Some(true));
+    // Drained, and the change is not live again: the moves off wait once more.
     change_not_live(world.observed.instances.get_mut(&vm(3)).unwrap());
     let held = world.plan(&desired);
+    assert_held_for_its_change(&held);
+    world.carry_out(&held);
+    let next = world.plan(&desired);
     assert!(
-        !kinds(&held).contains(&"instance_migrate"),
+        kinds(&next).contains(&"instance_migrate"),
+        "live now, so it migrates: {:?}",
+        kinds(&next)
+    );
+}
+
+/// No migration in `plan`, node3 waits on Ganeti#957, and vm3's own change reboots it.
+fn assert_held_for_its_change(plan: &crate::reconcile::plan::Plan) {
+    assert!(
+        !kinds(plan).contains(&"instance_migrate"),
         "{:?}",
-        kinds(&held)
+        kinds(plan)
     );
     assert!(
-        held.waiting
+        plan.waiting
             .iter()
             .any(|w| w.object.name == "node3.gnt.test" && w.on.contains("Ganeti#957")),
         "{:?}",
-        held.waiting
+        plan.waiting
     );
-    let reboot = held
+    let reboot = plan
         .actions
         .iter()
         .find(|a| a.object.name == vm(3))
@@ -188,13 +211,6 @@ fn a_change_that_is_not_live_is_made_live_before_its_instance_migrates() {
             .steps
             .iter()
             .any(|s| matches!(s, Step::Rapi(Operation::RebootInstance { .. })))
-    );
-    world.carry_out(&held);
-    let next = world.plan(&desired);
-    assert!(
-        kinds(&next).contains(&"instance_migrate"),
-        "live now, so it migrates: {:?}",
-        kinds(&next)
     );
 }
 

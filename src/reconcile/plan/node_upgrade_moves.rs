@@ -42,32 +42,40 @@ fn change_first(input: &PlanInput<'_>, plan: &Plan, name: &str) -> Option<String
     })
 }
 
-pub(super) fn move_off(
-    input: &PlanInput<'_>,
+/// The jobs that move a drained node's instances off, with what the dry run shows of
+/// them, and the instances that may not move yet (Ganeti#957).
+pub(super) struct MovesOff<'a> {
+    pub(super) steps: Vec<Step>,
+    pub(super) changes: Vec<FieldChange>,
+    pub(super) held: Vec<&'a str>,
+}
+
+/// Each primary to where the N+1 placement puts it, and the DRBD secondaries evacuated;
+/// `Err` with the figures when they no longer fit.
+pub(super) fn moves_off<'a>(
+    input: &'a PlanInput<'_>,
     plan: &mut Plan,
-    node: &NodeView<'_>,
-    record: &NodeUpgrade,
-    fingerprint: &str,
-) -> HostState {
+    node: &NodeView<'a>,
+) -> Result<MovesOff<'a>, String> {
     let seen = node.seen;
     let nodes: Vec<&crate::rapi::Node> = input.observed.nodes.values().collect();
     let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
     let placed = match node_capacity::check(seen, &nodes, &instances) {
         Fit::Fits(placed) => placed,
-        Fit::DoesNotFit(message) => {
-            return fail(plan, node, record, fingerprint, message, None);
-        }
+        Fit::DoesNotFit(message) => return Err(message),
     };
-    let mut moves = Vec::new();
-    let mut changes = Vec::new();
-    let mut held = Vec::new();
+    let mut moves = MovesOff {
+        steps: Vec::new(),
+        changes: Vec::new(),
+        held: Vec::new(),
+    };
     for name in &seen.pinst_list {
         let Some(instance) = input.observed.instances.get(name) else {
             continue;
         };
         let running = instance.admin_state.as_deref() == Some("up");
         if running && let Some(why) = change_first(input, plan, name) {
-            held.push(name.as_str());
+            moves.held.push(name.as_str());
             plan.waiting.push(Waiting {
                 object: node_ref(node.name),
                 on: why,
@@ -96,7 +104,7 @@ pub(super) fn move_off(
                 "failover (not running)",
             )
         };
-        changes.push(FieldChange::new(
+        moves.changes.push(FieldChange::new(
             name,
             Some(node.name.to_owned()),
             Some(format!(
@@ -104,40 +112,54 @@ pub(super) fn move_off(
                 placed.get(name).map_or("its secondary", String::as_str)
             )),
         ));
-        moves.push(Step::Rapi(operation));
+        moves.steps.push(Step::Rapi(operation));
     }
     if !seen.sinst_list.is_empty() {
-        changes.push(FieldChange::new(
+        moves.changes.push(FieldChange::new(
             "drbd secondaries",
             Some(seen.sinst_list.join(", ")),
             Some("evacuated to other nodes".into()),
         ));
-        moves.push(Step::Rapi(Operation::EvacuateNode {
+        moves.steps.push(Step::Rapi(Operation::EvacuateNode {
             node: node.name.to_owned(),
             mode: EvacuateMode::SecondaryOnly,
         }));
     }
+    Ok(moves)
+}
+
+pub(super) fn move_off(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+) -> HostState {
+    let moves = match moves_off(input, plan, node) {
+        Ok(moves) => moves,
+        Err(message) => return fail(plan, node, record, fingerprint, message, None),
+    };
     // The node is drained (and the cluster perhaps frozen) while it waits: not for ever.
     // Its own change may be held back by a backoff, or someone else's never rebooted.
     let class = &input.desired.classes[&record.class];
     let waited = super::unix_seconds_of(input.now).saturating_sub(record.phase_since);
-    if !held.is_empty() && waited >= class.rotation.timeout.as_secs() {
+    if !moves.held.is_empty() && waited >= class.rotation.timeout.as_secs() {
         let reason = format!(
             "{} still run(s) with a parameter change that is not live after {}, and would not migrate (Ganeti#957)",
-            held.join(", "),
+            moves.held.join(", "),
             super::rotation::humantime(class.rotation.timeout)
         );
         return fail(plan, node, record, fingerprint, reason, None);
     }
-    if moves.is_empty() {
+    if moves.steps.is_empty() {
         return HostState::Migrating;
     }
     let mut steps = phase_mark(node.name, record, NodePhase::Migrate);
-    steps.extend(moves);
+    steps.extend(moves.steps);
     plan.actions.push(upgrade(
         node.name,
         "its instances move to the other nodes before its reboot",
-        changes,
+        moves.changes,
         steps,
     ));
     HostState::Migrating

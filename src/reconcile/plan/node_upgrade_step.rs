@@ -9,14 +9,18 @@ use crate::reconcile::health::Verdict;
 use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::node_upgrade::{NodeView, is_live};
-use super::node_upgrade_moves::move_off;
-use super::rotation::{PROBE_INTERVAL, PointerImages, humantime};
+use super::node_upgrade_moves::{move_off, moves_off};
+use super::rotation::{PointerImages, humantime};
 use super::rotation_status::HostState;
 use super::tags::IMAGE_TAG_PREFIX;
 use super::{
     Action, ActionKind, CommandPurpose, FieldChange, NodeCommand, Phase, Plan, PlanInput, Step,
     Waiting, node_ref,
 };
+
+/// How soon a rebooting node is looked at again. Shorter than a host's health probe: the
+/// node's instances wait elsewhere, drained, until it is back, and one look is one observe.
+const REJOIN_PROBE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The first steps of a node's upgrade: its record, then a master failover or the drain.
 pub(super) fn start(
@@ -62,13 +66,67 @@ pub(super) fn start(
         None,
         Some(figures.unwrap_or_else(|| "nothing has to leave".into())),
     ));
-    plan.actions.push(upgrade(
+    let mut what = what.to_owned();
+    if !node.is_master()
+        && let Some(moves) = moves_after_drain(input, plan, node, NodePhase::Drain, input.now)
+    {
+        what.push_str(", then its instances move off");
+        changes.extend(moves.0);
+        steps.extend(moves.1);
+    }
+    let mut action = upgrade(
         node.name,
         &format!("its class pins a new image; N+1 holds; {what}"),
         changes,
         steps,
-    ));
+    );
+    if !node.is_master() {
+        action = beside_moves(action);
+    }
+    plan.actions.push(action);
     state
+}
+
+/// A drain runs beside the moves back to the node upgraded before: where they touch the
+/// same node, Ganeti's node locks order them. A master failover does not: it moves the
+/// RAPI itself.
+fn beside_moves(action: Action) -> Action {
+    Action {
+        phase: Phase::Instances,
+        ..action
+    }
+}
+
+/// The moves off, to take in the drain's own action: when nothing else in this plan
+/// places an instance (the N+1 figures are then what the migrations meet) and no
+/// instance has to wait for a change to go live. Otherwise the next pass plans them from
+/// what it sees.
+fn moves_after_drain(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    left: NodePhase,
+    left_since: std::time::SystemTime,
+) -> Option<(Vec<FieldChange>, Vec<Step>)> {
+    let placing = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Create | ActionKind::Move));
+    if placing || (node.seen.pinst_list.is_empty() && node.seen.sinst_list.is_empty()) {
+        return None;
+    }
+    let moves = moves_off(input, plan, node).ok()?;
+    if !moves.held.is_empty() || moves.steps.is_empty() {
+        return None;
+    }
+    let mut steps = vec![Step::NodeRecord(NodeMark::Phase {
+        node: node.name.to_owned(),
+        phase: NodePhase::Migrate,
+        left,
+        left_since: super::unix_seconds_of(left_since),
+    })];
+    steps.extend(moves.steps);
+    Some((moves.changes, steps))
 }
 
 /// The next step of a node whose upgrade is under way.
@@ -140,7 +198,7 @@ pub(super) fn advance(
         pointers.insert(node.name.to_owned(), record.from.clone());
         return fail(plan, node, record, fingerprint, reason, last);
     }
-    let until = (input.now + PROBE_INTERVAL).min(super::from_unix_seconds(deadline));
+    let until = (input.now + REJOIN_PROBE).min(super::from_unix_seconds(deadline));
     plan.waiting.push(Waiting {
         object: node_ref(node.name),
         on: format!("{} to rejoin on {} ({seen})", node.name, record.to),
@@ -180,12 +238,22 @@ fn before_reboot(
     if !node.drained() {
         let mut steps = phase_mark(node.name, record, NodePhase::Drain);
         steps.push(drain_step(node.name));
-        plan.actions.push(upgrade(
-            node.name,
-            "it is drained before its instances move",
-            vec![],
-            steps,
-        ));
+        let mut reason = "it is drained before its instances move";
+        let mut changes = vec![];
+        let since = super::from_unix_seconds(record.phase_since);
+        let entered = if record.phase == NodePhase::Drain {
+            since
+        } else {
+            input.now
+        };
+        if let Some((moves, more)) = moves_after_drain(input, plan, node, NodePhase::Drain, entered)
+        {
+            reason = "it is drained, then its instances move to the other nodes";
+            changes = moves;
+            steps.extend(more);
+        }
+        plan.actions
+            .push(beside_moves(upgrade(node.name, reason, changes, steps)));
         return HostState::Draining;
     }
     if !node.seen.pinst_list.is_empty() || !node.seen.sinst_list.is_empty() {
