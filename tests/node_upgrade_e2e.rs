@@ -30,6 +30,16 @@ struct Upgrade {
     dir: tempfile::TempDir,
     a: String,
     b: String,
+    guests: Option<Guests>,
+}
+
+/// Real netbooted VMs beside the fake-hypervisor instances: the netboot harness's guest
+/// image, the store served to them, and each VM's primary node.
+struct Guests {
+    image: String,
+    base_url: String,
+    vms: Vec<(&'static str, &'static str)>,
+    _server: common::netboot::StoreServer,
 }
 
 impl Upgrade {
@@ -42,6 +52,7 @@ impl Upgrade {
             dir,
             a: String::new(),
             b: String::new(),
+            guests: None,
         };
         upgrade.a = upgrade.import("A");
         upgrade.b = upgrade.import("B");
@@ -50,6 +61,38 @@ impl Upgrade {
 
     fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
+    }
+
+    /// Adds the kvm VMs `vms` (name, primary node), which boot guest image A from this
+    /// store, served by the built-in server where the nodes' forwarders reach it.
+    fn with_guests(&mut self, nb: &common::netboot::Netboot, vms: &[(&'static str, &'static str)]) {
+        let result = nb.result("A");
+        let out = common::operator(&[
+            "image",
+            "import",
+            "--class",
+            "netboot",
+            result.to_str().unwrap(),
+            "--store",
+            self.path("store").to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{out:?}");
+        let image = text
+            .split_whitespace()
+            .find(|w| w.starts_with("sha256-"))
+            .unwrap()
+            .to_owned();
+        let logs = self.path("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let server =
+            common::netboot::StoreServer::builtin(&self.path("store"), &nb.store_addr, &logs);
+        self.guests = Some(Guests {
+            image,
+            base_url: nb.base_url.clone(),
+            vms: vms.to_vec(),
+            _server: server,
+        });
     }
 
     /// A node image as `image import` takes it; the harness's nodes only read its id.
@@ -122,6 +165,40 @@ impl Upgrade {
                 )
             })
             .collect();
+        let (base_url, netboot, vms) = match &self.guests {
+            None => (
+                "http://10.221.0.1:8480".to_owned(),
+                String::new(),
+                String::new(),
+            ),
+            Some(g) => {
+                let kernel_args =
+                    std::env::var("GANETI_NETBOOT_KERNEL_ARGS").unwrap_or_else(|_| {
+                        "|| ifconf -c dhcp net0 && chain http://10.222.0.1:8080/boot/chain.ipxe ||"
+                            .into()
+                    });
+                let class = format!(
+                    r#"  netboot:
+    image: {}
+    hypervisor: kvm
+    os: noop+default
+    kernelArgs: hostname={{host}}
+    hvparams: {{kernel_args: "{kernel_args}"}}
+    resources: {{memory: 96M, vcpus: 1}}
+"#,
+                    g.image
+                );
+                let vms: String = g
+                    .vms
+                    .iter()
+                    .map(|(name, node)| {
+                        format!("  {name}: {{class: netboot, primaryNode: {node}}}\n")
+                    })
+                    .collect();
+                (g.base_url.clone(), class, vms)
+            }
+        };
+        let listed = format!("{listed}{vms}");
         let listed = if listed.is_empty() {
             " {}\n".to_owned()
         } else {
@@ -134,7 +211,7 @@ impl Upgrade {
   hypervisor: fake
   defaultDiskTemplate: diskless
   nic: {{link: br-inst, mode: bridged}}
-  store: {{baseUrl: "http://10.221.0.1:8480"}}
+  store: {{baseUrl: "{base_url}"}}
   nodeReboot: {{command: [{reboot}], timeout: 1m}}
   masterFailover: {{command: ["{harness}", master-failover, "{{node}}"], timeout: 3m}}
 policy: {{prune: true, maxDeletions: 5, freezeDuringNodeWork: true}}
@@ -148,7 +225,7 @@ classes:
     image: {a}
     os: noop+default
     resources: {{memory: 128M, vcpus: 1}}
-nodes:
+{netboot}nodes:
 {nodes}instances:{listed}"#,
             reboot = reboot.join(", "),
             a = self.a,
@@ -282,13 +359,18 @@ struct Sampled {
     instances: BTreeMap<String, Vec<(String, String)>>,
     /// Rounds with a node drained while the freeze's filters were not both in place.
     unfrozen: Vec<String>,
+    /// Each VM's health answers, by the image it named.
+    vm_answers: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Rounds in which a VM did not answer its health check.
+    vm_misses: Vec<String>,
 }
 
 impl Sampled {
     /// Samples of an instance not running, split into the switchover of a live migration
-    /// (one sample, its primary node different before and after: the fake hypervisor
-    /// reports `ERROR_down` for the instant its config moved ahead of the target) and
-    /// everything else, which is an outage.
+    /// (one sample, its primary node different before and after: Ganeti finalizes the
+    /// source, which stops it there, before it records the new primary node, so for that
+    /// instant it reports `ERROR_down`, kvm VMs and fake instances alike) and everything
+    /// else, which is an outage. A kvm VM's own health answers throughout.
     fn not_running(&self) -> (Vec<String>, Vec<String>) {
         let (mut switchovers, mut outages) = (Vec::new(), Vec::new());
         for (name, seen) in &self.instances {
@@ -298,7 +380,9 @@ impl Sampled {
                 }
                 let before = k.checked_sub(1).and_then(|b| seen.get(b));
                 let after = seen.get(k + 1);
-                let text = format!("{name} on {node}: {status} (sample {k})");
+                let text = format!(
+                    "{name} on {node}: {status} (sample {k}; before {before:?}, after {after:?})"
+                );
                 match (before, after) {
                     (Some((b, bs)), Some((a, as_)))
                         if bs == "running" && as_ == "running" && b != a =>
@@ -313,10 +397,18 @@ impl Sampled {
     }
 }
 
-fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Sampled> {
+/// `vms`: each VM's name and address, whose health is asked every round.
+fn sample_every_200ms(
+    rapi: HttpRapi,
+    stop: Arc<AtomicBool>,
+    vms: Vec<(String, String)>,
+) -> std::thread::JoinHandle<Sampled> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let mut sampled = Sampled::default();
+        // Where Ganeti last said each instance runs: the RAPI does not answer for a while
+        // at a master failover, the VMs are asked all the same.
+        let mut primaries: BTreeMap<String, String> = BTreeMap::new();
         while !stop.load(Ordering::SeqCst) {
             let round = Instant::now();
             sampled.rounds += 1;
@@ -341,6 +433,11 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
                             .unfrozen
                             .push(format!("round {}: {drained} drained", sampled.rounds));
                     }
+                    for i in &instances {
+                        if let Some(node) = &i.pnode {
+                            primaries.insert(i.name.clone(), node.clone());
+                        }
+                    }
                     for i in instances {
                         let status = if i.oper_state == Some(true) {
                             "running".to_owned()
@@ -357,10 +454,57 @@ fn sample_every_200ms(rapi: HttpRapi, stop: Arc<AtomicBool>) -> std::thread::Joi
                 }
                 Err(_) => sampled.unanswered += 1,
             }
+            ask_the_vms(&vms, &primaries, &mut sampled);
             std::thread::sleep(Duration::from_millis(200).saturating_sub(round.elapsed()));
         }
         sampled
     })
+}
+
+/// One health question per VM, all at once, each asked in the namespace of the node it
+/// was last seen on first (nodeN is nN), within 2 s: a live migration's switchover pauses
+/// it for a moment.
+fn ask_the_vms(
+    vms: &[(String, String)],
+    primaries: &BTreeMap<String, String>,
+    sampled: &mut Sampled,
+) {
+    let answers: Vec<(String, common::netboot::Answer)> = std::thread::scope(|s| {
+        let asks: Vec<_> = vms
+            .iter()
+            .map(|(vm, ip)| {
+                let here = primaries
+                    .get(vm)
+                    .and_then(|on| NODES.iter().position(|n| n == on))
+                    .map(|k| format!("n{}", k + 1));
+                let mut order: Vec<String> = (1..=NODES.len()).map(|k| format!("n{k}")).collect();
+                order.sort_by_key(|n| Some(n) != here.as_ref());
+                s.spawn(move || {
+                    let order: Vec<&str> = order.iter().map(String::as_str).collect();
+                    let answer =
+                        common::netboot::ask_vm_health(vm, ip, &order, Duration::from_secs(2));
+                    (vm.clone(), answer)
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let round = sampled.rounds;
+    for (vm, answer) in answers {
+        match answer {
+            Ok(image) => {
+                *sampled
+                    .vm_answers
+                    .entry(vm)
+                    .or_default()
+                    .entry(image)
+                    .or_default() += 1
+            }
+            Err(why) => sampled
+                .vm_misses
+                .push(format!("round {round}: {vm}: {why}")),
+        }
+    }
 }
 
 /// No instances and no freeze, the master on node1, every node undrained and without an image tag,
@@ -403,21 +547,54 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     let Some((sandbox, rapi)) = common::sandbox::three_nodes(test) else {
         return;
     };
+    let Some(nb) = common::netboot::netboot(test) else {
+        return;
+    };
     let _one = ONE_AT_A_TIME.lock().await;
     clean_slate(&rapi).await;
-    let up = Upgrade::new();
+    let mut up = Upgrade::new();
     let instances = [
         ("up1.gnt.test", "node1.gnt.test", "128M"),
         ("up2.gnt.test", "node2.gnt.test", "128M"),
         ("up3.gnt.test", "node3.gnt.test", "128M"),
         ("up4.gnt.test", "node3.gnt.test", "128M"),
     ];
+    // Real VMs under Ganeti's kvm hypervisor, netbooted from the store: one on the master.
+    let vms = [
+        ("upvm1.gnt.test", "node1.gnt.test"),
+        ("upvm3.gnt.test", "node3.gnt.test"),
+    ];
+    up.with_guests(&nb, &vms);
     // The nodes first boot image A, as their pointers say.
     up.write(&up.a, &[], None);
     up.apply(0);
     boot_all_on_pointers(&rapi, &up.path("store"), &up.a).await;
     up.write(&up.a, &instances, None);
     up.apply(0);
+    let guest = up.guests.as_ref().unwrap().image.clone();
+    for (vm, _) in vms {
+        let until = Instant::now() + Duration::from_secs(180);
+        while common::netboot::ask_health(vm).as_deref() != Ok(guest.as_str()) {
+            assert!(
+                Instant::now() < until,
+                "{vm} did not boot {guest}: {:?}\n{}",
+                common::netboot::ask_health(vm),
+                nb.console(vm)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let addresses = common::netboot::vm_addresses();
+    let vm_ips: Vec<(String, String)> = vms
+        .iter()
+        .map(|(vm, _)| {
+            let ip = addresses
+                .get(*vm)
+                .unwrap_or_else(|| panic!("{vm}: no address in {addresses:?}"));
+            ((*vm).to_owned(), ip.clone())
+        })
+        .collect();
+    let boots: Vec<usize> = vms.iter().map(|(vm, _)| nb.boots(vm)).collect();
     let before = common::cluster::last_job_id(&rapi).await;
 
     // One edit of the class's image upgrades all three.
@@ -432,7 +609,7 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         "the dry run shows the first node's step, the N+1 figures and the order:\n{plan}"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_every_200ms(sandbox.client(), stop.clone());
+    let sampler = sample_every_200ms(sandbox.client(), stop.clone(), vm_ips);
     let started = Instant::now();
     let mut logs = Vec::new();
     // SIGKILL during the first drain, a migration and the wait to rejoin: each run resumes
@@ -471,13 +648,15 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     let log = up.apply(0);
     logs.push(log.clone());
     let took = started.elapsed();
+    // A few rounds more: the last move back's switchover needs a sample after it.
+    std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::SeqCst);
     let sampled = sampler.join().unwrap();
     let (switchovers, outages) = sampled.not_running();
     eprintln!(
         "{test}: upgraded 3 nodes in {took:?}; sampler: {} rounds, {} unanswered, at most {} drained; \
-         not running at a migration's switchover: {switchovers:?}",
-        sampled.rounds, sampled.unanswered, sampled.most_drained
+         not running at a migration's switchover: {switchovers:?}; VM health answers: {:?}",
+        sampled.rounds, sampled.unanswered, sampled.most_drained, sampled.vm_answers
     );
     assert!(log.contains("master_failover_command"), "{log}");
     assert!(sampled.rounds > 50, "{} rounds", sampled.rounds);
@@ -490,6 +669,28 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         outages.is_empty(),
         "every instance runs at every sample but a switchover: {outages:?}"
     );
+    // The VMs answered at every sample, on their image, and none rebooted: live
+    // migration moved them with their nodes' other instances.
+    assert!(
+        sampled.vm_misses.is_empty(),
+        "a VM's health did not answer: {:?}",
+        sampled.vm_misses
+    );
+    for ((vm, _), booted) in vms.iter().zip(boots) {
+        let answers = sampled.vm_answers.get(*vm).cloned().unwrap_or_default();
+        assert_eq!(
+            answers.keys().collect::<Vec<_>>(),
+            [&guest],
+            "{vm} answered on its image only: {answers:?}"
+        );
+        assert!(answers[&guest] > 50, "{vm}: {answers:?}");
+        assert_eq!(
+            nb.boots(vm),
+            booted,
+            "{vm} was not rebooted:\n{}",
+            nb.console(vm)
+        );
+    }
     assert!(
         sampled.unfrozen.is_empty(),
         "a node was out without the freeze: {:?}",
@@ -501,7 +702,7 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     );
     assert_eq!(
         sampled.instances.len(),
-        instances.len(),
+        instances.len() + vms.len(),
         "every instance sampled"
     );
     for node in NODES {
@@ -524,7 +725,12 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         .unwrap();
     assert_eq!(master.name, "node1.gnt.test", "the master failed back");
     let seen = rapi.instances().await.unwrap();
-    for (name, node, _) in instances {
+    let everyone: Vec<(&str, &str)> = instances
+        .iter()
+        .map(|(name, node, _)| (*name, *node))
+        .chain(vms)
+        .collect();
+    for (name, node) in everyone.iter().copied() {
         let instance = seen.iter().find(|i| i.name == name).unwrap();
         assert_eq!(instance.pnode.as_deref(), Some(node), "{name} back home");
         assert_eq!(instance.oper_state, Some(true), "{name} runs");
@@ -534,13 +740,13 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         .iter()
         .map(|l| l.matches("instance_migrate submitted as job").count())
         .sum();
-    assert_eq!(submitted, 2 * instances.len(), "{}", logs.join("\n---\n"));
+    assert_eq!(submitted, 2 * everyone.len(), "{}", logs.join("\n---\n"));
     // Ganeti's own list agrees, as far as it reaches: a node drained while jobs ran is no
     // master candidate, so once it is the master again its queue lacks those jobs.
     let jobs = operator_jobs(&rapi, before).await;
-    for (name, ..) in instances {
+    for (name, _) in everyone.iter() {
         let migrations = jobs
-            .get(&("OP_INSTANCE_MIGRATE".to_owned(), name.to_owned()))
+            .get(&("OP_INSTANCE_MIGRATE".to_owned(), (*name).to_owned()))
             .map_or(0, Vec::len);
         assert!((1..=2).contains(&migrations), "{name}: {jobs:?}");
     }

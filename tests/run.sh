@@ -86,8 +86,11 @@ eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- multinode
 
 # The rolling node upgrades (tests/node_upgrade_e2e.rs): all three nodes with SIGKILLs on
-# the way, N+1 refused, a failing reboot command; about 11 minutes together.
+# the way and two netbooted kvm VMs among the instances, N+1 refused, a failing reboot
+# command; about 12 minutes together.
 echo "== 3-node cluster: the harness's node reboot and master failover; rolling node upgrades" >&2
 GNT_NODES=3 GNT_CERT=ca $harness up
 eval "$($harness env)"
+tests/harness/netboot.sh up
+eval "$(tests/harness/netboot.sh env)"
 cargo test --lib --bins --tests "$@" -- threenode

@@ -83,6 +83,11 @@ impl Netboot {
         );
     }
 
+    /// How many times the VM's kernel started, from its captured console.
+    pub fn boots(&self, instance: &str) -> usize {
+        self.console(instance).matches("Linux version").count()
+    }
+
     pub fn console(&self, instance: &str) -> String {
         Command::new(harness())
             .args(["console", instance])
@@ -493,4 +498,59 @@ impl Workdir {
             .unwrap()
             .to_owned()
     }
+}
+
+/// The DHCP address each running kvm instance got, from the hosts sync's map
+/// (`netboot.sh hosts`: INSTANCE ALIAS NODE MAC IP).
+pub fn vm_addresses() -> std::collections::BTreeMap<String, String> {
+    let out = Command::new(harness())
+        .arg("hosts")
+        .output()
+        .expect("netboot.sh hosts");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 5 && f[4] != "-").then(|| (f[0].to_owned(), f[4].to_owned()))
+        })
+        .collect()
+}
+
+/// A VM's `GET /health` until `deadline`: by name through the hosts sync, else at `ip`
+/// from inside each node's namespace (`ip netns exec gnt-nN curl`), `nodes` in the order
+/// given. After a live migration the hosts sync's forwarder follows the VM only once the
+/// source QEMU has exited; the VM itself answers on its new node's bridge at once.
+pub fn ask_vm_health(host: &str, ip: &str, nodes: &[&str], deadline: Duration) -> Answer {
+    let until = Instant::now() + deadline;
+    let mut last = Err("not asked".to_owned());
+    while Instant::now() < until {
+        last = ask_health_within(host, Duration::from_millis(500));
+        if last.is_ok() {
+            return last;
+        }
+        for n in nodes {
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &format!("gnt-{n}"),
+                    "curl",
+                    "-s",
+                    "-m",
+                    "0.5",
+                ])
+                .args(["-f", &format!("http://{ip}/health")])
+                .output();
+            if let Ok(out) = out
+                && out.status.success()
+            {
+                let body = String::from_utf8_lossy(&out.stdout);
+                if let Some(id) = body.lines().find_map(|l| l.strip_prefix("IMAGE=")) {
+                    return Ok(id.trim().to_owned());
+                }
+            }
+        }
+    }
+    last
 }
