@@ -12,6 +12,7 @@ pub mod reconcile;
 pub mod recorded_rapi;
 pub mod sandbox;
 pub mod skip;
+pub mod upgrade_sampler;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

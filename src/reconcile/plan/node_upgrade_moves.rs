@@ -7,7 +7,7 @@
 
 use crate::rapi::Operation;
 use crate::rapi::operation::{EvacuateMode, MigrationMode};
-use crate::reconcile::node_upgrade_record::{NodePhase, NodeUpgrade};
+use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::instances::change_not_live;
 use super::node_capacity::{self, Fit};
@@ -126,6 +126,38 @@ pub(super) fn moves_off<'a>(
         }));
     }
     Ok(moves)
+}
+
+/// The moves off, to take in the drain's own action: when nothing else in this plan
+/// places an instance (the N+1 figures are then what the migrations meet) and no
+/// instance has to wait for a change to go live. Otherwise the next pass plans them from
+/// what it sees.
+pub(super) fn moves_after_drain(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    left: NodePhase,
+    left_since: std::time::SystemTime,
+) -> Option<(Vec<FieldChange>, Vec<Step>)> {
+    let placing = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Create | ActionKind::Move));
+    if placing || (node.seen.pinst_list.is_empty() && node.seen.sinst_list.is_empty()) {
+        return None;
+    }
+    let moves = moves_off(input, plan, node).ok()?;
+    if !moves.held.is_empty() || moves.steps.is_empty() {
+        return None;
+    }
+    let mut steps = vec![Step::NodeRecord(NodeMark::Phase {
+        node: node.name.to_owned(),
+        phase: NodePhase::Migrate,
+        left,
+        left_since: super::unix_seconds_of(left_since),
+    })];
+    steps.extend(moves.steps);
+    Some((moves.changes, steps))
 }
 
 pub(super) fn move_off(

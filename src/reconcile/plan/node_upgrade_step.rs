@@ -9,7 +9,7 @@ use crate::reconcile::health::Verdict;
 use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::node_upgrade::{NodeView, is_live};
-use super::node_upgrade_moves::{move_off, moves_off};
+use super::node_upgrade_moves::{move_off, moves_after_drain};
 use super::rotation::{PointerImages, humantime};
 use super::rotation_status::HostState;
 use super::tags::IMAGE_TAG_PREFIX;
@@ -95,38 +95,6 @@ fn beside_moves(action: Action) -> Action {
         phase: Phase::Instances,
         ..action
     }
-}
-
-/// The moves off, to take in the drain's own action: when nothing else in this plan
-/// places an instance (the N+1 figures are then what the migrations meet) and no
-/// instance has to wait for a change to go live. Otherwise the next pass plans them from
-/// what it sees.
-fn moves_after_drain(
-    input: &PlanInput<'_>,
-    plan: &mut Plan,
-    node: &NodeView<'_>,
-    left: NodePhase,
-    left_since: std::time::SystemTime,
-) -> Option<(Vec<FieldChange>, Vec<Step>)> {
-    let placing = plan
-        .actions
-        .iter()
-        .any(|a| matches!(a.kind, ActionKind::Create | ActionKind::Move));
-    if placing || (node.seen.pinst_list.is_empty() && node.seen.sinst_list.is_empty()) {
-        return None;
-    }
-    let moves = moves_off(input, plan, node).ok()?;
-    if !moves.held.is_empty() || moves.steps.is_empty() {
-        return None;
-    }
-    let mut steps = vec![Step::NodeRecord(NodeMark::Phase {
-        node: node.name.to_owned(),
-        phase: NodePhase::Migrate,
-        left,
-        left_since: super::unix_seconds_of(left_since),
-    })];
-    steps.extend(moves.steps);
-    Some((moves.changes, steps))
 }
 
 /// The next step of a node whose upgrade is under way.
