@@ -72,7 +72,8 @@ pub struct PendingJob {
     pub summary: String,
 }
 
-/// The number of RAPI requests `observe` makes, whatever the cluster's size.
+/// The number of RAPI requests `observe` makes without the job filters, whatever the
+/// cluster's size (one more with them).
 pub const OBSERVE_REQUESTS: u64 = 4;
 
 /// Reads the unfinished jobs first and the rest after them: a job that is not listed

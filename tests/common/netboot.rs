@@ -530,6 +530,9 @@ pub fn ask_vm_health(host: &str, ip: &str, nodes: &[&str], deadline: Duration) -
             return last;
         }
         for n in nodes {
+            if Instant::now() >= until {
+                break;
+            }
             let out = Command::new("ip")
                 .args([
                     "netns",

@@ -23,7 +23,7 @@ pub struct Sampled {
     pub unfrozen: Vec<String>,
     /// Each VM's health answers, by the image it named.
     pub vm_answers: BTreeMap<String, BTreeMap<String, usize>>,
-    /// Rounds in which a VM did not answer its health check.
+    /// Rounds in which a VM's health check did not answer within 2 s.
     pub vm_misses: Vec<String>,
 }
 

@@ -322,10 +322,29 @@ pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
 }
 
 /// Moves wait while their source or target node is under upgrade: the upgrade empties the
-/// node itself, and instances pinned to it go back once it is undrained.
+/// node itself, and instances pinned to it go back once it is undrained. A node whose
+/// upgrade starts in this plan takes no move either: its drain runs beside the moves,
+/// and the N+1 figures did not count one. Moves off it (back to the node done before)
+/// go on.
 pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
     let out = nodes_out(input);
-    if out.is_empty() {
+    let starting: std::collections::BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            a.kind == super::ActionKind::NodeUpgrade
+                && a.steps.iter().any(|s| {
+                    matches!(
+                        s,
+                        super::Step::NodeRecord(
+                            crate::reconcile::node_upgrade_record::NodeMark::Start { .. }
+                        )
+                    )
+                })
+        })
+        .map(|a| a.object.name.clone())
+        .collect();
+    if out.is_empty() && starting.is_empty() {
         return;
     }
     let mut kept = Vec::with_capacity(plan.actions.len());
@@ -336,7 +355,12 @@ pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
             .then(|| {
                 let from = input.observed.instances.get(name)?.pnode.as_deref();
                 let to = input.desired.instances.get(name)?.primary_node.as_deref();
-                [to, from].into_iter().flatten().find(|n| out.contains(*n))
+                let to_starting = to.filter(|n| starting.contains(*n));
+                [to, from]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| out.contains(*n))
+                    .or(to_starting)
             })
             .flatten();
         match node {

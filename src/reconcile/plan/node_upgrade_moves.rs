@@ -5,6 +5,7 @@
 //! parameters under the old running state, which can crash it (Ganeti#957). A managed
 //! instance gets the reboot its own change plans; someone else's waits for them.
 
+use crate::desired::model::ObjectKind;
 use crate::rapi::Operation;
 use crate::rapi::operation::{EvacuateMode, MigrationMode};
 use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
@@ -128,22 +129,22 @@ pub(super) fn moves_off<'a>(
     Ok(moves)
 }
 
-/// The moves off, to take in the drain's own action: when nothing else in this plan
-/// places an instance (the N+1 figures are then what the migrations meet) and no
-/// instance has to wait for a change to go live. Otherwise the next pass plans them from
-/// what it sees.
+/// The moves off, to take in the drain's own action: only when the plan touches no
+/// instance but to delete it, and upgrades no other node, so that the N+1 figures are what
+/// the migrations meet (a start-up, a memory change or another node's moves would run
+/// beside them), and when no instance has to wait for a change to go live. Otherwise the
+/// next pass plans them from what it sees.
 pub(super) fn moves_after_drain(
     input: &PlanInput<'_>,
     plan: &mut Plan,
     node: &NodeView<'_>,
-    left: NodePhase,
-    left_since: std::time::SystemTime,
-) -> Option<(Vec<FieldChange>, Vec<Step>)> {
-    let placing = plan
-        .actions
-        .iter()
-        .any(|a| matches!(a.kind, ActionKind::Create | ActionKind::Move));
-    if placing || (node.seen.pinst_list.is_empty() && node.seen.sinst_list.is_empty()) {
+    drain_since: std::time::SystemTime,
+) -> Option<MovesOff<'static>> {
+    let busy = plan.actions.iter().any(|a| {
+        (a.object.kind == ObjectKind::Instance && a.kind != ActionKind::Delete)
+            || (a.kind == ActionKind::NodeUpgrade && a.object != node_ref(node.name))
+    });
+    if busy || (node.seen.pinst_list.is_empty() && node.seen.sinst_list.is_empty()) {
         return None;
     }
     let moves = moves_off(input, plan, node).ok()?;
@@ -153,11 +154,15 @@ pub(super) fn moves_after_drain(
     let mut steps = vec![Step::NodeRecord(NodeMark::Phase {
         node: node.name.to_owned(),
         phase: NodePhase::Migrate,
-        left,
-        left_since: super::unix_seconds_of(left_since),
+        left: NodePhase::Drain,
+        left_since: super::unix_seconds_of(drain_since),
     })];
     steps.extend(moves.steps);
-    Some((moves.changes, steps))
+    Some(MovesOff {
+        steps,
+        changes: moves.changes,
+        held: Vec::new(),
+    })
 }
 
 pub(super) fn move_off(

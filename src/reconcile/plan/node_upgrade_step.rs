@@ -18,9 +18,13 @@ use super::{
     Waiting, node_ref,
 };
 
-/// How soon a rebooting node is looked at again. Shorter than a host's health probe: the
-/// node's instances wait elsewhere, drained, until it is back, and one look is one observe.
-const REJOIN_PROBE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How soon a rebooting node is looked at again: often in the first minute, when a
+/// quick reboot (a kexec, a restart of the daemons) is back; then less, since each look
+/// is a whole observe, the cluster's instances included, and a firmware reboot takes
+/// minutes.
+const REJOIN_PROBE_EARLY: std::time::Duration = std::time::Duration::from_millis(500);
+const REJOIN_PROBE_LATE: std::time::Duration = std::time::Duration::from_secs(2);
+const REJOIN_EARLY_FOR: u64 = 60;
 
 /// The first steps of a node's upgrade: its record, then a master failover or the drain.
 pub(super) fn start(
@@ -68,11 +72,11 @@ pub(super) fn start(
     ));
     let mut what = what.to_owned();
     if !node.is_master()
-        && let Some(moves) = moves_after_drain(input, plan, node, NodePhase::Drain, input.now)
+        && let Some(moves) = moves_after_drain(input, plan, node, input.now)
     {
         what.push_str(", then its instances move off");
-        changes.extend(moves.0);
-        steps.extend(moves.1);
+        changes.extend(moves.changes);
+        steps.extend(moves.steps);
     }
     let mut action = upgrade(
         node.name,
@@ -166,7 +170,12 @@ pub(super) fn advance(
         pointers.insert(node.name.to_owned(), record.from.clone());
         return fail(plan, node, record, fingerprint, reason, last);
     }
-    let until = (input.now + REJOIN_PROBE).min(super::from_unix_seconds(deadline));
+    let probe = if now.saturating_sub(rebooted) < REJOIN_EARLY_FOR {
+        REJOIN_PROBE_EARLY
+    } else {
+        REJOIN_PROBE_LATE
+    };
+    let until = (input.now + probe).min(super::from_unix_seconds(deadline));
     plan.waiting.push(Waiting {
         object: node_ref(node.name),
         on: format!("{} to rejoin on {} ({seen})", node.name, record.to),
@@ -208,17 +217,15 @@ fn before_reboot(
         steps.push(drain_step(node.name));
         let mut reason = "it is drained before its instances move";
         let mut changes = vec![];
-        let since = super::from_unix_seconds(record.phase_since);
         let entered = if record.phase == NodePhase::Drain {
-            since
+            super::from_unix_seconds(record.phase_since)
         } else {
             input.now
         };
-        if let Some((moves, more)) = moves_after_drain(input, plan, node, NodePhase::Drain, entered)
-        {
+        if let Some(moves) = moves_after_drain(input, plan, node, entered) {
             reason = "it is drained, then its instances move to the other nodes";
-            changes = moves;
-            steps.extend(more);
+            changes = moves.changes;
+            steps.extend(moves.steps);
         }
         plan.actions
             .push(beside_moves(upgrade(node.name, reason, changes, steps)));
