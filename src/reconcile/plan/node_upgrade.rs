@@ -207,6 +207,9 @@ fn plan_class(
         .collect();
     let others_left = candidates.iter().filter(|n| !n.is_master()).count();
     let mut held = Vec::new();
+    // Memory the nodes started before in this plan will place on each target: a budget
+    // above 1 starts several at once, and N+1 must hold for the set.
+    let mut claimed: BTreeMap<String, u64> = BTreeMap::new();
     for node in candidates {
         if node.is_master() {
             if input.desired.cluster.master_failover.is_none() {
@@ -225,7 +228,9 @@ fn plan_class(
                 continue;
             }
         }
-        if in_use + 1 > class.rotation.max_unavailable {
+        // A node that takes the instances of one started before in this plan waits for
+        // that upgrade: starting it now would move them twice.
+        if in_use + 1 > class.rotation.max_unavailable || claimed.contains_key(node.name) {
             held.push(node);
             continue;
         }
@@ -247,6 +252,9 @@ fn plan_class(
                 if out.contains(&n.name.as_str()) {
                     n.drained = Some(true);
                 }
+                if let Some(taken) = claimed.get(&n.name) {
+                    n.mfree = n.mfree.map(|free| free.saturating_sub(*taken));
+                }
                 n
             })
             .collect();
@@ -263,6 +271,15 @@ fn plan_class(
             }
             Fit::Fits(placed) => placed,
         };
+        for (instance, target) in &placed {
+            let memory = input
+                .observed
+                .instances
+                .get(instance)
+                .and_then(|i| i.beparams.maxmem)
+                .unwrap_or(0);
+            *claimed.entry(target.clone()).or_default() += memory;
+        }
         in_use += 1;
         out.push(node.name);
         status.next.push(node.name.to_owned());

@@ -394,3 +394,39 @@ fn the_moves_off_wait_for_a_plan_that_moves_nothing_else_and_no_move_targets_a_s
         plan.notes
     );
 }
+
+/// With a budget of 2 and room for one instance per node, node3 and node2 cannot both go:
+/// node3's instance goes to node1 or node2, and node2 then either has its own nowhere to
+/// go (node1 is full) or is node3's target. Either way it is not started in this plan.
+#[test]
+fn nodes_started_together_do_not_count_the_same_free_memory_twice() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FAILOVER, "128M"), 200, 128);
+    let mut desired = state(&b, FAILOVER, "128M");
+    desired
+        .classes
+        .get_mut("ganeti-node")
+        .unwrap()
+        .rotation
+        .max_unavailable = 2;
+    let plan = world.plan(&desired);
+    let started: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::NodeUpgrade)
+        .map(|a| a.object.name.as_str())
+        .collect();
+    assert_eq!(started, ["node3.gnt.test"], "{:?}", kinds(&plan));
+    let refused = plan.blocked.iter().any(|b| {
+        b.object.name == "node2.gnt.test"
+            && b.why == BlockReason::Capacity
+            && b.message.contains("nothing was drained")
+    });
+    let waits = plan
+        .waiting
+        .iter()
+        .any(|w| w.object.name == "node2.gnt.test");
+    assert!(refused || waits, "{:?} {:?}", plan.blocked, plan.waiting);
+    world.carry_out(&plan);
+    assert!(world.most_drained <= 1);
+}
