@@ -111,15 +111,40 @@ fn all_answer(image: &str) -> bool {
         .all(|vm| ask_health(vm).is_ok_and(|i| i == image))
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    if wait_for(timeout, done) {
+        return started.elapsed();
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Whether `done` came true within `timeout`, asked every 250 ms.
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < timeout {
         if done() {
-            return started.elapsed();
+            return true;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    panic!("timed out after {timeout:?} waiting for {what}");
+    false
+}
+
+/// What each VM answers, the hosts sync's map and the tail of each console: why a VM
+/// did not come up.
+fn vm_diagnostics(nb: &common::netboot::Netboot) -> String {
+    let mut out = format!("hosts map: {:?}\n", common::netboot::vm_addresses());
+    for vm in VMS {
+        let console = nb.console(vm);
+        let tail: Vec<&str> = console.lines().rev().take(15).collect();
+        out.push_str(&format!(
+            "{vm}: {:?}\n  console (last lines, newest first):\n    {}\n",
+            ask_health(vm),
+            tail.join("\n    ")
+        ));
+    }
+    out
 }
 
 async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
@@ -213,7 +238,12 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     run.pin(&a, &a, 1);
     let created = run.operator(&["reconcile", run.path("desired").to_str().unwrap()]);
     assert_eq!(created.status.code(), Some(0), "{created:?}");
-    wait_until("four VMs healthy on A", BOOT, || all_answer(&a));
+    if !wait_for(BOOT, || all_answer(&a)) {
+        panic!(
+            "timed out after {BOOT:?} waiting for four VMs healthy on A\n{}",
+            vm_diagnostics(&nb)
+        );
+    }
 
     // 1. Through the daemon, pushed by editing the watched directory.
     let daemon = Daemon::start_with(

@@ -337,6 +337,8 @@ cmd_down() {
     alive=0; for pid in $pids; do [[ -e /proc/$pid ]] && alive=1; done
     ((alive)) || break; sleep 0.1
   done
+  # Any hosts sync the pidfile no longer names (an earlier netboot.sh up's): by command line.
+  "$(dirname "$(readlink -f "$0")")/netboot.sh" _stop_hosts_syncs 2>/dev/null || true
   remove_hosts_block
   for f in $(ls /run/netns 2>/dev/null | grep -E '^gnt-n[0-9]$' || true); do
     n=${f#gnt-}

@@ -421,9 +421,33 @@ hosts_sync() {
   done
 }
 
-start_hosts_sync() {  # (re)start the loop; its predecessor cleans up after itself on SIGTERM
+hosts_sync_pids() {  # every hosts-sync loop of this sandbox, found by its command line
+  local p
+  for p in /proc/[0-9]*; do
+    [[ $( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) == *" _hosts_sync $HS/log"* ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+stop_hosts_syncs() {  # all of them, not only the pidfile's: a loop whose pidfile went with an
+  # earlier sandbox (or was replaced) would fight the new one over /etc/hosts and the aliases.
+  # Each cleans up on SIGTERM; its forwarders are its children, stopped with it even when
+  # their pidfiles are gone.
+  local pid kids
+  for pid in $(hosts_sync_pids); do
+    kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 40); do [[ -e /proc/$pid ]] || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+    for kid in $kids; do kill "$kid" 2>/dev/null || true; done
+    log "hosts sync: stopped pid $pid"
+  done
+  rm -f "$SB/hosts-sync.hostpid"
+}
+
+start_hosts_sync() {  # (re)start the loop, with no other left running
   local f=$SB/hosts-sync.hostpid
-  stop_pidfile "$f" _hosts_sync
+  stop_hosts_syncs
   mkdir -p "$HS"
   detach "$SELF" _hosts_sync "$HS/log"
   for _ in $(seq 1 50); do [[ -s $f ]] && return 0; sleep 0.1; done
@@ -488,5 +512,6 @@ case "${1:-}" in
   _daemon) shift; echo $$ >"$1"; exec >>"$2" 2>&1 </dev/null; shift 2; exec "$@" ;;
   _conwatch) conwatch "$2" ;;
   _hosts_sync) exec >>"$2" 2>&1; hosts_sync ;;
+  _stop_hosts_syncs) stop_hosts_syncs ;;   # for ganeti-sandbox.sh down
   *) sed -n '2,/^set -e/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
