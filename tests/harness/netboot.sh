@@ -23,7 +23,9 @@
 # (ganeti-operator.image=<id>), as the operator computes it only at `image import`.
 # Every long-running process lives inside a node namespace, so `ganeti-sandbox.sh down` stops it,
 # except the hosts sync below, a host process whose PID is in $SB/hosts-sync.hostpid (`down` stops
-# it too, then removes the /etc/hosts block).
+# it too, then removes the /etc/hosts block). `up` and `down` stop any other hosts-sync loop of
+# this sandbox as well, found by its command line, so a loop left from an earlier run cannot
+# fight the new one.
 #
 # Hosts sync: VMs by name from the host namespace (curl http://vm1.gnt.test/health). The guests
 # have no route off their node's br-inst, so `up` starts one host-side loop (`_hosts_sync`) that
