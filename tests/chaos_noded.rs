@@ -5,7 +5,7 @@
 //! own job list shows no migration submitted again while an earlier one could still
 //! succeed, and no write re-sent.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

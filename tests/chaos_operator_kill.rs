@@ -12,7 +12,7 @@
 //! after it starts instead, while it observes and plans. How far the reconcile had got is
 //! printed for each kill.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

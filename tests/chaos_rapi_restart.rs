@@ -4,7 +4,7 @@
 //! a clear failure naming the RAPI; reruns converge; Ganeti's own job list shows nothing
 //! submitted twice and no write re-sent.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! signed; an invalid state from the watched directory changes nothing; SIGTERM in the
 //! middle of a reconcile loses no job and submits none twice.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,13 +3,13 @@
 //! `/healthz`, reloads or RAPI calls, and a blank webhook secret stops the start. The
 //! RAPI is the in-process fake; no sandbox is needed.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
@@ -87,7 +87,8 @@ fn closed_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_disconnected_within_the_header_timeout() {
     let (daemon, _rapi, _ws) = daemon_with(FAST_LIMITS, |_| {}).await;
-    let limit = Duration::from_secs(6);
+    // A bound on waiting for the close, not a measure: the header timeout is 1 s.
+    let limit = Duration::from_secs(60);
 
     // Slowloris: a request head that never ends, one header byte at a time.
     let mut slow = TcpStream::connect(&daemon.addr).unwrap();
@@ -119,25 +120,28 @@ async fn slow_and_idle_clients_are_disconnected_within_the_header_timeout() {
 }
 
 /// Keeps `count` idle connections open to `addr`, reopening those the server closes,
-/// until `stop`.
-fn flood(addr: String, count: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+/// until `stop`; `opened` counts every connection made.
+fn flood(
+    addr: String,
+    count: usize,
+    opened: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut open: Vec<TcpStream> = Vec::new();
-        let mut opened = 0;
         while !stop.load(Ordering::SeqCst) {
             open.retain(still_open);
             while open.len() < count {
                 match TcpStream::connect(&addr) {
                     Ok(s) => {
                         open.push(s);
-                        opened += 1;
+                        opened.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(_) => break,
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        opened
     })
 }
 
@@ -148,20 +152,29 @@ fn still_open(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-/// Silent connections at the cap are closed after a second, not after the header timeout
-/// (10 s by default): `/healthz` behind them answers in about a second.
+/// Silent connections at the cap are closed by the first-byte timeout, not held for the
+/// header timeout: with the header timeout at a day, `/healthz` behind them can only answer
+/// because the first-byte timeout freed their slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_at_the_cap_do_not_hold_healthz_for_the_header_timeout() {
-    let (daemon, _rapi, _ws) = daemon_with(&["--http-max-connections", "5"], |_| {}).await;
+    let (daemon, _rapi, _ws) = daemon_with(
+        &[
+            "--http-max-connections",
+            "5",
+            "--http-header-timeout",
+            "24h",
+        ],
+        |_| {},
+    )
+    .await;
     let silent: Vec<TcpStream> = (0..8)
         .map(|_| TcpStream::connect(&daemon.addr).unwrap())
         .collect();
-    let started = std::time::Instant::now();
-    assert_eq!(daemon.get("/healthz").map(|(code, _)| code), Some(200));
-    let took = started.elapsed();
-    // Two rounds of the 1 s first-byte timeout at most (8 silent over 5 slots), with slack
-    // for a loaded machine; the 10 s header timeout would take far longer.
-    assert!(took < Duration::from_secs(5), "/healthz took {took:?}");
+    daemon.wait_for(
+        "/healthz behind the silent connections",
+        Duration::from_secs(60),
+        |d| d.get("/healthz").is_some_and(|(code, _)| code == 200),
+    );
     drop(silent);
 }
 
@@ -184,8 +197,14 @@ async fn an_idle_flood_under_a_low_descriptor_limit_starves_neither_healthz_nor_
     })
     .await;
     let stop = Arc::new(AtomicBool::new(false));
-    let flooder = flood(daemon.addr.clone(), 400, stop.clone());
-    std::thread::sleep(Duration::from_secs(2));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flooder = flood(daemon.addr.clone(), 400, opened.clone(), stop.clone());
+    // The flood is in place: all 400 connected (past the listener's cap, the kernel queues).
+    daemon.wait_for(
+        "the flood's 400 connections",
+        Duration::from_secs(60),
+        |_| opened.load(Ordering::SeqCst) >= 400,
+    );
 
     // A reload reaches the RAPI: the listener left descriptors for it.
     let before = rapi.received().len();
@@ -198,15 +217,18 @@ async fn an_idle_flood_under_a_low_descriptor_limit_starves_neither_healthz_nor_
         rapi.received().len() > before
     });
     // /healthz answers despite the flood: idle connections time out and free their slots.
-    daemon.wait_for("/healthz under the flood", Duration::from_secs(30), |d| {
+    daemon.wait_for("/healthz under the flood", Duration::from_secs(60), |d| {
         d.get("/healthz").is_some_and(|(code, _)| code == 200)
     });
-    stop.store(true, Ordering::SeqCst);
-    let opened = flooder.join().unwrap();
-    assert!(
-        opened > 400,
-        "the flood reopened connections the daemon closed ({opened})"
+    // The daemon closes idle connections, and the flood reopens them: a condition awaited,
+    // not a count at a moment (how many were reopened by then depends on the machine).
+    daemon.wait_for(
+        "the daemon closing idle flood connections",
+        Duration::from_secs(60),
+        |_| opened.load(Ordering::SeqCst) > 400,
     );
+    stop.store(true, Ordering::SeqCst);
+    flooder.join().unwrap();
     let log = daemon.log();
     assert!(
         !log.contains("Too many open files"),

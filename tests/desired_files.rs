@@ -6,7 +6,7 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 use common::git_ok;
 use ganeti_operator::desired::diagnostic::render_text;

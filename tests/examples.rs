@@ -1,6 +1,6 @@
 //! The committed examples and schema stay true to the code.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

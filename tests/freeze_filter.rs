@@ -3,7 +3,7 @@
 //! operator's own through, and `reconcile` lifts filters a crashed run left behind, with
 //! the policy off, before anything else.
 
-mod common;
+use crate::common;
 
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::{FreezeRule, JobStatus, Operation, Rapi, WriteOptions};

@@ -1,7 +1,7 @@
 //! The pre-receive hook and the command line on odd input, and what child processes
 //! inherit. Real git, no sandbox.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::Path;

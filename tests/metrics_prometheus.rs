@@ -3,7 +3,7 @@
 //! sees the expected reconcile and action counts. When an instance is deleted, its
 //! labelled series leave `/metrics`.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The Grafana dashboard and the alert rules use only metrics the operator exports;
 //! promtool checks and unit-tests the rules; the Nix files parse.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

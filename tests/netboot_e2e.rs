@@ -4,7 +4,7 @@
 //! at a time (flip, reboot, health, tag), and a reboot through Ganeti fetches the pointer
 //! from real nginx. Then a crash between a pointer write and its create job.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! and verifies the files and runs `onChange`, a second with the manifest unchanged
 //! neither downloads nor re-activates.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

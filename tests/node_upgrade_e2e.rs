@@ -5,7 +5,7 @@
 //!
 //! Every test name starts with `threenode_`; tests/run.sh runs them in its 3-node phase.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

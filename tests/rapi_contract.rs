@@ -1,7 +1,7 @@
 //! The RAPI client against a real Ganeti 3.0.2 cluster (tests/harness/ganeti-sandbox.sh):
 //! every read and write the operator uses, with the errors Ganeti really gives.
 
-mod common;
+use crate::common;
 
 use common::cluster::instance;
 use common::contract::{self, diskless};

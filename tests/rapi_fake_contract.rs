@@ -2,7 +2,7 @@
 //! as the real cluster, for every shape it serves. Together with
 //! `fixtures_have_the_shapes_the_real_cluster_serves` this keeps the fake from drifting.
 
-mod common;
+use crate::common;
 
 use common::contract;
 use common::recorded_rapi::{self, READONLY_USER, WRITE_USER, WRONG_PASSWORD};

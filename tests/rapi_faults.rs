@@ -1,7 +1,7 @@
 //! Faults the real cluster cannot be made to produce, injected by an in-process fake RAPI.
 //! What matters most: reads are retried, writes never once they may have reached Ganeti.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! instances between nodes, and draining a node whose node migrate fans out child jobs.
 //! Every test name starts with `multinode_`, so the 1-node phase of tests/run.sh skips them.
 
-mod common;
+use crate::common;
 
 use common::cluster::{primary_of, role_of};
 use common::sandbox::{Sandbox, sandbox, unique_name};

@@ -1,7 +1,7 @@
 //! Against ganeti-rapi serving Ganeti's own certificate (X.509 v1, self-signed, CN
 //! ganeti.example.com, no SAN): tests/run.sh switches the sandbox to it for this binary.
 
-mod common;
+use crate::common;
 
 use common::sandbox::sandbox_serving;
 use ganeti_operator::rapi::{Fingerprint, HttpRapi, Rapi, RapiError, Trust};

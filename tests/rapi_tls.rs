@@ -1,6 +1,6 @@
 //! Trust: a CA file or a pinned fingerprint, never "accept anything".
 
-mod common;
+use crate::common;
 
 use common::sandbox::sandbox_serving;
 use ganeti_operator::rapi::{Fingerprint, HttpRapi, Rapi, RapiError, Trust};

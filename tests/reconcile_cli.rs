@@ -1,7 +1,7 @@
 //! `reconcile` refuses clearly before touching any cluster: bad desired state, missing or
 //! conflicting connection settings, a bad config file, a bad command line.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

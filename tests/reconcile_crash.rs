@@ -3,7 +3,7 @@
 //! own job list shows that no instance was created twice and no action was submitted
 //! twice: a rerun awaits the jobs it finds stamped with the operator's reason instead.
 
-mod common;
+use crate::common;
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};

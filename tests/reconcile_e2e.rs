@@ -2,7 +2,7 @@
 //! example converges from an empty cluster, each edit converges with exactly the plan
 //! pinned in tests/golden/plans/, and the safety rules hold.
 
-mod common;
+use crate::common;
 
 use common::cluster::instance;
 use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};

@@ -1,7 +1,7 @@
 //! `reconcile` on the real 2-node sandbox (`GNT_NODES=2`): moving an instance to another
 //! node by live migration, and draining a node, each with its golden plan.
 
-mod common;
+use crate::common;
 
 use common::cluster::{primary_of, role_of};
 use common::reconcile::{Workspace, edit, remove_all_instances, two_node_yaml};

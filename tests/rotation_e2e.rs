@@ -5,7 +5,7 @@
 //! a VM already down holds the rotation; and SIGKILLs at the pointer flip, during the reboot and while waiting for health each
 //! resume without a reboot more than resuming needs.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

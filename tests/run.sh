@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The project's test command (README "Set up on a fresh machine", command 2). As root on
 # Debian 12: installs what the tests need, brings up a real 1-node Ganeti 3.0.2 cluster
-# with tests/harness/ganeti-sandbox.sh, runs every test against it, runs the benchmarks
-# (printing their figures), switches ganeti-rapi to Ganeti's stock certificate for the
-# pinning tests, then rebuilds the cluster with 2 nodes for the multinode tests and with
-# 3 for the threenode ones (node reboots, master failover), and tears it down.
+# with tests/harness/ganeti-sandbox.sh, runs every test against it, switches ganeti-rapi
+# to Ganeti's stock certificate for the pinning tests, then rebuilds the cluster with 2
+# nodes for the multinode tests and with 3 for the threenode ones (node reboots, master
+# failover), and tears it down. The tests are one binary (tests/tests.rs). The benchmarks
+# that take seconds run here; the long ones run from benches/run.sh. Each phase's time is
+# printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/phases.sh
+PHASES_TITLE=tests/run.sh
+trap phase_times EXIT
 harness=tests/harness/ganeti-sandbox.sh
 
 need_apt=()
@@ -20,6 +25,7 @@ command -v prometheus >/dev/null || need_apt+=(prometheus)   # with promtool
 command -v nix-instantiate >/dev/null || need_apt+=(nix-bin)
 command -v nginx >/dev/null || need_apt+=(nginx-light)   # serves the store to booting VMs once
 [[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
+phase "apt"
 if ((${#need_apt[@]})); then
   echo "tests/run.sh: installing ${need_apt[*]}" >&2
   # No package may start a service on the host (prometheus would): tests start their own.
@@ -31,19 +37,18 @@ if ((${#need_apt[@]})); then
 fi
 
 # Before the cluster is up: builds take the CPU Ganeti needs.
+phase "build"
 cargo build --all-targets --quiet
-cargo bench --no-run --quiet
 
-echo "== benchmark: planning 10,000 instances on 200 nodes" >&2
+phase "benchmark: planning 10,000 instances on 200 nodes"
 cargo bench --bench plan_10k
 
-echo "== benchmark: image import of 1 GiB against sha256sum + cp" >&2
-BENCH_ROUNDS=2 cargo bench --bench import_1gib
-
 # Guest images A, B, C for the netboot VMs (cached; the first build downloads Debian's kernel).
+phase "guest images"
 tests/harness/netboot.sh images
 
-trap '$harness down' EXIT
+trap 'status=$?; phase "teardown"; $harness down; (exit $status); phase_times' EXIT
+phase "1-node cluster and netboot harness up"
 GNT_NODES=1 GNT_CERT=ca $harness up
 eval "$($harness env)"
 # Ganeti's kvm hypervisor (QEMU under TCG), DHCP, the store forwarder and console capture.
@@ -54,33 +59,18 @@ export CI=${CI:-true}
 
 # Among them chaos_rapi_restart (ganeti-rapi killed and restarted mid-reconcile); its
 # counts (restarts, jobs, duplicates, re-sent) are written past libtest's capture.
-echo "== all tests, 1-node cluster, CA-signed certificate" >&2
+phase "all tests, 1-node cluster, CA-signed certificate"
 cargo test --lib --bins --tests "$@" -- --skip stock_cert --skip multinode --skip threenode
 
-echo "== benchmark: converging 30 creates against the same jobs submitted at once" >&2
-BENCH_ROUNDS=1 cargo bench --bench converge_vs_floor
-
-echo "== benchmark: the daemon, push to first job and idle footprint" >&2
-cargo bench --bench daemon_push_and_idle
-
-echo "== benchmark: reconcile to 2 netbooted VMs healthy against a plain script" >&2
-BENCH_ROUNDS=2 cargo bench --bench netboot_vs_script
-
-echo "== benchmark: rotating 4 netbooted VMs A to B against a plain script" >&2
-BENCH_ROUNDS=1 cargo bench --bench rotate_vs_script
-
-echo "== benchmark: observe against python3-ganeti-rapi, 200 instances" >&2
-cargo bench --bench observe_vs_python
-
-echo "== pinning, Ganeti's stock X.509 v1 certificate" >&2
+phase "pinning, Ganeti's stock X.509 v1 certificate"
 $harness cert stock
 eval "$($harness env)"
-cargo test --test rapi_stock_cert "$@"
+cargo test --test integration "$@" -- rapi_stock_cert::
 
 # Among them the 2-node chaos tests, which print their counts: chaos_noded (node2's
 # ganeti-noded killed during live migrations) and chaos_operator_kill (20 SIGKILLs across
 # creates, modifies, a move and a delete); about 3.5 minutes together.
-echo "== 2-node cluster: migrate, failover, drain, node migrate, chaos" >&2
+phase "2-node cluster: migrate, failover, drain, node migrate, chaos"
 GNT_NODES=2 GNT_CERT=ca $harness up
 eval "$($harness env)"
 cargo test --lib --bins --tests "$@" -- multinode
@@ -88,7 +78,7 @@ cargo test --lib --bins --tests "$@" -- multinode
 # The rolling node upgrades (tests/node_upgrade_e2e.rs): all three nodes with SIGKILLs on
 # the way and two netbooted kvm VMs among the instances, N+1 refused, a failing reboot
 # command; about 12 minutes together.
-echo "== 3-node cluster: the harness's node reboot and master failover; rolling node upgrades" >&2
+phase "3-node cluster: the harness's node reboot and master failover; rolling node upgrades"
 GNT_NODES=3 GNT_CERT=ca $harness up
 eval "$($harness env)"
 tests/harness/netboot.sh up

@@ -4,7 +4,7 @@
 //! removal of a host's directory, a wrong identity that publishes nothing, and a
 //! plaintext canary that is never found on disk, in logs, metrics, /status or JSON.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

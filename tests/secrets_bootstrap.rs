@@ -8,7 +8,7 @@
 //! a rerun writes nothing. An OS provider that does not declare the parameter makes the
 //! job fail with Ganeti's own message, and nothing is left behind.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

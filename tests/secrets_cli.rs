@@ -3,7 +3,7 @@
 //! with a failing action and one with a wrong identity. The canary plaintext is never in
 //! `--output json`, the text output, the progress lines on stderr, nor on disk.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `image import`, `image verify`, `image list` and gc on build results laid out as
 //! `nix build` lays them out.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;

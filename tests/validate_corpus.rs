@@ -3,7 +3,7 @@
 //! name (expected-locations.txt is derived from the golden output and checked separately
 //! so that a golden file with no location in it cannot pass).
 
-mod common;
+use crate::common;
 
 use std::fs;
 

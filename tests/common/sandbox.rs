@@ -16,10 +16,51 @@ pub struct Sandbox {
     pub stock_fingerprint: String,
     pub nodes: Vec<String>,
     pub cert: String,
+    /// Held as long as the test holds the sandbox.
+    _exclusive: Exclusive,
+}
+
+/// The sandbox's share held by the tests of one module (one source file): while any of
+/// them holds it, tests of other modules wait. Tests were once separate binaries, run one
+/// after the other, and each file's tests assume the cluster is theirs (a chaos test
+/// restarts ganeti-rapi; the e2e tests count jobs and VMs).
+struct Exclusive {
+    module: &'static str,
+}
+
+/// Which module holds the sandbox, and how many of its tests.
+static HOLDER: std::sync::Mutex<(Option<&'static str>, usize)> = std::sync::Mutex::new((None, 0));
+static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl Exclusive {
+    #[track_caller]
+    fn take() -> Exclusive {
+        let module = std::panic::Location::caller().file();
+        // A test that panicked while holding the lock poisons nothing we rely on.
+        let mut holder = HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        while holder.0.is_some_and(|m| m != module) {
+            holder = RELEASED.wait(holder).unwrap_or_else(|e| e.into_inner());
+        }
+        *holder = (Some(module), holder.1 + 1);
+        Exclusive { module }
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let mut holder = HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        debug_assert_eq!(holder.0, Some(self.module));
+        holder.1 -= 1;
+        if holder.1 == 0 {
+            *holder = (None, 0);
+            RELEASED.notify_all();
+        }
+    }
 }
 
 /// The sandbox with its client, when it runs 3 nodes (`GNT_NODES=3`), for the `threenode_*`
 /// tests; otherwise `None`, as [`sandbox`] says why.
+#[track_caller]
 pub fn three_nodes(test: &str) -> Option<(Sandbox, HttpRapi)> {
     let sandbox = sandbox(test)?;
     if sandbox.nodes.len() < 3 {
@@ -35,7 +76,9 @@ pub fn three_nodes(test: &str) -> Option<(Sandbox, HttpRapi)> {
 }
 
 /// The sandbox, or `None` when it is not up (see [`super::skip::unavailable`]: under CI
-/// that fails the test).
+/// that fails the test). The caller's module holds the sandbox while the result lives
+/// (see [`Exclusive`]).
+#[track_caller]
 pub fn sandbox(test: &str) -> Option<Sandbox> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(url) = var("GANETI_RAPI_URL") else {
@@ -47,6 +90,7 @@ pub fn sandbox(test: &str) -> Option<Sandbox> {
         return None;
     };
     let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is not set"));
+    let exclusive = Exclusive::take();
     Some(Sandbox {
         url,
         user: need("GANETI_RAPI_USER"),
@@ -61,11 +105,13 @@ pub fn sandbox(test: &str) -> Option<Sandbox> {
             .map(str::to_owned)
             .collect(),
         cert: need("GANETI_SANDBOX_CERT"),
+        _exclusive: exclusive,
     })
 }
 
 /// The sandbox, only while it serves `cert` ("ca" or "stock"; tests/run.sh switches
 /// between them and runs each test binary in its phase).
+#[track_caller]
 pub fn sandbox_serving(test: &str, cert: &str) -> Option<Sandbox> {
     let sandbox = sandbox(test)?;
     if sandbox.cert != cert {

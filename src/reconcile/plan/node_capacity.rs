@@ -34,7 +34,8 @@ struct Room {
     disk_mib: u64,
 }
 
-fn instance_memory(instance: &Instance) -> u64 {
+/// What an instance needs where it goes: its `maxmem`.
+pub(super) fn instance_memory(instance: &Instance) -> u64 {
     instance.beparams.maxmem.unwrap_or(0)
 }
 

@@ -276,9 +276,9 @@ fn plan_class(
                 .observed
                 .instances
                 .get(instance)
-                .and_then(|i| i.beparams.maxmem)
-                .unwrap_or(0);
-            *claimed.entry(target.clone()).or_default() += memory;
+                .map_or(0, node_capacity::instance_memory);
+            let taken = claimed.entry(target.clone()).or_default();
+            *taken = taken.saturating_add(memory);
         }
         in_use += 1;
         out.push(node.name);

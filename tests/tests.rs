@@ -1,0 +1,43 @@
+//! The integration tests: one binary, one module per concern (the shape of ripgrep's
+//! `tests/tests.rs`), so `tests/common` and the crate are compiled and linked once.
+//! Tests that use the Ganeti sandbox take `common::sandbox::exclusive` through
+//! `common::sandbox::sandbox`: tests of one module may share the cluster, tests of
+//! different modules never run against it at once (as separate binaries never did).
+
+mod common;
+
+mod chaos_noded;
+mod chaos_operator_kill;
+mod chaos_rapi_restart;
+mod daemon_e2e;
+mod daemon_listener;
+mod daemon_waits;
+mod desired_files;
+mod examples;
+mod freeze_filter;
+mod harness_nodes;
+mod health_sampler;
+mod hook_cli;
+mod hostile_yaml;
+mod metrics_prometheus;
+mod monitoring_files;
+mod netboot_e2e;
+mod nix_modules;
+mod node_upgrade_e2e;
+mod rapi_contract;
+mod rapi_fake_contract;
+mod rapi_faults;
+mod rapi_multinode;
+mod rapi_stock_cert;
+mod rapi_tls;
+mod reconcile_cli;
+mod reconcile_crash;
+mod reconcile_e2e;
+mod reconcile_multinode;
+mod rotation_e2e;
+mod secrets_age;
+mod secrets_bootstrap;
+mod secrets_cli;
+mod store_images;
+mod store_serve;
+mod validate_corpus;
