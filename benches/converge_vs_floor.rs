@@ -23,9 +23,9 @@ use futures_util::future::join_all;
 use ganeti_operator::desired::semantic::SecretFiles;
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, WriteOptions};
-use ganeti_operator::reconcile::history::History;
 use ganeti_operator::reconcile::observe::Observed;
 use ganeti_operator::reconcile::plan::{PlanInput, plan};
+use ganeti_operator::reconcile::state::History;
 
 const INSTANCES: usize = 30;
 

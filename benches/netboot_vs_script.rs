@@ -26,9 +26,9 @@ use ganeti_operator::desired::files::{FileProblem, FileRead};
 use ganeti_operator::desired::semantic::SecretFiles;
 use ganeti_operator::rapi::jobs::{Quiet, WaitOptions, wait_for_job};
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi, WriteOptions};
-use ganeti_operator::reconcile::history::History;
 use ganeti_operator::reconcile::observe::{Observed, observe_store};
 use ganeti_operator::reconcile::plan::{PlanInput, Step, plan};
+use ganeti_operator::reconcile::state::History;
 use ganeti_operator::store::Store;
 
 const GOAL: f64 = 1.1;

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use ganeti_operator::desired::semantic::SecretFiles;
 use ganeti_operator::rapi::types::BeParams;
 use ganeti_operator::rapi::{ClusterInfo, Instance, Node};
-use ganeti_operator::reconcile::history::History;
 use ganeti_operator::reconcile::observe::Observed;
 use ganeti_operator::reconcile::plan::{PlanInput, plan};
+use ganeti_operator::reconcile::state::History;
 
 const NODES: usize = 200;
 const INSTANCES: usize = 10_000;

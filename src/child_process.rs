@@ -6,7 +6,8 @@ use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, ExitStatus};
 
-use crate::config::PASSWORD_ENV;
+/// The RAPI password's variable (read by [`crate::config`]); `_FILE` names its file.
+pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
 
 /// Prefixes of the environment variables that hold a credential or point at one:
 /// `GANETI_RAPI_PASSWORD`, `GANETI_RAPI_PASSWORD_FILE`, the webhook secret's file.

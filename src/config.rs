@@ -59,7 +59,7 @@ struct FileSettings {
     secrets_notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
-pub const PASSWORD_ENV: &str = "GANETI_RAPI_PASSWORD";
+pub use crate::child_process::PASSWORD_ENV;
 
 #[derive(Debug)]
 pub struct Settings {

@@ -1,6 +1,7 @@
 //! ganeti-operator: keeps a Ganeti cluster matching a desired state kept as YAML in git.
 
 pub mod atomic_file;
+pub mod backoff;
 pub mod child_process;
 pub mod cli;
 pub mod config;
@@ -13,4 +14,6 @@ pub mod reconcile;
 pub mod secret_file;
 pub mod secrets;
 pub mod source;
+pub mod state_file;
 pub mod store;
+pub mod unix_time;

@@ -73,9 +73,11 @@ pub struct HostImageLabels {
 }
 
 /// Class names come from the desired state, a bounded set; a class that goes loses them.
+/// `kind` is the rollout's (`instances` or `nodes`): a class both use has a series each.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabels {
     pub class: String,
+    pub kind: &'static str,
 }
 
 /// A node and its upgrade state: nodes are few (the cluster's), states are `HostState`'s.
@@ -95,6 +97,7 @@ pub struct PhaseLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassStateLabels {
     pub class: String,
+    pub kind: &'static str,
     pub state: &'static str,
 }
 
@@ -416,7 +419,10 @@ impl Metrics {
                 image: "i".into(),
             })
             .set(1);
-        let class = || ClassLabels { class: "c".into() };
+        let class = || ClassLabels {
+            class: "c".into(),
+            kind: "instances",
+        };
         specimen.rotation_hosts.get_or_create(&class()).set(1);
         specimen
             .rotation_hosts_on_image
@@ -426,6 +432,7 @@ impl Metrics {
             .rotation_state
             .get_or_create(&ClassStateLabels {
                 class: "c".into(),
+                kind: "instances",
                 state: "done",
             })
             .set(1);

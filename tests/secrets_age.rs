@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use ganeti_operator::backoff::BackoffPolicy;
 use ganeti_operator::daemon::log_progress::LogProgress;
 use ganeti_operator::daemon::status::Status;
 use ganeti_operator::desired::model::DesiredState;
@@ -22,7 +23,6 @@ use ganeti_operator::rapi::jobs::WaitOptions;
 use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
 use ganeti_operator::reconcile::cycle::{self, ApplyOptions, CycleError, Report};
 use ganeti_operator::reconcile::execute::{ActionResult, ExecuteOptions};
-use ganeti_operator::reconcile::history::BackoffPolicy;
 use ganeti_operator::reconcile::plan::ActionKind;
 use ganeti_operator::reconcile::reason::RunId;
 use ganeti_operator::reconcile::render;
@@ -745,7 +745,7 @@ async fn notify_runs_once_per_changed_host_and_retries_failures_without_blocking
         age_decrypt(&web_key, &w.secret_file(WEB, "app-env")).unwrap(),
         "v3"
     );
-    let state = ganeti_operator::secrets::notify::NotifyState::load(&state_file);
+    let state = ganeti_operator::secrets::notify::NotifyState::load(&state_file).unwrap();
     assert_eq!(state.hosts[WEB].attempts, 1);
     // Within its backoff it is not tried again; once due, it is, and succeeds.
     let report = w.reconcile(&operator).await.unwrap();
@@ -753,11 +753,12 @@ async fn notify_runs_once_per_changed_host_and_retries_failures_without_blocking
     std::fs::remove_file(fail.join(WEB)).unwrap();
     let mut state = state;
     state.hosts.get_mut(WEB).unwrap().retry_after = 0;
-    state.save(&state_file).unwrap();
+    ganeti_operator::state_file::save(&state_file, &state).unwrap();
     let report = w.reconcile(&operator).await.unwrap();
     assert_eq!(report.notified.get(WEB), Some(&Ok(())));
     assert!(
         ganeti_operator::secrets::notify::NotifyState::load(&state_file)
+            .unwrap()
             .hosts
             .is_empty()
     );

@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 use crate::daemon::DaemonError;
 use crate::rapi::RapiError;
 use crate::reconcile::cycle::CycleError;
-use crate::reconcile::history::HistoryError;
+use crate::reconcile::state::HistoryError;
 use crate::secret_file::SecretFileError;
 
 fn io() -> std::io::Error {

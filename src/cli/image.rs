@@ -150,10 +150,7 @@ pub fn list_cmd(
     let state = desired_dir.map(valid_state).transpose()?;
     let pins = pins_of(state.as_ref());
     let booted = catalog::booted_images(&catalog::read_pointers(&store)?);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::unix_time::seconds(SystemTime::now());
     writeln!(
         out,
         "{:<71} {:<14} {:>10} {:>6}  pinned by / booted by",

@@ -135,7 +135,7 @@ impl Progress for StderrProgress {
     fn node_recorded(
         &self,
         object: &ObjectRef,
-        mark: &crate::reconcile::node_upgrade_record::NodeMark,
+        mark: &crate::reconcile::state::node_upgrade::NodeMark,
     ) {
         self.line(&format!("{}: {} saved", describe(object), mark.kind()));
     }

@@ -13,13 +13,13 @@ use anyhow::Context as _;
 
 use super::progress::StderrProgress;
 use super::{OutputFormat, exit};
+use crate::backoff::BackoffPolicy;
 use crate::config::{self, Overrides};
 use crate::desired::{self, diagnostic};
 use crate::rapi::HttpRapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
-use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::plan::rotation_status::RotationState;
 use crate::reconcile::plan::{ActionKind, Plan};
 use crate::reconcile::reason::{RunId, kind_name};
@@ -289,7 +289,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
 
 fn print_plan(
     plan: &Plan,
-    verdicts: Option<&[render::Verdict]>,
+    verdicts: Option<&[crate::reconcile::execute::Verdict]>,
     output: OutputFormat,
     color: bool,
     out: &mut dyn Write,

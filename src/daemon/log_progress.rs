@@ -92,7 +92,7 @@ impl Progress for LogProgress {
     fn node_recorded(
         &self,
         object: &ObjectRef,
-        mark: &crate::reconcile::node_upgrade_record::NodeMark,
+        mark: &crate::reconcile::state::node_upgrade::NodeMark,
     ) {
         tracing::info!(%object, mark = mark.kind(), "node upgrade progress saved");
     }

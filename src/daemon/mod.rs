@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::BackoffPolicy;
 use crate::deadline;
 use crate::desired::diagnostic;
 use crate::desired::model::DesiredState;
@@ -31,7 +32,6 @@ use crate::rapi::Rapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, CycleError, Ending};
 use crate::reconcile::execute::ExecuteOptions;
-use crate::reconcile::history::BackoffPolicy;
 use crate::reconcile::reason::RunId;
 use crate::source::Source;
 use crate::store::Store;

@@ -1,7 +1,7 @@
 //! Turns a finished reconcile into metric values. Per-object series are rebuilt from the
 //! current state each time, so an object that is gone loses its series.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::desired::model::ObjectKind;
 use crate::metrics::{
@@ -13,7 +13,7 @@ use crate::reconcile::execute::ActionResult;
 use crate::reconcile::plan::rotation_status::RotationState;
 use crate::reconcile::plan::{ActionKind, Step};
 use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, is_managed};
-use crate::reconcile::rotation_record::RotationMark;
+use crate::reconcile::state::rotation::RotationMark;
 
 use super::status::{Condition, Status};
 
@@ -28,11 +28,7 @@ pub fn run(metrics: &Metrics, result: &'static str, took: Duration, now: SystemT
         .inc();
     metrics.reconcile_duration.observe(took.as_secs_f64());
     if result == "converged" {
-        let unix = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        metrics.last_success.set(unix);
+        metrics.last_success.set(crate::unix_time::seconds_f64(now));
     }
 }
 
@@ -148,10 +144,7 @@ fn rotation_steps(metrics: &Metrics, steps: &[Step]) {
             RotationMark::Start { .. } => "started",
             RotationMark::Failed { .. } => "rolled_back",
             RotationMark::Done { started, .. } if retagged => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
+                let now = crate::unix_time::seconds(SystemTime::now());
                 metrics
                     .rotation_host_duration
                     .observe(now.saturating_sub(*started) as f64);
@@ -171,8 +164,10 @@ fn rotation_gauges(metrics: &Metrics, report: &Report) {
     metrics.rotation_hosts_on_image.clear();
     metrics.rotation_state.clear();
     for rotation in &report.after.rotations {
+        let kind = rotation.rollout().name();
         let class = || ClassLabels {
             class: rotation.class.clone(),
+            kind,
         };
         metrics
             .rotation_hosts
@@ -187,6 +182,7 @@ fn rotation_gauges(metrics: &Metrics, report: &Report) {
                 .rotation_state
                 .get_or_create(&ClassStateLabels {
                     class: rotation.class.clone(),
+                    kind,
                     state: state.name(),
                 })
                 .set(i64::from(rotation.state == state));
@@ -197,11 +193,8 @@ fn rotation_gauges(metrics: &Metrics, report: &Report) {
 /// A node-upgrade action that ran: its marks and moves.
 fn node_upgrade_steps(metrics: &Metrics, steps: &[Step]) {
     use crate::rapi::Operation;
-    use crate::reconcile::node_upgrade_record::NodeMark;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    use crate::reconcile::state::node_upgrade::NodeMark;
+    let now = crate::unix_time::seconds(SystemTime::now());
     for step in steps {
         let how = match step {
             Step::Rapi(Operation::MigrateInstance { .. }) => "live_migration",

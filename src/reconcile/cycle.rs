@@ -10,10 +10,12 @@ use crate::desired::model::DesiredState;
 use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
-use super::history::{BackoffPolicy, History, HistoryError};
 use super::observe::{Observed, observe, observe_store};
 use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
+use super::state::{History, HistoryError};
+use crate::backoff::BackoffPolicy;
+use crate::secrets::notify::NotifyState;
 use crate::secrets::{SecretsContext, SecretsError};
 use crate::store::{Store, StoreError};
 
@@ -196,6 +198,12 @@ pub async fn apply<R: Rapi + ?Sized>(
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
     let history = History::load(options.history_file)?;
+    // The notify state follows the history's rule: a corrupt file stops the run before
+    // anything is done, rather than after.
+    let notify = options.secrets.and_then(|c| c.notify.as_ref());
+    if let Some(notify) = notify {
+        NotifyState::load(&notify.state_file)?;
+    }
     let mut observed = match options.fresh {
         Some(observed) => observed,
         None => observe_cluster(rapi, options.store, options.secrets, desired, &history).await?,
@@ -235,23 +243,21 @@ pub async fn apply<R: Rapi + ?Sized>(
         remember(history, desired, &planned, &outcomes, options.backoff);
     })?;
     // After publishing, never before: a failed notify holds nothing back.
-    let notified = match options.secrets.and_then(|c| c.notify.as_ref()) {
+    let (notified, notify_retry_at) = match notify {
         Some(notify) => {
             let changed = changed_hosts(&planned, &outcomes);
-            crate::secrets::notify::run(
+            let notified = crate::secrets::notify::run(
                 &notify.settings,
                 &notify.state_file,
                 &changed,
                 options.backoff,
             )
-            .await
+            .await?;
+            let retry_at = NotifyState::load(&notify.state_file)?.next_retry();
+            (notified, retry_at)
         }
         None => Default::default(),
     };
-    let notify_retry_at = options
-        .secrets
-        .and_then(|c| c.notify.as_ref())
-        .and_then(|n| crate::secrets::notify::NotifyState::load(&n.state_file).next_retry());
     let observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     let after = plan(&PlanInput {
         desired,
@@ -357,7 +363,7 @@ fn remember(
             && failed.insert(outcome.object.clone())
         {
             let fingerprint = fingerprint_of(desired, &outcome.object);
-            history.record_failure(&outcome.object, e, fingerprint, now, backoff);
+            history.record_failure(&outcome.object, &e.failure(), fingerprint, now, backoff);
         }
     }
     for outcome in outcomes {

@@ -19,14 +19,13 @@ use crate::secrets::host_key::{HostKeyError, HostKeys};
 use crate::secrets::publish::SecretStep;
 use crate::store::Store;
 
-use super::history::History;
-use super::node_upgrade_record::NodeMark;
 use super::observe::PendingJob;
 use super::plan::step::FreezeStep;
 use super::plan::{Action, NodeCommand, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
-use super::render::Verdict;
-use super::rotation_record::RotationMark;
+use super::state::node_upgrade::NodeMark;
+use super::state::rotation::RotationMark;
+use super::state::{Failure, History};
 
 /// What the person watching sees, step by step.
 pub trait Progress: JobObserver {
@@ -63,6 +62,13 @@ pub trait Progress: JobObserver {
     }
 }
 
+/// Ganeti's answer to one action submitted with `?dry-run=1`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accepted { detail: Option<String> },
+    Refused { message: String },
+}
+
 /// Why a step failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StepError {
@@ -86,6 +92,14 @@ impl StepError {
     /// Ganeti refused the input itself: retrying the same entry cannot succeed.
     pub fn is_wrong_input(&self) -> bool {
         matches!(self, StepError::Rapi(e) if e.error_class() == Some(&crate::rapi::ErrorClass::WrongInput))
+    }
+
+    /// The failure as the persisted state records it.
+    pub fn failure(&self) -> Failure {
+        Failure {
+            message: self.to_string(),
+            wrong_input: self.is_wrong_input(),
+        }
     }
 }
 

@@ -13,10 +13,11 @@ use crate::rapi::{JobId, Operation, RapiError};
 
 use super::cycle::{self, ApplyOptions, Report};
 use super::execute::{self, ActionResult, ExecuteOptions, Progress, StepError};
-use super::history::{BackoffPolicy, History};
 use super::observe::PendingJob;
 use super::plan::{Action, ActionKind, BlockReason, Phase, Plan, Step, StoreWrite};
 use super::reason::{JobReason, RunId};
+use super::state::History;
+use crate::backoff::BackoffPolicy;
 
 const CLUSTER: &str = MEMORY_CLUSTER;
 const JOB_TAKES: Duration = Duration::from_millis(40);

@@ -7,16 +7,10 @@ use serde_json::{Value, json};
 
 use crate::rapi::Operation;
 
+use super::execute::Verdict;
 use super::plan::rotation_status::RotationState;
 use super::plan::{Action, ActionKind, Plan, Step};
 use super::reason::kind_name;
-
-/// Ganeti's answer to one action submitted with `?dry-run=1`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    Accepted { detail: Option<String> },
-    Refused { message: String },
-}
 
 #[derive(Clone, Copy)]
 struct Paint(bool);

@@ -9,11 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::reconcile::history::BackoffPolicy;
+use crate::backoff::BackoffPolicy;
+use crate::state_file::{self, StateFileError};
+use crate::unix_time;
 
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 pub const PLACEHOLDER: &str = "{host}";
@@ -88,24 +90,11 @@ pub struct PendingNotify {
     pub last_error: String,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl NotifyState {
-    pub fn load(path: &Path) -> NotifyState {
-        std::fs::read(path)
-            .ok()
-            .filter(|b| b.len() < 1024 * 1024)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).expect("serializes");
-        crate::atomic_file::write_atomic(path, &bytes, 0o600)
+    /// The file's state; a corrupt file is an error naming it, as for the history (one
+    /// rule for the operator's state files: [`crate::state_file`]).
+    pub fn load(path: &Path) -> Result<NotifyState, StateFileError> {
+        state_file::load(path)
     }
 
     /// When the earliest failed notify is due again: the daemon wakes for it rather than
@@ -115,7 +104,7 @@ impl NotifyState {
             .values()
             .map(|p| p.retry_after)
             .min()
-            .map(|at| UNIX_EPOCH + Duration::from_secs(at))
+            .map(unix_time::from_seconds)
     }
 
     /// Who to notify now: every host whose files changed, and every earlier failure
@@ -125,7 +114,7 @@ impl NotifyState {
         due.extend(
             self.hosts
                 .iter()
-                .filter(|(_, p)| p.retry_after <= unix(now))
+                .filter(|(_, p)| p.retry_after <= unix_time::seconds(now))
                 .map(|(h, _)| h.clone()),
         );
         due
@@ -144,15 +133,12 @@ impl NotifyState {
             }
             Err(error) => {
                 let attempts = self.hosts.get(host).map_or(0, |p| p.attempts) + 1;
-                let delay = backoff
-                    .initial
-                    .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
-                    .min(backoff.max);
+                let delay = backoff.delay(attempts);
                 self.hosts.insert(
                     host.to_owned(),
                     PendingNotify {
                         attempts,
-                        retry_after: unix(now).saturating_add(delay.as_secs()),
+                        retry_after: unix_time::seconds(now).saturating_add(delay.as_secs()),
                         last_error: error,
                     },
                 );
@@ -168,16 +154,18 @@ pub async fn notify_host(settings: &NotifySettings, host: &str) -> Result<(), St
         .map(|_| ())
 }
 
-/// Notifies every due host, in parallel (at most 8 at once), and records the results.
-/// Returns the hosts tried, with what happened.
+/// Notifies every due host, in parallel (at most 8 at once), and records the results
+/// under the state directory's lock. Returns the hosts tried, with what happened, or the
+/// error that kept it from knowing who was due (a corrupt state file: nobody is notified,
+/// and the reconcile says so).
 pub async fn run(
     settings: &NotifySettings,
     state_file: &Path,
     changed: &BTreeSet<String>,
     backoff: BackoffPolicy,
-) -> BTreeMap<String, Result<(), String>> {
+) -> Result<BTreeMap<String, Result<(), String>>, StateFileError> {
     use futures_util::stream::{self, StreamExt as _};
-    let mut state = NotifyState::load(state_file);
+    let state = NotifyState::load(state_file)?;
     let due = state.due(changed, SystemTime::now());
     let results: BTreeMap<String, Result<(), String>> = stream::iter(due)
         .map(|host| async move {
@@ -188,8 +176,12 @@ pub async fn run(
         .collect()
         .await;
     let now = SystemTime::now();
+    let saved = state_file::update(state_file, |state: &mut NotifyState| {
+        for (host, result) in &results {
+            state.record(host, result.clone(), now, backoff);
+        }
+    });
     for (host, result) in &results {
-        state.record(host, result.clone(), now, backoff);
         match result {
             Ok(()) => tracing::info!(%host, "secrets notify ran"),
             Err(e) => {
@@ -197,15 +189,38 @@ pub async fn run(
             }
         }
     }
-    if let Err(e) = state.save(state_file) {
-        tracing::warn!(error = %e, "cannot save the notify state");
-    }
-    results
+    saved?;
+    Ok(results)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
+
+    /// Review defect 5: a corrupt retry time panicked (`UNIX_EPOCH + secs`), and a corrupt
+    /// file was silently dropped where a corrupt history file is an error.
+    #[test]
+    fn a_corrupt_state_file_is_an_error_and_a_corrupt_time_is_far_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify-c.json");
+        std::fs::write(&path, "{\"hosts\": 7}").unwrap();
+        let error = NotifyState::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("notify-c.json") && error.contains("move it away"),
+            "{error}"
+        );
+
+        let far = format!(
+            "{{\"hosts\": {{\"h\": {{\"attempts\": 1, \"retryAfter\": {}, \"lastError\": \"x\"}}}}}}",
+            u64::MAX
+        );
+        std::fs::write(&path, far).unwrap();
+        let state = NotifyState::load(&path).unwrap();
+        assert!(state.next_retry().unwrap() > SystemTime::now());
+        assert!(state.due(&BTreeSet::new(), SystemTime::now()).is_empty());
+    }
 
     #[test]
     fn checks_templates_and_retries_failures_after_their_backoff() {
@@ -258,17 +273,16 @@ mod tests {
     #[tokio::test]
     async fn the_child_gets_no_credentials_and_is_killed_at_its_timeout() {
         let slow = NotifySettings {
-            command: vec!["sleep".into(), "5".into()],
+            command: vec!["sleep".into(), "600".into()],
             timeout_seconds: Some(1),
         };
-        let started = std::time::Instant::now();
+        // Ten minutes unless killed: the error says it was, and the test ends.
         assert!(
             notify_host(&slow, "h")
                 .await
                 .unwrap_err()
                 .contains("timed out")
         );
-        assert!(started.elapsed() < Duration::from_secs(4));
         let env = NotifySettings {
             command: vec![
                 "sh".into(),

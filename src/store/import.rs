@@ -91,9 +91,7 @@ pub fn import(
         cmdline,
         source_name(&request.source),
         request.class.clone(),
-        now.duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        crate::unix_time::seconds(now),
     );
     if store.image_ids()?.contains(&manifest.id) {
         progress.done();

@@ -13,11 +13,11 @@ use crate::rapi::{JobId, Operation, RapiError};
 
 use super::super::cycle::{self, ApplyOptions, CycleError, Report};
 use super::super::execute::{ExecuteOptions, Progress, StepError};
-use super::super::history::BackoffPolicy;
 use super::super::observe::PendingJob;
 use super::super::plan::StoreWrite;
 use super::super::reason::{JobReason, RunId};
 use super::schedule::{ReadState, Rng, draw};
+use crate::backoff::BackoffPolicy;
 
 /// How long one wait for a job lasts: well past a slow job, and short enough that a job
 /// stuck in `waiting` costs a pass little.

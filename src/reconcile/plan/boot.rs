@@ -134,11 +134,11 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
                     matches!(
                         s,
                         Step::Record(
-                            crate::reconcile::rotation_record::RotationMark::Rebooted { .. }
-                                | crate::reconcile::rotation_record::RotationMark::Done { .. }
+                            crate::reconcile::state::rotation::RotationMark::Rebooted { .. }
+                                | crate::reconcile::state::rotation::RotationMark::Done { .. }
                         ) | Step::NodeRecord(
-                            crate::reconcile::node_upgrade_record::NodeMark::Rebooting { .. }
-                                | crate::reconcile::node_upgrade_record::NodeMark::Failed { .. }
+                            crate::reconcile::state::node_upgrade::NodeMark::Rebooting { .. }
+                                | crate::reconcile::state::node_upgrade::NodeMark::Failed { .. }
                         )
                     )
                 })

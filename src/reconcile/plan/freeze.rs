@@ -7,9 +7,9 @@
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
 use crate::rapi::FreezeRule;
-use crate::reconcile::history::History;
-use crate::reconcile::node_upgrade_record::NodeMark;
 use crate::reconcile::observe::ObservedFilters;
+use crate::reconcile::state::History;
+use crate::reconcile::state::node_upgrade::NodeMark;
 
 use super::step::FreezeStep;
 use super::{Action, ActionKind, FieldChange, Phase, Plan, PlanInput, Step};

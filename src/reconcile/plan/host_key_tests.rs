@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::rapi::Instance;
 use crate::rapi::operation::CreateHostKey;
-use crate::reconcile::history::History;
 use crate::reconcile::observe::Observed;
+use crate::reconcile::state::History;
 use crate::secrets::observe::ObservedSecrets;
 use crate::secrets::publish::SecretStep;
 
@@ -191,10 +191,10 @@ fn a_held_back_create_takes_its_first_boot_secrets_with_it() {
     };
     history.record_failure(
         &object,
-        &transient.into(),
+        &crate::reconcile::execute::StepError::from(transient).failure(),
         None,
         now(),
-        crate::reconcile::history::BackoffPolicy::default(),
+        crate::backoff::BackoffPolicy::default(),
     );
     let plan = plan_for(&d, &with_secrets(observed(vec![])), &history);
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);

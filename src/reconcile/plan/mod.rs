@@ -43,8 +43,8 @@ use serde::Serialize;
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
 use crate::rapi::Operation;
 
-use super::history::History;
 use super::observe::{Observed, PendingJob};
+use super::state::{History, Hold};
 
 pub use step::{CommandPurpose, NodeCommand, Step, StoreWrite};
 pub use tags::{
@@ -77,11 +77,7 @@ pub struct Waiting {
 }
 
 fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    s.serialize_u64(secs)
+    s.serialize_u64(crate::unix_time::seconds(*t))
 }
 
 impl Plan {
@@ -367,34 +363,33 @@ fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
                 .history
                 .hold(&action.object, fingerprint.as_deref(), input.now)
         });
-        match held {
-            Some((why, message)) => {
-                let retry = input
-                    .history
-                    .get(&action.object)
-                    .and_then(|h| h.retry_after);
-                if let (BlockReason::BackingOff, Some(at)) = (why, retry)
-                    && !plan.waiting.iter().any(|w| w.object == action.object)
-                {
+        let Some(hold) = held else {
+            kept.push(action);
+            continue;
+        };
+        let (why, message) = match hold {
+            Hold::Stalled { message } => (BlockReason::Stalled, message),
+            Hold::BackingOff { message, until } => {
+                if !plan.waiting.iter().any(|w| w.object == action.object) {
                     plan.waiting.push(Waiting {
                         object: action.object.clone(),
                         on: "the backoff after a failed attempt".into(),
-                        until: from_unix_seconds(at),
+                        until,
                     });
                 }
-                if !plan
-                    .blocked
-                    .iter()
-                    .any(|b| b.object == action.object && b.why == why)
-                {
-                    plan.blocked.push(Blocked {
-                        object: action.object.clone(),
-                        why,
-                        message,
-                    });
-                }
+                (BlockReason::BackingOff, message)
             }
-            None => kept.push(action),
+        };
+        if !plan
+            .blocked
+            .iter()
+            .any(|b| b.object == action.object && b.why == why)
+        {
+            plan.blocked.push(Blocked {
+                object: action.object.clone(),
+                why,
+                message,
+            });
         }
     }
     plan.actions = kept;
@@ -414,21 +409,6 @@ pub fn fingerprint_of(desired: &DesiredState, object: &ObjectRef) -> Option<Stri
         _ => return None,
     };
     Some(hex::encode(&sha2::Sha256::digest(text.as_bytes())[..12]))
-}
-
-pub(crate) fn unix_seconds_of(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// A time read back from the history file; a value past what `SystemTime` holds (a
-/// corrupt or edited file) becomes the far future instead of a panic.
-pub(crate) fn from_unix_seconds(secs: u64) -> SystemTime {
-    let far = std::time::Duration::from_secs(u64::from(u32::MAX) * 16);
-    SystemTime::UNIX_EPOCH
-        .checked_add(std::time::Duration::from_secs(secs))
-        .unwrap_or(SystemTime::UNIX_EPOCH + far)
 }
 
 pub(crate) fn instance_ref(name: &str) -> ObjectRef {

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use crate::desired::model::{Class, NodeRole, ObjectKind, ObjectRef};
 use crate::rapi::Node as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
-use crate::reconcile::node_upgrade_record::NodeUpgrade;
+use crate::reconcile::state::node_upgrade::NodeUpgrade;
+use crate::reconcile::state::rotation::Rollout;
 
 use super::node_capacity::{self, Fit};
 use super::node_upgrade_refusal;
@@ -154,7 +155,10 @@ fn plan_class(
             status.host(node.name, HostState::Pending);
         }
     };
-    if let Some(stall) = input.history.stall(class_name, Some(&fingerprint)) {
+    if let Some(stall) = input
+        .history
+        .stall(Rollout::Nodes, class_name, Some(&fingerprint))
+    {
         let mut message = format!(
             "node upgrade to {} failed on {}: {}",
             stall.image, stall.host, stall.reason
@@ -319,7 +323,7 @@ pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
         // The fingerprint only where a stall names this node: plans run for every node.
         let stalled_here = input
             .history
-            .stall(&desired.class, None)
+            .stall(Rollout::Nodes, &desired.class, None)
             .is_some_and(|s| s.host == *name);
         let class_ref = ObjectRef {
             kind: ObjectKind::Class,
@@ -329,7 +333,7 @@ pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
             && let Some(fingerprint) = fingerprint_of(input.desired, &class_ref)
             && input
                 .history
-                .stall(&desired.class, Some(&fingerprint))
+                .stall(Rollout::Nodes, &desired.class, Some(&fingerprint))
                 .is_some()
         {
             out.insert(name.clone());
@@ -354,7 +358,7 @@ pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
                     matches!(
                         s,
                         super::Step::NodeRecord(
-                            crate::reconcile::node_upgrade_record::NodeMark::Start { .. }
+                            crate::reconcile::state::node_upgrade::NodeMark::Start { .. }
                         )
                     )
                 })

@@ -47,7 +47,7 @@ fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends()
         matches!(
             node3.steps.as_slice(),
             [
-                Step::NodeRecord(crate::reconcile::node_upgrade_record::NodeMark::Start { .. }),
+                Step::NodeRecord(crate::reconcile::state::node_upgrade::NodeMark::Start { .. }),
                 Step::Freeze(FreezeStep::Place { .. }),
                 Step::Rapi(Operation::SetNodeRole { .. }),
                 ..
@@ -265,10 +265,10 @@ fn a_lift_ganeti_refused_backs_off_instead_of_being_retried_at_once() {
     let refused = crate::reconcile::execute::StepError::Rapi(crate::rapi::RapiError::Forbidden);
     world.history.record_failure(
         &cluster,
-        &refused,
+        &refused.failure(),
         None,
         world.now,
-        crate::reconcile::history::BackoffPolicy::default(),
+        crate::backoff::BackoffPolicy::default(),
     );
     let plan = world.plan(&desired);
     assert!(

@@ -8,7 +8,7 @@
 use crate::desired::model::ObjectKind;
 use crate::rapi::Operation;
 use crate::rapi::operation::{EvacuateMode, MigrationMode};
-use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
+use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::instances::change_not_live;
 use super::node_capacity::{self, Fit};
@@ -155,7 +155,7 @@ pub(super) fn moves_after_drain(
         node: node.name.to_owned(),
         phase: NodePhase::Migrate,
         left: NodePhase::Drain,
-        left_since: super::unix_seconds_of(drain_since),
+        left_since: crate::unix_time::seconds(drain_since),
     })];
     steps.extend(moves.steps);
     Some(MovesOff {
@@ -179,7 +179,7 @@ pub(super) fn move_off(
     // The node is drained (and the cluster perhaps frozen) while it waits: not for ever.
     // Its own change may be held back by a backoff, or someone else's never rebooted.
     let class = &input.desired.classes[&record.class];
-    let waited = super::unix_seconds_of(input.now).saturating_sub(record.phase_since);
+    let waited = crate::unix_time::seconds(input.now).saturating_sub(record.phase_since);
     if !moves.held.is_empty() && waited >= class.rotation.timeout.as_secs() {
         let reason = format!(
             "{} still run(s) with a parameter change that is not live after {}, and would not migrate (Ganeti#957)",

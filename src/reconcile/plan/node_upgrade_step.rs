@@ -6,7 +6,7 @@ use crate::desired::model::{Class, NodeRole};
 use crate::rapi::Operation;
 use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::reconcile::health::Verdict;
-use crate::reconcile::node_upgrade_record::{NodeMark, NodePhase, NodeUpgrade};
+use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::node_upgrade::{NodeView, is_live};
 use super::node_upgrade_moves::{move_off, moves_after_drain};
@@ -152,7 +152,7 @@ pub(super) fn advance(
         ));
         return HostState::Proven;
     }
-    let now = super::unix_seconds_of(input.now);
+    let now = crate::unix_time::seconds(input.now);
     let last = node.answer.map(|a| a.detail.clone());
     let seen = match (live, answer) {
         (false, _) => "not online with noded".to_owned(),
@@ -175,7 +175,7 @@ pub(super) fn advance(
     } else {
         REJOIN_PROBE_LATE
     };
-    let until = (input.now + probe).min(super::from_unix_seconds(deadline));
+    let until = (input.now + probe).min(crate::unix_time::from_seconds(deadline));
     plan.waiting.push(Waiting {
         object: node_ref(node.name),
         on: format!("{} to rejoin on {} ({seen})", node.name, record.to),
@@ -218,7 +218,7 @@ fn before_reboot(
         let mut reason = "it is drained before its instances move";
         let mut changes = vec![];
         let entered = if record.phase == NodePhase::Drain {
-            super::from_unix_seconds(record.phase_since)
+            crate::unix_time::from_seconds(record.phase_since)
         } else {
             input.now
         };
@@ -271,7 +271,7 @@ fn before_reboot(
                 node: node.name.to_owned(),
                 phase: NodePhase::Rejoin,
                 left: NodePhase::Reboot,
-                left_since: super::unix_seconds_of(input.now),
+                left_since: crate::unix_time::seconds(input.now),
             }),
         ],
     ));

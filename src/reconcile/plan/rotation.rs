@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::desired::model::{Class, ObjectKind, ObjectRef, PowerState};
 use crate::rapi::Instance as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
-use crate::reconcile::rotation_record::HostRotation;
+use crate::reconcile::state::rotation::HostRotation;
+use crate::reconcile::state::rotation::Rollout;
 use crate::store::StoreFile;
 
 pub use super::rotation_host::humantime;
@@ -151,7 +152,9 @@ fn plan_class(
         name: class_name.to_owned(),
     };
     let fingerprint = fingerprint_of(input.desired, &class_ref).unwrap_or_default();
-    let stall = input.history.stall(class_name, Some(&fingerprint));
+    let stall = input
+        .history
+        .stall(Rollout::Instances, class_name, Some(&fingerprint));
     let mut status = ClassRotation::new(class_name, &class.image, rotation.max_unavailable);
     status.hosts = hosts.len();
     let mut in_use = hosts.iter().filter(|h| h.unavailable()).count() as u32;

@@ -7,7 +7,7 @@ use crate::desired::model::Class;
 use crate::rapi::Operation;
 use crate::rapi::operation::{RebootKind, TagTarget};
 use crate::reconcile::health::Verdict;
-use crate::reconcile::rotation_record::{HostRotation, RotationMark};
+use crate::reconcile::state::rotation::{HostRotation, RotationMark};
 
 use super::rotation::{Host, PROBE_INTERVAL};
 use super::rotation_status::HostState;
@@ -44,7 +44,7 @@ pub(super) fn advance(
             HostState::Rebooting
         };
     };
-    let now = super::unix_seconds_of(input.now);
+    let now = crate::unix_time::seconds(input.now);
     let answer = host.answer.filter(|a| a.image == target);
     let last = answer.map(|a| a.detail.clone());
     let healthy = match (&class.rotation.health_check, answer) {
@@ -95,7 +95,7 @@ pub(super) fn advance(
         return HostState::Proven;
     }
     let deadline = record.deadline.unwrap_or(now);
-    let until = (input.now + PROBE_INTERVAL).min(super::from_unix_seconds(deadline));
+    let until = (input.now + PROBE_INTERVAL).min(crate::unix_time::from_seconds(deadline));
     let on = match (&class.rotation.health_check, host.answer) {
         (None, _) => format!("{} to settle on {target}", host.name),
         (Some(_), Some(a)) => format!(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::desired::model::PowerState;
 use crate::rapi::Instance as Seen;
-use crate::reconcile::rotation_record::HostRotation;
+use crate::reconcile::state::rotation::HostRotation;
 
 use super::rotation::{pointed_in, tagged_image};
 use super::tags::is_managed;
@@ -15,7 +15,7 @@ use super::tags::is_managed;
 pub fn probe_targets(
     desired: &crate::desired::model::DesiredState,
     observed: &crate::reconcile::observe::Observed,
-    history: &crate::reconcile::history::History,
+    history: &crate::reconcile::state::History,
 ) -> Vec<crate::reconcile::health::ProbeTarget> {
     let mut by_class: BTreeMap<&str, Vec<(&str, &Seen)>> = BTreeMap::new();
     for (name, instance) in &desired.instances {
@@ -66,7 +66,7 @@ pub fn probe_targets(
 fn node_targets(
     desired: &crate::desired::model::DesiredState,
     observed: &crate::reconcile::observe::Observed,
-    history: &crate::reconcile::history::History,
+    history: &crate::reconcile::state::History,
 ) -> Vec<crate::reconcile::health::ProbeTarget> {
     use super::node_upgrade::node_tagged_image;
     let mut by_class: BTreeMap<&str, Vec<(&str, &crate::rapi::Node)>> = BTreeMap::new();

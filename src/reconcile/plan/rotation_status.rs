@@ -138,6 +138,16 @@ pub struct ClassRotation {
 }
 
 impl ClassRotation {
+    /// Which kind of rollout this is.
+    pub fn rollout(&self) -> crate::reconcile::state::rotation::Rollout {
+        use crate::reconcile::state::rotation::Rollout;
+        if self.nodes {
+            Rollout::Nodes
+        } else {
+            Rollout::Instances
+        }
+    }
+
     pub fn new(class: &str, image: &str, max_unavailable: u32) -> ClassRotation {
         ClassRotation {
             class: class.to_owned(),

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::desired::model::DesiredState;
-use crate::reconcile::history::History;
 use crate::reconcile::observe::Observed;
+use crate::reconcile::state::History;
 use crate::secrets::manifest::{FileEntry, HostManifest};
 use crate::secrets::observe::{ObservedHost, ObservedSecrets};
 use crate::secrets::recipients::{fingerprints, recipients_of};

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::rapi::Operation;
-use crate::reconcile::node_upgrade_record::NodeMark;
-use crate::reconcile::rotation_record::RotationMark;
+use crate::reconcile::state::node_upgrade::NodeMark;
+use crate::reconcile::state::rotation::RotationMark;
 use crate::secrets::publish::SecretStep;
 use crate::store::StoreFile;
 

@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::backoff::BackoffPolicy;
 use crate::desired::model::{DesiredState, ObjectKind};
 use crate::rapi::operation::{MigrationMode, NodeRoleName, RebootKind};
 use crate::rapi::types::BeParams;
 use crate::rapi::{ClusterInfo, ErrorClass, Instance, Node, Operation, RapiError};
-use crate::reconcile::history::{BackoffPolicy, History};
 use crate::reconcile::observe::{Observed, PendingJob};
 use crate::reconcile::reason::{JobReason, RunId};
+use crate::reconcile::state::History;
 
 use super::*;
 
@@ -472,7 +473,7 @@ fn failures_back_off_and_wrong_input_stalls_until_the_entry_changes() {
     };
     history.record_failure(
         &object,
-        &transient.into(),
+        &crate::reconcile::execute::StepError::from(transient).failure(),
         None,
         now(),
         BackoffPolicy::default(),
@@ -509,7 +510,7 @@ fn failures_back_off_and_wrong_input_stalls_until_the_entry_changes() {
     let mut history = History::default();
     history.record_failure(
         &object,
-        &rejected.into(),
+        &crate::reconcile::execute::StepError::from(rejected).failure(),
         fingerprint_of(&state, &object),
         now(),
         BackoffPolicy::default(),
@@ -594,7 +595,7 @@ fn history_forgets_objects_that_settled() {
     for name in ["a.gnt.test", "b.gnt.test"] {
         history.record_failure(
             &instance_ref(name),
-            &error.clone().into(),
+            &crate::reconcile::execute::StepError::from(error.clone()).failure(),
             None,
             now(),
             BackoffPolicy::default(),
@@ -628,9 +629,9 @@ pub(crate) fn manifest(label: &str) -> crate::store::manifest::Manifest {
 
 #[test]
 fn a_time_from_a_corrupt_history_file_is_far_off_not_a_panic() {
-    assert!(super::from_unix_seconds(u64::MAX) > now());
+    assert!(crate::unix_time::from_seconds(u64::MAX) > now());
     assert_eq!(
-        super::from_unix_seconds(60),
+        crate::unix_time::from_seconds(60),
         SystemTime::UNIX_EPOCH + Duration::from_secs(60)
     );
 }

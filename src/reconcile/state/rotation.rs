@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{History, unix};
+use super::History;
+use crate::unix_time;
 
 /// One host's rotation in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +42,29 @@ impl HostRotation {
         } else {
             &self.to
         }
+    }
+}
+
+/// The two kinds of rollout a class can have: its instances' image rotation, and its
+/// nodes' rolling upgrade. Each stalls on its own: a class used by nodes and instances
+/// alike must not have one's failure hold the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rollout {
+    Instances,
+    Nodes,
+}
+
+impl Rollout {
+    /// The `kind` label of the rollout metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rollout::Instances => "instances",
+            Rollout::Nodes => "nodes",
+        }
+    }
+
+    fn stall_key(self, class: &str) -> String {
+        format!("{}/{class}", self.name())
     }
 }
 
@@ -108,16 +132,34 @@ impl History {
         self.rotations.iter()
     }
 
-    /// The class's stall, if it still applies to this entry of the class.
-    pub fn stall(&self, class: &str, fingerprint: Option<&str>) -> Option<&ClassStall> {
+    /// The class's stall of this kind of rollout, if it still applies to this entry of
+    /// the class. A stall saved before stalls had a kind (keyed by the class alone) holds
+    /// both kinds, as it did then.
+    pub fn stall(
+        &self,
+        kind: Rollout,
+        class: &str,
+        fingerprint: Option<&str>,
+    ) -> Option<&ClassStall> {
         self.stalls
-            .get(class)
+            .get(&kind.stall_key(class))
+            .or_else(|| self.stalls.get(class))
             .filter(|s| fingerprint.is_none_or(|f| f == s.fingerprint))
     }
 
-    /// Stalls whose class entry changed (or went) no longer hold anything.
+    /// Stalls whose class entry changed (or went) no longer hold anything. `still` is
+    /// asked with the class name and the stall's fingerprint.
     pub fn retain_stalls(&mut self, still: impl Fn(&str, &str) -> bool) {
-        self.stalls.retain(|class, s| still(class, &s.fingerprint));
+        self.stalls.retain(|key, s| {
+            let class = key.split_once('/').map_or(key.as_str(), |(_, class)| class);
+            still(class, &s.fingerprint)
+        });
+    }
+
+    pub(super) fn insert_stall(&mut self, kind: Rollout, class: &str, stall: ClassStall) {
+        // The kind's own key replaces an unkeyed one from an older file.
+        self.stalls.remove(class);
+        self.stalls.insert(kind.stall_key(class), stall);
     }
 
     /// A rotation step failed; the next plan rolls the host back (or gives up on it).
@@ -128,7 +170,7 @@ impl History {
     }
 
     pub fn apply(&mut self, mark: &RotationMark, now: SystemTime) {
-        let now = unix(now);
+        let now = unix_time::seconds(now);
         match mark {
             RotationMark::Start {
                 host,
@@ -179,14 +221,16 @@ impl History {
                     since: now,
                     old_image_failed: None,
                 };
-                self.stalls.insert(r.class.clone(), stall);
+                let class = r.class.clone();
+                self.insert_stall(Rollout::Instances, &class, stall);
             }
             RotationMark::Done { host, .. } => {
                 self.rotations.remove(host);
             }
             RotationMark::GaveUp { host, reason } => {
                 if let Some(r) = self.rotations.remove(host)
-                    && let Some(stall) = self.stalls.get_mut(&r.class)
+                    && let Some(stall) =
+                        self.stalls.get_mut(&Rollout::Instances.stall_key(&r.class))
                 {
                     stall.old_image_failed = Some(reason.clone());
                 }
@@ -236,9 +280,12 @@ mod tests {
         assert_eq!(h.rotation("vm1").unwrap().rebooted, None);
         h.save(&path).unwrap();
         let h = History::load(&path).unwrap();
-        assert_eq!(h.stall("web", Some("f1")).unwrap().host, "vm1");
+        assert_eq!(
+            h.stall(Rollout::Instances, "web", Some("f1")).unwrap().host,
+            "vm1"
+        );
         assert!(
-            h.stall("web", Some("f2")).is_none(),
+            h.stall(Rollout::Instances, "web", Some("f2")).is_none(),
             "a changed entry lifts it"
         );
         let mut h = h;
@@ -251,10 +298,13 @@ mod tests {
         );
         assert!(h.rotation("vm1").is_none());
         assert_eq!(
-            h.stall("web", None).unwrap().old_image_failed.as_deref(),
+            h.stall(Rollout::Instances, "web", None)
+                .unwrap()
+                .old_image_failed
+                .as_deref(),
             Some("no answer")
         );
         h.retain_stalls(|_, f| f == "f2");
-        assert!(h.stall("web", None).is_none());
+        assert!(h.stall(Rollout::Instances, "web", None).is_none());
     }
 }

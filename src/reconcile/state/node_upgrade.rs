@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{History, unix};
-use super::rotation_record::ClassStall;
+use super::History;
+use super::rotation::{ClassStall, Rollout};
+use crate::unix_time;
 
 /// The phases a node goes through, for `/status`, the time-per-phase metric and resuming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -157,7 +158,7 @@ impl History {
     }
 
     pub fn apply_node(&mut self, mark: &NodeMark, now: SystemTime) {
-        let now = unix(now);
+        let now = unix_time::seconds(now);
         match mark {
             NodeMark::Start {
                 node,
@@ -206,8 +207,9 @@ impl History {
                 let Some(r) = self.node_upgrades.remove(node) else {
                     return;
                 };
-                self.stalls.insert(
-                    r.class.clone(),
+                self.insert_stall(
+                    Rollout::Nodes,
+                    &r.class,
                     ClassStall {
                         fingerprint: fingerprint.clone(),
                         image: r.to,
@@ -285,7 +287,50 @@ mod tests {
             at(1_020),
         );
         assert!(h.node_upgrade("n2").is_none());
-        let stall = h.stall("ganeti-node", Some("f1")).unwrap();
+        let stall = h.stall(Rollout::Nodes, "ganeti-node", Some("f1")).unwrap();
         assert_eq!((stall.host.as_str(), stall.image.as_str()), ("n2", "b"));
+    }
+
+    /// Review defect 7: stalls were keyed by class alone, so a class used by nodes and
+    /// instances alike had a node upgrade's stall hold its rotation (and the reverse).
+    #[test]
+    fn a_node_upgrade_stall_does_not_hold_the_same_class_rotation() {
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let mut h = History::default();
+        h.apply_node(
+            &NodeMark::Start {
+                node: "n1".into(),
+                class: "shared".into(),
+                from: "a".into(),
+                to: "b".into(),
+                phase: NodePhase::Drain,
+            },
+            at(1_000),
+        );
+        h.apply_node(
+            &NodeMark::Failed {
+                node: "n1".into(),
+                fingerprint: "f1".into(),
+                reason: "no".into(),
+                last_answer: None,
+            },
+            at(1_001),
+        );
+        assert!(h.stall(Rollout::Nodes, "shared", Some("f1")).is_some());
+        assert!(h.stall(Rollout::Instances, "shared", Some("f1")).is_none());
+        // The class's entry changed: the stall goes, with its kind's key.
+        h.retain_stalls(|class, fingerprint| class == "shared" && fingerprint == "f2");
+        assert!(h.stall(Rollout::Nodes, "shared", None).is_none());
+
+        // A file from before stalls had kinds: its stall holds both, as it did.
+        let old: History = serde_json::from_str(
+            r#"{"objects": {}, "stalls": {"shared": {"fingerprint": "f1", "image": "b", "host": "n1", "reason": "no", "since": 1}}}"#,
+        )
+        .unwrap();
+        assert!(old.stall(Rollout::Nodes, "shared", Some("f1")).is_some());
+        assert!(
+            old.stall(Rollout::Instances, "shared", Some("f1"))
+                .is_some()
+        );
     }
 }

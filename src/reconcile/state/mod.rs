@@ -1,87 +1,50 @@
-//! What earlier runs learned about each object: how often it failed, when to try again,
-//! and whether it is stalled on input Ganeti rejected. Kept across runs in a small JSON
-//! file, private to the operator (its errors name the cluster's objects), replaced
-//! atomically and changed under the state directory's lock: the CLI and the daemon may
-//! both be writing it.
+//! The persisted state: what earlier runs learned about each object (how often it failed,
+//! when to try again, whether it is stalled on input Ganeti rejected), the rotations and
+//! node upgrades in flight, the classes stalled and whether the freeze may be in place.
+//! Kept across runs in a small JSON file (see [`crate::state_file`]: private, atomic,
+//! changed under the state directory's lock, since the CLI and the daemon may both write
+//! it).
+//!
+//! This layer imports nothing from the planner or the executor: how a failure is
+//! classified is a [`Failure`] the executor hands in, and why an object must wait is a
+//! [`Hold`] the planner turns into its own block reasons.
+
+pub mod node_upgrade;
+pub mod rotation;
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::execute::StepError;
-use crate::atomic_file;
+use crate::backoff::BackoffPolicy;
 use crate::desired::model::ObjectRef;
+use crate::state_file::{self, StateFileError};
+use crate::unix_time;
 
-use super::plan::BlockReason;
-use super::reason::kind_name;
-
-/// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error("reading the state file {path}: {cause}")]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("the state file {path} is not valid: {cause}; move it away to start afresh")]
-    Parse {
-        path: PathBuf,
-        cause: serde_json::Error,
-    },
-    #[error("writing the state file {path}: {cause}")]
-    Write {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("locking the state directory of {path}: {cause}")]
-    Lock {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-}
-
-/// The history file's bits: its errors say what failed on which object.
-const FILE_MODE: u32 = 0o600;
-/// The state directory's bits, when the operator creates it.
-const DIR_MODE: u32 = 0o700;
-
-#[derive(Debug, Clone, Copy)]
-pub struct BackoffPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for BackoffPolicy {
-    fn default() -> Self {
-        BackoffPolicy {
-            initial: Duration::from_secs(10),
-            max: Duration::from_secs(15 * 60),
-        }
-    }
-}
+/// The history file's errors are the state files' (see [`crate::state_file`]).
+pub type HistoryError = StateFileError;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     #[serde(default)]
     objects: BTreeMap<String, ObjectHistory>,
-    /// Hosts in the middle of an image rotation, by host name (see [`super::rotation_record`]).
+    /// Hosts in the middle of an image rotation, by host name (see [`rotation`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(super) rotations: BTreeMap<String, super::rotation_record::HostRotation>,
-    /// Nodes in the middle of a rolling upgrade, by node name (see
-    /// [`super::node_upgrade_record`]).
+    rotations: BTreeMap<String, rotation::HostRotation>,
+    /// Nodes in the middle of a rolling upgrade, by node name (see [`node_upgrade`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(super) node_upgrades: BTreeMap<String, super::node_upgrade_record::NodeUpgrade>,
-    /// Classes whose rotation or node upgrade failed, by class name.
+    node_upgrades: BTreeMap<String, node_upgrade::NodeUpgrade>,
+    /// Classes whose rotation or node upgrade failed, by kind and class name (see
+    /// [`rotation::StallKey`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(super) stalls: BTreeMap<String, super::rotation_record::ClassStall>,
+    stalls: BTreeMap<String, rotation::ClassStall>,
     /// The node-work freeze's job filters may be in place: set before they are placed and
     /// cleared once they are removed, so the next run looks for them whatever the policy
     /// says by then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(super) freeze_placed: bool,
+    freeze_placed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -99,12 +62,25 @@ pub struct ObjectHistory {
     pub stalled_on: Option<String>,
 }
 
-fn key(object: &ObjectRef) -> String {
-    format!("{}/{}", kind_name(object.kind), object.name)
+/// A failed attempt, as the executor classified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// Ganeti rejected the input itself (`wrong_input`): trying again unchanged is futile.
+    pub wrong_input: bool,
 }
 
-pub(super) fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+/// Why an object must wait this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// Ganeti rejected its desired entry; it waits for the entry to change.
+    Stalled { message: String },
+    /// An attempt failed; the next waits until `until`.
+    BackingOff { message: String, until: SystemTime },
+}
+
+fn key(object: &ObjectRef) -> String {
+    format!("{}/{}", object.kind.name(), object.name)
 }
 
 impl History {
@@ -117,117 +93,87 @@ impl History {
     }
 
     pub fn load(path: &Path) -> Result<History, HistoryError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|cause| HistoryError::Parse {
-                path: path.to_owned(),
-                cause,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
-            Err(cause) => Err(HistoryError::Read {
-                path: path.to_owned(),
-                cause,
-            }),
-        }
+        state_file::load(path)
     }
 
-    /// Replaces the file with this history (see [`atomic_file::write_atomic`]). Callers
-    /// that started from the file should use [`History::update`], which holds the lock.
+    /// Replaces the file with this history. Callers that started from the file should use
+    /// [`History::update`], which holds the lock.
     pub fn save(&self, path: &Path) -> Result<(), HistoryError> {
-        let failed = |cause| HistoryError::Write {
-            path: path.to_owned(),
-            cause,
-        };
-        atomic_file::create_dir_all(atomic_file::parent_of(path), DIR_MODE).map_err(failed)?;
-        let text = serde_json::to_vec_pretty(self).expect("history serializes");
-        atomic_file::write_atomic(path, &text, FILE_MODE).map_err(failed)
+        state_file::save(path, self)
     }
 
-    /// Loads the file, applies `change` and saves, all under the state directory's lock,
-    /// so that a change another process saved in the meantime is kept, not overwritten.
+    /// Loads the file, applies `change` and saves, under the state directory's lock.
     /// Returns the history as saved.
     pub fn update(path: &Path, change: impl FnOnce(&mut History)) -> Result<History, HistoryError> {
-        let dir = atomic_file::parent_of(path);
-        let locking = |cause| HistoryError::Lock {
-            path: path.to_owned(),
-            cause,
-        };
-        atomic_file::create_dir_all(dir, DIR_MODE).map_err(locking)?;
-        // The lock's own failure is an io::Error; what happens under it is a HistoryError.
-        let under_lock = || {
-            let mut history = History::load(path)?;
-            change(&mut history);
-            history.save(path)?;
-            Ok(history)
-        };
-        atomic_file::with_dir_lock(dir, || Ok::<_, std::io::Error>(under_lock()))
-            .map_err(locking)?
+        state_file::update(path, change)
     }
 
     pub fn get(&self, object: &ObjectRef) -> Option<&ObjectHistory> {
         self.objects.get(&key(object))
     }
 
-    /// Why the object must wait this run, if it must.
+    /// Why the object must wait this run, if it must. `fingerprint` is that of its
+    /// desired entry now.
     pub fn hold(
         &self,
         object: &ObjectRef,
         fingerprint: Option<&str>,
         now: SystemTime,
-    ) -> Option<(BlockReason, String)> {
+    ) -> Option<Hold> {
         let entry = self.get(object)?;
         let last = entry.last_error.as_deref().unwrap_or("unknown error");
         if let Some(stalled_on) = &entry.stalled_on
             && fingerprint.is_none_or(|f| f == stalled_on)
         {
-            return Some((
-                BlockReason::Stalled,
-                format!(
+            return Some(Hold::Stalled {
+                message: format!(
                     "Ganeti rejected the desired entry ({last}); stalled until the entry changes"
                 ),
-            ));
+            });
         }
         let retry_after = entry.retry_after?;
-        let wait = retry_after.checked_sub(unix(now)).filter(|w| *w > 0)?;
-        Some((
-            BlockReason::BackingOff,
-            format!(
+        let wait = retry_after
+            .checked_sub(unix_time::seconds(now))
+            .filter(|w| *w > 0)?;
+        Some(Hold::BackingOff {
+            message: format!(
                 "failed {} time(s), last: {last}; next attempt in {wait} s",
                 entry.failures
             ),
-        ))
+            until: unix_time::from_seconds(retry_after),
+        })
     }
 
     pub fn record_success(&mut self, object: &ObjectRef) {
         self.objects.remove(&key(object));
     }
 
+    /// A failed attempt. A `wrong_input` failure stalls the object until its desired
+    /// entry (`fingerprint`) changes; an object without a desired entry of its own (the
+    /// cluster, a secret) has nothing that could change, so it backs off instead of
+    /// stalling for ever.
     pub fn record_failure(
         &mut self,
         object: &ObjectRef,
-        error: &StepError,
+        failure: &Failure,
         fingerprint: Option<String>,
         now: SystemTime,
         policy: BackoffPolicy,
     ) {
         let entry = self.objects.entry(key(object)).or_default();
         entry.failures = entry.failures.saturating_add(1);
-        entry.last_error = Some(error.to_string());
-        if error.is_wrong_input() {
-            entry.stalled_on = fingerprint.or(Some(String::new()));
+        entry.last_error = Some(failure.message.clone());
+        if failure.wrong_input
+            && let Some(fingerprint) = fingerprint
+        {
+            entry.stalled_on = Some(fingerprint);
             entry.retry_after = None;
             return;
         }
         entry.stalled_on = None;
-        let exponent = entry.failures.saturating_sub(1).min(20);
-        let delay =
-            crate::deadline::bounded(policy.initial.saturating_mul(1 << exponent).min(policy.max));
-        // Up to a quarter of jitter, so objects that failed together do not retry together.
-        let jitter_range = u64::try_from(delay.as_millis() / 4).unwrap_or(u64::MAX - 1) + 1;
-        let jitter = std::collections::hash_map::RandomState::new()
-            .hash_one((key(object), unix(now)))
-            % jitter_range;
-        let delay = delay.saturating_add(Duration::from_millis(jitter));
-        entry.retry_after = Some(unix(now).saturating_add(delay.as_secs().max(1)));
+        let now = unix_time::seconds(now);
+        let delay = policy.delay_with_jitter(entry.failures, (key(object), now));
+        entry.retry_after = Some(now.saturating_add(delay.as_secs().max(1)));
     }
 
     /// Drops what is known about every object not in `keep`: once an object matches its
@@ -250,22 +196,26 @@ impl History {
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
     use crate::desired::model::ObjectKind;
-    use crate::rapi::RapiError;
+
+    fn timeout() -> Failure {
+        Failure {
+            message: "test timed out".into(),
+            wrong_input: false,
+        }
+    }
 
     fn failed(history: &mut History, name: &str) {
         let object = ObjectRef {
             kind: ObjectKind::Instance,
             name: name.into(),
         };
-        let error = RapiError::Timeout {
-            what: "test".into(),
-            after: Duration::from_secs(1),
-        };
         history.record_failure(
             &object,
-            &error.into(),
+            &timeout(),
             None,
             SystemTime::now(),
             BackoffPolicy::default(),
@@ -302,10 +252,6 @@ mod tests {
             kind: ObjectKind::Instance,
             name: "a".into(),
         };
-        let error = RapiError::Timeout {
-            what: "test".into(),
-            after: Duration::from_secs(1),
-        };
         let policy = BackoffPolicy {
             initial: Duration::MAX,
             max: Duration::MAX,
@@ -313,8 +259,8 @@ mod tests {
         let mut history = History::default();
         let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
         for now in [SystemTime::now(), far] {
-            history.record_failure(&object, &error.clone().into(), None, now, policy);
-            history.record_failure(&object, &error.clone().into(), None, now, policy);
+            history.record_failure(&object, &timeout(), None, now, policy);
+            history.record_failure(&object, &timeout(), None, now, policy);
             assert!(
                 history.hold(&object, None, now).is_some(),
                 "still backing off"
@@ -340,5 +286,50 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(History::load(&path).unwrap().len(), 40);
+    }
+
+    /// Review defect 6: a `wrong_input` failure on an object without a desired entry of
+    /// its own stored an empty fingerprint, which then matched for ever.
+    #[test]
+    fn a_rejected_object_without_a_fingerprint_backs_off_instead_of_stalling_for_ever() {
+        let cluster = ObjectRef {
+            kind: ObjectKind::Cluster,
+            name: "c".into(),
+        };
+        let rejected = Failure {
+            message: "wrong_input: no".into(),
+            wrong_input: true,
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut history = History::default();
+        history.record_failure(&cluster, &rejected, None, now, BackoffPolicy::default());
+        assert!(matches!(
+            history.hold(&cluster, None, now),
+            Some(Hold::BackingOff { .. })
+        ));
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(
+            history.hold(&cluster, None, later),
+            None,
+            "it is tried again"
+        );
+
+        // An instance with a desired entry still stalls until that entry changes.
+        let instance = ObjectRef {
+            kind: ObjectKind::Instance,
+            name: "i".into(),
+        };
+        history.record_failure(
+            &instance,
+            &rejected,
+            Some("f1".into()),
+            now,
+            BackoffPolicy::default(),
+        );
+        assert!(matches!(
+            history.hold(&instance, Some("f1"), later),
+            Some(Hold::Stalled { .. })
+        ));
+        assert_eq!(history.hold(&instance, Some("f2"), later), None);
     }
 }
