@@ -11,6 +11,7 @@ pub mod desired;
 pub mod metrics;
 pub mod rapi;
 pub mod reconcile;
+pub mod run_lock;
 pub mod secret_file;
 pub mod secrets;
 pub mod source;

@@ -15,6 +15,7 @@ use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
 use super::state::{History, HistoryError};
 use crate::backoff::BackoffPolicy;
+use crate::run_lock::RunLock;
 use crate::secrets::notify::NotifyState;
 use crate::secrets::{SecretsContext, SecretsError};
 use crate::store::{Store, StoreError};
@@ -26,6 +27,11 @@ pub enum CycleError {
     Observe(RapiError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error("taking the reconcile lock {path}: {cause}")]
+    RunLock {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
     #[error("reading the artifact store: {0}")]
     Store(#[from] StoreError),
     #[error("reading the artifact store: the reading task ended early: {0}")]
@@ -153,6 +159,56 @@ async fn observe_cluster<R: Rapi + ?Sized>(
     Ok(observed)
 }
 
+/// Takes the run lock beside the history file, off the async threads; while another
+/// process holds it, says who and waits.
+async fn lock_run(history_file: &Path, run: &RunId) -> Result<RunLock, CycleError> {
+    let path = crate::run_lock::path_for(history_file);
+    let holder = format!(
+        "pid {} (run {run}, since {})",
+        std::process::id(),
+        crate::unix_time::seconds(SystemTime::now())
+    );
+    let lock_path = path.clone();
+    tokio::task::spawn_blocking(move || {
+        RunLock::acquire(&lock_path, &holder, |who| {
+            let who = if who.is_empty() {
+                "another process"
+            } else {
+                who
+            };
+            tracing::warn!(
+                lock = %lock_path.display(),
+                "another reconcile holds the state ({who}); waiting for it to end"
+            );
+        })
+    })
+    .await
+    .map_err(|e| CycleError::RunLock {
+        path: path.clone(),
+        cause: std::io::Error::other(e.to_string()),
+    })?
+    .map_err(|cause| CycleError::RunLock { path, cause })
+}
+
+/// Hosts with a rollout record that are gone from the desired state or from the cluster:
+/// an instance rotating, a node upgrading. Removed in the middle of their rollout, they
+/// would otherwise keep their record for ever, counted as out of service and as node
+/// work (the freeze's filters would never be lifted). Sorted.
+pub fn gone_hosts(desired: &DesiredState, observed: &Observed, history: &History) -> Vec<String> {
+    let instance =
+        |h: &String| desired.instances.contains_key(h) && observed.instances.contains_key(h);
+    let node = |n: &String| desired.nodes.contains_key(n) && observed.nodes.contains_key(n);
+    let mut gone: Vec<String> = history
+        .rotations()
+        .map(|(h, _)| h)
+        .filter(|h| !instance(h))
+        .chain(history.node_upgrades().map(|(n, _)| n).filter(|n| !node(n)))
+        .cloned()
+        .collect();
+    gone.sort();
+    gone
+}
+
 /// The plan as it stands, without changing anything.
 pub async fn preview<R: Rapi + ?Sized>(
     rapi: &R,
@@ -162,8 +218,10 @@ pub async fn preview<R: Rapi + ?Sized>(
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
-    let history = History::load(history_file)?;
+    let mut history = History::load(history_file)?;
     let observed = observe_cluster(rapi, store, secrets, desired, &history).await?;
+    // As the next apply will: in memory only, a dry run writes nothing.
+    history.forget_hosts(&gone_hosts(desired, &observed, &history));
     Ok(plan(&PlanInput {
         desired,
         observed: &observed,
@@ -197,6 +255,9 @@ pub async fn apply<R: Rapi + ?Sized>(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
+    // From loading the state to the end of execution: another run plans from what this
+    // one leaves, never from the same snapshot.
+    let _lock = lock_run(options.history_file, options.run).await?;
     let history = History::load(options.history_file)?;
     // The notify state follows the history's rule: a corrupt file stops the run before
     // anything is done, rather than after.
@@ -214,6 +275,13 @@ pub async fn apply<R: Rapi + ?Sized>(
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
         observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     }
+    let gone = gone_hosts(desired, &observed, &history);
+    let history = if gone.is_empty() {
+        history
+    } else {
+        tracing::info!(hosts = ?gone, "forgetting the rollout records of hosts that are gone");
+        History::update(options.history_file, |saved| saved.forget_hosts(&gone))?
+    };
     let planned = plan(&PlanInput {
         desired,
         observed: &observed,

@@ -314,3 +314,46 @@ async fn a_pending_job_with_the_operators_reason_is_awaited_not_resubmitted() {
         "the create was submitted again: {records:?}"
     );
 }
+
+/// Review defect 4: `apply` loaded the state, planned and executed without a lock, so
+/// `reconcile` and the daemon could plan from one snapshot and together exceed a budget.
+/// Once it has planned, the run lock is held (by this run), and another taker is refused.
+#[tokio::test]
+async fn apply_holds_the_run_lock_from_load_to_execution() {
+    let rapi = rapi();
+    let state = tempfile::tempdir().unwrap();
+    let history = state.path().join("history.json");
+    let desired = desired();
+    let lock = crate::run_lock::path_for(&history);
+    let seen = std::sync::Mutex::new(None);
+    let run = run_id();
+    let on_plan = |_: &Plan| {
+        let taken = crate::run_lock::RunLock::try_acquire(&lock, "the test").unwrap();
+        *seen.lock().unwrap() = Some(taken.err());
+    };
+    let options = ApplyOptions {
+        run: &run,
+        execute: options(4),
+        backoff: BackoffPolicy::default(),
+        history_file: &history,
+        store: None,
+        secrets: None,
+        on_plan: &on_plan,
+        fresh: None,
+    };
+    cycle::apply(&rapi, &desired, options, &Silent, &AtomicBool::new(false))
+        .await
+        .unwrap();
+    let holder = seen.lock().unwrap().clone().expect("the plan was made");
+    let holder = holder.expect("the lock was held while the run planned");
+    assert!(
+        holder.contains(&format!("pid {}", std::process::id())) && holder.contains("test-run"),
+        "{holder}"
+    );
+    // Released at the end of the run.
+    assert!(
+        crate::run_lock::RunLock::try_acquire(&lock, "after")
+            .unwrap()
+            .is_ok()
+    );
+}

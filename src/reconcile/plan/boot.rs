@@ -47,7 +47,9 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
     let mut taken = observed_macs(input);
     let mut hosts: Vec<Wanted> = Vec::new();
     for (name, instance) in &input.desired.instances {
-        let class = &input.desired.classes[&instance.class];
+        let Some(class) = input.desired.classes.get(&instance.class) else {
+            continue;
+        };
         // A rotating host's pointer follows its rotation, not (yet) the pin.
         let image = match rotating.get(name) {
             Some(id) => store.images.get(id),
@@ -72,7 +74,9 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
         hosts.push(wanted(base, instance_ref(name), &macs, image, class));
     }
     for (name, node) in &input.desired.nodes {
-        let class = &input.desired.classes[&node.class];
+        let Some(class) = input.desired.classes.get(&node.class) else {
+            continue;
+        };
         // A node's pointer follows its upgrade: the pin only once it reboots onto it.
         let image = rotating.get(name).and_then(|id| store.images.get(id));
         let Some(image) = image.or_else(|| image_of(store, class, node_ref(name), plan)) else {

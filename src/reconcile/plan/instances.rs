@@ -22,7 +22,10 @@ use super::{
 
 pub fn plan_instances(input: &PlanInput<'_>, plan: &mut Plan) {
     for (name, desired) in &input.desired.instances {
-        let class = &input.desired.classes[&desired.class];
+        // Validation checked the reference; a state that breaks it plans nothing here.
+        let Some(class) = input.desired.classes.get(&desired.class) else {
+            continue;
+        };
         match input.observed.instances.get(name) {
             None => plan.actions.push(create(input, name, desired, class)),
             Some(seen) if !tags::is_managed(&seen.tags) && !desired.adopt => {

@@ -15,6 +15,8 @@ mod node_upgrade;
 #[cfg(test)]
 mod node_upgrade_guard_tests;
 mod node_upgrade_moves;
+#[cfg(test)]
+mod node_upgrade_orphan_tests;
 mod node_upgrade_refusal;
 mod node_upgrade_step;
 #[cfg(test)]

@@ -38,6 +38,10 @@ pub(super) struct NodeView<'a> {
     pub(super) tag: &'a str,
     pub(super) record: Option<&'a NodeUpgrade>,
     pub(super) answer: Option<&'a HealthAnswer>,
+    /// Its class as the desired state has it now. Its record names the class its upgrade
+    /// started under, which may since have been renamed or removed: timeouts come from
+    /// this one, never from a lookup of the record's.
+    pub(super) class: &'a Class,
 }
 
 impl NodeView<'_> {
@@ -91,7 +95,10 @@ pub fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Plan, pointers: &mut
         let Some(seen) = input.observed.nodes.get(name) else {
             continue;
         };
-        let class = &input.desired.classes[&desired.class];
+        // Validation checked the reference; a state that breaks it plans nothing here.
+        let Some(class) = input.desired.classes.get(&desired.class) else {
+            continue;
+        };
         // Not tagged yet (no upgrade has run on it): it runs what its pointer names, or
         // boots the pin once its pointer is written. Its first upgrade tags it.
         let tag = node_tagged_image(seen)
@@ -104,10 +111,13 @@ pub fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Plan, pointers: &mut
             tag,
             record: input.history.node_upgrade(name),
             answer: input.observed.health.get(name),
+            class,
         });
     }
     for (class_name, nodes) in by_class {
-        let class = &input.desired.classes[class_name];
+        let Some(class) = input.desired.classes.get(class_name) else {
+            continue;
+        };
         let status = plan_class(input, plan, pointers, class_name, class, &nodes);
         plan.rotations.push(status);
     }

@@ -252,7 +252,7 @@ fn before_reboot(
             std::time::Duration::ZERO,
         ),
     };
-    let class = &input.desired.classes[&record.class];
+    let class = node.class;
     // The pointer write goes in front of the mark (see [`super::boot`]).
     pointers.insert(node.name.to_owned(), record.to.clone());
     plan.actions.push(upgrade(

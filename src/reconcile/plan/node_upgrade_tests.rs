@@ -39,6 +39,16 @@ pub(super) fn vm(i: usize) -> String {
 pub(super) const FAILOVER: &str = "masterFailover: {command: [failover, \"{node}\"]}";
 
 pub(super) fn state(image: &str, cluster_extra: &str, memory: &str) -> DesiredState {
+    state_edited(image, cluster_extra, memory, |yaml| yaml)
+}
+
+/// [`state`], its YAML passed through `edit` before it is validated.
+pub(super) fn state_edited(
+    image: &str,
+    cluster_extra: &str,
+    memory: &str,
+    edit: impl FnOnce(String) -> String,
+) -> DesiredState {
     let nodes: String = NODES
         .iter()
         .map(|(n, role, _)| format!("  {n}: {{class: ganeti-node, role: {role}}}\n"))
@@ -75,7 +85,7 @@ nodes:
         a = id("a")
     );
     let validation = crate::desired::validate_files(
-        vec![("state.yaml".into(), Ok(yaml.into_bytes()))],
+        vec![("state.yaml".into(), Ok(edit(yaml).into_bytes()))],
         &NoSecrets,
     );
     validation

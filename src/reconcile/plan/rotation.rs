@@ -98,7 +98,9 @@ pub fn plan_rotations(input: &PlanInput<'_>, plan: &mut Plan) -> PointerImages {
         if !(is_managed(&seen.tags) || desired.adopt) || deleting.contains(&instance_ref(name)) {
             continue;
         }
-        let class = &input.desired.classes[&desired.class];
+        let Some(class) = input.desired.classes.get(&desired.class) else {
+            continue;
+        };
         let Some(tag) = tagged_image(seen) else {
             // Not tagged yet (adopted, or older than rotation): it runs what it points at.
             let image = pointed_image(input, name)
@@ -130,7 +132,9 @@ pub fn plan_rotations(input: &PlanInput<'_>, plan: &mut Plan) -> PointerImages {
         });
     }
     for (class_name, hosts) in by_class {
-        let class = &input.desired.classes[class_name];
+        let Some(class) = input.desired.classes.get(class_name) else {
+            continue;
+        };
         let status = plan_class(input, plan, &mut pointers, class_name, class, &hosts);
         plan.rotations.push(status);
     }

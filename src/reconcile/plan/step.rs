@@ -102,6 +102,16 @@ impl Step {
         }
     }
 
+    /// A write-ahead mark: it records that the step after it (a reboot) has started, so
+    /// the two are one unit that a stop never splits.
+    pub fn guards_next(&self) -> bool {
+        matches!(
+            self,
+            Step::Record(RotationMark::Rebooted { .. })
+                | Step::NodeRecord(NodeMark::Rebooting { .. })
+        )
+    }
+
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),

@@ -176,6 +176,15 @@ impl History {
         entry.retry_after = Some(now.saturating_add(delay.as_secs().max(1)));
     }
 
+    /// brupop's shadow clean-up: drops the rotation and node-upgrade records of these
+    /// hosts (see [`crate::reconcile::cycle::gone_hosts`]).
+    pub fn forget_hosts(&mut self, hosts: &[String]) {
+        for host in hosts {
+            self.rotations.remove(host);
+            self.node_upgrades.remove(host);
+        }
+    }
+
     /// Drops what is known about every object not in `keep`: once an object matches its
     /// desired state (or is gone), its old failures no longer matter.
     pub fn retain_only(&mut self, keep: &std::collections::BTreeSet<&ObjectRef>) {

@@ -1,0 +1,135 @@
+//! The executor's stop rule, with the in-memory RAPI: a stop is honoured between steps,
+//! never between a write-ahead mark and the step it guards (review defect 3).
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::desired::model::{ObjectKind, ObjectRef};
+use crate::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
+use crate::reconcile::state::History;
+use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase};
+
+use super::*;
+use crate::reconcile::plan::{ActionKind, CommandPurpose, Phase};
+
+/// Watches nothing, but asks for a stop as soon as a node mark is saved: the moment a
+/// SIGTERM would have been worst.
+struct StopAfterMark<'a>(&'a AtomicBool);
+
+impl JobObserver for StopAfterMark<'_> {}
+
+impl Progress for StopAfterMark<'_> {
+    fn submitted(&self, _: &ObjectRef, _: &Operation, _: JobId) {}
+    fn finished(
+        &self,
+        _: &ObjectRef,
+        _: &'static str,
+        _: JobId,
+        _: &Result<(), RapiError>,
+        _: Duration,
+    ) {
+    }
+    fn awaiting(&self, _: &PendingJob) {}
+    fn wrote(&self, _: &ObjectRef, _: &StoreWrite, _: &Result<(), StepError>) {}
+    fn node_recorded(&self, _: &ObjectRef, _: &NodeMark) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn reboot_action(node: &str, marker: &std::path::Path) -> Action {
+    let mark = |left| NodeMark::Phase {
+        node: node.into(),
+        phase: NodePhase::Rejoin,
+        left,
+        left_since: 0,
+    };
+    Action {
+        object: ObjectRef {
+            kind: ObjectKind::Node,
+            name: node.into(),
+        },
+        kind: ActionKind::NodeUpgrade,
+        reason: "test".into(),
+        changes: Vec::new(),
+        steps: vec![
+            Step::NodeRecord(NodeMark::Rebooting {
+                node: node.into(),
+                left: NodePhase::Migrate,
+                left_since: 0,
+                within: Duration::from_secs(60),
+            }),
+            Step::Command(NodeCommand {
+                node: node.into(),
+                purpose: CommandPurpose::Reboot,
+                argv: vec!["touch".into(), marker.to_string_lossy().into_owned()],
+                timeout: Duration::from_secs(60),
+            }),
+            Step::NodeRecord(mark(NodePhase::Reboot)),
+        ],
+        phase: Phase::Nodes,
+    }
+}
+
+#[tokio::test]
+async fn a_stop_after_a_write_ahead_mark_still_runs_the_step_it_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let history_file = dir.path().join("history.json");
+    let marker = dir.path().join("rebooted");
+    History::update(&history_file, |h| {
+        h.apply_node(
+            &NodeMark::Start {
+                node: MEMORY_NODE.into(),
+                class: "c".into(),
+                from: "a".into(),
+                to: "b".into(),
+                phase: NodePhase::Migrate,
+            },
+            std::time::SystemTime::now(),
+        )
+    })
+    .unwrap();
+    let plan = Plan {
+        cluster: MEMORY_CLUSTER.into(),
+        actions: vec![reboot_action(MEMORY_NODE, &marker)],
+        blocked: Vec::new(),
+        notes: Vec::new(),
+        awaiting: Vec::new(),
+        waiting: Vec::new(),
+        rotations: Vec::new(),
+    };
+    let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::ZERO);
+    let stop = AtomicBool::new(false);
+    let backends = Backends {
+        history_file: Some(&history_file),
+        ..Backends::default()
+    };
+    let outcomes = execute(
+        &rapi,
+        backends,
+        &plan,
+        &RunId("run".into()),
+        ExecuteOptions {
+            max_parallel: 1,
+            wait: WaitOptions::default(),
+        },
+        &StopAfterMark(&stop),
+        &stop,
+    )
+    .await;
+    assert!(
+        marker.exists(),
+        "the reboot the Rebooting mark records was carried out"
+    );
+    // The stop is honoured at the next boundary: after the reboot, before the next mark.
+    assert!(
+        matches!(outcomes[0].result, ActionResult::Interrupted),
+        "{outcomes:?}"
+    );
+    let history = History::load(&history_file).unwrap();
+    let record = history.node_upgrade(MEMORY_NODE).unwrap();
+    assert_eq!(
+        record.phase,
+        NodePhase::Reboot,
+        "the mark after it did not run"
+    );
+}
