@@ -20,7 +20,7 @@ use crate::rapi::HttpRapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
-use crate::reconcile::plan::rotation_status::RotationState;
+use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{ActionKind, Plan};
 use crate::reconcile::reason::{RunId, kind_name};
 use crate::reconcile::render;

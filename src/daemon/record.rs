@@ -10,7 +10,7 @@ use crate::metrics::{
 };
 use crate::reconcile::cycle::Report;
 use crate::reconcile::execute::ActionResult;
-use crate::reconcile::plan::rotation_status::RotationState;
+use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{ActionKind, Step};
 use crate::reconcile::plan::{BlockReason, CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, is_managed};
 use crate::reconcile::state::rotation::RotationMark;

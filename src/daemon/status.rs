@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
-use crate::reconcile::plan::rotation_status::RotationState;
+use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{BlockReason, Plan};
 use crate::reconcile::reason::kind_name;
 

@@ -16,6 +16,7 @@ const LEAVES: &[&str] = &[
     "backoff",
     "child_process",
     "deadline",
+    "run_lock",
     "state_file",
     "unix_time",
 ];
@@ -23,23 +24,80 @@ const LEAVES: &[&str] = &[
 /// (importer prefix, imported prefix, why): no module under the first may use one under
 /// the second.
 const FORBIDDEN: &[(&str, &str, &str)] = &[
-    ("reconcile::state", "reconcile::plan", "the state is below the planner"),
-    ("reconcile::state", "reconcile::execute", "the state is below the executor"),
-    ("reconcile::state", "reconcile::cycle", "the state is below the cycle"),
-    ("reconcile::state", "reconcile::render", "the state is below rendering"),
-    ("reconcile::plan", "reconcile::execute", "the planner is below the executor"),
-    ("reconcile::plan", "reconcile::cycle", "the planner is below the cycle"),
-    ("reconcile::plan", "reconcile::render", "the planner is below rendering"),
-    ("reconcile::execute", "reconcile::render", "the executor does not render"),
-    ("reconcile::execute", "reconcile::cycle", "the executor is below the cycle"),
-    ("reconcile", "daemon", "the reconcile core is below the daemon"),
-    ("reconcile", "cli", "the reconcile core is below the command line"),
-    ("secrets", "reconcile", "secrets are below the reconcile core"),
+    (
+        "reconcile::state",
+        "reconcile::plan",
+        "the state is below the planner",
+    ),
+    (
+        "reconcile::state",
+        "reconcile::execute",
+        "the state is below the executor",
+    ),
+    (
+        "reconcile::state",
+        "reconcile::cycle",
+        "the state is below the cycle",
+    ),
+    (
+        "reconcile::state",
+        "reconcile::render",
+        "the state is below rendering",
+    ),
+    (
+        "reconcile::plan",
+        "reconcile::execute",
+        "the planner is below the executor",
+    ),
+    (
+        "reconcile::plan",
+        "reconcile::cycle",
+        "the planner is below the cycle",
+    ),
+    (
+        "reconcile::plan",
+        "reconcile::render",
+        "the planner is below rendering",
+    ),
+    (
+        "reconcile::execute",
+        "reconcile::render",
+        "the executor does not render",
+    ),
+    (
+        "reconcile::execute",
+        "reconcile::cycle",
+        "the executor is below the cycle",
+    ),
+    (
+        "reconcile",
+        "daemon",
+        "the reconcile core is below the daemon",
+    ),
+    (
+        "reconcile",
+        "cli",
+        "the reconcile core is below the command line",
+    ),
+    (
+        "secrets",
+        "reconcile",
+        "secrets are below the reconcile core",
+    ),
 ];
 
 /// Sub-planners: one concern each. None uses another; `plan::compose` combines their
 /// parts, and the model (`plan` itself, `plan::model`) and the facts are shared by all.
-const SUB_PLANNERS: &[&str] = &[];
+const SUB_PLANNERS: &[&str] = &[
+    "boot",
+    "freeze",
+    "instances",
+    "node_upgrade",
+    "nodes",
+    "prune",
+    "rotation",
+    "secrets",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -52,7 +110,10 @@ fn module_of(file: &Path) -> Module {
         .iter()
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
         .collect();
-    if parts.last().is_some_and(|p| p == "mod" || p == "lib" || p == "main") {
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
         parts.pop();
     }
     parts
@@ -150,7 +211,9 @@ fn paths_in(code: &str, module: &Module, is_dir: bool) -> Vec<Module> {
         let rest: String = bytes[i..bytes.len().min(i + 7)].iter().collect();
         if starts_word && (rest.starts_with("crate::") || rest.starts_with("super::")) {
             let mut j = i;
-            while j < bytes.len() && (bytes[j].is_alphanumeric() || bytes[j] == '_' || bytes[j] == ':') {
+            while j < bytes.len()
+                && (bytes[j].is_alphanumeric() || bytes[j] == '_' || bytes[j] == ':')
+            {
                 j += 1;
             }
             let text: String = bytes[i..j].iter().collect();
@@ -171,7 +234,10 @@ fn paths_in(code: &str, module: &Module, is_dir: bool) -> Vec<Module> {
             path.extend(parts.map(str::to_owned));
             // `use super::{a, b}`: each name is a path of its own.
             if text.ends_with("::") && bytes.get(j) == Some(&'{') {
-                let close = bytes[j..].iter().position(|c| *c == '}').map_or(bytes.len(), |p| j + p);
+                let close = bytes[j..]
+                    .iter()
+                    .position(|c| *c == '}')
+                    .map_or(bytes.len(), |p| j + p);
                 let group: String = bytes[j + 1..close].iter().collect();
                 for name in group.split(',') {
                     let first = name.trim().split("::").next().unwrap_or("").trim();
@@ -332,8 +398,19 @@ fn the_check_catches_an_upward_import_a_sub_planner_edge_and_a_cycle() {
         .entry(m("reconcile::observe"))
         .or_default()
         .insert(m("reconcile::cycle"));
+    edges
+        .entry(m("reconcile::plan::boot"))
+        .or_default()
+        .insert(m("reconcile::plan::rotation::host"));
     let problems = violations(&edges).join("\n");
-    assert!(problems.contains("reconcile::state uses reconcile::execute"), "{problems}");
+    assert!(
+        problems.contains("reconcile::state uses reconcile::execute"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("reconcile::plan::boot uses reconcile::plan::rotation::host"),
+        "{problems}"
+    );
     assert!(problems.contains("unix_time uses config"), "{problems}");
     assert!(problems.contains("import cycle"), "{problems}");
 }
@@ -346,10 +423,15 @@ fn paths_are_read_from_code_not_comments_strings_or_test_modules() {
     let module: Module = vec!["reconcile".into(), "execute".into()];
     let found: BTreeSet<String> = paths_in(&code, &module, false)
         .iter()
-        .map(|p| name(p))
+        .map(name)
         .collect();
     assert!(found.contains("reconcile::plan::Action"), "{found:?}");
     assert!(found.contains("reconcile::plan::step"), "{found:?}");
     assert!(found.contains("store::x"), "{found:?}");
-    assert!(!found.iter().any(|p| p.starts_with("cli") || p.starts_with("daemon")), "{found:?}");
+    assert!(
+        !found
+            .iter()
+            .any(|p| p.starts_with("cli") || p.starts_with("daemon")),
+        "{found:?}"
+    );
 }

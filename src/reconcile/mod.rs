@@ -3,6 +3,8 @@
 //! anything of its own. The layers point one way: `state` ← `plan` ← `execute` ← `cycle`
 //! (see `architecture_tests`).
 
+#[cfg(test)]
+mod architecture_tests;
 pub mod cycle;
 pub mod execute;
 #[cfg(test)]

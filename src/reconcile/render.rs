@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::rapi::Operation;
 
 use super::execute::Verdict;
-use super::plan::rotation_status::RotationState;
+use super::plan::status::RotationState;
 use super::plan::{Action, ActionKind, Plan, Step};
 use super::reason::kind_name;
 
@@ -163,7 +163,7 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                     out,
                     "      runs: {} (killed after {})",
                     command.argv.join(" "),
-                    crate::reconcile::plan::rotation::humantime(command.timeout)
+                    crate::reconcile::plan::facts::humantime(command.timeout)
                 );
             }
         }

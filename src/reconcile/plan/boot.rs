@@ -17,7 +17,7 @@ use crate::store::StoreFile;
 use crate::store::manifest::Manifest;
 use crate::store::pointer::{Mac, PointerSpec, render, render_chain};
 
-use super::rotation::PointerImages;
+use super::facts::PointerImages;
 use super::tags::is_managed;
 use super::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step,

@@ -172,19 +172,6 @@ struct Drift {
     blocked: Vec<String>,
 }
 
-/// A parameter change in Ganeti's configuration that the running instance does not have
-/// yet: it is pending until the instance restarts, and Ganeti reports the running values
-/// as `oper_ram` and `oper_vcpus`.
-pub(super) fn change_not_live(seen: &Seen) -> bool {
-    seen.admin_state.as_deref() == Some("up")
-        && (seen
-            .oper_ram
-            .is_some_and(|r| Some(r) != seen.beparams.maxmem)
-            || seen
-                .oper_vcpus
-                .is_some_and(|v| Some(v) != seen.beparams.vcpus))
-}
-
 fn update(name: &str, desired: &Desired, class: &Class, seen: &Seen, plan: &mut Plan) {
     let object = instance_ref(name);
     let adopting = !tags::is_managed(&seen.tags);
@@ -196,7 +183,7 @@ fn update(name: &str, desired: &Desired, class: &Class, seen: &Seen, plan: &mut 
     let offline = seen.admin_state.as_deref() == Some("offline");
     let beparams_match = drift.modify.memory_mib.is_none() && drift.modify.vcpus.is_none();
     // A change made earlier (perhaps by a run that crashed before rebooting).
-    let pending = beparams_match && change_not_live(seen);
+    let pending = beparams_match && super::facts::change_not_live(seen);
     if pending {
         drift
             .reasons

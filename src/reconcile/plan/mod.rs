@@ -5,33 +5,27 @@
 mod boot;
 #[cfg(test)]
 mod boot_tests;
+pub mod facts;
 pub mod freeze;
 #[cfg(test)]
 mod host_key_tests;
 mod instances;
-/// N+1 for a node under upgrade.
-pub mod node_capacity;
 mod node_upgrade;
 #[cfg(test)]
 mod node_upgrade_guard_tests;
-mod node_upgrade_moves;
 #[cfg(test)]
 mod node_upgrade_orphan_tests;
-mod node_upgrade_refusal;
-mod node_upgrade_step;
 #[cfg(test)]
 mod node_upgrade_tests;
 mod nodes;
 mod prune;
 pub mod rotation;
-mod rotation_host;
-mod rotation_probe;
-pub mod rotation_status;
 #[cfg(test)]
 mod rotation_tests;
 mod secrets;
 #[cfg(test)]
 mod secrets_tests;
+pub mod status;
 pub mod step;
 mod tags;
 #[cfg(test)]
@@ -67,7 +61,7 @@ pub struct Plan {
     /// rather than at its next resync.
     pub waiting: Vec<Waiting>,
     /// Each class's image rotation, where the class has hosts.
-    pub rotations: Vec<rotation_status::ClassRotation>,
+    pub rotations: Vec<status::ClassRotation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,7 +90,7 @@ impl Plan {
             || self
                 .rotations
                 .iter()
-                .any(|r| r.state != rotation_status::RotationState::Done)
+                .any(|r| r.state != status::RotationState::Done)
     }
 
     /// When something held back becomes due, if anything is.

@@ -6,7 +6,7 @@ use crate::rapi::{FreezeRule, Instance};
 use crate::reconcile::observe::ObservedFilters;
 
 use super::node_upgrade_tests::{FAILOVER, World, golden, id, kinds, state, vm};
-use super::rotation_status::HostState;
+use super::status::HostState;
 use super::step::FreezeStep;
 use super::*;
 
@@ -300,7 +300,7 @@ fn an_instance_whose_change_never_becomes_live_fails_the_node_at_the_class_timeo
     }
     let plan = world.plan(&desired);
     let upgrade = world.upgrade_of(&plan);
-    assert_eq!(upgrade.state, rotation_status::RotationState::Stalled);
+    assert_eq!(upgrade.state, status::RotationState::Stalled);
     let message = upgrade.message.clone().unwrap();
     assert!(
         message.contains("theirs.gnt.test") && message.contains("Ganeti#957"),
@@ -320,7 +320,7 @@ fn filters_ganeti_refuses_at_a_node_start_stall_the_class_before_any_drain() {
     }
     let plan = world.plan(&desired);
     let upgrade = world.upgrade_of(&plan);
-    assert_eq!(upgrade.state, rotation_status::RotationState::Stalled);
+    assert_eq!(upgrade.state, status::RotationState::Stalled);
     assert!(
         upgrade.message.as_deref().unwrap().contains("403"),
         "{:?}",

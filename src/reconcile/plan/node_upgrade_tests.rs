@@ -17,7 +17,7 @@ use crate::store::StoreFile;
 use crate::store::catalog::FoundPointer;
 use crate::store::pointer::parse_header;
 
-use super::rotation_status::{HostState, RotationState};
+use super::status::{HostState, RotationState};
 use super::step::FreezeStep;
 use super::tests::{NoSecrets, manifest, observed, web};
 use super::*;
@@ -341,7 +341,7 @@ impl World {
     }
 
     pub(super) fn tag(&self, node: &str) -> Option<String> {
-        node_upgrade::node_tagged_image(&self.observed.nodes[node]).map(str::to_owned)
+        facts::node_tagged_image(&self.observed.nodes[node]).map(str::to_owned)
     }
 
     pub(super) fn probe(&mut self, desired: &DesiredState) {
@@ -384,7 +384,7 @@ impl World {
         plan
     }
 
-    pub(super) fn upgrade_of<'p>(&self, plan: &'p Plan) -> &'p rotation_status::ClassRotation {
+    pub(super) fn upgrade_of<'p>(&self, plan: &'p Plan) -> &'p status::ClassRotation {
         plan.rotations
             .iter()
             .find(|r| r.class == "ganeti-node")

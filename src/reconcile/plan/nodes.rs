@@ -44,7 +44,7 @@ fn settable(role: NodeRole) -> Option<NodeRoleName> {
 
 pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
     // A node under upgrade is drained on purpose: its role is the upgrade's to restore.
-    let upgrading = super::node_upgrade::nodes_out(input);
+    let upgrading = super::facts::nodes_out(input);
     for (name, desired) in &input.desired.nodes {
         if upgrading.contains(name) {
             continue;
@@ -137,7 +137,7 @@ fn fail_master_back(
 ) -> Option<Action> {
     let template = input.desired.cluster.master_failover.as_ref()?;
     let node = input.observed.nodes.get(name)?;
-    if !upgrading.is_empty() || !super::node_upgrade::is_live(node) {
+    if !upgrading.is_empty() || !super::facts::is_live(node) {
         return None;
     }
     let master = input

@@ -14,7 +14,7 @@ use crate::store::StoreFile;
 use crate::store::catalog::FoundPointer;
 use crate::store::pointer::parse_header;
 
-use super::rotation_status::{HostState, RotationState};
+use super::status::{HostState, RotationState};
 use super::tests::{NoSecrets, manifest, observed, web};
 use super::*;
 
@@ -203,7 +203,7 @@ impl World {
     }
 
     fn tag(&self, host: &str) -> String {
-        rotation::tagged_image(&self.observed.instances[host])
+        facts::tagged_image(&self.observed.instances[host])
             .unwrap()
             .to_owned()
     }
@@ -246,7 +246,7 @@ impl World {
     }
 }
 
-fn rotation_of(plan: &Plan) -> &rotation_status::ClassRotation {
+fn rotation_of(plan: &Plan) -> &status::ClassRotation {
     plan.rotations.iter().find(|r| r.class == "web").unwrap()
 }
 
@@ -340,7 +340,7 @@ fn two_may_go_at_once_and_a_waiting_host_is_reported() {
             .iter()
             .any(|w| w.on.contains("health check"))
     );
-    assert!(waiting.look_again_at().unwrap() <= world.now + rotation::PROBE_INTERVAL);
+    assert!(waiting.look_again_at().unwrap() <= world.now + facts::PROBE_INTERVAL);
 }
 
 #[test]

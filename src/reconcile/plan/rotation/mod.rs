@@ -13,52 +13,25 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::desired::model::{Class, ObjectKind, ObjectRef, PowerState};
-use crate::rapi::Instance as Seen;
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::state::rotation::HostRotation;
 use crate::reconcile::state::rotation::Rollout;
-use crate::store::StoreFile;
 
-pub use super::rotation_host::humantime;
-use super::rotation_host::{advance, start, tag_action};
-pub use super::rotation_probe::probe_targets;
-use super::rotation_status::{ClassRotation, HostState, RotationState};
-use super::tags::{IMAGE_TAG_PREFIX, is_managed};
+mod host;
+mod probe;
+
+use host::{advance, start, tag_action};
+pub use probe::probe_targets;
+
+use super::facts::{PointerImages, pointed_image, tagged_image};
+use super::status::{ClassRotation, HostState, RotationState};
+use super::tags::is_managed;
 use super::{
     ActionKind, BlockReason, Blocked, Plan, PlanInput, Waiting, fingerprint_of, instance_ref,
 };
 
-/// How soon a host waiting for its check is looked at again.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How soon a rotation held by its budget looks again.
 const BUDGET_RECHECK: Duration = Duration::from_secs(5);
-
-/// The image each rotating host's pointer must name, when it is not the class's pin.
-pub type PointerImages = BTreeMap<String, String>;
-
-/// The image a host's tag names.
-pub fn tagged_image(seen: &Seen) -> Option<&str> {
-    seen.tags
-        .iter()
-        .find_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
-}
-
-/// The image a host's pointer names, as observed.
-pub fn pointed_image<'a>(input: &'a PlanInput<'_>, host: &str) -> Option<&'a str> {
-    pointed_in(input.observed, host)
-}
-
-/// The image a host's by-name pointer names, in what was observed.
-pub fn pointed_in<'a>(
-    observed: &'a crate::reconcile::observe::Observed,
-    host: &str,
-) -> Option<&'a str> {
-    let store = observed.store.as_ref()?;
-    let found = store
-        .pointers
-        .get(&StoreFile::NamedPointer(host.to_owned()))?;
-    found.header.as_ref().map(|h| h.image.as_str())
-}
 
 pub(super) struct Host<'a> {
     pub(super) name: &'a str,

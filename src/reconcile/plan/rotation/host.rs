@@ -1,18 +1,17 @@
 //! One host's next rotation step: start it (flip, mark, reboot), wait for it, tag it
 //! once proven, or roll it back, and the actions those steps make.
 
-use std::time::Duration;
-
 use crate::desired::model::Class;
 use crate::rapi::Operation;
 use crate::rapi::operation::{RebootKind, TagTarget};
 use crate::reconcile::health::Verdict;
 use crate::reconcile::state::rotation::{HostRotation, RotationMark};
 
-use super::rotation::{Host, PROBE_INTERVAL};
-use super::rotation_status::HostState;
-use super::tags::IMAGE_TAG_PREFIX;
-use super::{
+use super::Host;
+use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
+use crate::reconcile::plan::status::HostState;
+use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
+use crate::reconcile::plan::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step, Waiting,
     instance_ref,
 };
@@ -279,17 +278,5 @@ pub(super) fn rotate(
         changes,
         steps,
         phase: Phase::Instances,
-    }
-}
-
-/// `10m`, `90s`: as the desired state writes durations.
-pub fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s >= 60 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
     }
 }

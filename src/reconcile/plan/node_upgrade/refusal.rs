@@ -5,9 +5,10 @@
 use crate::desired::model::Class;
 use crate::reconcile::observe::ObservedFilters;
 
-use super::instances::change_not_live;
-use super::node_upgrade::NodeView;
-use super::{BlockReason, PlanInput};
+use crate::reconcile::plan::facts::change_not_live;
+use crate::reconcile::plan::{BlockReason, PlanInput};
+
+use super::NodeView;
 
 /// Why no node of the class may start its upgrade, when something forbids it.
 pub(super) fn refusal(

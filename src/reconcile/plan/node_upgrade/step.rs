@@ -8,15 +8,17 @@ use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::reconcile::health::Verdict;
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
-use super::node_upgrade::{NodeView, is_live};
-use super::node_upgrade_moves::{move_off, moves_after_drain};
-use super::rotation::{PointerImages, humantime};
-use super::rotation_status::HostState;
-use super::tags::IMAGE_TAG_PREFIX;
-use super::{
-    Action, ActionKind, CommandPurpose, FieldChange, NodeCommand, Phase, Plan, PlanInput, Step,
-    Waiting, node_ref,
+use crate::reconcile::plan::facts::{PointerImages, humantime, is_live};
+use crate::reconcile::plan::status::HostState;
+use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
+use crate::reconcile::plan::{
+    Action, CommandPurpose, FieldChange, NodeCommand, Phase, Plan, PlanInput, Step, Waiting,
+    node_ref,
 };
+
+use super::NodeView;
+use super::actions::{fail, phase_mark, upgrade};
+use super::moves::{move_off, moves_after_drain};
 
 /// How soon a rebooting node is looked at again: often in the first minute, when a
 /// quick reboot (a kexec, a restart of the daemons) is back; then less, since each look
@@ -278,46 +280,6 @@ fn before_reboot(
     HostState::Rebooting
 }
 
-/// The pointer goes back to the old image and the class stalls; the node stays drained.
-pub(super) fn fail(
-    plan: &mut Plan,
-    node: &NodeView<'_>,
-    record: &NodeUpgrade,
-    fingerprint: &str,
-    reason: String,
-    last_answer: Option<String>,
-) -> HostState {
-    plan.actions.push(upgrade(
-        node.name,
-        &format!("its upgrade failed: {reason}"),
-        vec![FieldChange::new(
-            "boot",
-            Some(record.to.clone()),
-            Some(record.from.clone()),
-        )],
-        vec![Step::NodeRecord(NodeMark::Failed {
-            node: node.name.to_owned(),
-            fingerprint: fingerprint.to_owned(),
-            reason,
-            last_answer,
-        })],
-    ));
-    HostState::Failed
-}
-
-/// A phase mark, when the node enters a phase it is not in yet.
-pub(super) fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
-    if record.phase == phase {
-        return vec![];
-    }
-    vec![Step::NodeRecord(NodeMark::Phase {
-        node: node.to_owned(),
-        phase,
-        left: record.phase,
-        left_since: record.phase_since,
-    })]
-}
-
 /// The configured failover command, run for the first online, undrained candidate.
 fn failover_step(input: &PlanInput<'_>, master: &NodeView<'_>) -> Option<Step> {
     let template = input.desired.cluster.master_failover.as_ref()?;
@@ -381,20 +343,4 @@ fn retag(node: &NodeView<'_>, to: &str) -> Vec<Step> {
         }));
     }
     steps
-}
-
-pub(super) fn upgrade(
-    node: &str,
-    reason: &str,
-    changes: Vec<FieldChange>,
-    steps: Vec<Step>,
-) -> Action {
-    Action {
-        object: node_ref(node),
-        kind: ActionKind::NodeUpgrade,
-        reason: reason.to_owned(),
-        changes,
-        steps,
-        phase: Phase::Nodes,
-    }
 }

@@ -20,12 +20,18 @@ use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::state::node_upgrade::NodeUpgrade;
 use crate::reconcile::state::rotation::Rollout;
 
-use super::node_capacity::{self, Fit};
-use super::node_upgrade_refusal;
-use super::node_upgrade_step::{advance, start};
-use super::rotation::{PointerImages, pointed_image};
-use super::rotation_status::{ClassRotation, HostState, RotationState};
-use super::tags::IMAGE_TAG_PREFIX;
+mod actions;
+/// N+1 for a node under upgrade.
+pub mod capacity;
+mod moves;
+mod refusal;
+mod step;
+
+use capacity::Fit;
+use step::{advance, start};
+
+use super::facts::{PointerImages, is_live, node_tagged_image, nodes_out, pointed_image};
+use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, Plan, PlanInput, Waiting, fingerprint_of, node_ref};
 
 /// How soon an upgrade held by its budget looks again.
@@ -70,19 +76,6 @@ impl NodeView<'_> {
         };
         (rank, self.name)
     }
-}
-
-/// Online, with noded answering: a down node keeps `offline: false` but loses its live
-/// figures, which only noded can give.
-pub fn is_live(node: &Seen) -> bool {
-    node.offline != Some(true) && node.mfree.is_some()
-}
-
-/// The image a node's tag names.
-pub fn node_tagged_image(node: &Seen) -> Option<&str> {
-    node.tags
-        .iter()
-        .find_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
 }
 
 /// Every node's next step. Nodes' pointers go into `pointers`: the image each must boot.
@@ -195,7 +188,7 @@ fn plan_class(
         status.settle_state();
         return status;
     }
-    let refusal = node_upgrade_refusal::refusal(input, class_name, class, candidates.len());
+    let refusal = refusal::refusal(input, class_name, class, candidates.len());
     if let Some((why, message)) = refusal {
         status.state = if why == BlockReason::Paused {
             RotationState::Paused
@@ -248,7 +241,7 @@ fn plan_class(
             held.push(node);
             continue;
         }
-        if let Some(name) = node_upgrade_refusal::unmanaged_change_not_live(input, node) {
+        if let Some(name) = refusal::unmanaged_change_not_live(input, node) {
             plan.blocked.push(Blocked {
                 object: node_ref(node.name),
                 why: BlockReason::Unsupported,
@@ -273,7 +266,7 @@ fn plan_class(
             })
             .collect();
         let rooms: Vec<&Seen> = rooms.iter().collect();
-        let placed = match node_capacity::check(node.seen, &rooms, &instances) {
+        let placed = match capacity::check(node.seen, &rooms, &instances) {
             Fit::DoesNotFit(message) => {
                 plan.blocked.push(Blocked {
                     object: node_ref(node.name),
@@ -290,7 +283,7 @@ fn plan_class(
                 .observed
                 .instances
                 .get(instance)
-                .map_or(0, node_capacity::instance_memory);
+                .map_or(0, capacity::instance_memory);
             let taken = claimed.entry(target.clone()).or_default();
             *taken = taken.saturating_add(memory);
         }
@@ -318,38 +311,6 @@ fn plan_class(
     }
     status.settle_state();
     status
-}
-
-/// Nodes an upgrade has out of service: no move may target them, and their role is left
-/// alone, until the upgrade is done. A node whose upgrade failed stays out while its
-/// class's stall holds.
-pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
-    let mut out: std::collections::BTreeSet<String> = input
-        .history
-        .node_upgrades()
-        .map(|(name, _)| name.clone())
-        .collect();
-    for (name, desired) in &input.desired.nodes {
-        // The fingerprint only where a stall names this node: plans run for every node.
-        let stalled_here = input
-            .history
-            .stall(Rollout::Nodes, &desired.class, None)
-            .is_some_and(|s| s.host == *name);
-        let class_ref = ObjectRef {
-            kind: ObjectKind::Class,
-            name: desired.class.clone(),
-        };
-        if stalled_here
-            && let Some(fingerprint) = fingerprint_of(input.desired, &class_ref)
-            && input
-                .history
-                .stall(Rollout::Nodes, &desired.class, Some(&fingerprint))
-                .is_some()
-        {
-            out.insert(name.clone());
-        }
-    }
-    out
 }
 
 /// Moves wait while their source or target node is under upgrade: the upgrade empties the

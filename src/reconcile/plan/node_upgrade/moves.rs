@@ -10,13 +10,15 @@ use crate::rapi::Operation;
 use crate::rapi::operation::{EvacuateMode, MigrationMode};
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
-use super::instances::change_not_live;
-use super::node_capacity::{self, Fit};
-use super::node_upgrade::NodeView;
-use super::node_upgrade_step::{fail, phase_mark, upgrade};
-use super::rotation::PROBE_INTERVAL;
-use super::rotation_status::HostState;
-use super::{ActionKind, FieldChange, Plan, PlanInput, Step, Waiting, instance_ref, node_ref};
+use crate::reconcile::plan::facts::{PROBE_INTERVAL, change_not_live, humantime};
+use crate::reconcile::plan::status::HostState;
+use crate::reconcile::plan::{
+    ActionKind, FieldChange, Plan, PlanInput, Step, Waiting, instance_ref, node_ref,
+};
+
+use super::NodeView;
+use super::actions::{fail, phase_mark, upgrade};
+use super::capacity::{self, Fit};
 
 /// Why an instance on `node` may not migrate yet, if it may not (Ganeti#957).
 fn change_first(input: &PlanInput<'_>, plan: &Plan, name: &str) -> Option<String> {
@@ -61,7 +63,7 @@ pub(super) fn moves_off<'a>(
     let seen = node.seen;
     let nodes: Vec<&crate::rapi::Node> = input.observed.nodes.values().collect();
     let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
-    let placed = match node_capacity::check(seen, &nodes, &instances) {
+    let placed = match capacity::check(seen, &nodes, &instances) {
         Fit::Fits(placed) => placed,
         Fit::DoesNotFit(message) => return Err(message),
     };
@@ -184,7 +186,7 @@ pub(super) fn move_off(
         let reason = format!(
             "{} still run(s) with a parameter change that is not live after {}, and would not migrate (Ganeti#957)",
             moves.held.join(", "),
-            super::rotation::humantime(class.rotation.timeout)
+            humantime(class.rotation.timeout)
         );
         return fail(plan, node, record, fingerprint, reason, None);
     }

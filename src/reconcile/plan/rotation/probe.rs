@@ -6,8 +6,8 @@ use crate::desired::model::PowerState;
 use crate::rapi::Instance as Seen;
 use crate::reconcile::state::rotation::HostRotation;
 
-use super::rotation::{pointed_in, tagged_image};
-use super::tags::is_managed;
+use crate::reconcile::plan::facts::{node_tagged_image, pointed_in, tagged_image};
+use crate::reconcile::plan::tags::is_managed;
 
 /// The hosts to probe this reconcile: every running-or-not host of each class with a
 /// health check whose rotation has work (a host off the pin, or one under way), each
@@ -68,7 +68,6 @@ fn node_targets(
     observed: &crate::reconcile::observe::Observed,
     history: &crate::reconcile::state::History,
 ) -> Vec<crate::reconcile::health::ProbeTarget> {
-    use super::node_upgrade::node_tagged_image;
     let mut by_class: BTreeMap<&str, Vec<(&str, &crate::rapi::Node)>> = BTreeMap::new();
     for (name, node) in &desired.nodes {
         if let Some(seen) = observed.nodes.get(name) {

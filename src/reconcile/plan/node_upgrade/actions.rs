@@ -1,0 +1,64 @@
+//! The actions a node's upgrade is made of, shared by its steps and its moves.
+
+use crate::reconcile::plan::status::HostState;
+use crate::reconcile::plan::{Action, ActionKind, FieldChange, Phase, Plan, Step, node_ref};
+use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
+
+use super::NodeView;
+
+/// A node-upgrade action on `node`.
+pub(super) fn upgrade(
+    node: &str,
+    reason: &str,
+    changes: Vec<FieldChange>,
+    steps: Vec<Step>,
+) -> Action {
+    Action {
+        object: node_ref(node),
+        kind: ActionKind::NodeUpgrade,
+        reason: reason.to_owned(),
+        changes,
+        steps,
+        phase: Phase::Nodes,
+    }
+}
+
+/// The pointer goes back to the old image and the class stalls; the node stays drained.
+pub(super) fn fail(
+    plan: &mut Plan,
+    node: &NodeView<'_>,
+    record: &NodeUpgrade,
+    fingerprint: &str,
+    reason: String,
+    last_answer: Option<String>,
+) -> HostState {
+    plan.actions.push(upgrade(
+        node.name,
+        &format!("its upgrade failed: {reason}"),
+        vec![FieldChange::new(
+            "boot",
+            Some(record.to.clone()),
+            Some(record.from.clone()),
+        )],
+        vec![Step::NodeRecord(NodeMark::Failed {
+            node: node.name.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            reason,
+            last_answer,
+        })],
+    ));
+    HostState::Failed
+}
+
+/// A phase mark, when the node enters a phase it is not in yet.
+pub(super) fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
+    if record.phase == phase {
+        return vec![];
+    }
+    vec![Step::NodeRecord(NodeMark::Phase {
+        node: node.to_owned(),
+        phase,
+        left: record.phase,
+        left_since: record.phase_since,
+    })]
+}
