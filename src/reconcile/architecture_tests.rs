@@ -421,10 +421,7 @@ fn paths_are_read_from_code_not_comments_strings_or_test_modules() {
         "use super::plan::{Action, step::Step};\n// crate::cli\nlet s = \"crate::daemon\";\n#[cfg(test)]\nmod tests {\n    use crate::cli;\n}\nfn f() { crate::store::x(); }\n",
     );
     let module: Module = vec!["reconcile".into(), "execute".into()];
-    let found: BTreeSet<String> = paths_in(&code, &module, false)
-        .iter()
-        .map(name)
-        .collect();
+    let found: BTreeSet<String> = paths_in(&code, &module, false).iter().map(name).collect();
     assert!(found.contains("reconcile::plan::Action"), "{found:?}");
     assert!(found.contains("reconcile::plan::step"), "{found:?}");
     assert!(found.contains("store::x"), "{found:?}");

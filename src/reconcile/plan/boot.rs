@@ -23,6 +23,7 @@ use super::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step,
     StoreWrite, instance_ref, node_ref,
 };
+use super::{Finished, Part};
 
 /// Ganeti's default, used when the cluster does not report one.
 const DEFAULT_MAC_PREFIX: [u8; 3] = [0xaa, 0x00, 0x00];
@@ -34,16 +35,55 @@ struct Wanted {
     files: BTreeMap<StoreFile, String>,
 }
 
-pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImages) {
+/// Pointer steps that belong in another concern's action: `compose` puts them there.
+#[derive(Debug)]
+pub enum Splice {
+    /// The MAC picked for a new instance: its create's first NIC gets it.
+    CreateMac { object: ObjectRef, mac: Mac },
+    /// Before the mark that precedes a rollout's reboot, which must boot the new pointer.
+    BeforeReboot { object: ObjectRef, steps: Vec<Step> },
+    /// Before the create job: the instance's first boot must find its pointer.
+    BeforeCreate {
+        object: ObjectRef,
+        change: FieldChange,
+        steps: Vec<Step>,
+    },
+    /// With the instance's delete: its pointers go with it.
+    WithDelete {
+        object: ObjectRef,
+        change: FieldChange,
+        steps: Vec<Step>,
+    },
+}
+
+/// The boot pointers' own actions, and the pointer steps that go into the actions of the
+/// rollouts, creates and deletes they serve. `rotating`: the image each rolling host's
+/// pointer must name now.
+pub fn plan(
+    input: &PlanInput<'_>,
+    mut part: Part<'_>,
+    rotating: &PointerImages,
+) -> (Finished, Vec<Splice>) {
+    let mut splices = Vec::new();
+    plan_boot(input, &mut part, rotating, &mut splices);
+    (part.finish(), splices)
+}
+
+fn plan_boot(
+    input: &PlanInput<'_>,
+    plan: &mut Part<'_>,
+    rotating: &PointerImages,
+    splices: &mut Vec<Splice>,
+) {
     let (Some(settings), Some(store)) = (&input.desired.cluster.store, &input.observed.store)
     else {
         return;
     };
     let base = settings.base_url.as_str();
-    // Looked up once per host: at 10,000 hosts a scan per host would be quadratic. Actions
-    // pushed below only append, so these indices stay valid.
-    let creating = actions_of(plan, &[ActionKind::Create, ActionKind::Adopt]);
-    let flipping = actions_of(plan, &[ActionKind::Rotate, ActionKind::NodeUpgrade]);
+    // Looked up once per host: at 10,000 hosts a scan per host would be quadratic.
+    let earlier = plan.earlier;
+    let creating = actions_of(earlier, &[ActionKind::Create, ActionKind::Adopt]);
+    let flipping = actions_of(earlier, &[ActionKind::Rotate, ActionKind::NodeUpgrade]);
     let mut taken = observed_macs(input);
     let mut hosts: Vec<Wanted> = Vec::new();
     for (name, instance) in &input.desired.instances {
@@ -66,8 +106,14 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
                 .filter_map(|m| Mac::parse(m))
                 .collect(),
             Some(_) => continue,
-            None => match pick_mac_for_create(input, name, &creating, &mut taken, plan) {
-                Some(mac) => vec![mac],
+            None => match pick_mac_for_create(input, name, &creating, &mut taken) {
+                Some(mac) => {
+                    splices.push(Splice::CreateMac {
+                        object: instance_ref(name),
+                        mac,
+                    });
+                    vec![mac]
+                }
                 None => continue,
             },
         };
@@ -128,33 +174,19 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
         // The same image with other text (kernel arguments, a missing file) shows only it.
         let shown_before = before.clone().filter(|b| *b != host.image);
         let change = FieldChange::new("boot", shown_before, Some(host.image.clone()));
-        if let Some(&index) = flipping.get(&host.object) {
-            // Before the mark that precedes the reboot, which must boot the new pointer.
-            let rotate = &mut plan.actions[index];
-            let at = rotate
-                .steps
-                .iter()
-                .position(|s| {
-                    matches!(
-                        s,
-                        Step::Record(
-                            crate::reconcile::state::rotation::RotationMark::Rebooted { .. }
-                                | crate::reconcile::state::rotation::RotationMark::Done { .. }
-                        ) | Step::NodeRecord(
-                            crate::reconcile::state::node_upgrade::NodeMark::Rebooting { .. }
-                                | crate::reconcile::state::node_upgrade::NodeMark::Failed { .. }
-                        )
-                    )
-                })
-                .unwrap_or(rotate.steps.len());
-            rotate.steps.splice(at..at, steps);
+        if flipping.contains_key(&host.object) {
+            splices.push(Splice::BeforeReboot {
+                object: host.object,
+                steps,
+            });
             continue;
         }
-        if let Some(&index) = creating.get(&host.object) {
-            let create = &mut plan.actions[index];
-            // Before the create job: the instance's first boot must find its pointer.
-            create.changes.push(change);
-            create.steps.splice(0..0, steps);
+        if creating.contains_key(&host.object) {
+            splices.push(Splice::BeforeCreate {
+                object: host.object,
+                change,
+                steps,
+            });
             continue;
         }
         let reason = match &before {
@@ -173,19 +205,24 @@ pub fn plan_boot(input: &PlanInput<'_>, plan: &mut Plan, rotating: &PointerImage
             phase: Phase::Instances,
         });
     }
-    plan_removals(input, plan, &all_wanted);
+    plan_removals(input, plan, &all_wanted, splices);
 }
 
 /// Pointers that no desired host wants. A pointer whose host still exists stays, since
 /// the host still boots from it; that of an instance deleted in this plan goes with it.
-fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<StoreFile>) {
+fn plan_removals(
+    input: &PlanInput<'_>,
+    plan: &mut Part<'_>,
+    wanted: &BTreeSet<StoreFile>,
+    splices: &mut Vec<Splice>,
+) {
     let Some(store) = &input.observed.store else {
         return;
     };
     let existing = observed_macs(input);
-    let deleting: BTreeMap<String, usize> = actions_of(plan, &[ActionKind::Delete])
-        .into_iter()
-        .map(|(object, index)| (object.name, index))
+    let deleting: BTreeMap<&str, &ObjectRef> = actions_of(plan.earlier, &[ActionKind::Delete])
+        .into_keys()
+        .map(|object| (object.name.as_str(), object))
         .collect();
     let mut by_host: BTreeMap<String, (Option<String>, Vec<Step>)> = BTreeMap::new();
     for (file, found) in &store.pointers {
@@ -206,7 +243,7 @@ fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<Store
             }
             StoreFile::Chain => true,
         };
-        let deleted_now = deleting.contains_key(&host);
+        let deleted_now = deleting.contains_key(host.as_str());
         if still_there && !deleted_now {
             continue;
         }
@@ -219,10 +256,12 @@ fn plan_removals(input: &PlanInput<'_>, plan: &mut Plan, wanted: &BTreeSet<Store
     }
     for (host, (image, steps)) in by_host {
         let change = FieldChange::new("boot", image, None);
-        if let Some(&index) = deleting.get(&host) {
-            let delete = &mut plan.actions[index];
-            delete.changes.push(change);
-            delete.steps.extend(steps);
+        if let Some(&object) = deleting.get(host.as_str()) {
+            splices.push(Splice::WithDelete {
+                object: object.clone(),
+                change,
+                steps,
+            });
             continue;
         }
         plan.actions.push(Action {
@@ -240,7 +279,7 @@ fn image_of<'a>(
     store: &'a crate::reconcile::observe::ObservedStore,
     class: &Class,
     object: ObjectRef,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
 ) -> Option<&'a Manifest> {
     let image = store.images.get(&class.image);
     if image.is_none() {
@@ -295,34 +334,31 @@ fn observed_macs(input: &PlanInput<'_>) -> BTreeSet<Mac> {
     macs
 }
 
-/// Where each object's action of one of `kinds` is in the plan.
-fn actions_of(plan: &Plan, kinds: &[ActionKind]) -> BTreeMap<ObjectRef, usize> {
+/// Each object's action of one of `kinds` in the plan.
+fn actions_of<'p>(plan: &'p Plan, kinds: &[ActionKind]) -> BTreeMap<&'p ObjectRef, &'p Action> {
     plan.actions
         .iter()
-        .enumerate()
-        .filter(|(_, a)| kinds.contains(&a.kind))
-        .map(|(index, a)| (a.object.clone(), index))
+        .filter(|a| kinds.contains(&a.kind))
+        .map(|a| (&a.object, a))
         .collect()
 }
 
-/// Sets the first NIC's MAC of the instance's create step and returns it.
+/// The MAC for the first NIC of the instance's create step, if it creates one.
 fn pick_mac_for_create(
     input: &PlanInput<'_>,
     name: &str,
-    creating: &BTreeMap<ObjectRef, usize>,
+    creating: &BTreeMap<&ObjectRef, &Action>,
     taken: &mut BTreeSet<Mac>,
-    plan: &mut Plan,
 ) -> Option<Mac> {
-    let index = *creating.get(&instance_ref(name))?;
-    let create = &mut plan.actions[index];
+    let create = *creating.get(&instance_ref(name))?;
     if create.kind != ActionKind::Create {
         return None;
     }
-    let operation = create.steps.iter_mut().find_map(|s| match s {
+    let operation = create.steps.iter().find_map(|s| match s {
         Step::Rapi(Operation::CreateInstance(c)) => Some(c),
         _ => None,
     })?;
-    let nic = operation.nics.first_mut()?;
+    operation.nics.first()?;
     let prefix = input
         .observed
         .cluster
@@ -332,10 +368,6 @@ fn pick_mac_for_create(
         .unwrap_or(DEFAULT_MAC_PREFIX);
     let mac = mac_for(prefix, name, taken);
     taken.insert(mac);
-    nic.mac = Some(mac.to_string());
-    create
-        .changes
-        .push(FieldChange::new("mac", None, Some(mac.to_string())));
     Some(mac)
 }
 

@@ -12,7 +12,8 @@ use crate::reconcile::state::History;
 use crate::reconcile::state::node_upgrade::NodeMark;
 
 use super::step::FreezeStep;
-use super::{Action, ActionKind, FieldChange, Phase, Plan, PlanInput, Step};
+use super::{Action, ActionKind, FieldChange, Phase, PlanInput, Step};
+use super::{Finished, Part};
 
 /// Whether the observe must read the job filters: the freeze is configured, may be in
 /// place from an earlier run, or nodes are mid-upgrade.
@@ -23,7 +24,8 @@ pub fn filters_wanted(desired: &DesiredState, history: &History) -> bool {
 }
 
 /// A node action that submits work while the node is out: anything but its last steps.
-fn needs_freeze(action: &Action) -> bool {
+/// `compose` places the freeze in each such action (see [`plan`]).
+pub fn needs_freeze(action: &Action) -> bool {
     action.kind == ActionKind::NodeUpgrade
         && action.object.kind == ObjectKind::Node
         && action
@@ -38,7 +40,15 @@ fn needs_freeze(action: &Action) -> bool {
         })
 }
 
-pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
+/// The freeze's own actions (lifting filters, or placing them when no node action is there
+/// to carry them), and the step `compose` puts into every node action that needs it,
+/// after the node's Start mark and before its first job.
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> (Finished, Option<FreezeStep>) {
+    let place_in_node_actions = plan_freeze(input, &mut part);
+    (part.finish(), place_in_node_actions)
+}
+
+fn plan_freeze(input: &PlanInput<'_>, plan: &mut Part<'_>) -> Option<FreezeStep> {
     let ours: Vec<&str> = input
         .observed
         .filters
@@ -47,8 +57,7 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
         .collect();
     let node_work = input.history.node_upgrades().next().is_some()
         || plan
-            .actions
-            .iter()
+            .all_actions()
             .any(|a| a.kind == ActionKind::NodeUpgrade && a.object.kind == ObjectKind::Node);
     let listed = matches!(input.observed.filters, ObservedFilters::Listed(_));
     if input.desired.policy.freeze_during_node_work && node_work && listed {
@@ -71,49 +80,35 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
             .iter()
             .all(|rule| input.observed.filters.freeze().any(|f| f.is(*rule)));
         if in_place {
-            return;
+            return None;
         }
         let nodes: std::collections::BTreeSet<&str> = input
             .history
             .node_upgrades()
             .map(|(n, _)| n.as_str())
             .chain(
-                plan.actions
-                    .iter()
+                plan.all_actions()
                     .filter(|a| needs_freeze(a))
                     .map(|a| a.object.name.as_str()),
             )
             .collect();
         let nodes: Vec<&str> = nodes.into_iter().collect();
         let why = format!("ganeti-operator upgrades node(s) {}", nodes.join(", "));
-        let mut placed = false;
-        for action in plan.actions.iter_mut().filter(|a| needs_freeze(a)) {
-            // After a node's Start mark, before its first job: should Ganeti refuse the
-            // filters, the failure lands in the node's record and is rolled back there,
-            // not retried at once for ever.
-            let at = usize::from(matches!(
-                action.steps.first(),
-                Some(Step::NodeRecord(NodeMark::Start { .. }))
-            ));
-            action
-                .steps
-                .insert(at, Step::Freeze(FreezeStep::Place { why: why.clone() }));
-            action.changes.push(freeze_change());
-            placed = true;
+        let place = FreezeStep::Place { why };
+        if plan.all_actions().any(needs_freeze) {
+            return Some(place);
         }
-        if !placed {
-            let mut action = freeze_action(
-                input,
-                "nodes are being upgraded and policy.freezeDuringNodeWork is set",
-                FreezeStep::Place { why },
-            );
-            action.changes.push(freeze_change());
-            plan.actions.push(action);
-        }
-        return;
+        let mut action = freeze_action(
+            input,
+            "nodes are being upgraded and policy.freezeDuringNodeWork is set",
+            place,
+        );
+        action.changes.push(freeze_change());
+        plan.actions.push(action);
+        return None;
     }
     if ours.is_empty() && !input.history.freeze_placed() {
-        return;
+        return None;
     }
     let reason = if !input.desired.policy.freeze_during_node_work {
         "policy.freezeDuringNodeWork is off"
@@ -134,9 +129,11 @@ pub(super) fn plan_freeze(input: &PlanInput<'_>, plan: &mut Plan) {
         .changes
         .push(FieldChange::new("freeze", Some("job filter".into()), None));
     plan.actions.push(action);
+    None
 }
 
-fn freeze_change() -> FieldChange {
+/// What a node action placing the freeze shows.
+pub fn freeze_change() -> FieldChange {
     FieldChange::new(
         "freeze",
         None,

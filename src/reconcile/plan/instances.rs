@@ -16,11 +16,17 @@ use crate::rapi::operation::TagTarget;
 
 use super::tags;
 use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, Step,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, PlanInput, Step,
     instance_ref,
 };
+use super::{Finished, Part};
 
-pub fn plan_instances(input: &PlanInput<'_>, plan: &mut Plan) {
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> Finished {
+    plan_instances(input, &mut part);
+    part.finish()
+}
+
+fn plan_instances(input: &PlanInput<'_>, plan: &mut Part<'_>) {
     for (name, desired) in &input.desired.instances {
         // Validation checked the reference; a state that breaks it plans nothing here.
         let Some(class) = input.desired.classes.get(&desired.class) else {
@@ -172,7 +178,7 @@ struct Drift {
     blocked: Vec<String>,
 }
 
-fn update(name: &str, desired: &Desired, class: &Class, seen: &Seen, plan: &mut Plan) {
+fn update(name: &str, desired: &Desired, class: &Class, seen: &Seen, plan: &mut Part<'_>) {
     let object = instance_ref(name);
     let adopting = !tags::is_managed(&seen.tags);
     let mut drift = Drift::default();
@@ -449,7 +455,7 @@ fn compare_nics(desired: &Desired, seen: &Seen, drift: &mut Drift) {
     }
 }
 
-fn plan_move(name: &str, desired: &Desired, seen: &Seen, target: &str, plan: &mut Plan) {
+fn plan_move(name: &str, desired: &Desired, seen: &Seen, target: &str, plan: &mut Part<'_>) {
     let Some(current) = seen.pnode.as_deref() else {
         return;
     };
@@ -457,7 +463,7 @@ fn plan_move(name: &str, desired: &Desired, seen: &Seen, target: &str, plan: &mu
         return;
     }
     let object = instance_ref(name);
-    let block = |plan: &mut Plan, message: String| {
+    let block = |plan: &mut Part<'_>, message: String| {
         plan.blocked.push(Blocked {
             object: object.clone(),
             why: BlockReason::Unsupported,

@@ -8,8 +8,9 @@ use crate::rapi::operation::NodeRoleName;
 use crate::rapi::{Node, Operation};
 
 use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, node_ref,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, PlanInput, node_ref,
 };
+use super::{Finished, Part};
 
 pub fn observed_role(node: &Node) -> Option<NodeRole> {
     match node.role.as_deref()? {
@@ -42,7 +43,12 @@ fn settable(role: NodeRole) -> Option<NodeRoleName> {
     }
 }
 
-pub fn plan_nodes(input: &PlanInput<'_>, plan: &mut Plan) {
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> Finished {
+    plan_nodes(input, &mut part);
+    part.finish()
+}
+
+fn plan_nodes(input: &PlanInput<'_>, plan: &mut Part<'_>) {
     // A node under upgrade is drained on purpose: its role is the upgrade's to restore.
     let upgrading = super::facts::nodes_out(input);
     for (name, desired) in &input.desired.nodes {

@@ -7,11 +7,16 @@ use crate::rapi::Operation;
 
 use super::tags;
 use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput,
-    instance_ref,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, PlanInput, instance_ref,
 };
+use super::{Finished, Part};
 
-pub fn plan_prune(input: &PlanInput<'_>, plan: &mut Plan) {
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> Finished {
+    plan_prune(input, &mut part);
+    part.finish()
+}
+
+fn plan_prune(input: &PlanInput<'_>, plan: &mut Part<'_>) {
     let managed: Vec<&String> = input
         .observed
         .instances

@@ -14,7 +14,8 @@ use crate::secrets::recipients::{
     self, HostNeeds, admin_recipients, fingerprint, fingerprints, recipients_of,
 };
 
-use super::{Action, ActionKind, BlockReason, Blocked, Phase, Plan, PlanInput, Step};
+use super::{Action, ActionKind, BlockReason, Blocked, Phase, PlanInput, Step};
+use super::{Finished, Part};
 
 fn secret_ref(name: &str) -> ObjectRef {
     ObjectRef {
@@ -35,14 +36,14 @@ enum HostKey {
 /// plan will generate. `None` when there is none yet; a block says why if nothing else does.
 fn host_key(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     host: &str,
     need: &HostNeeds,
 ) -> Option<HostKey> {
     if let Some(key) = &need.host_key {
         return Some(HostKey::Known(key.clone()));
     }
-    let block = |plan: &mut Plan, message: &str| {
+    let block = |plan: &mut Part<'_>, message: &str| {
         plan.blocked.push(Blocked {
             object: need.object.clone(),
             why: BlockReason::Secret,
@@ -69,31 +70,17 @@ fn host_key(
         return key;
     }
     let created_now = plan
-        .actions
-        .iter()
+        .all_actions()
         .any(|a| a.kind == ActionKind::Create && a.object == need.object);
     created_now.then_some(HostKey::GeneratedAtCreate)
 }
 
-/// Drops the first-boot secrets of hosts whose create was held back: their key would
-/// never be used.
-pub fn keep_first_boot_secrets_with_creates(plan: &mut Plan) {
-    let created: BTreeSet<String> = plan
-        .actions
-        .iter()
-        .filter(|a| a.kind == ActionKind::Create)
-        .map(|a| a.object.name.clone())
-        .collect();
-    plan.actions.retain(|a| {
-        a.phase != Phase::FirstBootSecrets
-            || a.steps.iter().all(|s| match s {
-                Step::Secret(step) => created.contains(step.host()),
-                _ => true,
-            })
-    });
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> Finished {
+    plan_secrets(input, &mut part);
+    part.finish()
 }
 
-pub fn plan_secrets(input: &PlanInput<'_>, plan: &mut Plan) {
+fn plan_secrets(input: &PlanInput<'_>, plan: &mut Part<'_>) {
     let Some(seen) = &input.observed.secrets else {
         return;
     };

@@ -1,7 +1,8 @@
 //! The actions a node's upgrade is made of, shared by its steps and its moves.
 
+use crate::reconcile::plan::Part;
 use crate::reconcile::plan::status::HostState;
-use crate::reconcile::plan::{Action, ActionKind, FieldChange, Phase, Plan, Step, node_ref};
+use crate::reconcile::plan::{Action, ActionKind, FieldChange, Phase, Step, node_ref};
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::NodeView;
@@ -25,7 +26,7 @@ pub(super) fn upgrade(
 
 /// The pointer goes back to the old image and the class stalls; the node stays drained.
 pub(super) fn fail(
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     node: &NodeView<'_>,
     record: &NodeUpgrade,
     fingerprint: &str,

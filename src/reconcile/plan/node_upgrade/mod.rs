@@ -30,9 +30,10 @@ mod step;
 use capacity::Fit;
 use step::{advance, start};
 
-use super::facts::{PointerImages, is_live, node_tagged_image, nodes_out, pointed_image};
+use super::facts::{PointerImages, is_live, node_tagged_image, pointed_image};
 use super::status::{ClassRotation, HostState, RotationState};
-use super::{BlockReason, Blocked, Note, Plan, PlanInput, Waiting, fingerprint_of, node_ref};
+use super::{BlockReason, Blocked, Note, PlanInput, Waiting, fingerprint_of, node_ref};
+use crate::reconcile::plan::{Finished, Part};
 
 /// How soon an upgrade held by its budget looks again.
 const BUDGET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -79,7 +80,13 @@ impl NodeView<'_> {
 }
 
 /// Every node's next step. Nodes' pointers go into `pointers`: the image each must boot.
-pub fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Plan, pointers: &mut PointerImages) {
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> (Finished, PointerImages) {
+    let mut pointers = PointerImages::new();
+    plan_node_upgrades(input, &mut part, &mut pointers);
+    (part.finish(), pointers)
+}
+
+fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Part<'_>, pointers: &mut PointerImages) {
     if input.observed.store.is_none() || input.desired.cluster.store.is_none() {
         return;
     }
@@ -118,7 +125,7 @@ pub fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Plan, pointers: &mut
 
 fn plan_class(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     pointers: &mut PointerImages,
     class_name: &str,
     class: &Class,
@@ -311,59 +318,6 @@ fn plan_class(
     }
     status.settle_state();
     status
-}
-
-/// Moves wait while their source or target node is under upgrade: the upgrade empties the
-/// node itself, and instances pinned to it go back once it is undrained. A node whose
-/// upgrade starts in this plan takes no move either: its drain runs beside the moves,
-/// and the N+1 figures did not count one. Moves off it (back to the node done before)
-/// go on.
-pub fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
-    let out = nodes_out(input);
-    let starting: std::collections::BTreeSet<String> = plan
-        .actions
-        .iter()
-        .filter(|a| {
-            a.kind == super::ActionKind::NodeUpgrade
-                && a.steps.iter().any(|s| {
-                    matches!(
-                        s,
-                        super::Step::NodeRecord(
-                            crate::reconcile::state::node_upgrade::NodeMark::Start { .. }
-                        )
-                    )
-                })
-        })
-        .map(|a| a.object.name.clone())
-        .collect();
-    if out.is_empty() && starting.is_empty() {
-        return;
-    }
-    let mut kept = Vec::with_capacity(plan.actions.len());
-    for action in std::mem::take(&mut plan.actions) {
-        // A move goes from the instance's observed primary to its desired one.
-        let name = &action.object.name;
-        let node = (action.kind == super::ActionKind::Move)
-            .then(|| {
-                let from = input.observed.instances.get(name)?.pnode.as_deref();
-                let to = input.desired.instances.get(name)?.primary_node.as_deref();
-                let to_starting = to.filter(|n| starting.contains(*n));
-                [to, from]
-                    .into_iter()
-                    .flatten()
-                    .find(|n| out.contains(*n))
-                    .or(to_starting)
-            })
-            .flatten();
-        match node {
-            Some(node) => plan.notes.push(Note {
-                object: action.object.clone(),
-                message: format!("its move waits for node {node}'s upgrade"),
-            }),
-            None => kept.push(action),
-        }
-    }
-    plan.actions = kept;
 }
 
 /// N+1 as the dry run shows it: each instance that must leave, its memory, where it goes

@@ -10,10 +10,11 @@ use crate::rapi::Operation;
 use crate::rapi::operation::{EvacuateMode, MigrationMode};
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
+use crate::reconcile::plan::Part;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, change_not_live, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::{
-    ActionKind, FieldChange, Plan, PlanInput, Step, Waiting, instance_ref, node_ref,
+    ActionKind, FieldChange, PlanInput, Step, Waiting, instance_ref, node_ref,
 };
 
 use super::NodeView;
@@ -21,9 +22,9 @@ use super::actions::{fail, phase_mark, upgrade};
 use super::capacity::{self, Fit};
 
 /// Why an instance on `node` may not migrate yet, if it may not (Ganeti#957).
-fn change_first(input: &PlanInput<'_>, plan: &Plan, name: &str) -> Option<String> {
+fn change_first(input: &PlanInput<'_>, plan: &Part<'_>, name: &str) -> Option<String> {
     let seen = input.observed.instances.get(name)?;
-    let planned = plan.actions.iter().any(|a| {
+    let planned = plan.all_actions().any(|a| {
         a.kind == ActionKind::Change
             && a.object == instance_ref(name)
             && a.steps.iter().any(|s| {
@@ -57,7 +58,7 @@ pub(super) struct MovesOff<'a> {
 /// `Err` with the figures when they no longer fit.
 pub(super) fn moves_off<'a>(
     input: &'a PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     node: &NodeView<'a>,
 ) -> Result<MovesOff<'a>, String> {
     let seen = node.seen;
@@ -138,11 +139,11 @@ pub(super) fn moves_off<'a>(
 /// next pass plans them from what it sees.
 pub(super) fn moves_after_drain(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     node: &NodeView<'_>,
     drain_since: std::time::SystemTime,
 ) -> Option<MovesOff<'static>> {
-    let busy = plan.actions.iter().any(|a| {
+    let busy = plan.all_actions().any(|a| {
         (a.object.kind == ObjectKind::Instance && a.kind != ActionKind::Delete)
             || (a.kind == ActionKind::NodeUpgrade && a.object != node_ref(node.name))
     });
@@ -169,7 +170,7 @@ pub(super) fn moves_after_drain(
 
 pub(super) fn move_off(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     node: &NodeView<'_>,
     record: &NodeUpgrade,
     fingerprint: &str,

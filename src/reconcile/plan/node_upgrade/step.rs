@@ -8,12 +8,12 @@ use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::reconcile::health::Verdict;
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
+use crate::reconcile::plan::Part;
 use crate::reconcile::plan::facts::{PointerImages, humantime, is_live};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
 use crate::reconcile::plan::{
-    Action, CommandPurpose, FieldChange, NodeCommand, Phase, Plan, PlanInput, Step, Waiting,
-    node_ref,
+    Action, CommandPurpose, FieldChange, NodeCommand, Phase, PlanInput, Step, Waiting, node_ref,
 };
 
 use super::NodeView;
@@ -31,7 +31,7 @@ const REJOIN_EARLY_FOR: u64 = 60;
 /// The first steps of a node's upgrade: its record, then a master failover or the drain.
 pub(super) fn start(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     node: &NodeView<'_>,
     class_name: &str,
     class: &Class,
@@ -106,7 +106,7 @@ fn beside_moves(action: Action) -> Action {
 /// The next step of a node whose upgrade is under way.
 pub(super) fn advance(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     pointers: &mut PointerImages,
     node: &NodeView<'_>,
     record: &NodeUpgrade,
@@ -189,7 +189,7 @@ pub(super) fn advance(
 /// Failover, drain, move off, reboot: whichever is next, read from what is seen.
 fn before_reboot(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     pointers: &mut PointerImages,
     node: &NodeView<'_>,
     record: &NodeUpgrade,

@@ -8,17 +8,18 @@ use crate::reconcile::health::Verdict;
 use crate::reconcile::state::rotation::{HostRotation, RotationMark};
 
 use super::Host;
+use crate::reconcile::plan::Part;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
 use crate::reconcile::plan::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Plan, PlanInput, Step, Waiting,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, PlanInput, Step, Waiting,
     instance_ref,
 };
 /// The next step of a host whose rotation is under way.
 pub(super) fn advance(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     host: &Host<'_>,
     record: &HostRotation,
     class: &Class,
@@ -117,7 +118,7 @@ pub(super) fn advance(
 
 /// A rollout that failed goes back to the tagged image; a rollback that failed gives up.
 pub(super) fn fail(
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     host: &Host<'_>,
     record: &HostRotation,
     fingerprint: &str,
@@ -173,7 +174,12 @@ pub(super) fn fail(
     HostState::RollingBack
 }
 
-pub(super) fn start(host: &Host<'_>, class_name: &str, class: &Class, plan: &mut Plan) -> Action {
+pub(super) fn start(
+    host: &Host<'_>,
+    class_name: &str,
+    class: &Class,
+    plan: &mut Part<'_>,
+) -> Action {
     let mut steps = vec![Step::Record(RotationMark::Start {
         host: host.name.to_owned(),
         class: class_name.to_owned(),

@@ -26,9 +26,8 @@ pub use probe::probe_targets;
 use super::facts::{PointerImages, pointed_image, tagged_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
-use super::{
-    ActionKind, BlockReason, Blocked, Plan, PlanInput, Waiting, fingerprint_of, instance_ref,
-};
+use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, fingerprint_of, instance_ref};
+use crate::reconcile::plan::{Finished, Part};
 
 /// How soon a rotation held by its budget looks again.
 const BUDGET_RECHECK: Duration = Duration::from_secs(5);
@@ -52,14 +51,19 @@ impl Host<'_> {
     }
 }
 
-pub fn plan_rotations(input: &PlanInput<'_>, plan: &mut Plan) -> PointerImages {
+/// Every rotating host's next step, and the image each managed host's pointer must name.
+pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> (Finished, PointerImages) {
+    let pointers = plan_rotations(input, &mut part);
+    (part.finish(), pointers)
+}
+
+fn plan_rotations(input: &PlanInput<'_>, plan: &mut Part<'_>) -> PointerImages {
     let mut pointers = PointerImages::new();
     if input.observed.store.is_none() || input.desired.cluster.store.is_none() {
         return pointers;
     }
     let deleting: std::collections::BTreeSet<ObjectRef> = plan
-        .actions
-        .iter()
+        .all_actions()
         .filter(|a| a.kind == ActionKind::Delete)
         .map(|a| a.object.clone())
         .collect();
@@ -111,13 +115,12 @@ pub fn plan_rotations(input: &PlanInput<'_>, plan: &mut Plan) -> PointerImages {
         let status = plan_class(input, plan, &mut pointers, class_name, class, &hosts);
         plan.rotations.push(status);
     }
-    super::due_now(input, plan, ActionKind::Rotate, "its next rotation step");
     pointers
 }
 
 fn plan_class(
     input: &PlanInput<'_>,
-    plan: &mut Plan,
+    plan: &mut Part<'_>,
     pointers: &mut PointerImages,
     class_name: &str,
     class: &Class,
