@@ -128,7 +128,7 @@ async fn a_stop_after_a_write_ahead_mark_still_runs_the_step_it_guards() {
     let history = History::load(&history_file).unwrap();
     let record = history.node_upgrade(MEMORY_NODE).unwrap();
     assert_eq!(
-        record.phase,
+        record.phase(),
         NodePhase::Reboot,
         "the mark after it did not run"
     );

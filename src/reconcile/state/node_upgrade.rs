@@ -48,9 +48,11 @@ impl NodePhase {
     }
 }
 
-/// One node's upgrade in flight.
+/// One node's upgrade in flight. Its stage carries only its own data: before the reboot a
+/// phase and since when; from the reboot on also when it was rebooted and when it must
+/// have rejoined. So a node rebooted without a deadline cannot be written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "NodeUpgradeFile", into = "NodeUpgradeFile")]
 pub struct NodeUpgrade {
     pub class: String,
     /// The image its tag named when the upgrade started: where a failure points it back.
@@ -58,18 +60,176 @@ pub struct NodeUpgrade {
     pub to: String,
     /// Unix seconds.
     pub started: u64,
-    pub phase: NodePhase,
-    pub phase_since: u64,
-    /// When the reboot was started: from then on the node is waited for, never rebooted
-    /// again, even if a crash hid whether the command ran.
-    #[serde(default)]
-    pub rebooted: Option<u64>,
-    /// When it must have rejoined healthy on `to`.
-    #[serde(default)]
-    pub deadline: Option<u64>,
+    pub stage: NodeStage,
     /// A step of the current phase failed (the reboot command, a migration).
-    #[serde(default)]
     pub step_failed: Option<String>,
+}
+
+/// Where a node's upgrade stands, each with what it needs (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStage {
+    /// Before its reboot: the master role moving off, the drain, its instances leaving.
+    Preparing { phase: PreRebootPhase, since: u64 },
+    /// The reboot was started at `rebooted`: from then on the node is waited for, never
+    /// rebooted again, even if a crash hid whether the command ran. It must have rejoined
+    /// healthy on the new image by `deadline`.
+    Rebooted {
+        phase: PostRebootPhase,
+        since: u64,
+        rebooted: u64,
+        deadline: u64,
+    },
+}
+
+/// The phases before the reboot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreRebootPhase {
+    MasterFailover,
+    Drain,
+    Migrate,
+}
+
+/// The phases from the reboot on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRebootPhase {
+    Reboot,
+    Rejoin,
+}
+
+impl NodeUpgrade {
+    pub fn phase(&self) -> NodePhase {
+        match self.stage {
+            NodeStage::Preparing { phase, .. } => match phase {
+                PreRebootPhase::MasterFailover => NodePhase::MasterFailover,
+                PreRebootPhase::Drain => NodePhase::Drain,
+                PreRebootPhase::Migrate => NodePhase::Migrate,
+            },
+            NodeStage::Rebooted { phase, .. } => match phase {
+                PostRebootPhase::Reboot => NodePhase::Reboot,
+                PostRebootPhase::Rejoin => NodePhase::Rejoin,
+            },
+        }
+    }
+
+    /// Since when it is in its phase.
+    pub fn phase_since(&self) -> u64 {
+        match self.stage {
+            NodeStage::Preparing { since, .. } | NodeStage::Rebooted { since, .. } => since,
+        }
+    }
+
+    /// When its reboot was started.
+    pub fn rebooted(&self) -> Option<u64> {
+        match self.stage {
+            NodeStage::Preparing { .. } => None,
+            NodeStage::Rebooted { rebooted, .. } => Some(rebooted),
+        }
+    }
+
+    /// When it must have rejoined healthy on `to`.
+    pub fn deadline(&self) -> Option<u64> {
+        match self.stage {
+            NodeStage::Preparing { .. } => None,
+            NodeStage::Rebooted { deadline, .. } => Some(deadline),
+        }
+    }
+
+    /// Into `phase` at `now`. A phase after the reboot needs the reboot's times: a node
+    /// that has none was never rebooted, and stays before its reboot (in migrate).
+    fn enter(&mut self, phase: NodePhase, now: u64) {
+        self.stage = match (phase, self.stage) {
+            (NodePhase::MasterFailover, _) => pre(PreRebootPhase::MasterFailover, now),
+            (NodePhase::Drain, _) => pre(PreRebootPhase::Drain, now),
+            (NodePhase::Migrate, _) => pre(PreRebootPhase::Migrate, now),
+            (
+                NodePhase::Reboot | NodePhase::Rejoin,
+                NodeStage::Rebooted {
+                    rebooted, deadline, ..
+                },
+            ) => NodeStage::Rebooted {
+                phase: if phase == NodePhase::Reboot {
+                    PostRebootPhase::Reboot
+                } else {
+                    PostRebootPhase::Rejoin
+                },
+                since: now,
+                rebooted,
+                deadline,
+            },
+            (NodePhase::Reboot | NodePhase::Rejoin, NodeStage::Preparing { .. }) => {
+                pre(PreRebootPhase::Migrate, now)
+            }
+        };
+    }
+}
+
+fn pre(phase: PreRebootPhase, since: u64) -> NodeStage {
+    NodeStage::Preparing { phase, since }
+}
+
+/// The record as the history file holds it (the format of earlier versions, kept).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeUpgradeFile {
+    class: String,
+    from: String,
+    to: String,
+    started: u64,
+    phase: NodePhase,
+    phase_since: u64,
+    #[serde(default)]
+    rebooted: Option<u64>,
+    #[serde(default)]
+    deadline: Option<u64>,
+    #[serde(default)]
+    step_failed: Option<String>,
+}
+
+impl From<NodeUpgradeFile> for NodeUpgrade {
+    fn from(file: NodeUpgradeFile) -> NodeUpgrade {
+        let since = file.phase_since;
+        // Once rebooted it is never rebooted again, whatever phase an edited file names;
+        // a reboot time without a deadline is due at once.
+        let stage = match (file.rebooted, file.phase) {
+            (Some(rebooted), phase) => NodeStage::Rebooted {
+                phase: if phase == NodePhase::Rejoin {
+                    PostRebootPhase::Rejoin
+                } else {
+                    PostRebootPhase::Reboot
+                },
+                since,
+                rebooted,
+                deadline: file.deadline.unwrap_or(rebooted),
+            },
+            (None, NodePhase::MasterFailover) => pre(PreRebootPhase::MasterFailover, since),
+            (None, NodePhase::Drain) => pre(PreRebootPhase::Drain, since),
+            (None, _) => pre(PreRebootPhase::Migrate, since),
+        };
+        NodeUpgrade {
+            class: file.class,
+            from: file.from,
+            to: file.to,
+            started: file.started,
+            stage,
+            step_failed: file.step_failed,
+        }
+    }
+}
+
+impl From<NodeUpgrade> for NodeUpgradeFile {
+    fn from(r: NodeUpgrade) -> NodeUpgradeFile {
+        NodeUpgradeFile {
+            phase: r.phase(),
+            phase_since: r.phase_since(),
+            rebooted: r.rebooted(),
+            deadline: r.deadline(),
+            class: r.class,
+            from: r.from,
+            to: r.to,
+            started: r.started,
+            step_failed: r.step_failed,
+        }
+    }
 }
 
 /// A change to the node-upgrade records, carried out as a step.
@@ -167,34 +327,33 @@ impl History {
                 to,
                 phase,
             } => {
-                self.node_upgrades.insert(
-                    node.clone(),
-                    NodeUpgrade {
+                self.node_upgrades.insert(node.clone(), {
+                    let mut record = NodeUpgrade {
                         class: class.clone(),
                         from: from.clone(),
                         to: to.clone(),
                         started: now,
-                        phase: *phase,
-                        phase_since: now,
-                        rebooted: None,
-                        deadline: None,
+                        stage: pre(PreRebootPhase::Drain, now),
                         step_failed: None,
-                    },
-                );
+                    };
+                    record.enter(*phase, now);
+                    record
+                });
             }
             NodeMark::Phase { node, phase, .. } => {
                 if let Some(r) = self.node_upgrades.get_mut(node) {
-                    r.phase = *phase;
-                    r.phase_since = now;
+                    r.enter(*phase, now);
                     r.step_failed = None;
                 }
             }
             NodeMark::Rebooting { node, within, .. } => {
                 if let Some(r) = self.node_upgrades.get_mut(node) {
-                    r.phase = NodePhase::Reboot;
-                    r.phase_since = now;
-                    r.rebooted = Some(now);
-                    r.deadline = Some(now.saturating_add(within.as_secs().max(1)));
+                    r.stage = NodeStage::Rebooted {
+                        phase: PostRebootPhase::Reboot,
+                        since: now,
+                        rebooted: now,
+                        deadline: now.saturating_add(within.as_secs().max(1)),
+                    };
                     r.step_failed = None;
                 }
             }
@@ -269,7 +428,7 @@ mod tests {
         let mut h = History::load(&path).unwrap();
         let r = h.node_upgrade("n2").unwrap();
         assert_eq!(
-            (r.phase, r.rebooted, r.deadline),
+            (r.phase(), r.rebooted(), r.deadline()),
             (NodePhase::Reboot, Some(1_010), Some(1_070))
         );
         h.node_step_failed("n2", "exit status 1");
@@ -332,5 +491,36 @@ mod tests {
             old.stall(Rollout::Instances, "shared", Some("f1"))
                 .is_some()
         );
+    }
+
+    /// The history file keeps the format of earlier versions: a record written by one
+    /// loads into its stage, and saves back the same.
+    #[test]
+    fn records_of_the_earlier_format_load_into_stages_and_save_back_the_same() {
+        let rebooting = serde_json::json!({
+            "class": "c", "from": "a", "to": "b", "started": 1, "phase": "rejoin",
+            "phaseSince": 5, "rebooted": 4, "deadline": 64, "stepFailed": null
+        });
+        let record: NodeUpgrade = serde_json::from_value(rebooting.clone()).unwrap();
+        assert_eq!(
+            record.stage,
+            NodeStage::Rebooted {
+                phase: PostRebootPhase::Rejoin,
+                since: 5,
+                rebooted: 4,
+                deadline: 64
+            }
+        );
+        assert_eq!(serde_json::to_value(&record).unwrap(), rebooting);
+        let draining = serde_json::json!({
+            "class": "c", "from": "a", "to": "b", "started": 1, "phase": "drain",
+            "phaseSince": 2, "rebooted": null, "deadline": null, "stepFailed": null
+        });
+        let record: NodeUpgrade = serde_json::from_value(draining.clone()).unwrap();
+        assert_eq!(
+            (record.phase(), record.rebooted()),
+            (NodePhase::Drain, None)
+        );
+        assert_eq!(serde_json::to_value(&record).unwrap(), draining);
     }
 }

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::History;
 use crate::unix_time;
 
-/// One host's rotation in flight.
+/// One host's rotation in flight: where it is heading and how far it got. Each stage
+/// carries only its own data (a rebooted host has its reboot time and its deadline, one
+/// not rebooted has neither), so an invalid combination cannot be written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "HostRotationFile", into = "HostRotationFile")]
 pub struct HostRotation {
     pub class: String,
     /// The image its tag named when the rotation started: where a rollback goes.
@@ -20,27 +22,116 @@ pub struct HostRotation {
     pub to: String,
     /// Unix seconds.
     pub started: u64,
-    /// When its reboot onto the current target was submitted.
-    #[serde(default)]
-    pub rebooted: Option<u64>,
-    /// When the current target must be proven healthy.
-    #[serde(default)]
-    pub deadline: Option<u64>,
-    /// Set once the rollout failed: the host is going back to `from`.
-    #[serde(default)]
-    pub rolling_back: Option<String>,
-    /// A step of the current phase failed (a reboot job, a pointer write).
-    #[serde(default)]
+    pub heading: Heading,
+    pub stage: HostStage,
+    /// A step of the current stage failed (a reboot job, a pointer write).
     pub step_failed: Option<String>,
+}
+
+/// Towards the new image, or back to the old one once the rollout failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heading {
+    Forward,
+    Back { reason: String },
+}
+
+/// How far the host got towards where it is heading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostStage {
+    /// Its pointer names the target (or is about to); the reboot is not submitted yet.
+    Flipped,
+    /// Rebooted onto the target at `at` (Unix seconds): proven healthy by `deadline`, or
+    /// it fails.
+    Rebooted { at: u64, deadline: u64 },
 }
 
 impl HostRotation {
     /// The image the host should boot now.
     pub fn target(&self) -> &str {
-        if self.rolling_back.is_some() {
-            &self.from
-        } else {
-            &self.to
+        match self.heading {
+            Heading::Forward => &self.to,
+            Heading::Back { .. } => &self.from,
+        }
+    }
+
+    /// Why it is going back, once the rollout failed.
+    pub fn rolling_back(&self) -> Option<&str> {
+        match &self.heading {
+            Heading::Forward => None,
+            Heading::Back { reason } => Some(reason),
+        }
+    }
+
+    /// When its reboot onto the current target was submitted.
+    pub fn rebooted_at(&self) -> Option<u64> {
+        match self.stage {
+            HostStage::Flipped => None,
+            HostStage::Rebooted { at, .. } => Some(at),
+        }
+    }
+
+    /// When the current target must be proven healthy.
+    pub fn deadline(&self) -> Option<u64> {
+        match self.stage {
+            HostStage::Flipped => None,
+            HostStage::Rebooted { deadline, .. } => Some(deadline),
+        }
+    }
+}
+
+/// The record as the history file holds it (the format of earlier versions, kept).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HostRotationFile {
+    class: String,
+    from: String,
+    to: String,
+    started: u64,
+    #[serde(default)]
+    rebooted: Option<u64>,
+    #[serde(default)]
+    deadline: Option<u64>,
+    #[serde(default)]
+    rolling_back: Option<String>,
+    #[serde(default)]
+    step_failed: Option<String>,
+}
+
+impl From<HostRotationFile> for HostRotation {
+    fn from(file: HostRotationFile) -> HostRotation {
+        HostRotation {
+            class: file.class,
+            from: file.from,
+            to: file.to,
+            started: file.started,
+            heading: match file.rolling_back {
+                Some(reason) => Heading::Back { reason },
+                None => Heading::Forward,
+            },
+            // A reboot time without a deadline (an edited file) is due at once.
+            stage: match file.rebooted {
+                Some(at) => HostStage::Rebooted {
+                    at,
+                    deadline: file.deadline.unwrap_or(at),
+                },
+                None => HostStage::Flipped,
+            },
+            step_failed: file.step_failed,
+        }
+    }
+}
+
+impl From<HostRotation> for HostRotationFile {
+    fn from(r: HostRotation) -> HostRotationFile {
+        HostRotationFile {
+            rebooted: r.rebooted_at(),
+            deadline: r.deadline(),
+            rolling_back: r.rolling_back().map(str::to_owned),
+            class: r.class,
+            from: r.from,
+            to: r.to,
+            started: r.started,
+            step_failed: r.step_failed,
         }
     }
 }
@@ -185,17 +276,18 @@ impl History {
                         from: from.clone(),
                         to: to.clone(),
                         started: now,
-                        rebooted: None,
-                        deadline: None,
-                        rolling_back: None,
+                        heading: Heading::Forward,
+                        stage: HostStage::Flipped,
                         step_failed: None,
                     },
                 );
             }
             RotationMark::Rebooted { host, timeout } => {
                 if let Some(r) = self.rotations.get_mut(host) {
-                    r.rebooted = Some(now);
-                    r.deadline = Some(now.saturating_add(timeout.as_secs().max(1)));
+                    r.stage = HostStage::Rebooted {
+                        at: now,
+                        deadline: now.saturating_add(timeout.as_secs().max(1)),
+                    };
                     r.step_failed = None;
                 }
             }
@@ -208,9 +300,10 @@ impl History {
                 let Some(r) = self.rotations.get_mut(host) else {
                     return;
                 };
-                r.rolling_back = Some(reason.clone());
-                r.rebooted = None;
-                r.deadline = None;
+                r.heading = Heading::Back {
+                    reason: reason.clone(),
+                };
+                r.stage = HostStage::Flipped;
                 r.step_failed = None;
                 let stall = ClassStall {
                     fingerprint: fingerprint.clone(),
@@ -265,7 +358,7 @@ mod tests {
             },
             now,
         );
-        assert_eq!(h.rotation("vm1").unwrap().deadline, Some(1_060));
+        assert_eq!(h.rotation("vm1").unwrap().deadline(), Some(1_060));
         assert_eq!(h.rotation("vm1").unwrap().target(), "b");
         h.apply(
             &RotationMark::Failed {
@@ -277,7 +370,7 @@ mod tests {
             now,
         );
         assert_eq!(h.rotation("vm1").unwrap().target(), "a");
-        assert_eq!(h.rotation("vm1").unwrap().rebooted, None);
+        assert_eq!(h.rotation("vm1").unwrap().rebooted_at(), None);
         h.save(&path).unwrap();
         let h = History::load(&path).unwrap();
         assert_eq!(
@@ -306,5 +399,24 @@ mod tests {
         );
         h.retain_stalls(|_, f| f == "f2");
         assert!(h.stall(Rollout::Instances, "web", None).is_none());
+    }
+
+    /// The history file keeps the format of earlier versions (see [`HostRotation`]).
+    #[test]
+    fn records_of_the_earlier_format_load_into_stages_and_save_back_the_same() {
+        let back = serde_json::json!({
+            "class": "web", "from": "a", "to": "b", "started": 1, "rebooted": 7,
+            "deadline": 67, "rollingBack": "unhealthy", "stepFailed": null
+        });
+        let record: HostRotation = serde_json::from_value(back.clone()).unwrap();
+        assert_eq!(
+            record.stage,
+            HostStage::Rebooted {
+                at: 7,
+                deadline: 67
+            }
+        );
+        assert_eq!(record.target(), "a", "going back");
+        assert_eq!(serde_json::to_value(&record).unwrap(), back);
     }
 }

@@ -53,13 +53,13 @@ pub(super) fn fail(
 
 /// A phase mark, when the node enters a phase it is not in yet.
 pub(super) fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> Vec<Step> {
-    if record.phase == phase {
+    if record.phase() == phase {
         return vec![];
     }
     vec![Step::NodeRecord(NodeMark::Phase {
         node: node.to_owned(),
         phase,
-        left: record.phase,
-        left_since: record.phase_since,
+        left: record.phase(),
+        left_since: record.phase_since(),
     })]
 }

@@ -182,7 +182,7 @@ pub(super) fn move_off(
     // The node is drained (and the cluster perhaps frozen) while it waits: not for ever.
     // Its own change may be held back by a backoff, or someone else's never rebooted.
     let class = node.class;
-    let waited = crate::unix_time::seconds(input.now).saturating_sub(record.phase_since);
+    let waited = crate::unix_time::seconds(input.now).saturating_sub(record.phase_since());
     if !moves.held.is_empty() && waited >= class.rotation.timeout.as_secs() {
         let reason = format!(
             "{} still run(s) with a parameter change that is not live after {}, and would not migrate (Ganeti#957)",

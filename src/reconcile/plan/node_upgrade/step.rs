@@ -123,7 +123,7 @@ pub(super) fn advance(
             None,
         );
     }
-    let Some(rebooted) = record.rebooted else {
+    let Some(rebooted) = record.rebooted() else {
         return before_reboot(input, plan, pointers, node, record, fingerprint);
     };
     pointers.insert(node.name.to_owned(), record.to.clone());
@@ -139,8 +139,8 @@ pub(super) fn advance(
         steps.push(Step::NodeRecord(NodeMark::Done {
             node: node.name.to_owned(),
             started: record.started,
-            left: record.phase,
-            left_since: record.phase_since,
+            left: record.phase(),
+            left_since: record.phase_since(),
         }));
         plan.actions.push(upgrade(
             node.name,
@@ -161,7 +161,7 @@ pub(super) fn advance(
         (true, Some(a)) => format!("online, check: {}", a.detail),
         (true, None) => "online, its check not yet asked".to_owned(),
     };
-    let deadline = record.deadline.unwrap_or(rebooted);
+    let deadline = record.deadline().unwrap_or(rebooted);
     if now >= deadline {
         let within = deadline.saturating_sub(rebooted);
         let reason = format!(
@@ -219,8 +219,8 @@ fn before_reboot(
         steps.push(drain_step(node.name));
         let mut reason = "it is drained before its instances move";
         let mut changes = vec![];
-        let entered = if record.phase == NodePhase::Drain {
-            crate::unix_time::from_seconds(record.phase_since)
+        let entered = if record.phase() == NodePhase::Drain {
+            crate::unix_time::from_seconds(record.phase_since())
         } else {
             input.now
         };
@@ -264,8 +264,8 @@ fn before_reboot(
         vec![
             Step::NodeRecord(NodeMark::Rebooting {
                 node: node.name.to_owned(),
-                left: record.phase,
-                left_since: record.phase_since,
+                left: record.phase(),
+                left_since: record.phase_since(),
                 within: timeout + class.rotation.timeout,
             }),
             reboot,

@@ -26,8 +26,8 @@ pub(super) fn advance(
     fingerprint: &str,
 ) -> HostState {
     let target = record.target();
-    let back = record.rolling_back.is_some();
-    let Some(rebooted) = record.rebooted else {
+    let back = record.rolling_back().is_some();
+    let Some(rebooted) = record.rebooted_at() else {
         if let Some(error) = &record.step_failed {
             return fail(plan, host, record, fingerprint, error.clone(), None, class);
         }
@@ -60,7 +60,7 @@ pub(super) fn advance(
         None
     } else if answer.is_some_and(|a| a.verdict == Verdict::Wrong) && host.running {
         Some("its health check answered wrongly".to_owned())
-    } else if record.deadline.is_some_and(|d| now >= d) {
+    } else if record.deadline().is_some_and(|d| now >= d) {
         Some(format!(
             "not healthy within {} of its reboot",
             humantime(class.rotation.timeout)
@@ -94,7 +94,7 @@ pub(super) fn advance(
         plan.actions.push(rotate(host.name, reason, changes, steps));
         return HostState::Proven;
     }
-    let deadline = record.deadline.unwrap_or(now);
+    let deadline = record.deadline().unwrap_or(now);
     let until = (input.now + PROBE_INTERVAL).min(crate::unix_time::from_seconds(deadline));
     let on = match (&class.rotation.health_check, host.answer) {
         (None, _) => format!("{} to settle on {target}", host.name),
@@ -126,7 +126,7 @@ pub(super) fn fail(
     last_answer: Option<String>,
     class: &Class,
 ) -> HostState {
-    if record.rolling_back.is_some() {
+    if record.rolling_back().is_some() {
         plan.actions.push(rotate(
             host.name,
             "it did not come back healthy on its old image either; reported, not retried",
@@ -152,7 +152,7 @@ pub(super) fn fail(
         reason: reason.clone(),
         last_answer,
     })];
-    if record.rebooted.is_some() {
+    if record.rebooted_at().is_some() {
         steps.extend(reboot_steps(host, class));
     } else {
         // It never left its old image: the pointer goes back, with no reboot.

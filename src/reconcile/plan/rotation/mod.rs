@@ -145,7 +145,7 @@ fn plan_class(
         let record = host.record.expect("filtered");
         pointers.insert(host.name.to_owned(), record.target().to_owned());
         let state = advance(input, plan, host, record, class, &fingerprint);
-        if state == HostState::RollingBack && record.rolling_back.is_none() {
+        if state == HostState::RollingBack && record.rolling_back().is_none() {
             // Decided just now: the pointer goes back in the same action.
             pointers.insert(host.name.to_owned(), record.from.clone());
         }

@@ -97,7 +97,7 @@ fn node_targets(
             let image = history
                 .node_upgrade(name)
                 .map(|r| {
-                    if r.rebooted.is_some() {
+                    if r.rebooted().is_some() {
                         r.to.clone()
                     } else {
                         r.from.clone()
