@@ -6,15 +6,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
+use crate::rapi::Operation;
 use crate::rapi::jobs::{JobObserver, WaitOptions};
 use crate::rapi::memory::{JobRecord, MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
 use crate::rapi::operation::TagTarget;
-use crate::rapi::{JobId, Operation, RapiError};
 
 use super::cycle::{self, ApplyOptions, Report};
-use super::execute::{self, ActionResult, ExecuteOptions, Progress, StepError};
-use super::observe::PendingJob;
-use super::plan::{Action, ActionKind, BlockReason, Phase, Plan, Step, StoreWrite};
+use super::execute::{self, ActionResult, ExecuteOptions, Progress};
+use super::plan::{Action, ActionKind, BlockReason, Phase, Plan, Step};
 use super::reason::{JobReason, RunId};
 use super::state::History;
 use crate::backoff::BackoffPolicy;
@@ -24,20 +23,7 @@ const JOB_TAKES: Duration = Duration::from_millis(40);
 
 struct Silent;
 impl JobObserver for Silent {}
-impl Progress for Silent {
-    fn submitted(&self, _: &ObjectRef, _: &Operation, _: JobId) {}
-    fn finished(
-        &self,
-        _: &ObjectRef,
-        _: &'static str,
-        _: JobId,
-        _: &Result<(), RapiError>,
-        _: Duration,
-    ) {
-    }
-    fn awaiting(&self, _: &PendingJob) {}
-    fn wrote(&self, _: &ObjectRef, _: &StoreWrite, _: &Result<(), StepError>) {}
-}
+impl Progress for Silent {}
 
 fn rapi() -> MemoryRapi {
     MemoryRapi::new(CLUSTER, MEMORY_NODE, JOB_TAKES)

@@ -40,21 +40,23 @@ mod tests;
 
 pub use rapi::{await_pending, server_check};
 
-/// What the person watching sees, step by step.
+/// What the person watching sees, step by step. Every event is optional to watch: an
+/// observer that ignores it leaves it out.
 pub trait Progress: JobObserver {
-    fn submitted(&self, object: &ObjectRef, operation: &Operation, job: JobId);
+    fn submitted(&self, _object: &ObjectRef, _operation: &Operation, _job: JobId) {}
     /// `operation` is the step's `Operation::kind`, or `awaited` for a job of an earlier run.
     fn finished(
         &self,
-        object: &ObjectRef,
-        operation: &'static str,
-        job: JobId,
-        result: &Result<(), RapiError>,
-        took: Duration,
-    );
-    fn awaiting(&self, job: &PendingJob);
+        _object: &ObjectRef,
+        _operation: &'static str,
+        _job: JobId,
+        _result: &Result<(), RapiError>,
+        _took: Duration,
+    ) {
+    }
+    fn awaiting(&self, _job: &PendingJob) {}
     /// A store step carried out.
-    fn wrote(&self, object: &ObjectRef, write: &StoreWrite, result: &Result<(), StepError>);
+    fn wrote(&self, _object: &ObjectRef, _write: &StoreWrite, _result: &Result<(), StepError>) {}
     /// A rotation's progress saved.
     fn recorded(&self, _object: &ObjectRef, _mark: &RotationMark) {}
     /// A secret step carried out. Only names and paths are shown, never content.

@@ -19,18 +19,6 @@ struct StopAfterMark<'a>(&'a AtomicBool);
 impl JobObserver for StopAfterMark<'_> {}
 
 impl Progress for StopAfterMark<'_> {
-    fn submitted(&self, _: &ObjectRef, _: &Operation, _: JobId) {}
-    fn finished(
-        &self,
-        _: &ObjectRef,
-        _: &'static str,
-        _: JobId,
-        _: &Result<(), RapiError>,
-        _: Duration,
-    ) {
-    }
-    fn awaiting(&self, _: &PendingJob) {}
-    fn wrote(&self, _: &ObjectRef, _: &StoreWrite, _: &Result<(), StepError>) {}
     fn node_recorded(&self, _: &ObjectRef, _: &NodeMark) {
         self.0.store(true, Ordering::SeqCst);
     }

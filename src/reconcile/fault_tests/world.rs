@@ -12,9 +12,7 @@ use crate::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
 use crate::rapi::{JobId, Operation, RapiError};
 
 use super::super::cycle::{self, ApplyOptions, CycleError, Report};
-use super::super::execute::{ExecuteOptions, Progress, StepError};
-use super::super::observe::PendingJob;
-use super::super::plan::StoreWrite;
+use super::super::execute::{ExecuteOptions, Progress};
 use super::super::reason::{JobReason, RunId};
 use super::schedule::{ReadState, Rng, draw};
 use crate::backoff::BackoffPolicy;
@@ -38,17 +36,6 @@ impl Progress for Crash {
             self.fire.notify_one();
         }
     }
-    fn finished(
-        &self,
-        _: &ObjectRef,
-        _: &'static str,
-        _: JobId,
-        _: &Result<(), RapiError>,
-        _: Duration,
-    ) {
-    }
-    fn awaiting(&self, _: &PendingJob) {}
-    fn wrote(&self, _: &ObjectRef, _: &StoreWrite, _: &Result<(), StepError>) {}
 }
 
 impl Crash {
