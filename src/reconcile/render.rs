@@ -370,7 +370,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
         })).collect::<Vec<_>>(),
         "waiting": plan.waiting.iter().map(|w| json!({
             "object": object_json(&w.object),
-            "on": w.on,
+            "on": w.on.to_string(),
             "until": w.until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         })).collect::<Vec<_>>(),
         "rotations": plan.rotations,

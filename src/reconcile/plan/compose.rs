@@ -26,13 +26,13 @@ use super::freeze::{freeze_change, needs_freeze};
 use super::step::FreezeStep;
 use super::{
     ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, Step, Waiting,
-    fingerprint_of,
+    WaitingOn, fingerprint_of,
 };
 
 /// A rotation or node-upgrade step still to take is due now: the loop must not wait for
 /// its resync, or for another object's later wait, to take it (a plan made after
 /// executing shows it).
-pub(super) fn due_now(input: &PlanInput<'_>, plan: &mut Plan, kind: ActionKind, on: &str) {
+pub(super) fn due_now(input: &PlanInput<'_>, plan: &mut Plan, kind: ActionKind) {
     let due: Vec<ObjectRef> = plan
         .actions
         .iter()
@@ -43,7 +43,7 @@ pub(super) fn due_now(input: &PlanInput<'_>, plan: &mut Plan, kind: ActionKind, 
     for object in due {
         plan.waiting.push(Waiting {
             object,
-            on: on.into(),
+            on: WaitingOn::NextStep(kind),
             until: input.now,
         });
     }
@@ -85,7 +85,7 @@ pub(super) fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
                 if !plan.waiting.iter().any(|w| w.object == action.object) {
                     plan.waiting.push(Waiting {
                         object: action.object.clone(),
-                        on: "the backoff after a failed attempt".into(),
+                        on: WaitingOn::Backoff,
                         until,
                     });
                 }

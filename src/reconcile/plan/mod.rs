@@ -57,12 +57,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.absorb(prune::plan(input, Part::after(&plan)));
     let (rotations, mut pointers) = rotation::plan(input, Part::after(&plan));
     plan.absorb(rotations);
-    compose::due_now(
-        input,
-        &mut plan,
-        ActionKind::Rotate,
-        "its next rotation step",
-    );
+    compose::due_now(input, &mut plan, ActionKind::Rotate);
     let (upgrades, node_pointers) = node_upgrade::plan(input, Part::after(&plan));
     plan.absorb(upgrades);
     pointers.extend(node_pointers);
@@ -76,12 +71,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.absorb(secrets::plan(input, Part::after(&plan)));
     compose::hold_back(input, &mut plan);
     // After the hold: an action held back waits for its own time, not now.
-    compose::due_now(
-        input,
-        &mut plan,
-        ActionKind::NodeUpgrade,
-        "its next node-upgrade step",
-    );
+    compose::due_now(input, &mut plan, ActionKind::NodeUpgrade);
     compose::keep_first_boot_secrets_with_creates(&mut plan);
     compose::order(&mut plan);
     plan

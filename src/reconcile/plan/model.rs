@@ -34,9 +34,91 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Waiting {
     pub object: ObjectRef,
-    pub on: String,
+    #[serde(serialize_with = "as_text")]
+    pub on: WaitingOn,
     #[serde(serialize_with = "unix_seconds")]
     pub until: SystemTime,
+}
+
+/// What something waits on, typed: the plan says why in words ([`WaitingOn`]'s `Display`),
+/// and code can tell the cases apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitingOn {
+    /// A rollout step still to take, due at once.
+    NextStep(ActionKind),
+    /// The backoff after a failed attempt.
+    Backoff,
+    /// The rollout's budget: `in_use` of `max` hosts (or nodes) out, which ones.
+    Budget {
+        nodes: bool,
+        in_use: u32,
+        max: u32,
+        out: Vec<String>,
+    },
+    /// A host to settle on an image (no health check), or to pass its check there.
+    Health {
+        host: String,
+        image: String,
+        check: bool,
+        last: Option<String>,
+    },
+    /// A rebooted node to rejoin on its new image; `seen` is how it looks now.
+    Rejoin {
+        node: String,
+        image: String,
+        seen: String,
+    },
+    /// An instance's parameter change to go live before it may migrate (Ganeti#957).
+    ChangeLive { why: String },
+}
+
+impl std::fmt::Display for WaitingOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitingOn::NextStep(ActionKind::NodeUpgrade) => {
+                f.write_str("its next node-upgrade step")
+            }
+            WaitingOn::NextStep(_) => f.write_str("its next rotation step"),
+            WaitingOn::Backoff => f.write_str("the backoff after a failed attempt"),
+            WaitingOn::Budget {
+                nodes,
+                in_use,
+                max,
+                out,
+            } => write!(
+                f,
+                "the budget: {in_use} of {max} {}(s) out ({})",
+                if *nodes { "node" } else { "host" },
+                out.join(", ")
+            ),
+            WaitingOn::Health {
+                host,
+                image,
+                check: false,
+                ..
+            } => write!(f, "{host} to settle on {image}"),
+            WaitingOn::Health {
+                host,
+                image,
+                last: Some(last),
+                ..
+            } => write!(
+                f,
+                "{host} to pass its health check on {image} (last: {last})"
+            ),
+            WaitingOn::Health { host, image, .. } => {
+                write!(f, "{host} to pass its health check on {image}")
+            }
+            WaitingOn::Rejoin { node, image, seen } => {
+                write!(f, "{node} to rejoin on {image} ({seen})")
+            }
+            WaitingOn::ChangeLive { why } => f.write_str(why),
+        }
+    }
+}
+
+fn as_text<S: serde::Serializer>(on: &WaitingOn, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(on)
 }
 
 fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -203,7 +203,8 @@ fn assert_held_for_its_change(plan: &crate::reconcile::plan::Plan) {
     assert!(
         plan.waiting
             .iter()
-            .any(|w| w.object.name == "node3.gnt.test" && w.on.contains("Ganeti#957")),
+            .any(|w| w.object.name == "node3.gnt.test"
+                && matches!(&w.on, WaitingOn::ChangeLive { why } if why.contains("Ganeti#957"))),
         "{:?}",
         plan.waiting
     );

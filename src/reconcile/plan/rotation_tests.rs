@@ -338,7 +338,7 @@ fn two_may_go_at_once_and_a_waiting_host_is_reported() {
         waiting
             .waiting
             .iter()
-            .any(|w| w.on.contains("health check"))
+            .any(|w| matches!(w.on, WaitingOn::Health { check: true, .. }))
     );
     assert!(waiting.look_again_at().unwrap() <= world.now + facts::PROBE_INTERVAL);
 }
@@ -528,7 +528,12 @@ fn paused_holds_the_class_and_no_check_waits_for_settle() {
     world.carry_out(&plan);
     let early = world.plan(&desired);
     assert!(rotating(&early).is_empty(), "not settled yet");
-    assert!(early.waiting.iter().any(|w| w.on.contains("settle")));
+    assert!(
+        early
+            .waiting
+            .iter()
+            .any(|w| matches!(w.on, WaitingOn::Health { check: false, .. }))
+    );
     world.now += Duration::from_secs(31);
     let settled = world.plan(&desired);
     assert_eq!(rotating(&settled), ["vm1.gnt.test"]);

@@ -30,6 +30,7 @@ mod step;
 use capacity::Fit;
 use step::{advance, start};
 
+use super::WaitingOn;
 use super::facts::{PointerImages, is_live, node_tagged_image, pointed_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, PlanInput, Waiting, fingerprint_of, node_ref};
@@ -303,12 +304,13 @@ fn plan_class(
     }
     status.budget_in_use = in_use;
     if !held.is_empty() {
-        let on = format!(
-            "the budget: {in_use} of {} node(s) out ({})",
-            class.rotation.max_unavailable,
-            out.join(", ")
-        );
-        status.waiting_on = Some(on.clone());
+        let on = WaitingOn::Budget {
+            nodes: true,
+            in_use,
+            max: class.rotation.max_unavailable,
+            out: out.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        status.waiting_on = Some(on.to_string());
         plan.waiting.push(Waiting {
             object: node_ref(held[0].name),
             on,

@@ -11,6 +11,7 @@ use crate::rapi::operation::{EvacuateMode, MigrationMode};
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use crate::reconcile::plan::Part;
+use crate::reconcile::plan::WaitingOn;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, change_not_live, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::{
@@ -82,7 +83,7 @@ pub(super) fn moves_off<'a>(
             moves.held.push(name.as_str());
             plan.waiting.push(Waiting {
                 object: node_ref(node.name),
-                on: why,
+                on: WaitingOn::ChangeLive { why },
                 until: input.now + PROBE_INTERVAL,
             });
             continue;

@@ -9,6 +9,7 @@ use crate::reconcile::health::Verdict;
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use crate::reconcile::plan::Part;
+use crate::reconcile::plan::WaitingOn;
 use crate::reconcile::plan::facts::{PointerImages, humantime, is_live};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
@@ -180,7 +181,11 @@ pub(super) fn advance(
     let until = (input.now + probe).min(crate::unix_time::from_seconds(deadline));
     plan.waiting.push(Waiting {
         object: node_ref(node.name),
-        on: format!("{} to rejoin on {} ({seen})", node.name, record.to),
+        on: WaitingOn::Rejoin {
+            node: node.name.to_owned(),
+            image: record.to.clone(),
+            seen,
+        },
         until: until.max(input.now),
     });
     HostState::Rejoining

@@ -9,6 +9,7 @@ use crate::reconcile::state::rotation::{HostRotation, RotationMark};
 
 use super::Host;
 use crate::reconcile::plan::Part;
+use crate::reconcile::plan::WaitingOn;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
@@ -96,13 +97,11 @@ pub(super) fn advance(
     }
     let deadline = record.deadline().unwrap_or(now);
     let until = (input.now + PROBE_INTERVAL).min(crate::unix_time::from_seconds(deadline));
-    let on = match (&class.rotation.health_check, host.answer) {
-        (None, _) => format!("{} to settle on {target}", host.name),
-        (Some(_), Some(a)) => format!(
-            "{} to pass its health check on {target} (last: {})",
-            host.name, a.detail
-        ),
-        (Some(_), None) => format!("{} to pass its health check on {target}", host.name),
+    let on = WaitingOn::Health {
+        host: host.name.to_owned(),
+        image: target.to_owned(),
+        check: class.rotation.health_check.is_some(),
+        last: host.answer.map(|a| a.detail.clone()),
     };
     plan.waiting.push(Waiting {
         object: instance_ref(host.name),

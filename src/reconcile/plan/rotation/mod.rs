@@ -23,6 +23,7 @@ mod probe;
 use host::{advance, start, tag_action};
 pub use probe::probe_targets;
 
+use super::WaitingOn;
 use super::facts::{PointerImages, pointed_image, tagged_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
@@ -227,12 +228,13 @@ fn plan_class(
             .filter(|h| h.unavailable() || status.next.iter().any(|n| n == h.name))
             .map(|h| h.name)
             .collect();
-        let on = format!(
-            "the budget: {in_use} of {} host(s) out ({})",
-            rotation.max_unavailable,
-            out.join(", ")
-        );
-        status.waiting_on = Some(on.clone());
+        let on = WaitingOn::Budget {
+            nodes: false,
+            in_use,
+            max: rotation.max_unavailable,
+            out: out.iter().map(|h| (*h).to_owned()).collect(),
+        };
+        status.waiting_on = Some(on.to_string());
         plan.waiting.push(Waiting {
             object: instance_ref(held[0].name),
             on,
