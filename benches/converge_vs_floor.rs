@@ -8,16 +8,17 @@
 //! to converged exit) creating 30 instances, and then a plain submitter that sends the
 //! very same 30 create jobs at once and waits for all of them. The instances are removed
 //! after each. Both start from the same empty state; only `conv-*` instances are touched.
-//! BENCH_ROUNDS sets the number of rounds (default 2).
+//! Rounds: BENCH_ROUNDS (default 3, at least 3). Every round's times and ratio are printed,
+//! then the median of the per-round ratios, which is held against the goal.
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
-#[path = "support/sandbox_env.rs"]
-mod sandbox_env;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{bench_mode, sandbox_env, stats};
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use futures_util::future::join_all;
 use ganeti_operator::desired::semantic::SecretFiles;
@@ -28,6 +29,7 @@ use ganeti_operator::reconcile::plan::{PlanInput, plan};
 use ganeti_operator::reconcile::state::History;
 
 const INSTANCES: usize = 30;
+const GOAL: f64 = 1.15;
 
 struct NoSecrets;
 impl SecretFiles for NoSecrets {
@@ -57,6 +59,8 @@ async fn remove_bench_instances(rapi: &HttpRapi) {
 #[tokio::main]
 async fn main() {
     bench_mode::require_bench_mode("converge_vs_floor");
+    // Read first, so a bad BENCH_ROUNDS stops the run before the long set-up.
+    let rounds = stats::rounds();
     let rapi = sandbox_env::rapi();
     let work = tempfile_dir();
     std::fs::write(work.join("desired/desired-state.yaml"), desired_yaml()).unwrap();
@@ -83,12 +87,9 @@ async fn main() {
     .collect();
     assert_eq!(creates.len(), INSTANCES);
 
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(2);
     remove_bench_instances(&rapi).await;
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    // (operator, floor) in seconds, one pair per round.
+    let mut results = Vec::new();
     for round in 1..=rounds {
         let started = Instant::now();
         let output = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
@@ -104,7 +105,6 @@ async fn main() {
             "{}",
             String::from_utf8_lossy(&output.stdout)
         );
-        ours.push(took);
         remove_bench_instances(&rapi).await;
 
         let started = Instant::now();
@@ -127,23 +127,21 @@ async fn main() {
         }))
         .await;
         let took_floor = started.elapsed();
-        floor.push(took_floor);
         remove_bench_instances(&rapi).await;
         eprintln!(
             "round {round}: operator {:.1}s, floor {:.1}s",
             took.as_secs_f64(),
             took_floor.as_secs_f64()
         );
+        results.push((took.as_secs_f64(), took_floor.as_secs_f64()));
     }
-    let total = |v: &[Duration]| v.iter().sum::<Duration>().as_secs_f64();
-    println!(
-        "converge {INSTANCES} creates, {rounds} round(s): operator {:.1}s, floor {:.1}s (30 jobs submitted at once)",
-        total(&ours) / rounds as f64,
-        total(&floor) / rounds as f64
-    );
-    println!(
-        "ratio operator/floor: {:.2}x (goal <= 1.15x)",
-        total(&ours) / total(&floor)
+    stats::report(
+        &format!(
+            "converge {INSTANCES} creates: ours = `reconcile`, reference = the floor \
+             ({INSTANCES} jobs submitted at once)"
+        ),
+        &results,
+        GOAL,
     );
 }
 

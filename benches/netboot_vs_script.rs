@@ -10,12 +10,14 @@
 //! does the same from a fresh process. Both are timed until both VMs answer `/health`
 //! with the pinned image, polled alike every 250 ms through `netboot.sh health`. The store
 //! is served by `ganeti-operator store serve` throughout; image import is not timed.
-//! Rounds alternate (BENCH_ROUNDS, default 2); medians. Exits 1 when over the goal.
+//! Rounds alternate (BENCH_ROUNDS, default 3, at least 3). Every round's times and ratio
+//! are printed, then the median of the per-round ratios; exits 1 when that median is over
+//! the goal.
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
-#[path = "support/sandbox_env.rs"]
-mod sandbox_env;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{bench_mode, sandbox_env, stats};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -98,14 +100,11 @@ async fn remove_vms(rapi: &HttpRapi, store: &Path) {
     Store::open(store).unwrap();
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     bench_mode::require_bench_mode("netboot_vs_script");
+    // Read first, so a bad BENCH_ROUNDS stops the run before the long set-up.
+    let rounds = stats::rounds();
     let rapi = sandbox_env::rapi();
     let work = PathBuf::from(format!("/var/tmp/netboot-bench-{}", std::process::id()));
     let (store_dir, desired_dir) = (work.join("store"), work.join("desired"));
@@ -156,11 +155,8 @@ async fn main() {
     .expect("the bench's desired state is valid");
     let store = Store::open(&store_dir).unwrap();
     remove_vms(&rapi, &store_dir).await;
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(2);
-    let (mut ours, mut script) = (Vec::new(), Vec::new());
+    // (reconcile, script) in seconds, one pair per round.
+    let mut results = Vec::new();
     for round in 1..=rounds {
         // The script: the planner's own pointer files and create jobs, written and sent at once.
         let planned = plan(&PlanInput {
@@ -222,18 +218,15 @@ async fn main() {
             operator.as_secs_f64(),
             plain.as_secs_f64()
         );
-        ours.push(operator);
-        script.push(plain);
+        results.push((operator.as_secs_f64(), plain.as_secs_f64()));
     }
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&work);
-    let (ours, script) = (median(ours), median(script));
-    let ratio = ours.as_secs_f64() / script.as_secs_f64();
-    println!(
-        "2 netboot VMs healthy: reconcile {:.1}s, plain script {:.1}s: {ratio:.2}x (goal <= {GOAL}x)",
-        ours.as_secs_f64(),
-        script.as_secs_f64()
+    let ratio = stats::report(
+        "2 netboot VMs healthy: ours = `reconcile`, reference = the plain script",
+        &results,
+        GOAL,
     );
     if ratio > GOAL {
         std::process::exit(1);

@@ -6,13 +6,16 @@
 //!
 //! It creates the missing `bench-NNN.gnt.test` instances (stopped, diskless) first and
 //! leaves them for the next run. It checks that observe makes the same number of requests
-//! at 0 and at 200 instances, then times both clients in alternating rounds and prints
-//! the median of each and their ratio (same run, same cluster: only the ratio matters).
+//! at 0 and at 200 instances, then times both clients in 5 alternating rounds of 6
+//! observes each (a fixed count, at least 3, not BENCH_ROUNDS: rounds are short). It
+//! prints the median of all 30 observes of each, then each round's median of both and
+//! their ratio, and the median of those per-round ratios (same run, same cluster: only the
+//! ratio matters).
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
-#[path = "support/sandbox_env.rs"]
-mod sandbox_env;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{bench_mode, sandbox_env, stats};
 
 use std::process::Command;
 use std::sync::Arc;
@@ -27,14 +30,12 @@ use ganeti_operator::reconcile::observe::{OBSERVE_REQUESTS, observe};
 const INSTANCES: usize = 200;
 const ROUNDS: usize = 5;
 const PER_ROUND: usize = 6;
+const GOAL: f64 = 1.0;
+// Fewer rounds would let one outlying round decide the median ratio.
+const _: () = assert!(ROUNDS >= stats::MIN_ROUNDS);
 
 fn client(counter: Arc<RequestCounter>) -> HttpRapi {
     sandbox_env::rapi().with_observer(counter)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 async fn requests_per_observe(rapi: &HttpRapi, counter: &RequestCounter) -> u64 {
@@ -124,15 +125,21 @@ async fn main() {
     );
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    // Each round's median observe of both, (operator, python), in seconds.
+    let mut rounds = Vec::new();
     for _ in 0..ROUNDS {
+        let mut round = Vec::new();
         for _ in 0..PER_ROUND {
             let started = Instant::now();
             observe(&rapi, false).await.unwrap();
-            ours.push(started.elapsed().as_secs_f64());
+            round.push(started.elapsed().as_secs_f64());
         }
-        theirs.extend(python_round());
+        let python = python_round();
+        rounds.push((stats::median(&round), stats::median(&python)));
+        ours.extend(round);
+        theirs.extend(python);
     }
-    let (ours, theirs) = (median(ours), median(theirs));
+    let (ours, theirs) = (stats::median(&ours), stats::median(&theirs));
     println!(
         "observe, {total} instances: operator {:.0?} (info+nodes+instances+jobs), \
          python3-ganeti-rapi {:.0?} (info+instances+nodes), median of {} each",
@@ -140,8 +147,12 @@ async fn main() {
         Duration::from_secs_f64(theirs),
         ROUNDS * PER_ROUND
     );
-    println!(
-        "ratio operator/python: {:.2}x (goal <= 1.0x)",
-        ours / theirs
+    stats::report(
+        &format!(
+            "observe, {total} instances: ours = operator, reference = python3-ganeti-rapi, \
+             each round's median of {PER_ROUND}"
+        ),
+        &rounds,
+        GOAL,
     );
 }

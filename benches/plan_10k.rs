@@ -7,8 +7,10 @@
 //! lacks the last third, plus 100 unmanaged instances and 50 managed leftovers, so every
 //! rule runs. The median of 21 plans is printed next to the budget.
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::bench_mode;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};

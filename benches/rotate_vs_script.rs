@@ -31,13 +31,15 @@
 //! its own observe; or `bash rotate_script.sh`) until it exits and all four hosts answer
 //! `IMAGE=<B>`, polled alike every 250 ms. Both exit only once every host is proven, so
 //! the poll afterwards is one round of requests for both. The operator goes first in odd
-//! rounds, the script in even ones. Rounds: BENCH_ROUNDS (default 1); medians. A ratio
-//! over the goal is reported, not an exit code (the maxUnavailable 2 case misses it).
+//! rounds, the script in even ones. Rounds: BENCH_ROUNDS (default 3, at least 3). For each
+//! maxUnavailable, every round's times and ratio are printed, then the median of the
+//! per-round ratios. A median over the goal is reported, not an exit code (the
+//! maxUnavailable 2 case misses it).
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
-#[path = "support/sandbox_env.rs"]
-mod sandbox_env;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{bench_mode, sandbox_env, stats};
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -275,11 +277,6 @@ fn until_healthy(image: &str, started: Instant) -> Duration {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -287,6 +284,8 @@ fn secs(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() {
     bench_mode::require_bench_mode("rotate_vs_script");
+    // Read first, so a bad BENCH_ROUNDS stops the run before the long set-up.
+    let rounds = stats::rounds();
     let mut bench = Bench {
         rapi: sandbox_env::rapi(),
         work: PathBuf::from(format!("/var/tmp/rotate-bench-{}", std::process::id())),
@@ -320,16 +319,11 @@ async fn main() {
         secs(created)
     );
 
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(1);
-    let mut results: Vec<(u32, Vec<Duration>, Vec<Duration>)> = BUDGETS
-        .iter()
-        .map(|&n| (n, Vec::new(), Vec::new()))
-        .collect();
+    // Per maxUnavailable, (reconcile, script) in seconds, one pair per round.
+    let mut results: Vec<(u32, Vec<(f64, f64)>)> =
+        BUDGETS.iter().map(|&n| (n, Vec::new())).collect();
     for round in 1..=rounds {
-        for (n, ours, theirs) in &mut results {
+        for (n, timed) in &mut results {
             let n = *n;
             let (mut operator, mut script) = (None, None);
             for turn in 0..2 {
@@ -349,8 +343,7 @@ async fn main() {
                 secs(operator),
                 secs(script)
             );
-            ours.push(operator);
-            theirs.push(script);
+            timed.push((secs(operator), secs(script)));
         }
     }
 
@@ -359,14 +352,14 @@ async fn main() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&bench.work);
     let mut over = false;
-    for (n, ours, theirs) in results {
-        let (ours, theirs) = (median(ours), median(theirs));
-        let ratio = secs(ours) / secs(theirs);
-        println!(
-            "4 netboot VMs rotated A to B, maxUnavailable {n}: reconcile {:.1}s, plain script \
-             {:.1}s: {ratio:.2}x (goal <= {GOAL}x)",
-            secs(ours),
-            secs(theirs)
+    for (n, timed) in results {
+        let ratio = stats::report(
+            &format!(
+                "4 netboot VMs rotated A to B, maxUnavailable {n}: ours = `reconcile`, \
+                 reference = the plain script"
+            ),
+            &timed,
+            GOAL,
         );
         over |= ratio > GOAL;
     }

@@ -8,8 +8,10 @@
 //! Each size runs 3 times, alternating, and the best time is kept; the peak RSS is the
 //! child's own (`wait4`), so the benchmark's memory is not counted.
 
-#[path = "support/bench_mode.rs"]
-mod bench_mode;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::bench_mode;
 
 use std::fmt::Write as _;
 use std::path::Path;

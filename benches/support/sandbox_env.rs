@@ -1,5 +1,3 @@
-// Each benchmark includes this file and uses only part of it.
-#![allow(dead_code)]
 //! The sandbox connection for the benchmarks that need the real cluster, from the env
 //! `tests/harness/ganeti-sandbox.sh env` prints.
 
