@@ -4,6 +4,7 @@
 #
 #   benches/run.sh              # every long benchmark, BENCH_ROUNDS=3 rounds each
 #   benches/run.sh rotate       # only those whose name contains "rotate"
+#   benches/run.sh netboot converge   # those whose name contains either
 #
 # Brings up the 1-node sandbox with the netboot harness for the benchmarks that need it,
 # then the 3-node sandbox for the rolling node upgrade, and tears it down. Each benchmark
@@ -16,12 +17,17 @@ source .ci/phases.sh
 PHASES_TITLE=benches/run.sh
 export BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 ((BENCH_ROUNDS >= 3)) || { echo "benches/run.sh: BENCH_ROUNDS must be at least 3" >&2; exit 2; }
-only=${1:-}
+only=("$@")
 harness=tests/harness/ganeti-sandbox.sh
 logs=target/bench-logs/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$logs"
 echo "benches/run.sh: logs in $logs" >&2
-wanted() { [[ -z $only || $1 == *"$only"* ]]; }
+wanted() {
+  ((${#only[@]} == 0)) && return 0
+  local w
+  for w in "${only[@]}"; do [[ $1 == *"$w"* ]] && return 0; done
+  return 1
+}
 # One benchmark, its output shown and kept.
 bench() {
   local name=$1; shift
