@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/phases.sh
 PHASES_TITLE=benches/run.sh
+trap phase_times EXIT
 export BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 ((BENCH_ROUNDS >= 3)) || { echo "benches/run.sh: BENCH_ROUNDS must be at least 3" >&2; exit 2; }
 only=("$@")
@@ -44,9 +45,11 @@ cargo build --release --quiet
 bench import_1gib cargo bench --bench import_1gib
 bench validate_scaling cargo bench --bench validate_scaling
 
-trap 'status=$?; phase "teardown"; $harness down; (exit $status); phase_times' EXIT
+# Torn down at the end only once brought up.
+down_at_exit() { trap 'status=$?; phase "teardown"; $harness down; (exit $status); phase_times' EXIT; }
 if wanted converge || wanted daemon || wanted netboot || wanted rotate || wanted observe; then
   phase "1-node cluster and netboot harness up"
+  down_at_exit
   GNT_NODES=1 GNT_CERT=ca $harness up
   eval "$($harness env)"
   tests/harness/netboot.sh images
@@ -60,13 +63,14 @@ if wanted converge || wanted daemon || wanted netboot || wanted rotate || wanted
 fi
 if wanted node_upgrade; then
   phase "3-node cluster up"
+  down_at_exit
   GNT_NODES=3 GNT_CERT=ca $harness up
   eval "$($harness env)"
   # One run of the script is one round (about 15 minutes); the median of their ratios.
   for round in $(seq 1 "$BENCH_ROUNDS"); do
     bench "node_upgrade_vs_script round $round" benches/node_upgrade_vs_script.sh
   done
-  if wanted node_upgrade; then
+  {
     lines=$(cat "$logs"/node_upgrade_vs_script\ round\ *.log | grep '^node upgrade of 3 nodes')
     {
       echo "$lines" | awk '{ printf "  round %d: %s\n", NR, $0 }'
@@ -75,5 +79,5 @@ if wanted node_upgrade; then
         END { m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
           printf "node upgrade: median ratio %.2fx over %d rounds (min %.2fx, max %.2fx); goal <= 1.2x\n", m, NR, r[1], r[NR] }'
     } | tee "$logs/node_upgrade_vs_script.log"
-  fi
+  }
 fi

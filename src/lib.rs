@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadline;
 pub mod desired;
+pub mod http_listener;
 pub mod metrics;
 pub mod rapi;
 pub mod reconcile;

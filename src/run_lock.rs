@@ -1,7 +1,8 @@
 //! The lock one reconcile holds from loading the state to the end of its execution, so
 //! that `reconcile` and the daemon (or two of either) never plan from the same snapshot
 //! and together exceed `maxUnavailable` or N+1. Whoever holds it writes who they are into
-//! the lock file; a second process names that holder while it waits.
+//! the lock file; a second process names that holder while it waits. Each holder bumps a
+//! counter in the file, so a process can tell whether anyone ran since it last held it.
 //!
 //! It is a `flock` on a file of its own, beside the state file: the state file's own
 //! directory lock is taken for each mark saved during the run, and must stay free.
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    generation: u64,
 }
 
 /// The lock file beside `state_file`.
@@ -52,13 +54,33 @@ impl RunLock {
         }
     }
 
+    /// This holder's generation: one more than the holder's before it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn held(mut file: File, holder: &str) -> std::io::Result<RunLock> {
+        file.seek(SeekFrom::Start(0))?;
+        let previous = generation_in(&holder_of(&mut file));
+        let generation = previous.saturating_add(1);
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
-        file.write_all(holder.as_bytes())?;
+        file.write_all(format!("generation {generation}: {holder}").as_bytes())?;
         file.flush()?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock {
+            _file: file,
+            generation,
+        })
     }
+}
+
+/// The generation a holder wrote (`generation N: …`); 0 for none.
+fn generation_in(holder: &str) -> u64 {
+    holder
+        .strip_prefix("generation ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn open(path: &Path) -> std::io::Result<File> {
@@ -119,13 +141,18 @@ mod tests {
             got.send(()).unwrap();
             lock
         });
-        assert_eq!(heard.recv().unwrap(), "pid 1 (reconcile)");
+        assert_eq!(heard.recv().unwrap(), "generation 1: pid 1 (reconcile)");
         assert!(
             acquired.try_recv().is_err(),
             "the second holder waits while the first holds it"
         );
+        assert_eq!(first.generation(), 1);
         drop(first);
         acquired.recv().unwrap();
-        drop(second.join().unwrap());
+        assert_eq!(
+            second.join().unwrap().generation(),
+            2,
+            "each holder counts one on"
+        );
     }
 }

@@ -2,12 +2,14 @@
 //! daemon's directory and git sources, the pre-receive hook's commit, the config file):
 //! each must end in a located error, on a small stack, within a memory budget. The memory
 //! budget is enforced by this binary's allocator, which refuses to go past it, so an
-//! unbounded expansion fails the test instead of exhausting the machine.
+//! unbounded expansion fails the test instead of exhausting the machine. A binary of its
+//! own (not a module of tests/tests.rs): its allocator governs, and its peak counts, the
+//! whole process, so no other test may run in it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::common;
+mod common;
 
 use common::git_ok;
 use ganeti_operator::config::{ConfigError, Overrides, resolve};

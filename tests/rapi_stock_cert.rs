@@ -1,5 +1,5 @@
 //! Against ganeti-rapi serving Ganeti's own certificate (X.509 v1, self-signed, CN
-//! ganeti.example.com, no SAN): tests/run.sh switches the sandbox to it for this binary.
+//! ganeti.example.com, no SAN): tests/run.sh switches the sandbox to it for this module's test.
 
 use crate::common;
 

@@ -1,8 +1,10 @@
 //! The integration tests: one binary, one module per concern (the shape of ripgrep's
 //! `tests/tests.rs`), so `tests/common` and the crate are compiled and linked once.
-//! Tests that use the Ganeti sandbox take `common::sandbox::exclusive` through
-//! `common::sandbox::sandbox`: tests of one module may share the cluster, tests of
-//! different modules never run against it at once (as separate binaries never did).
+//! Tests that use the Ganeti sandbox get it from `common::sandbox::sandbox` (or
+//! `three_nodes`, `sandbox_serving`), which holds it for the caller's module: tests of one
+//! module may share the cluster, tests of different modules never run against it at
+//! once (as separate binaries never did). `hostile_yaml` is a binary of its own: its
+//! allocator governs the whole process.
 
 mod common;
 
@@ -18,7 +20,6 @@ mod freeze_filter;
 mod harness_nodes;
 mod health_sampler;
 mod hook_cli;
-mod hostile_yaml;
 mod metrics_prometheus;
 mod monitoring_files;
 mod netboot_e2e;

@@ -185,7 +185,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         // A step due at once is planned from the observe that just ended: nothing ran
         // since, and a second observe would only add its time to every step.
         if due_in.is_zero() {
-            fresh = Some(report.observed.clone());
+            fresh = Some(crate::reconcile::cycle::Fresh {
+                observed: report.observed.clone(),
+                generation: report.generation,
+            });
         }
         std::thread::sleep(due_in.clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX));
     }

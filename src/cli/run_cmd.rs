@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit;
 use crate::config::{self, Overrides};
-use crate::daemon::listener::ListenerLimits;
 use crate::daemon::{self, DaemonOptions, Trigger};
+use crate::http_listener::ListenerLimits;
 use crate::metrics::Metrics;
 use crate::rapi::HttpRapi;
 use crate::secret_file;

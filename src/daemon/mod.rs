@@ -4,7 +4,7 @@
 //! good one stays in force. Shutdown stops submitting and waits, up to a grace period,
 //! for the jobs in flight.
 
-pub mod listener;
+use crate::http_listener as listener;
 pub mod log_progress;
 #[cfg(test)]
 mod loop_tests;

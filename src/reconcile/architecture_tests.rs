@@ -200,61 +200,177 @@ fn strip_strings(line: &str) -> String {
     out
 }
 
-/// Every `crate::…` and `super::…` path in `code`, resolved against `module` (whose file
-/// is a `mod.rs` when `is_dir`), and the names `use`d from a brace group after one.
-fn paths_in(code: &str, module: &Module, is_dir: bool) -> Vec<Module> {
+/// Every path of the crate's that `code` (the file of `module`) uses: the full paths of
+/// its `use` trees (nested groups expanded, `crate`/`super`/`self` resolved), every
+/// `crate::…` and `super::…` path written inline, and every `name::…` path through a
+/// module a `use` brought in under `name` (`use crate::reconcile;` then
+/// `reconcile::execute::f()`).
+fn paths_in(code: &str, module: &Module, modules: &BTreeSet<Module>) -> Vec<Module> {
     let mut found = Vec::new();
-    let bytes: Vec<char> = code.chars().collect();
-    let mut i = 0;
-    while i < bytes.len() {
-        let starts_word = i == 0 || !(bytes[i - 1].is_alphanumeric() || bytes[i - 1] == '_');
-        let rest: String = bytes[i..bytes.len().min(i + 7)].iter().collect();
-        if starts_word && (rest.starts_with("crate::") || rest.starts_with("super::")) {
-            let mut j = i;
-            while j < bytes.len()
-                && (bytes[j].is_alphanumeric() || bytes[j] == '_' || bytes[j] == ':')
-            {
-                j += 1;
-            }
-            let text: String = bytes[i..j].iter().collect();
-            let mut base = module.clone();
-            if !is_dir {
-                // A file module's `super` is its parent; a mod.rs's `super` too.
-            }
-            let mut parts = text.split("::").filter(|p| !p.is_empty()).peekable();
-            if parts.peek() == Some(&"crate") {
-                parts.next();
-                base.clear();
-            }
-            while parts.peek() == Some(&"super") {
-                parts.next();
-                base.pop();
-            }
-            let mut path = base;
-            path.extend(parts.map(str::to_owned));
-            // `use super::{a, b}`: each name is a path of its own.
-            if text.ends_with("::") && bytes.get(j) == Some(&'{') {
-                let close = bytes[j..]
-                    .iter()
-                    .position(|c| *c == '}')
-                    .map_or(bytes.len(), |p| j + p);
-                let group: String = bytes[j + 1..close].iter().collect();
-                for name in group.split(',') {
-                    let first = name.trim().split("::").next().unwrap_or("").trim();
-                    if !first.is_empty() && first != "self" {
-                        let mut each = path.clone();
-                        each.push(first.to_owned());
-                        found.push(each);
-                    }
+    let mut aliases: BTreeMap<String, Module> = BTreeMap::new();
+    for statement in code.split(';') {
+        let Some(tree) = use_tree_of(statement) else {
+            continue;
+        };
+        for (path, alias) in expand(tree) {
+            let Some(resolved) = absolute(&path, module, modules) else {
+                continue;
+            };
+            if modules.contains(&resolved) {
+                let name = alias.unwrap_or_else(|| resolved.last().cloned().unwrap_or_default());
+                if name != "_" {
+                    aliases.insert(name, resolved.clone());
                 }
             }
-            found.push(path);
-            i = j;
-        } else {
-            i += 1;
+            found.push(resolved);
         }
     }
+    let chars: Vec<char> = code.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_word = i == 0
+            || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == ':');
+        if !starts_word || !(chars[i].is_alphabetic() || chars[i] == '_') {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_' || chars[j] == ':')
+        {
+            j += 1;
+        }
+        let text: String = chars[i..j].iter().collect();
+        let segments: Vec<String> = text
+            .split("::")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if text.contains("::") {
+            let first = segments.first().map(String::as_str).unwrap_or("");
+            if first == "crate" || first == "super" {
+                found.extend(absolute(&segments, module, modules));
+            } else if let Some(base) = aliases.get(first) {
+                let mut path = base.clone();
+                path.extend(segments.iter().skip(1).cloned());
+                found.push(path);
+            }
+        }
+        i = j;
+    }
     found
+}
+
+/// The tree of a `use` statement (`statement` is the text before a `;`), if it is one. It
+/// may follow the end of a block or attributes in the same stretch of text.
+fn use_tree_of(statement: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(at) = statement[from..].find("use ").map(|i| from + i) {
+        let before = statement[..at].trim_end();
+        let before = ["pub(crate)", "pub(super)", "pub"]
+            .iter()
+            .find_map(|v| before.strip_suffix(v))
+            .unwrap_or(before)
+            .trim_end();
+        let boundary = statement[..at]
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace());
+        if boundary && (before.is_empty() || before.ends_with(['}', ']', '{'])) {
+            return Some(statement[at + 4..].trim());
+        }
+        from = at + 4;
+    }
+    None
+}
+
+/// A use tree's full paths, each with its `as` alias.
+fn expand(tree: &str) -> Vec<(Vec<String>, Option<String>)> {
+    let tree = tree.trim();
+    // `prefix::{a, b::{c}}` or `{a, b}`: the group at the top level, split on its commas.
+    if let Some(open) = tree.find('{') {
+        let prefix: Vec<String> = tree[..open]
+            .split("::")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let inner = tree[open + 1..].trim_end().trim_end_matches('}');
+        let mut out = Vec::new();
+        for member in split_top_level(inner) {
+            for (path, alias) in expand(member) {
+                let mut full = prefix.clone();
+                full.extend(path.into_iter().filter(|p| p != "self"));
+                out.push((full, alias));
+            }
+        }
+        return out;
+    }
+    let (path, alias) = match tree.split_once(" as ") {
+        Some((path, alias)) => (path, Some(alias.trim().to_owned())),
+        None => (tree, None),
+    };
+    let path: Vec<String> = path
+        .split("::")
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "*")
+        .map(str::to_owned)
+        .collect();
+    if path.is_empty() {
+        return Vec::new();
+    }
+    vec![(path, alias)]
+}
+
+/// `a, b::{c, d}, e` split on the commas outside braces.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (at, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
+}
+
+/// `path` from the crate's root: `crate`, `super` and `self` resolved against `module`; a
+/// path that starts at one of `module`'s own children is kept; anything else (another
+/// crate, the standard library) is not the crate's and gives `None`.
+fn absolute(path: &[String], module: &Module, modules: &BTreeSet<Module>) -> Option<Module> {
+    let mut segments = path.iter().map(String::as_str).peekable();
+    let mut base = module.clone();
+    match segments.peek().copied() {
+        Some("crate") => {
+            segments.next();
+            base.clear();
+        }
+        Some("super") => {
+            while segments.peek() == Some(&"super") {
+                segments.next();
+                base.pop();
+            }
+        }
+        Some("self") => {
+            segments.next();
+        }
+        Some(first) => {
+            let mut child = module.clone();
+            child.push(first.to_owned());
+            if !modules.contains(&child) {
+                return None;
+            }
+        }
+        None => return None,
+    }
+    base.extend(segments.map(str::to_owned));
+    Some(base)
 }
 
 /// The longest prefix of `path` that is a module with a file.
@@ -282,9 +398,8 @@ fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
     let mut edges = BTreeMap::new();
     for file in &files {
         let module = module_of(file);
-        let is_dir = file.file_name().is_some_and(|n| n == "mod.rs");
         let text = std::fs::read_to_string(file).unwrap();
-        let used: BTreeSet<Module> = paths_in(&code_of(&text), &module, is_dir)
+        let used: BTreeSet<Module> = paths_in(&code_of(&text), &module, &modules)
             .iter()
             .filter_map(|p| resolve(p, &modules))
             .filter(|m| *m != module)
@@ -389,6 +504,22 @@ fn layers_point_one_way_and_reconcile_has_no_import_cycle() {
 fn the_check_catches_an_upward_import_a_sub_planner_edge_and_a_cycle() {
     let m = |s: &str| s.split("::").map(str::to_owned).collect::<Module>();
     let mut edges = graph();
+    // The real tree is read: known edges are there.
+    for (from, to) in [
+        ("reconcile::cycle", "reconcile::execute"),
+        ("reconcile::cycle", "reconcile::plan"),
+        ("reconcile::plan::compose", "reconcile::plan::boot"),
+        ("reconcile::execute::state", "reconcile::state"),
+        ("daemon", "http_listener"),
+    ] {
+        assert!(
+            edges
+                .get(&m(from))
+                .is_some_and(|used| used.contains(&m(to))),
+            "{from} -> {to} not seen: {:?}",
+            edges.get(&m(from))
+        );
+    }
     edges
         .entry(m("reconcile::state"))
         .or_default()
@@ -417,18 +548,44 @@ fn the_check_catches_an_upward_import_a_sub_planner_edge_and_a_cycle() {
 
 #[test]
 fn paths_are_read_from_code_not_comments_strings_or_test_modules() {
-    let code = code_of(
-        "use super::plan::{Action, step::Step};\n// crate::cli\nlet s = \"crate::daemon\";\n#[cfg(test)]\nmod tests {\n    use crate::cli;\n}\nfn f() { crate::store::x(); }\n",
-    );
+    let code = code_of(concat!(
+        "use super::plan::{Action, step::Step};\n",
+        "use crate::{reconcile::{cycle::Report, render}, rapi::Operation};\n",
+        "use crate::daemon as d;\n",
+        "// crate::cli\nlet s = \"crate::cli\";\n",
+        "#[cfg(test)]\nmod tests {\n    use crate::cli;\n}\n",
+        "fn f() { crate::store::x(); d::status::y(); }\n",
+    ));
     let module: Module = vec!["reconcile".into(), "execute".into()];
-    let found: BTreeSet<String> = paths_in(&code, &module, false).iter().map(name).collect();
-    assert!(found.contains("reconcile::plan::Action"), "{found:?}");
-    assert!(found.contains("reconcile::plan::step"), "{found:?}");
-    assert!(found.contains("store::x"), "{found:?}");
-    assert!(
-        !found
-            .iter()
-            .any(|p| p.starts_with("cli") || p.starts_with("daemon")),
-        "{found:?}"
-    );
+    let modules: BTreeSet<Module> = [
+        "reconcile::plan::step",
+        "reconcile::plan",
+        "reconcile::cycle",
+        "reconcile::render",
+        "rapi",
+        "daemon",
+        "daemon::status",
+        "store",
+        "cli",
+    ]
+    .iter()
+    .map(|m| m.split("::").map(str::to_owned).collect())
+    .collect();
+    let found: BTreeSet<String> = paths_in(&code, &module, &modules)
+        .iter()
+        .map(name)
+        .collect();
+    for want in [
+        "reconcile::plan::Action",
+        "reconcile::plan::step::Step",
+        "reconcile::cycle::Report",
+        "reconcile::render",
+        "rapi::Operation",
+        "daemon",
+        "daemon::status::y",
+        "store::x",
+    ] {
+        assert!(found.contains(want), "{want} in {found:?}");
+    }
+    assert!(!found.iter().any(|p| p.starts_with("cli")), "{found:?}");
 }

@@ -56,6 +56,8 @@ pub struct Report {
     pub after: Plan,
     /// That fresh observe.
     pub observed: Observed,
+    /// The run lock's generation this run held (see [`Fresh`]).
+    pub generation: u64,
     /// Jobs of earlier runs that were awaited first, and how they ended.
     pub recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
     /// Hosts the secrets notify command ran for, and how it ended.
@@ -159,35 +161,42 @@ async fn observe_cluster<R: Rapi + ?Sized>(
     Ok(observed)
 }
 
-/// Takes the run lock beside the history file, off the async threads; while another
-/// process holds it, says who and waits.
+/// Takes the run lock beside the history file; while another process holds it, says who
+/// and waits. The wait polls, so that dropping this future (the daemon's shutdown grace
+/// running out) ends it: a blocking wait would hold the runtime's shutdown.
 async fn lock_run(history_file: &Path, run: &RunId) -> Result<RunLock, CycleError> {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(200);
     let path = crate::run_lock::path_for(history_file);
     let holder = format!(
         "pid {} (run {run}, since {})",
         std::process::id(),
         crate::unix_time::seconds(SystemTime::now())
     );
-    let lock_path = path.clone();
-    tokio::task::spawn_blocking(move || {
-        RunLock::acquire(&lock_path, &holder, |who| {
-            let who = if who.is_empty() {
-                "another process"
-            } else {
-                who
-            };
-            tracing::warn!(
-                lock = %lock_path.display(),
-                "another reconcile holds the state ({who}); waiting for it to end"
-            );
-        })
-    })
-    .await
-    .map_err(|e| CycleError::RunLock {
+    let failed = |cause| CycleError::RunLock {
         path: path.clone(),
-        cause: std::io::Error::other(e.to_string()),
-    })?
-    .map_err(|cause| CycleError::RunLock { path, cause })
+        cause,
+    };
+    let mut told = false;
+    loop {
+        // A non-blocking open and flock: quick enough for the async thread.
+        match RunLock::try_acquire(&path, &holder).map_err(failed)? {
+            Ok(lock) => return Ok(lock),
+            Err(who) if !told => {
+                told = true;
+                let who = if who.is_empty() {
+                    "another process"
+                } else {
+                    &who
+                };
+                tracing::warn!(
+                    lock = %path.display(),
+                    "another reconcile holds the state ({who}); waiting for it to end"
+                );
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Hosts with a rollout record that are gone from the desired state or from the cluster:
@@ -242,10 +251,17 @@ pub struct ApplyOptions<'a> {
     pub secrets: Option<&'a SecretsContext>,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
-    /// What the previous run's closing observe saw, when nothing has run since and it is
-    /// only a moment old: planned from directly instead of observing again. A loop taking
-    /// one step after another (a rolling upgrade) then pays one observe per step, not two.
-    pub fresh: Option<Observed>,
+    /// What the previous run's closing observe saw, when it is only a moment old: planned
+    /// from directly instead of observing again, unless another run held the lock since
+    /// (then it is stale, and the cluster is observed again). A loop taking one step after
+    /// another (a rolling upgrade) then pays one observe per step, not two.
+    pub fresh: Option<Fresh>,
+}
+
+/// A run's closing observe, and the run lock's generation it was taken under.
+pub struct Fresh {
+    pub observed: Observed,
+    pub generation: u64,
 }
 
 pub async fn apply<R: Rapi + ?Sized>(
@@ -257,7 +273,7 @@ pub async fn apply<R: Rapi + ?Sized>(
 ) -> Result<Report, CycleError> {
     // From loading the state to the end of execution: another run plans from what this
     // one leaves, never from the same snapshot.
-    let _lock = lock_run(options.history_file, options.run).await?;
+    let lock = lock_run(options.history_file, options.run).await?;
     let history = History::load(options.history_file)?;
     // The notify state follows the history's rule: a corrupt file stops the run before
     // anything is done, rather than after.
@@ -265,8 +281,12 @@ pub async fn apply<R: Rapi + ?Sized>(
     if let Some(notify) = notify {
         NotifyState::load(&notify.state_file)?;
     }
-    let mut observed = match options.fresh {
-        Some(observed) => observed,
+    // Only if no other run came in between: its jobs would not be in what was seen.
+    let fresh = options
+        .fresh
+        .filter(|f| f.generation.saturating_add(1) == lock.generation());
+    let mut observed = match fresh {
+        Some(fresh) => fresh.observed,
         None => observe_cluster(rapi, options.store, options.secrets, desired, &history).await?,
     };
     let mut recovered = Vec::new();
@@ -350,6 +370,7 @@ pub async fn apply<R: Rapi + ?Sized>(
         outcomes,
         after,
         observed,
+        generation: lock.generation(),
         recovered,
         notified,
         notify_retry_at,

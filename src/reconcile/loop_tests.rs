@@ -343,3 +343,50 @@ async fn apply_holds_the_run_lock_from_load_to_execution() {
             .is_ok()
     );
 }
+
+/// Review of defect 4: the CLI hands its closing observe to its next pass, but drops the
+/// lock in between. If another run (the daemon) held it since, that observe is stale and
+/// is not planned from.
+#[tokio::test]
+async fn a_closing_observe_is_not_reused_after_another_run_held_the_lock() {
+    let rapi = rapi();
+    let state = tempfile::tempdir().unwrap();
+    let history = state.path().join("history.json");
+    let desired = desired();
+    let first = apply(&rapi, &desired, &history).await;
+    assert_eq!(rapi.records().len(), 1, "the create");
+    // What the first run saw before it created: the instance missing.
+    assert_eq!(first.plan.count(ActionKind::Create), 1);
+    let mut before_create = first.observed.clone();
+    before_create.instances.clear();
+    // Another run takes and releases the lock in between.
+    drop(
+        crate::run_lock::RunLock::try_acquire(&crate::run_lock::path_for(&history), "daemon")
+            .unwrap()
+            .unwrap(),
+    );
+    let run = run_id();
+    let options = ApplyOptions {
+        run: &run,
+        execute: options(4),
+        backoff: BackoffPolicy::default(),
+        history_file: &history,
+        store: None,
+        secrets: None,
+        on_plan: &|_| {},
+        fresh: Some(cycle::Fresh {
+            observed: before_create,
+            generation: first.generation,
+        }),
+    };
+    let second = cycle::apply(&rapi, &desired, options, &Silent, &AtomicBool::new(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.plan.count(ActionKind::Create),
+        0,
+        "{:?}",
+        second.plan
+    );
+    assert_eq!(rapi.records().len(), 1, "nothing created twice");
+}

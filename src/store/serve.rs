@@ -23,7 +23,7 @@ struct Served {
 }
 
 /// The router; its server must give each request `ConnectInfo<SocketAddr>`, as
-/// `daemon::listener::serve` does.
+/// `http_listener::serve` does.
 pub fn router(root: &Path) -> Result<axum::Router, std::io::Error> {
     let root = std::fs::canonicalize(root)?;
     Ok(axum::Router::new()
@@ -39,7 +39,7 @@ pub async fn serve(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), std::io::Error> {
     let app = router(root)?;
-    crate::daemon::listener::serve(listener, app, Default::default(), shutdown).await;
+    crate::http_listener::serve(listener, app, Default::default(), shutdown).await;
     Ok(())
 }
 

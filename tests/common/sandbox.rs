@@ -110,7 +110,7 @@ pub fn sandbox(test: &str) -> Option<Sandbox> {
 }
 
 /// The sandbox, only while it serves `cert` ("ca" or "stock"; tests/run.sh switches
-/// between them and runs each test binary in its phase).
+/// between them and runs each module's tests in their phase).
 #[track_caller]
 pub fn sandbox_serving(test: &str, cert: &str) -> Option<Sandbox> {
     let sandbox = sandbox(test)?;

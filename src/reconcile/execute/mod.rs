@@ -145,8 +145,9 @@ pub enum ActionResult {
     Interrupted,
 }
 
-/// Runs every action of the plan. `stop` is checked before each submission: once it is
-/// set nothing new is submitted, and jobs already submitted are still waited on.
+/// Runs every action of the plan. `stop` is checked before each step: once it is set no
+/// new step starts, except the one a write-ahead mark just recorded (see
+/// [`Step::guards_next`]), and jobs already submitted are still waited on.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute<R: Rapi + ?Sized>(
     rapi: &R,

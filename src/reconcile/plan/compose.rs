@@ -2,6 +2,7 @@
 //! action another concern planned. Every rule across concerns lives here:
 //!
 //! - a rollout step still to take is due now, unless held back ([`due_now`]);
+//! - a host a rotation starts is rebooted once, for its change too ([`one_reboot_per_host`]);
 //! - moves wait while a node is out for its upgrade ([`hold_moves`]);
 //! - the freeze goes into each node action that submits work ([`place_freeze`]);
 //! - a host's pointer is written before the reboot that boots it, before the create that
@@ -105,6 +106,32 @@ pub(super) fn hold_back(input: &PlanInput<'_>, plan: &mut Plan) {
         }
     }
     plan.actions = kept;
+}
+
+/// A rotation that starts a host reboots it onto its new image: a change of the same
+/// host planned with a reboot of its own (memory, vCPUs, hvparams) takes effect in that
+/// one, so its own reboot goes. One boot for both, never two.
+pub(super) fn one_reboot_per_host(plan: &mut Plan) {
+    let starting: BTreeSet<ObjectRef> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            a.kind == ActionKind::Rotate
+                && a.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Record(RotationMark::Start { .. })))
+        })
+        .map(|a| a.object.clone())
+        .collect();
+    for change in plan
+        .actions
+        .iter_mut()
+        .filter(|a| a.kind == ActionKind::Change && starting.contains(&a.object))
+    {
+        change
+            .steps
+            .retain(|s| !matches!(s, Step::Rapi(Operation::RebootInstance { .. })));
+    }
 }
 
 /// Moves wait while their source or target node is under upgrade: the upgrade empties the

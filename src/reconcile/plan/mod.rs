@@ -57,6 +57,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.absorb(prune::plan(input, Part::after(&plan)));
     let (rotations, mut pointers) = rotation::plan(input, Part::after(&plan));
     plan.absorb(rotations);
+    compose::one_reboot_per_host(&mut plan);
     compose::due_now(input, &mut plan, ActionKind::Rotate);
     let (upgrades, node_pointers) = node_upgrade::plan(input, Part::after(&plan));
     plan.absorb(upgrades);

@@ -543,3 +543,34 @@ fn paused_holds_the_class_and_no_check_waits_for_settle() {
             .contains("healthy on the new image")
     );
 }
+
+/// A host whose memory changes as its rotation starts is rebooted once: the change's own
+/// reboot gives way to the rotation's (a review found the rotation no longer reached the
+/// change, planned by another concern, and the host got two hard reboots).
+#[test]
+fn a_change_and_a_rotation_start_share_one_reboot() {
+    let world = World::new(&state(&id("a"), CHECKED), &id("a"));
+    let mut desired = state(&id("b"), CHECKED);
+    for instance in desired.instances.values_mut() {
+        instance.resources.memory = crate::desired::units::Size::from_mib(256);
+    }
+    let plan = world.plan(&desired);
+    let reboots = |host: &str| {
+        plan.actions
+            .iter()
+            .flat_map(|a| &a.steps)
+            .filter(|s| {
+                matches!(s, Step::Rapi(Operation::RebootInstance { instance, .. }) if instance == host)
+            })
+            .count()
+    };
+    let started = rotating(&plan);
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(reboots(started[0]), 1, "{:#?}", plan.actions);
+    let waiting = HOSTS.iter().find(|h| **h != started[0]).unwrap();
+    assert_eq!(
+        reboots(waiting),
+        1,
+        "a host not rotating keeps its change's reboot"
+    );
+}

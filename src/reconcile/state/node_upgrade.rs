@@ -135,9 +135,14 @@ impl NodeUpgrade {
     }
 
     /// Into `phase` at `now`. A phase after the reboot needs the reboot's times: a node
-    /// that has none was never rebooted, and stays before its reboot (in migrate).
+    /// that has none was never rebooted, and stays before its reboot (in migrate). A node
+    /// rebooted never goes back before its reboot: it would be rebooted again.
     fn enter(&mut self, phase: NodePhase, now: u64) {
         self.stage = match (phase, self.stage) {
+            (
+                NodePhase::MasterFailover | NodePhase::Drain | NodePhase::Migrate,
+                rebooted @ NodeStage::Rebooted { .. },
+            ) => rebooted,
             (NodePhase::MasterFailover, _) => pre(PreRebootPhase::MasterFailover, now),
             (NodePhase::Drain, _) => pre(PreRebootPhase::Drain, now),
             (NodePhase::Migrate, _) => pre(PreRebootPhase::Migrate, now),

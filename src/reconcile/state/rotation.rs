@@ -321,9 +321,12 @@ impl History {
                 self.rotations.remove(host);
             }
             RotationMark::GaveUp { host, reason } => {
+                // The kind's key, or the unkeyed one an older version wrote.
                 if let Some(r) = self.rotations.remove(host)
-                    && let Some(stall) =
-                        self.stalls.get_mut(&Rollout::Instances.stall_key(&r.class))
+                    && let Some(key) = [Rollout::Instances.stall_key(&r.class), r.class.clone()]
+                        .into_iter()
+                        .find(|k| self.stalls.contains_key(k))
+                    && let Some(stall) = self.stalls.get_mut(&key)
                 {
                     stall.old_image_failed = Some(reason.clone());
                 }

@@ -260,7 +260,7 @@ fn before_reboot(
         ),
     };
     let class = node.class;
-    // The pointer write goes in front of the mark (see [`super::boot`]).
+    // The pointer write goes in front of the mark (see `compose::splice_pointers`).
     pointers.insert(node.name.to_owned(), record.to.clone());
     plan.actions.push(upgrade(
         node.name,

@@ -173,12 +173,7 @@ pub(super) fn fail(
     HostState::RollingBack
 }
 
-pub(super) fn start(
-    host: &Host<'_>,
-    class_name: &str,
-    class: &Class,
-    plan: &mut Part<'_>,
-) -> Action {
+pub(super) fn start(host: &Host<'_>, class_name: &str, class: &Class) -> Action {
     let mut steps = vec![Step::Record(RotationMark::Start {
         host: host.name.to_owned(),
         class: class_name.to_owned(),
@@ -186,16 +181,8 @@ pub(super) fn start(
         to: class.image.clone(),
     })];
     steps.extend(reboot_steps(host, class));
-    // A change that needs a reboot of its own gets this one instead: one boot for both.
-    if let Some(change) = plan
-        .actions
-        .iter_mut()
-        .find(|a| a.kind == ActionKind::Change && a.object == instance_ref(host.name))
-    {
-        change
-            .steps
-            .retain(|s| !matches!(s, Step::Rapi(Operation::RebootInstance { .. })));
-    }
+    // A change of the host that needs a reboot of its own gets this one instead (see
+    // `compose::one_reboot_per_host`).
     let reason = if host.failing() {
         "its class pins a new image (it is failing its check, so it goes first)"
     } else {
@@ -214,7 +201,7 @@ pub(super) fn start(
 }
 
 /// The mark saved before the reboot, then the reboot (a start when it is not running).
-/// The pointer writes go just before the mark (see [`super::boot`]).
+/// The pointer writes go just before the mark (see `compose::splice_pointers`).
 pub(super) fn reboot_steps(host: &Host<'_>, class: &Class) -> Vec<Step> {
     let instance = host.name.to_owned();
     let operation = if host.running {

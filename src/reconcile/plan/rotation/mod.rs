@@ -217,7 +217,7 @@ fn plan_class(
         in_use += cost;
         status.next.push(host.name.to_owned());
         pointers.insert(host.name.to_owned(), class.image.clone());
-        let action = start(host, class_name, class, plan);
+        let action = start(host, class_name, class);
         plan.actions.push(action);
         status.host(host.name, HostState::Flipping);
     }
