@@ -40,15 +40,22 @@ impl Sampled {
                 if status == "running" {
                     continue;
                 }
-                let before = k.checked_sub(1).and_then(|b| seen.get(b));
-                let after = seen.get(k + 1);
+                // The nearest samples around it in which it ran: a migration's switchover
+                // is not running on the old node until it runs on the new one, for as many
+                // samples as that window takes on this machine (one or more).
+                let before = seen[..k].iter().rev().find(|(_, s)| s == "running");
+                let after = seen[k + 1..].iter().find(|(_, s)| s == "running");
                 let text = format!(
-                    "{name} on {node}: {status} (sample {k}; before {before:?}, after {after:?})"
+                    "{name} on {node}: {status} (sample {k}; ran before on {:?}, after on {:?})",
+                    before.map(|(n, _)| n),
+                    after.map(|(n, _)| n)
                 );
+                let down_only_between = seen[k..]
+                    .iter()
+                    .take_while(|(_, s)| s != "running")
+                    .all(|(n, _)| n == node || Some(n) == after.map(|(a, _)| a));
                 match (before, after) {
-                    (Some((b, bs)), Some((a, as_)))
-                        if bs == "running" && as_ == "running" && b != a =>
-                    {
+                    (Some((b, _)), Some((a, _))) if b != a && down_only_between => {
                         switchovers.push(text)
                     }
                     _ => outages.push(text),
