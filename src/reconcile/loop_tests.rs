@@ -198,6 +198,17 @@ fn desired() -> DesiredState {
 }
 
 async fn apply(rapi: &MemoryRapi, desired: &DesiredState, history: &Path) -> Report {
+    apply_with(rapi, desired, history, &|_| {}, None).await
+}
+
+/// [`apply`] with a hook on the plan and a closing observe handed on.
+async fn apply_with(
+    rapi: &MemoryRapi,
+    desired: &DesiredState,
+    history: &Path,
+    on_plan: &(dyn Fn(&Plan) + Sync),
+    fresh: Option<cycle::Fresh>,
+) -> Report {
     let run = run_id();
     let options = ApplyOptions {
         run: &run,
@@ -206,8 +217,8 @@ async fn apply(rapi: &MemoryRapi, desired: &DesiredState, history: &Path) -> Rep
         history_file: history,
         store: None,
         secrets: None,
-        on_plan: &|_| {},
-        fresh: None,
+        on_plan,
+        fresh,
     };
     cycle::apply(rapi, desired, options, &Silent, &AtomicBool::new(false))
         .await
@@ -312,24 +323,11 @@ async fn apply_holds_the_run_lock_from_load_to_execution() {
     let desired = desired();
     let lock = crate::run_lock::path_for(&history);
     let seen = std::sync::Mutex::new(None);
-    let run = run_id();
     let on_plan = |_: &Plan| {
         let taken = crate::run_lock::RunLock::try_acquire(&lock, "the test").unwrap();
         *seen.lock().unwrap() = Some(taken.err());
     };
-    let options = ApplyOptions {
-        run: &run,
-        execute: options(4),
-        backoff: BackoffPolicy::default(),
-        history_file: &history,
-        store: None,
-        secrets: None,
-        on_plan: &on_plan,
-        fresh: None,
-    };
-    cycle::apply(&rapi, &desired, options, &Silent, &AtomicBool::new(false))
-        .await
-        .unwrap();
+    apply_with(&rapi, &desired, &history, &on_plan, None).await;
     let holder = seen.lock().unwrap().clone().expect("the plan was made");
     let holder = holder.expect("the lock was held while the run planned");
     assert!(
@@ -365,23 +363,11 @@ async fn a_closing_observe_is_not_reused_after_another_run_held_the_lock() {
             .unwrap()
             .unwrap(),
     );
-    let run = run_id();
-    let options = ApplyOptions {
-        run: &run,
-        execute: options(4),
-        backoff: BackoffPolicy::default(),
-        history_file: &history,
-        store: None,
-        secrets: None,
-        on_plan: &|_| {},
-        fresh: Some(cycle::Fresh {
-            observed: before_create,
-            generation: first.generation,
-        }),
+    let fresh = cycle::Fresh {
+        observed: before_create,
+        generation: first.generation,
     };
-    let second = cycle::apply(&rapi, &desired, options, &Silent, &AtomicBool::new(false))
-        .await
-        .unwrap();
+    let second = apply_with(&rapi, &desired, &history, &|_| {}, Some(fresh)).await;
     assert_eq!(
         second.plan.count(ActionKind::Create),
         0,
