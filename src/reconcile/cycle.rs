@@ -277,10 +277,10 @@ pub async fn apply<R: Rapi + ?Sized>(
     let history = History::load(options.history_file)?;
     // The notify state follows the history's rule: a corrupt file stops the run before
     // anything is done, rather than after.
-    let notify = options.secrets.and_then(|c| c.notify.as_ref());
-    if let Some(notify) = notify {
-        NotifyState::load(&notify.state_file)?;
-    }
+    let notify = match options.secrets.and_then(|c| c.notify.as_ref()) {
+        Some(notify) => Some((notify, NotifyState::load(&notify.state_file)?)),
+        None => None,
+    };
     // Only if no other run came in between: its jobs would not be in what was seen.
     let fresh = options
         .fresh
@@ -332,17 +332,17 @@ pub async fn apply<R: Rapi + ?Sized>(
     })?;
     // After publishing, never before: a failed notify holds nothing back.
     let (notified, notify_retry_at) = match notify {
-        Some(notify) => {
+        Some((notify, state)) => {
             let changed = changed_hosts(&planned, &outcomes);
             let notified = crate::secrets::notify::run(
                 &notify.settings,
                 &notify.state_file,
+                &state,
                 &changed,
                 options.backoff,
             )
             .await?;
-            let retry_at = NotifyState::load(&notify.state_file)?.next_retry();
-            (notified, retry_at)
+            (notified.results, notified.next_retry)
         }
         None => Default::default(),
     };

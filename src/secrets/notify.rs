@@ -154,18 +154,25 @@ pub async fn notify_host(settings: &NotifySettings, host: &str) -> Result<(), St
         .map(|_| ())
 }
 
-/// Notifies every due host, in parallel (at most 8 at once), and records the results
-/// under the state directory's lock. Returns the hosts tried, with what happened, or the
-/// error that kept it from knowing who was due (a corrupt state file: nobody is notified,
-/// and the reconcile says so).
+/// What one notify run did: each host tried, with what happened, and when the earliest
+/// failure left is retried (from the state as saved, so one read serves the whole run).
+#[derive(Debug, Default)]
+pub struct Notified {
+    pub results: BTreeMap<String, Result<(), String>>,
+    pub next_retry: Option<SystemTime>,
+}
+
+/// Notifies every host due by `state` (as the caller loaded it at the start of its run),
+/// in parallel (at most 8 at once), and records the results under the state directory's
+/// lock. The error is the save's: the hooks ran, and their results are logged.
 pub async fn run(
     settings: &NotifySettings,
     state_file: &Path,
+    state: &NotifyState,
     changed: &BTreeSet<String>,
     backoff: BackoffPolicy,
-) -> Result<BTreeMap<String, Result<(), String>>, StateFileError> {
+) -> Result<Notified, StateFileError> {
     use futures_util::stream::{self, StreamExt as _};
-    let state = NotifyState::load(state_file)?;
     let due = state.due(changed, SystemTime::now());
     let results: BTreeMap<String, Result<(), String>> = stream::iter(due)
         .map(|host| async move {
@@ -189,8 +196,10 @@ pub async fn run(
             }
         }
     }
-    saved?;
-    Ok(results)
+    Ok(Notified {
+        next_retry: saved?.next_retry(),
+        results,
+    })
 }
 
 #[cfg(test)]

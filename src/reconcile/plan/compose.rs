@@ -22,7 +22,7 @@ use crate::reconcile::state::node_upgrade::NodeMark;
 use crate::reconcile::state::rotation::RotationMark;
 
 use super::boot::Splice;
-use super::facts::nodes_out;
+use super::facts::Facts;
 use super::freeze::{freeze_change, needs_freeze};
 use super::step::FreezeStep;
 use super::{
@@ -139,8 +139,8 @@ pub(super) fn one_reboot_per_host(plan: &mut Plan) {
 /// upgrade starts in this plan takes no move either: its drain runs beside the moves,
 /// and the N+1 figures did not count one. Moves off it (back to the node done before)
 /// go on.
-pub(super) fn hold_moves(input: &PlanInput<'_>, plan: &mut Plan) {
-    let out = nodes_out(input);
+pub(super) fn hold_moves(input: &PlanInput<'_>, facts: &Facts, plan: &mut Plan) {
+    let out = &facts.nodes_out;
     let starting: std::collections::BTreeSet<String> = plan
         .actions
         .iter()

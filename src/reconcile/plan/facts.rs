@@ -3,7 +3,7 @@
 //! which nodes an upgrade has out, whether an instance runs a change not yet live, and
 //! how durations read. None of it decides anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::desired::model::{ObjectKind, ObjectRef};
@@ -56,36 +56,64 @@ pub fn node_tagged_image(node: &Node) -> Option<&str> {
         .find_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
 }
 
-/// Nodes an upgrade has out of service: no move may target them, and their role is left
-/// alone, until the upgrade is done. A node whose upgrade failed stays out while its
-/// class's stall holds.
-pub fn nodes_out(input: &PlanInput<'_>) -> std::collections::BTreeSet<String> {
-    let mut out: std::collections::BTreeSet<String> = input
-        .history
-        .node_upgrades()
-        .map(|(name, _)| name.clone())
-        .collect();
-    for (name, desired) in &input.desired.nodes {
-        // The fingerprint only where a stall names this node: plans run for every node.
-        let stalled_here = input
+/// Facts about the whole input that more than one concern reads, computed once per plan
+/// (as omicron's planner computes its safety checks once): which nodes an upgrade has out
+/// and each class's fingerprint.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Nodes an upgrade has out of service: no move may target them, and their role is
+    /// left alone, until the upgrade is done. A node whose upgrade failed stays out while
+    /// its class's stall holds.
+    pub nodes_out: BTreeSet<String>,
+    /// A digest of each desired class's entry: a class's stall lasts until it changes.
+    class_fingerprints: BTreeMap<String, String>,
+}
+
+impl Facts {
+    pub fn of(input: &PlanInput<'_>) -> Facts {
+        let class_fingerprints: BTreeMap<String, String> = input
+            .desired
+            .classes
+            .keys()
+            .filter_map(|name| {
+                let class = ObjectRef {
+                    kind: ObjectKind::Class,
+                    name: name.clone(),
+                };
+                Some((name.clone(), fingerprint_of(input.desired, &class)?))
+            })
+            .collect();
+        let mut nodes_out: BTreeSet<String> = input
             .history
-            .stall(Rollout::Nodes, &desired.class, None)
-            .is_some_and(|s| s.host == *name);
-        let class_ref = ObjectRef {
-            kind: ObjectKind::Class,
-            name: desired.class.clone(),
-        };
-        if stalled_here
-            && let Some(fingerprint) = fingerprint_of(input.desired, &class_ref)
-            && input
+            .node_upgrades()
+            .map(|(name, _)| name.clone())
+            .collect();
+        for (name, desired) in &input.desired.nodes {
+            let fingerprint = class_fingerprints.get(&desired.class);
+            let stalled_here = input
                 .history
-                .stall(Rollout::Nodes, &desired.class, Some(&fingerprint))
-                .is_some()
-        {
-            out.insert(name.clone());
+                .stall(
+                    Rollout::Nodes,
+                    &desired.class,
+                    fingerprint.map(String::as_str),
+                )
+                .is_some_and(|s| s.host == *name);
+            if fingerprint.is_some() && stalled_here {
+                nodes_out.insert(name.clone());
+            }
+        }
+        Facts {
+            nodes_out,
+            class_fingerprints,
         }
     }
-    out
+
+    /// The class's fingerprint; empty for a class the desired state does not hold.
+    pub fn class_fingerprint(&self, class: &str) -> &str {
+        self.class_fingerprints
+            .get(class)
+            .map_or("", String::as_str)
+    }
 }
 
 /// A parameter change in Ganeti's configuration that the running instance does not have

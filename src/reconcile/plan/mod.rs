@@ -37,6 +37,7 @@ mod tags;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use facts::Facts;
 pub use model::*;
 // The test modules below read these through `use super::*`.
 #[cfg(test)]
@@ -51,18 +52,19 @@ pub use tags::{
 
 /// The plan: each concern in turn, then the rules across them.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let facts = Facts::of(input);
     let mut plan = Plan::empty(&input.desired.cluster.name, input.observed.pending.clone());
-    plan.absorb(nodes::plan(input, Part::after(&plan)));
+    plan.absorb(nodes::plan(input, &facts, Part::after(&plan)));
     plan.absorb(instances::plan(input, Part::after(&plan)));
     plan.absorb(prune::plan(input, Part::after(&plan)));
-    let (rotations, mut pointers) = rotation::plan(input, Part::after(&plan));
+    let (rotations, mut pointers) = rotation::plan(input, &facts, Part::after(&plan));
     plan.absorb(rotations);
     compose::one_reboot_per_host(&mut plan);
     compose::due_now(input, &mut plan, ActionKind::Rotate);
-    let (upgrades, node_pointers) = node_upgrade::plan(input, Part::after(&plan));
+    let (upgrades, node_pointers) = node_upgrade::plan(input, &facts, Part::after(&plan));
     plan.absorb(upgrades);
     pointers.extend(node_pointers);
-    compose::hold_moves(input, &mut plan);
+    compose::hold_moves(input, &facts, &mut plan);
     let (freeze, place) = freeze::plan(input, Part::after(&plan));
     compose::place_freeze(&mut plan, place);
     plan.absorb(freeze);

@@ -3,6 +3,7 @@
 //! differences are reported, never acted on.
 
 use super::Step;
+use super::facts::Facts;
 use crate::desired::model::NodeRole;
 use crate::rapi::operation::NodeRoleName;
 use crate::rapi::{Node, Operation};
@@ -43,16 +44,15 @@ fn settable(role: NodeRole) -> Option<NodeRoleName> {
     }
 }
 
-pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> Finished {
-    plan_nodes(input, &mut part);
+pub fn plan(input: &PlanInput<'_>, facts: &Facts, mut part: Part<'_>) -> Finished {
+    plan_nodes(input, facts, &mut part);
     part.finish()
 }
 
-fn plan_nodes(input: &PlanInput<'_>, plan: &mut Part<'_>) {
-    // A node under upgrade is drained on purpose: its role is the upgrade's to restore.
-    let upgrading = super::facts::nodes_out(input);
+fn plan_nodes(input: &PlanInput<'_>, facts: &Facts, plan: &mut Part<'_>) {
     for (name, desired) in &input.desired.nodes {
-        if upgrading.contains(name) {
+        // A node under upgrade is drained on purpose: its role is the upgrade's to restore.
+        if facts.nodes_out.contains(name) {
             continue;
         }
         let object = node_ref(name);
@@ -80,7 +80,7 @@ fn plan_nodes(input: &PlanInput<'_>, plan: &mut Part<'_>) {
         let target = settable(desired.role);
         if desired.role == NodeRole::Master
             && current == NodeRole::MasterCandidate
-            && let Some(action) = fail_master_back(input, name, &upgrading)
+            && let Some(action) = fail_master_back(input, name, &facts.nodes_out)
         {
             plan.actions.push(action);
             continue;

@@ -31,9 +31,9 @@ use capacity::Fit;
 use step::{advance, start};
 
 use super::WaitingOn;
-use super::facts::{PointerImages, is_live, node_tagged_image, pointed_image};
+use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
 use super::status::{ClassRotation, HostState, RotationState};
-use super::{BlockReason, Blocked, Note, PlanInput, Waiting, fingerprint_of, node_ref};
+use super::{BlockReason, Blocked, Note, PlanInput, Waiting, node_ref};
 use crate::reconcile::plan::{Finished, Part};
 
 /// How soon an upgrade held by its budget looks again.
@@ -81,13 +81,18 @@ impl NodeView<'_> {
 }
 
 /// Every node's next step. Nodes' pointers go into `pointers`: the image each must boot.
-pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> (Finished, PointerImages) {
+pub fn plan(input: &PlanInput<'_>, facts: &Facts, mut part: Part<'_>) -> (Finished, PointerImages) {
     let mut pointers = PointerImages::new();
-    plan_node_upgrades(input, &mut part, &mut pointers);
+    plan_node_upgrades(input, facts, &mut part, &mut pointers);
     (part.finish(), pointers)
 }
 
-fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Part<'_>, pointers: &mut PointerImages) {
+fn plan_node_upgrades(
+    input: &PlanInput<'_>,
+    facts: &Facts,
+    plan: &mut Part<'_>,
+    pointers: &mut PointerImages,
+) {
     if input.observed.store.is_none() || input.desired.cluster.store.is_none() {
         return;
     }
@@ -119,7 +124,7 @@ fn plan_node_upgrades(input: &PlanInput<'_>, plan: &mut Part<'_>, pointers: &mut
         let Some(class) = input.desired.classes.get(class_name) else {
             continue;
         };
-        let status = plan_class(input, plan, pointers, class_name, class, &nodes);
+        let status = plan_class(input, plan, pointers, facts, class_name, class, &nodes);
         plan.rotations.push(status);
     }
 }
@@ -128,6 +133,7 @@ fn plan_class(
     input: &PlanInput<'_>,
     plan: &mut Part<'_>,
     pointers: &mut PointerImages,
+    facts: &Facts,
     class_name: &str,
     class: &Class,
     nodes: &[NodeView<'_>],
@@ -136,7 +142,7 @@ fn plan_class(
         kind: ObjectKind::Class,
         name: class_name.to_owned(),
     };
-    let fingerprint = fingerprint_of(input.desired, &class_ref).unwrap_or_default();
+    let fingerprint = facts.class_fingerprint(class_name).to_owned();
     let mut status = ClassRotation::new(class_name, &class.image, class.rotation.max_unavailable);
     status.nodes = true;
     status.hosts = nodes.len();

@@ -24,10 +24,10 @@ use host::{advance, start, tag_action};
 pub use probe::probe_targets;
 
 use super::WaitingOn;
-use super::facts::{PointerImages, pointed_image, tagged_image};
+use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
-use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, fingerprint_of, instance_ref};
+use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, instance_ref};
 use crate::reconcile::plan::{Finished, Part};
 
 /// How soon a rotation held by its budget looks again.
@@ -53,12 +53,12 @@ impl Host<'_> {
 }
 
 /// Every rotating host's next step, and the image each managed host's pointer must name.
-pub fn plan(input: &PlanInput<'_>, mut part: Part<'_>) -> (Finished, PointerImages) {
-    let pointers = plan_rotations(input, &mut part);
+pub fn plan(input: &PlanInput<'_>, facts: &Facts, mut part: Part<'_>) -> (Finished, PointerImages) {
+    let pointers = plan_rotations(input, facts, &mut part);
     (part.finish(), pointers)
 }
 
-fn plan_rotations(input: &PlanInput<'_>, plan: &mut Part<'_>) -> PointerImages {
+fn plan_rotations(input: &PlanInput<'_>, facts: &Facts, plan: &mut Part<'_>) -> PointerImages {
     let mut pointers = PointerImages::new();
     if input.observed.store.is_none() || input.desired.cluster.store.is_none() {
         return pointers;
@@ -113,7 +113,7 @@ fn plan_rotations(input: &PlanInput<'_>, plan: &mut Part<'_>) -> PointerImages {
         let Some(class) = input.desired.classes.get(class_name) else {
             continue;
         };
-        let status = plan_class(input, plan, &mut pointers, class_name, class, &hosts);
+        let status = plan_class(input, plan, &mut pointers, facts, class_name, class, &hosts);
         plan.rotations.push(status);
     }
     pointers
@@ -123,6 +123,7 @@ fn plan_class(
     input: &PlanInput<'_>,
     plan: &mut Part<'_>,
     pointers: &mut PointerImages,
+    facts: &Facts,
     class_name: &str,
     class: &Class,
     hosts: &[Host<'_>],
@@ -132,7 +133,7 @@ fn plan_class(
         kind: ObjectKind::Class,
         name: class_name.to_owned(),
     };
-    let fingerprint = fingerprint_of(input.desired, &class_ref).unwrap_or_default();
+    let fingerprint = facts.class_fingerprint(class_name).to_owned();
     let stall = input
         .history
         .stall(Rollout::Instances, class_name, Some(&fingerprint));
