@@ -19,3 +19,4 @@ pub mod source;
 pub mod state_file;
 pub mod store;
 pub mod unix_time;
+pub mod window;

@@ -7,6 +7,7 @@ mod image;
 mod local_http;
 mod progress;
 mod reconcile;
+mod rollout_cmd;
 mod run_cmd;
 mod schema_cmd;
 mod secrets_cmd;
@@ -122,6 +123,9 @@ enum Command {
     /// Host copies of the desired state's secrets: status, rekey.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Rollouts: promote one past its canary.
+    #[command(subcommand)]
+    Rollout(rollout_cmd::RolloutCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -458,6 +462,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             &mut stdout,
         ),
         Command::Schema => schema_cmd::run(&mut stdout),
+        Command::Rollout(command) => rollout_cmd::run(command, &mut stdout),
         Command::Image(ImageCommand::Import {
             class,
             path,

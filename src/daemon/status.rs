@@ -139,6 +139,10 @@ impl Status {
                 RotationState::Waiting => (Condition::Progressing, "RotationWaiting"),
                 RotationState::Paused => (Condition::Progressing, "RotationPaused"),
                 RotationState::Stalled => (Condition::Stalled, "RotationStalled"),
+                RotationState::OutsideWindow => (Condition::Progressing, "RotationOutsideWindow"),
+                RotationState::AwaitingPromote => {
+                    (Condition::Progressing, "RotationAwaitingPromote")
+                }
             };
             let mut message = rotation.summary();
             if let Some(extra) = rotation.message.as_ref().or(rotation.waiting_on.as_ref()) {

@@ -119,6 +119,8 @@ pub struct Policy {
     /// While nodes are upgraded, a Ganeti job filter rejects other clients' instance
     /// creations and migrations (see [`crate::rapi::filter`]).
     pub freeze_during_node_work: bool,
+    /// The window of every class that sets none of its own.
+    pub rotation_window: Option<crate::window::MaintenanceWindow>,
 }
 
 impl Default for Policy {
@@ -129,6 +131,7 @@ impl Default for Policy {
             max_parallel_jobs: 8,
             resync_interval: Duration::from_secs(300),
             freeze_during_node_work: false,
+            rotation_window: None,
         }
     }
 }
@@ -156,6 +159,10 @@ pub struct Rotation {
     pub paused: bool,
     /// Without a health check: running this long on the new image counts as healthy.
     pub settle: Duration,
+    /// When a member's disruptive step may start; `None`: at any time.
+    pub window: Option<crate::window::MaintenanceWindow>,
+    /// Whether the rollout stops after its canary until a person promotes it.
+    pub promote: super::raw::Promote,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,8 @@ pub const HOST_KEY_TAG_PREFIX: &str = "ganeti-operator:hostkey:";
 /// Set while the desired entry says `protect: true`. It stays on the instance when the
 /// entry is removed, so that pruning still refuses to delete it.
 pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
+/// On the cluster: a person promoted a class's rollout to an image (`rollout promote`).
+pub const PROMOTED_TAG_PREFIX: &str = "ganeti-operator:promoted:";
 /// Ganeti's limit on a tag's length (`constants.MAX_TAG_LEN`).
 pub const MAX_TAG_LEN: usize = 128;
 
@@ -167,6 +169,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
+}
+
+/// The cluster tag that records a promotion of `class`'s rollout to `image`. The image id
+/// is cut to its first 23 characters (`sha256-` and 16 hex digits) to fit a tag.
+pub fn promotion_tag(class: &str, image: &str) -> String {
+    let short = image.get(..23).unwrap_or(image);
+    format!("{PROMOTED_TAG_PREFIX}{class}:{short}")
 }
 
 #[cfg(test)]

@@ -114,6 +114,8 @@ pub struct RawPolicy {
     /// instance creations and migrations by other clients. It is removed when the work
     /// ends, also after a crash. Default false.
     pub freeze_during_node_work: Option<bool>,
+    /// The maintenance window of every class that sets no `rotation.window`.
+    pub rotation_window: Option<RawWindow>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -190,9 +192,43 @@ pub struct RawRotation {
     /// Without a health check: how long a host must have been running on its new image
     /// before it counts as healthy. Defaults to 30s.
     pub settle: Option<DurationText>,
-    /// A maintenance window (days and hours in a time zone). Not supported yet: rejected
-    /// by validation, so no rotation runs outside a window it was meant to keep.
-    pub window: Option<serde_json::Value>,
+    /// When a host's reboot (a node's drain) may start; one already under way finishes.
+    /// Without it, `policy.rotationWindow` applies; `always: true` opts out of that.
+    pub window: Option<RawWindow>,
+    /// `auto` (the default) rolls on through the class; `manual` stops after the first
+    /// host is healthy on a new image (the canary) until `ganeti-operator rollout promote
+    /// CLASS` records the promotion in the cluster.
+    pub promote: Option<Promote>,
+}
+
+/// A maintenance window: `start` and `end` (HH:MM) on `days`, or `cron` and `duration`,
+/// in `timeZone`; or `always: true`, no window at all.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWindow {
+    /// Days the window opens on: `mon` to `sun`. Defaults to every day. With `start`.
+    pub days: Option<Vec<String>>,
+    /// Wall-clock time the window opens, `HH:MM`. With `end`.
+    pub start: Option<String>,
+    /// Wall-clock time it closes, `HH:MM`; at or before `start`, it closes on the next day.
+    pub end: Option<String>,
+    /// Instead of days and times: a five-field cron expression for when it opens.
+    pub cron: Option<String>,
+    /// With `cron`: how long it stays open, e.g. `3h`.
+    pub duration: Option<DurationText>,
+    /// IANA time zone of `start`, `end` and `cron`, e.g. `Europe/Berlin`. Defaults to UTC.
+    pub time_zone: Option<String>,
+    /// No window: rotations may start at any time, whatever `policy.rotationWindow` says.
+    pub always: Option<bool>,
+}
+
+/// How a rollout goes on after its first host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Promote {
+    #[default]
+    Auto,
+    Manual,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

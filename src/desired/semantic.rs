@@ -13,6 +13,7 @@ mod node_work;
 mod placement;
 mod rotation;
 mod url_field;
+mod window;
 
 use super::age_file;
 use super::diagnostic::Diagnostic;
@@ -105,7 +106,7 @@ impl Checker<'_> {
         let cluster = self.cluster();
         let policy = self.policy();
         let secrets = self.secrets(secret_files);
-        let classes = self.classes();
+        let classes = self.classes(policy.rotation_window.as_ref());
         let nodes = self.nodes(cluster.as_ref());
         let instances = self.instances(cluster.as_ref(), &classes, instances);
         self.check_capacity(&nodes, &instances);
@@ -337,6 +338,14 @@ impl Checker<'_> {
             freeze_during_node_work: raw
                 .freeze_during_node_work
                 .unwrap_or(defaults.freeze_during_node_work),
+            rotation_window: match raw
+                .rotation_window
+                .as_ref()
+                .map(|w| self.window(origin, "/rotationWindow", w))
+            {
+                Some(window::WindowChoice::Window(w)) => Some(w),
+                _ => None,
+            },
         }
     }
 
@@ -514,7 +523,10 @@ impl Checker<'_> {
         out
     }
 
-    fn classes(&mut self) -> BTreeMap<String, Class> {
+    fn classes(
+        &mut self,
+        default_window: Option<&crate::window::MaintenanceWindow>,
+    ) -> BTreeMap<String, Class> {
         let secret_names: Vec<&str> = self.merged.secrets.keys().map(String::as_str).collect();
         let mut out = BTreeMap::new();
         for (name, entry) in &self.merged.classes {
@@ -583,7 +595,7 @@ impl Checker<'_> {
             if let Some(resources) = &raw.resources {
                 self.resource_sizes(origin, "/resources", resources);
             }
-            let rotation = self.rotation(origin, raw.rotation.as_ref());
+            let rotation = self.rotation(origin, raw.rotation.as_ref(), default_window);
             out.insert(
                 name.clone(),
                 Class {

@@ -19,6 +19,7 @@ const LEAVES: &[&str] = &[
     "run_lock",
     "state_file",
     "unix_time",
+    "window",
 ];
 
 /// (importer prefix, imported prefix, why): no module under the first may use one under

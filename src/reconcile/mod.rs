@@ -14,6 +14,7 @@ pub mod health;
 mod loop_tests;
 pub mod observe;
 pub mod plan;
+pub mod promote;
 pub mod reason;
 pub mod render;
 pub mod state;

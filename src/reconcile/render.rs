@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::desired::model::ObjectKind;
 use crate::rapi::Operation;
 
 use super::execute::Verdict;
@@ -241,11 +242,10 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
         if let Some(message) = &rotation.message {
             let _ = writeln!(out, "      {message}");
         }
-        for waiting in plan
-            .waiting
-            .iter()
-            .filter(|w| rotation.host_states.contains_key(&w.object.name))
-        {
+        for waiting in plan.waiting.iter().filter(|w| {
+            rotation.host_states.contains_key(&w.object.name)
+                || (w.object.kind == ObjectKind::Class && w.object.name == rotation.class)
+        }) {
             let _ = writeln!(out, "      waiting on {}", waiting.on);
         }
         out.push('\n');

@@ -9,7 +9,9 @@ use super::super::raw::{RawHealthCheck, RawRotation};
 use super::super::source::Target;
 use super::super::units::parse_duration;
 use super::super::urls::Query;
+use super::window::WindowChoice;
 use super::{Checker, Origin};
+use crate::window::MaintenanceWindow;
 
 /// The placeholders a probe template may use.
 const PLACEHOLDERS: [&str; 3] = ["{host}", "{ip}", "{image}"];
@@ -54,7 +56,13 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn rotation(&mut self, origin: &Origin, raw: Option<&RawRotation>) -> Rotation {
+    /// `default_window` is `policy.rotationWindow`'s, for a class that sets none.
+    pub(super) fn rotation(
+        &mut self,
+        origin: &Origin,
+        raw: Option<&RawRotation>,
+        default_window: Option<&MaintenanceWindow>,
+    ) -> Rotation {
         let text = |d: Option<&super::super::raw::DurationText>| d.map(|t| t.0.clone());
         let timeout = self.duration(
             origin,
@@ -68,17 +76,13 @@ impl Checker<'_> {
             text(raw.and_then(|r| r.settle.as_ref())).as_deref(),
             Duration::from_secs(30),
         );
-        if raw.is_some_and(|r| r.window.is_some()) {
-            let d = self
-                .diagnostic(
-                    origin,
-                    "/rotation/window",
-                    Target::Key,
-                    "`rotation.window` is not supported yet: rotations run whenever the class's pin changes",
-                )
-                .hint("remove `window`; hold a class with `paused: true` until its window opens");
-            self.report(d);
-        }
+        let window = match raw.and_then(|r| r.window.as_ref()) {
+            None => default_window.cloned(),
+            Some(w) => match self.window(origin, "/rotation/window", w) {
+                WindowChoice::Window(w) => Some(w),
+                WindowChoice::Always | WindowChoice::Invalid => None,
+            },
+        };
         let health_check = raw
             .and_then(|r| r.health_check.as_ref())
             .and_then(|h| self.health_check(origin, h));
@@ -88,6 +92,8 @@ impl Checker<'_> {
             timeout,
             paused: raw.and_then(|r| r.paused).unwrap_or(false),
             settle,
+            window,
+            promote: raw.and_then(|r| r.promote).unwrap_or_default(),
         }
     }
 

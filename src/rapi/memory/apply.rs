@@ -6,7 +6,11 @@ use super::super::operation::{Operation, TagTarget};
 use super::super::types::{BeParams, Instance};
 
 /// What a finished job leaves behind, as far as planning can see.
-pub(super) fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Operation) {
+pub(super) fn apply(
+    instances: &mut BTreeMap<String, Instance>,
+    cluster_tags: &mut Vec<String>,
+    operation: &Operation,
+) {
     match operation {
         Operation::CreateInstance(create) => {
             let running = create.start;
@@ -95,6 +99,20 @@ pub(super) fn apply(instances: &mut BTreeMap<String, Instance>, operation: &Oper
                 i.tags.retain(|t| !tags.contains(t));
             }
         }
+        Operation::AddTags {
+            target: TagTarget::Cluster,
+            tags,
+        } => {
+            for tag in tags {
+                if !cluster_tags.contains(tag) {
+                    cluster_tags.push(tag.clone());
+                }
+            }
+        }
+        Operation::RemoveTags {
+            target: TagTarget::Cluster,
+            tags,
+        } => cluster_tags.retain(|t| !tags.contains(t)),
         _ => {}
     }
 }

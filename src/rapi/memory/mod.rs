@@ -76,6 +76,8 @@ pub struct JobRecord {
 #[derive(Default)]
 struct State {
     instances: BTreeMap<String, Instance>,
+    /// The cluster's own tags, which jobs change.
+    cluster_tags: Vec<String>,
     jobs: BTreeMap<JobId, MemoryJob>,
     next_id: JobId,
     /// Submission number (1-based, counting `submit` calls only) → error class.
@@ -176,13 +178,16 @@ impl MemoryRapi {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
         let State {
-            instances, jobs, ..
+            instances,
+            cluster_tags,
+            jobs,
+            ..
         } = &mut *state;
         for job in jobs.values_mut() {
             if !job.applied && !job.waiting && now >= job.done_at {
                 job.applied = true;
                 if job.fails_with.is_none() {
-                    apply(instances, &job.operation);
+                    apply(instances, cluster_tags, &job.operation);
                 }
             }
         }
@@ -216,7 +221,12 @@ impl MemoryRapi {
 impl Rapi for MemoryRapi {
     async fn info(&self) -> Result<ClusterInfo, RapiError> {
         self.read_fault(Read::Info)?;
-        Ok(self.cluster.clone())
+        self.settle();
+        let tags = self.state.lock().unwrap().cluster_tags.clone();
+        Ok(ClusterInfo {
+            tags,
+            ..self.cluster.clone()
+        })
     }
 
     async fn features(&self) -> Result<Vec<String>, RapiError> {

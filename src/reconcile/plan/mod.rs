@@ -12,6 +12,9 @@ mod boot_tests;
 mod compose;
 pub mod facts;
 pub mod freeze;
+mod gate;
+#[cfg(test)]
+mod gate_tests;
 #[cfg(test)]
 mod host_key_tests;
 mod instances;

@@ -70,6 +70,16 @@ pub enum WaitingOn {
     },
     /// An instance's parameter change to go live before it may migrate (Ganeti#957).
     ChangeLive { why: String },
+    /// The class's maintenance window; when it opens next, in its own time zone.
+    Window { opens_at: Option<String> },
+    /// `promote: manual`: the canary to finish before anyone may promote.
+    Canary { member: String },
+    /// `promote: manual`: a person to run `rollout promote`.
+    Promote {
+        class: String,
+        canary: String,
+        image: String,
+    },
 }
 
 impl std::fmt::Display for WaitingOn {
@@ -113,6 +123,23 @@ impl std::fmt::Display for WaitingOn {
                 write!(f, "{node} to rejoin on {image} ({seen})")
             }
             WaitingOn::ChangeLive { why } => f.write_str(why),
+            WaitingOn::Window {
+                opens_at: Some(opens_at),
+            } => write!(f, "the maintenance window; it opens at {opens_at}"),
+            WaitingOn::Window { opens_at: None } => {
+                f.write_str("the maintenance window, which does not open again")
+            }
+            WaitingOn::Canary { member } => {
+                write!(f, "the canary {member} to finish before a promote")
+            }
+            WaitingOn::Promote {
+                class,
+                canary,
+                image,
+            } => write!(
+                f,
+                "a promote: the canary {canary} is healthy on {image}; `ganeti-operator rollout promote {class}` lets the rest follow"
+            ),
         }
     }
 }

@@ -18,18 +18,18 @@ use super::status::{HostState, RotationState};
 use super::tests::{NoSecrets, manifest, observed, web};
 use super::*;
 
-fn id(label: &str) -> String {
+pub(super) fn id(label: &str) -> String {
     manifest(label).id
 }
 
-const HOSTS: [&str; 4] = [
+pub(super) const HOSTS: [&str; 4] = [
     "vm1.gnt.test",
     "vm2.gnt.test",
     "vm3.gnt.test",
     "vm4.gnt.test",
 ];
 
-fn state(image: &str, rotation: &str) -> DesiredState {
+pub(super) fn state(image: &str, rotation: &str) -> DesiredState {
     let instances: String = HOSTS
         .iter()
         .map(|h| format!("  {h}: {{class: web, primaryNode: node1.gnt.test}}\n"))
@@ -64,22 +64,22 @@ instances:
         .unwrap_or_else(|| panic!("{:#?}", validation.diagnostics))
 }
 
-const CHECKED: &str = "{maxUnavailable: 1, timeout: 5m, healthCheck: {url: \"http://{host}/health\", expectBody: \"IMAGE={image}\"}}";
+pub(super) const CHECKED: &str = "{maxUnavailable: 1, timeout: 5m, healthCheck: {url: \"http://{host}/health\", expectBody: \"IMAGE={image}\"}}";
 
 /// The cluster, the store and the history as one reconcile after another sees them.
-struct World {
-    observed: Observed,
-    history: History,
-    now: SystemTime,
+pub(super) struct World {
+    pub(super) observed: Observed,
+    pub(super) history: History,
+    pub(super) now: SystemTime,
     /// What each host's health endpoint answers, by the image it booted.
-    answers: BTreeMap<String, Verdict>,
+    pub(super) answers: BTreeMap<String, Verdict>,
     /// The image each host booted last.
-    booted: BTreeMap<String, String>,
-    reboots: BTreeMap<String, u32>,
+    pub(super) booted: BTreeMap<String, String>,
+    pub(super) reboots: BTreeMap<String, u32>,
 }
 
 impl World {
-    fn new(desired: &DesiredState, tag: &str) -> World {
+    pub(super) fn new(desired: &DesiredState, tag: &str) -> World {
         let instances = HOSTS
             .iter()
             .enumerate()
@@ -121,7 +121,7 @@ impl World {
         world
     }
 
-    fn plan(&self, desired: &DesiredState) -> Plan {
+    pub(super) fn plan(&self, desired: &DesiredState) -> Plan {
         plan(&PlanInput {
             desired,
             observed: &self.observed,
@@ -131,7 +131,7 @@ impl World {
     }
 
     /// What the executor would do, step by step.
-    fn carry_out(&mut self, plan: &Plan) {
+    pub(super) fn carry_out(&mut self, plan: &Plan) {
         for action in &plan.actions {
             for step in &action.steps {
                 self.step(step);
@@ -196,20 +196,20 @@ impl World {
         }
     }
 
-    fn pointer(&self, host: &str) -> String {
+    pub(super) fn pointer(&self, host: &str) -> String {
         let store = self.observed.store.as_ref().unwrap();
         let found = &store.pointers[&StoreFile::NamedPointer(host.into())];
         found.header.as_ref().unwrap().image.clone()
     }
 
-    fn tag(&self, host: &str) -> String {
+    pub(super) fn tag(&self, host: &str) -> String {
         facts::tagged_image(&self.observed.instances[host])
             .unwrap()
             .to_owned()
     }
 
     /// Health as observe would ask it: each host answers for the image it booted.
-    fn probe(&mut self, desired: &DesiredState) {
+    pub(super) fn probe(&mut self, desired: &DesiredState) {
         let targets = rotation::probe_targets(desired, &self.observed, &self.history);
         self.observed.health = targets
             .into_iter()
@@ -237,7 +237,7 @@ impl World {
     }
 
     /// One reconcile: plan, carry out, let time pass, observe health again.
-    fn reconcile(&mut self, desired: &DesiredState) -> Plan {
+    pub(super) fn reconcile(&mut self, desired: &DesiredState) -> Plan {
         let plan = self.plan(desired);
         self.carry_out(&plan);
         self.now += Duration::from_secs(20);
@@ -246,11 +246,11 @@ impl World {
     }
 }
 
-fn rotation_of(plan: &Plan) -> &status::ClassRotation {
+pub(super) fn rotation_of(plan: &Plan) -> &status::ClassRotation {
     plan.rotations.iter().find(|r| r.class == "web").unwrap()
 }
 
-fn rotating(plan: &Plan) -> Vec<&str> {
+pub(super) fn rotating(plan: &Plan) -> Vec<&str> {
     plan.actions
         .iter()
         .filter(|a| a.kind == ActionKind::Rotate)
@@ -258,7 +258,7 @@ fn rotating(plan: &Plan) -> Vec<&str> {
         .collect()
 }
 
-fn golden(name: &str, plan: &Plan) {
+pub(super) fn golden(name: &str, plan: &Plan) {
     let text = crate::reconcile::render::text(plan, None, false);
     let path = format!(
         "{}/tests/golden/rotation/{name}.txt",

@@ -19,6 +19,10 @@ pub enum RotationState {
     Paused,
     /// A host failed; nothing moves until the class's entry changes.
     Stalled,
+    /// Hosts must move, but the class's maintenance window is closed.
+    OutsideWindow,
+    /// `promote: manual`: the canary is done; the rest wait for `rollout promote`.
+    AwaitingPromote,
 }
 
 impl RotationState {
@@ -30,15 +34,19 @@ impl RotationState {
             RotationState::Waiting => "waiting",
             RotationState::Paused => "paused",
             RotationState::Stalled => "stalled",
+            RotationState::OutsideWindow => "outside-window",
+            RotationState::AwaitingPromote => "awaiting-promote",
         }
     }
 
-    pub const ALL: [RotationState; 5] = [
+    pub const ALL: [RotationState; 7] = [
         RotationState::Done,
         RotationState::Rolling,
         RotationState::Waiting,
         RotationState::Paused,
         RotationState::Stalled,
+        RotationState::OutsideWindow,
+        RotationState::AwaitingPromote,
     ];
 }
 

@@ -32,6 +32,7 @@ use step::{advance, start};
 
 use super::WaitingOn;
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
+use super::gate::{Gate, Members, hold_behind_canary, start_gate};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, PlanInput, Waiting, node_ref};
 use crate::reconcile::plan::{Finished, Part};
@@ -218,6 +219,32 @@ fn plan_class(
         hold(&mut status, &candidates);
         return status;
     }
+    let members = Members {
+        on_image: nodes
+            .iter()
+            .filter(|n| n.record.is_none() && n.tag == class.image)
+            .map(|n| n.name)
+            .collect(),
+        in_flight: nodes
+            .iter()
+            .filter(|n| n.record.is_some())
+            .map(|n| n.name)
+            .collect(),
+    };
+    let at_most = match start_gate(input, class_name, class, &members) {
+        Gate::Go { at_most } => at_most,
+        Gate::Hold(held) => {
+            status.budget_in_use = in_use;
+            held.apply(
+                plan,
+                &mut status,
+                class_ref,
+                candidates.iter().map(|n| n.name),
+            );
+            return status;
+        }
+    };
+    let mut canaries = Vec::new();
     let observed_nodes: Vec<&Seen> = input.observed.nodes.values().collect();
     let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
     // Nodes already out leave no room for another's instances.
@@ -248,6 +275,10 @@ fn plan_class(
                 status.host(node.name, HostState::Pending);
                 continue;
             }
+        }
+        if at_most.is_some_and(|n| status.next.len() as u32 >= n) {
+            canaries.push(node.name);
+            continue;
         }
         // A node that takes the instances of one started before in this plan waits for
         // that upgrade: starting it now would move them twice.
@@ -309,6 +340,7 @@ fn plan_class(
         status.host(node.name, state);
     }
     status.budget_in_use = in_use;
+    hold_behind_canary(input, plan, &mut status, class_ref, canaries);
     if !held.is_empty() {
         let on = WaitingOn::Budget {
             nodes: true,

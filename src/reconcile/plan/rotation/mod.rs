@@ -25,6 +25,7 @@ pub use probe::probe_targets;
 
 use super::WaitingOn;
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
+use super::gate::{Gate, Members, hold_behind_canary, start_gate};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
 use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, instance_ref};
@@ -208,9 +209,40 @@ fn plan_class(
         }
         return status;
     }
+    let members = Members {
+        on_image: hosts
+            .iter()
+            .filter(|h| h.record.is_none() && h.tag == class.image)
+            .map(|h| h.name)
+            .collect(),
+        in_flight: hosts
+            .iter()
+            .filter(|h| h.record.is_some())
+            .map(|h| h.name)
+            .collect(),
+    };
+    let at_most = match start_gate(input, class_name, class, &members) {
+        Gate::Go { at_most } => at_most,
+        Gate::Hold(hold) if !candidates.is_empty() => {
+            hold.apply(
+                plan,
+                &mut status,
+                class_ref,
+                candidates.iter().map(|h| h.name),
+            );
+            status.budget_in_use = in_use;
+            return status;
+        }
+        Gate::Hold(_) => None,
+    };
     let mut held = Vec::new();
+    let mut canaries = Vec::new();
     for host in candidates {
         let cost = u32::from(!host.failing());
+        if at_most.is_some_and(|n| status.next.len() as u32 >= n) {
+            canaries.push(host.name);
+            continue;
+        }
         if in_use + cost > rotation.max_unavailable {
             held.push(host);
             continue;
@@ -223,6 +255,7 @@ fn plan_class(
         status.host(host.name, HostState::Flipping);
     }
     status.budget_in_use = in_use;
+    hold_behind_canary(input, plan, &mut status, class_ref.clone(), canaries);
     if !held.is_empty() {
         let out: Vec<&str> = hosts
             .iter()
