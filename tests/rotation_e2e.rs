@@ -18,7 +18,7 @@ use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _};
 
-const VMS: [&str; 4] = [
+pub(crate) const VMS: [&str; 4] = [
     "rot1.gnt.test",
     "rot2.gnt.test",
     "rot3.gnt.test",
@@ -28,12 +28,12 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// Failing rounds in a row that make a host out (a second): see `max_out_sustained`.
 const SUSTAINED: usize = 4;
 /// Creating four VMs and booting them under TCG on two cores.
-const BOOT: Duration = Duration::from_secs(300);
+pub(crate) const BOOT: Duration = Duration::from_secs(300);
 /// A whole rotation of four VMs, one at a time.
-const ROTATION: Duration = Duration::from_secs(600);
+pub(crate) const ROTATION: Duration = Duration::from_secs(600);
 
 /// The test's directories (see [`Workdir`]) with its desired state and rotation files.
-struct Run(Workdir);
+pub(crate) struct Run(Workdir);
 
 impl std::ops::Deref for Run {
     type Target = Workdir;
@@ -50,6 +50,12 @@ impl Run {
     /// The sandbox example's cluster and classes, the netboot class pinned to `image`
     /// with a budget of `max`, every other class pinned to `base`, and the four VMs.
     fn pin(&self, image: &str, base: &str, max: u32) {
+        self.pin_with(image, base, max, &[]);
+    }
+
+    /// As [`Run::pin`], with `rotation` lines (e.g. `promote: manual`) added to the
+    /// netboot class's rotation block.
+    pub(crate) fn pin_with(&self, image: &str, base: &str, max: u32, rotation: &[&str]) {
         let text = std::fs::read_to_string(
             project_root().join("desired-state/sandbox/desired-state.yaml"),
         )
@@ -66,6 +72,9 @@ impl Run {
                 out.push_str(&format!("{indent}image: {id}\n"));
             } else if in_netboot && line.trim_start().starts_with("maxUnavailable:") {
                 out.push_str(&format!("      maxUnavailable: {max}\n"));
+                for line in rotation {
+                    out.push_str(&format!("      {line}\n"));
+                }
             } else {
                 out.push_str(&format!("{line}\n"));
             }
@@ -83,7 +92,7 @@ impl Run {
         std::fs::rename(tmp, file).unwrap();
     }
 
-    fn reconcile_child(&self) -> Child {
+    pub(crate) fn reconcile_child(&self) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ganeti-operator"));
         command
             .args(["reconcile", self.path("desired").to_str().unwrap()])
@@ -95,7 +104,7 @@ impl Run {
         command.spawn().unwrap()
     }
 
-    fn pointer(&self, host: &str) -> String {
+    pub(crate) fn pointer(&self, host: &str) -> String {
         std::fs::read_to_string(self.path("store").join(format!("boot/by-name/{host}.ipxe")))
             .unwrap_or_default()
     }
@@ -106,12 +115,12 @@ impl Run {
     }
 }
 
-fn all_answer(image: &str) -> bool {
+pub(crate) fn all_answer(image: &str) -> bool {
     VMS.iter()
         .all(|vm| ask_health(vm).is_ok_and(|i| i == image))
 }
 
-fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) -> Duration {
+pub(crate) fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     if wait_for(timeout, done) {
         return started.elapsed();
@@ -147,7 +156,7 @@ fn vm_diagnostics(nb: &common::netboot::Netboot) -> String {
     out
 }
 
-async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
+pub(crate) async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
     let want = format!("ganeti-operator:image:{image}");
     let instances = rapi.instances().await.unwrap();
     VMS.iter().all(|vm| {
@@ -158,7 +167,7 @@ async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
 }
 
 /// Reboots of each VM the operator submitted since `after`.
-async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
+pub(crate) async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
     let jobs = operator_jobs(rapi, after).await;
     VMS.iter()
         .map(|vm| {
@@ -173,7 +182,7 @@ async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
         .collect()
 }
 
-fn class_status(daemon: &Daemon) -> Option<serde_json::Value> {
+pub(crate) fn class_status(daemon: &Daemon) -> Option<serde_json::Value> {
     daemon.status()["objects"]
         .as_array()?
         .iter()
@@ -382,5 +391,8 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
         [1, 1, 1, 1],
         "no VM rebooted more often than resuming needs"
     );
+
+    // 5. A maintenance window, then a manual promote (tests/rollout_gates_e2e.rs).
+    crate::rollout_gates_e2e::window_then_promote(&run, h, &rapi, &b, &a);
     rt.block_on(remove_all_instances(&rapi));
 }

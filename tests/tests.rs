@@ -35,6 +35,7 @@ mod reconcile_cli;
 mod reconcile_crash;
 mod reconcile_e2e;
 mod reconcile_multinode;
+mod rollout_gates_e2e;
 mod rotation_e2e;
 mod secrets_age;
 mod secrets_bootstrap;

@@ -21,6 +21,8 @@ mod instances;
 mod model;
 mod node_upgrade;
 #[cfg(test)]
+mod node_upgrade_gate_tests;
+#[cfg(test)]
 mod node_upgrade_guard_tests;
 #[cfg(test)]
 mod node_upgrade_orphan_tests;
