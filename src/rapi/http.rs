@@ -21,7 +21,11 @@ use super::types::{
     ClusterInfo, Group, Instance, Job, JobChange, JobId, JobStatus, Node, html_unescape,
 };
 
+mod answers;
 mod filters;
+mod write;
+
+pub use answers::{error_text, job_change, job_id, pending_job_rows};
 
 pub struct HttpRapi {
     client: reqwest::Client,
@@ -276,162 +280,6 @@ impl HttpRapi {
             status: None,
         }
     }
-
-    fn write_request(operation: &Operation) -> Request {
-        use Operation as O;
-        let instance_path =
-            |name: &str, action: &str| format!("/2/instances/{}{action}", segment(name));
-        let node_path = |name: &str, action: &str| format!("/2/nodes/{}{action}", segment(name));
-        match operation {
-            O::CreateInstance(create) => Request::write(
-                Method::POST,
-                "/2/instances",
-                "/2/instances",
-                Some(create.body()),
-            ),
-            O::ModifyInstance { instance, change } => Request::write(
-                Method::PUT,
-                "/2/instances/{name}/modify",
-                instance_path(instance, "/modify"),
-                Some(change.body()),
-            ),
-            O::RebootInstance { instance, kind } => {
-                let mut r = Request::write(
-                    Method::POST,
-                    "/2/instances/{name}/reboot",
-                    instance_path(instance, "/reboot"),
-                    None,
-                );
-                r.query
-                    .push(("type", json!(kind).as_str().unwrap_or("soft").to_owned()));
-                r
-            }
-            O::StartupInstance { instance } => Request::write(
-                Method::PUT,
-                "/2/instances/{name}/startup",
-                instance_path(instance, "/startup"),
-                None,
-            ),
-            O::ShutdownInstance {
-                instance,
-                timeout_seconds,
-            } => Request::write(
-                Method::PUT,
-                "/2/instances/{name}/shutdown",
-                instance_path(instance, "/shutdown"),
-                Some(timeout_seconds.map_or_else(|| json!({}), |t| json!({ "timeout": t }))),
-            ),
-            O::MigrateInstance {
-                instance,
-                mode,
-                target_node,
-            } => {
-                let mut body = json!({ "mode": mode });
-                if let Some(t) = target_node {
-                    body["target_node"] = json!(t);
-                }
-                Request::write(
-                    Method::PUT,
-                    "/2/instances/{name}/migrate",
-                    instance_path(instance, "/migrate"),
-                    Some(body),
-                )
-            }
-            O::FailoverInstance {
-                instance,
-                target_node,
-            } => {
-                let mut body = json!({});
-                if let Some(t) = target_node {
-                    body["target_node"] = json!(t);
-                }
-                Request::write(
-                    Method::PUT,
-                    "/2/instances/{name}/failover",
-                    instance_path(instance, "/failover"),
-                    Some(body),
-                )
-            }
-            O::ReinstallInstance {
-                instance,
-                os,
-                start,
-            } => {
-                // The query form: ganeti-rapi refuses a body together with query parameters
-                // ("Can't combine query and body parameters"), and `reason` is one.
-                let mut r = Request::write(
-                    Method::POST,
-                    "/2/instances/{name}/reinstall",
-                    instance_path(instance, "/reinstall"),
-                    None,
-                );
-                if let Some(os) = os {
-                    r.query.push(("os", os.clone()));
-                }
-                if !start {
-                    r.query.push(("nostartup", "1".into()));
-                }
-                r
-            }
-            O::RemoveInstance { instance } => Request::write(
-                Method::DELETE,
-                "/2/instances/{name}",
-                instance_path(instance, ""),
-                None,
-            ),
-            O::GrowDisk {
-                instance,
-                disk,
-                amount_mib,
-            } => Request::write(
-                Method::POST,
-                "/2/instances/{name}/disk/{disk}/grow",
-                instance_path(instance, &format!("/disk/{disk}/grow")),
-                Some(json!({ "amount": amount_mib })),
-            ),
-            O::AddTags { target, tags } | O::RemoveTags { target, tags } => {
-                let method = if matches!(operation, O::AddTags { .. }) {
-                    Method::PUT
-                } else {
-                    Method::DELETE
-                };
-                let (route, path) = match target {
-                    TagTarget::Cluster => ("/2/tags", "/2/tags".to_owned()),
-                    TagTarget::Instance(name) => {
-                        ("/2/instances/{name}/tags", instance_path(name, "/tags"))
-                    }
-                    TagTarget::Node(name) => ("/2/nodes/{name}/tags", node_path(name, "/tags")),
-                };
-                let mut r = Request::write(method, route, path, None);
-                r.query.extend(tags.iter().map(|t| ("tag", t.clone())));
-                r
-            }
-            O::SetNodeRole { node, role } => Request::write(
-                Method::PUT,
-                "/2/nodes/{name}/role",
-                node_path(node, "/role"),
-                Some(json!(role)),
-            ),
-            O::MigrateNode { node, mode } => Request::write(
-                Method::POST,
-                "/2/nodes/{name}/migrate",
-                node_path(node, "/migrate"),
-                Some(json!({ "mode": mode })),
-            ),
-            O::EvacuateNode { node, mode } => Request::write(
-                Method::POST,
-                "/2/nodes/{name}/evacuate",
-                node_path(node, "/evacuate"),
-                Some(json!({ "mode": mode })),
-            ),
-            O::PowercycleNode { node } => Request::write(
-                Method::POST,
-                "/2/nodes/{name}/powercycle",
-                node_path(node, "/powercycle"),
-                None,
-            ),
-        }
-    }
 }
 
 impl Rapi for HttpRapi {
@@ -541,7 +389,7 @@ impl Rapi for HttpRapi {
         operation: &Operation,
         options: &WriteOptions,
     ) -> Result<JobId, RapiError> {
-        let mut request = Self::write_request(operation);
+        let mut request = write::write_request(operation);
         request.query.push(("reason", options.reason.clone()));
         if options.dry_run {
             request.query.push(("dry-run", "1".into()));
@@ -600,89 +448,6 @@ fn is_tls_failure(error: &reqwest::Error, detail: &str) -> bool {
         source = s.source();
     }
     detail.contains("invalid peer certificate") || detail.contains("certificate")
-}
-
-/// The values of a `/2/query` answer, row by row: each cell is `[status, value]`, and a
-/// cell whose status is not 0 (no data, unavailable) becomes null.
-fn query_rows(answer: &Value) -> Vec<Vec<Value>> {
-    answer
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .map(|row| {
-            row.iter()
-                .map(|cell| match cell.as_array().map(Vec::as_slice) {
-                    Some([status, value]) if status.as_u64() == Some(0) => value.clone(),
-                    _ => Value::Null,
-                })
-                .collect()
-        })
-        .collect()
-}
-
-// What the client makes of a response body, apart from typed decoding. Public so that
-// the fuzz targets run exactly this code.
-
-/// The message and explanation of a failed request: Ganeti's JSON envelope
-/// (`{"message": …, "explain": …}`), or the body itself as text.
-pub fn error_text(body: &[u8]) -> (String, Option<String>) {
-    let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let text = |key: &str| envelope.get(key).and_then(Value::as_str).map(html_unescape);
-    let message =
-        text("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
-    (message, text("explain"))
-}
-
-/// The unfinished jobs of a `/2/query/job` answer for the fields id, status, summary
-/// and ops; a row without an id is skipped.
-pub fn pending_job_rows(answer: &Value) -> Vec<Job> {
-    query_rows(answer)
-        .into_iter()
-        .filter_map(|row| {
-            let mut cells = row.into_iter();
-            Some(Job {
-                id: cells.next()?.as_u64()?,
-                status: serde_json::from_value(cells.next()?).ok(),
-                summary: serde_json::from_value(cells.next()?).unwrap_or_default(),
-                ops: serde_json::from_value(cells.next()?).unwrap_or_default(),
-                ..Job::default()
-            })
-        })
-        .collect()
-}
-
-/// A `/2/jobs/<id>/wait` answer: `None` (null) when nothing changed in time.
-pub fn job_change(answer: &Value) -> Option<JobChange> {
-    if answer.is_null() {
-        return None;
-    }
-    let status = answer
-        .get("job_info")
-        .and_then(|i| i.get(0))
-        .and_then(|s| serde_json::from_value(s.clone()).ok());
-    let log = answer
-        .get("log_entries")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                e.get(0)?.as_u64()?,
-                e.get(3)
-                    .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))?,
-            ))
-        })
-        .collect();
-    Some(JobChange { status, log })
-}
-
-/// The answer to a write: a bare job id; a numeric string is accepted too.
-pub fn job_id(answer: &Value) -> Option<JobId> {
-    answer
-        .as_u64()
-        .or_else(|| answer.as_str().and_then(|s| s.parse().ok()))
 }
 
 /// The runtime URL gets the desired state's checks, and an error never quotes a password.
