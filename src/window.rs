@@ -80,7 +80,13 @@ pub fn parse_time(text: &str) -> Result<NaiveTime, WindowError> {
 
 /// A five-field cron expression that matches at least once.
 pub fn parse_cron(text: &str) -> Result<croner::Cron, WindowError> {
-    let cron = croner::Cron::from_str(text).map_err(|cause| WindowError::Cron {
+    use croner::parser::{CronParser, Seconds, Year};
+    // Five fields, as the schema says: croner would also take seconds and a year.
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    let cron = parser.parse(text).map_err(|cause| WindowError::Cron {
         text: text.to_owned(),
         cause,
     })?;
@@ -142,6 +148,11 @@ fn weekly(
         ) else {
             continue;
         };
+        // A DST change can leave a day's window empty (02:15 to 02:45 on a day that skips
+        // from 02:00 to 03:00 both move to 03:00): that day has none.
+        if close <= open {
+            continue;
+        }
         if open <= now && now < close {
             return WindowState::Open {
                 closes_at: close.into(),
@@ -155,29 +166,30 @@ fn weekly(
     WindowState::Closed { opens_at }
 }
 
-/// A wall-clock time on a day as an instant. A time a DST change skips reads as if the
-/// clock had not moved yet (02:30 in a gap from 02:00 to 03:00 is 03:30); a time that
-/// occurs twice is its first occurrence.
+/// A wall-clock time on a day as an instant. A time a DST change skips moves to the end
+/// of the gap (02:30 in a gap from 02:00 to 03:00 is 03:00), as croner moves a cron
+/// match; a time that occurs twice is its first occurrence.
 fn resolve(tz: Tz, day: NaiveDate, time: NaiveTime) -> Option<DateTime<Tz>> {
     let local = day.and_time(time);
-    match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => Some(t),
-        LocalResult::Ambiguous(first, _) => Some(first),
-        LocalResult::None => {
-            // The offset in force before the gap: no DST change is longer than a day.
-            let before = local.checked_sub_signed(chrono::TimeDelta::days(1))?;
-            let offset = *tz.from_local_datetime(&before).earliest()?.offset();
-            let utc = local.checked_sub_signed(chrono::TimeDelta::seconds(i64::from(
-                chrono::Offset::fix(&offset).local_minus_utc(),
-            )))?;
-            Some(tz.from_utc_datetime(&utc))
+    // Gaps are whole minutes and at most a few hours long.
+    (0..=24 * 60).find_map(|minutes| {
+        let at = local.checked_add_signed(chrono::TimeDelta::minutes(minutes))?;
+        match tz.from_local_datetime(&at) {
+            LocalResult::Single(t) => Some(t),
+            LocalResult::Ambiguous(first, _) => Some(first),
+            LocalResult::None => None,
         }
-    }
+    })
 }
 
 fn by_cron(cron: &croner::Cron, length: Duration, now: DateTime<Tz>) -> WindowState {
     let length = chrono::TimeDelta::from_std(length).unwrap_or(chrono::TimeDelta::MAX);
-    if let Ok(opened) = cron.find_previous_occurrence(&now, true)
+    // Searching back, croner moves a match a DST change skips to just before the gap;
+    // searching on from there gives the instant it moves to going forward (the gap's end).
+    if let Ok(previous) = cron.find_previous_occurrence(&now, true)
+        && let Ok(opened) =
+            cron.find_next_occurrence(&(previous - chrono::TimeDelta::seconds(1)), true)
+        && opened <= now
         && let Some(close) = opened.checked_add_signed(length)
         && now < close
     {

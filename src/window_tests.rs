@@ -128,14 +128,14 @@ fn the_spring_dst_change_skips_an_hour_and_the_window_still_opens() {
         w.at(utc(2026, 3, 29, 1, 0)),
         open_until(utc(2026, 3, 29, 3, 0))
     );
-    // A start inside the gap reads as if the clock had not moved: 02:30 CET.
+    // A start inside the gap moves to its end: 03:00 CEST.
     let w = weekly(&["sun"], "02:30", "04:00", "Europe/Berlin");
     assert_eq!(
-        w.at(utc(2026, 3, 29, 1, 0)),
-        closed_until(utc(2026, 3, 29, 1, 30))
+        w.at(utc(2026, 3, 29, 0, 59)),
+        closed_until(utc(2026, 3, 29, 1, 0))
     );
     assert_eq!(
-        w.at(utc(2026, 3, 29, 1, 30)),
+        w.at(utc(2026, 3, 29, 1, 0)),
         open_until(utc(2026, 3, 29, 2, 0))
     );
 }
@@ -198,6 +198,35 @@ fn a_cron_window_follows_its_time_zone_across_a_dst_change() {
 }
 
 #[test]
+fn a_window_a_dst_change_leaves_empty_is_skipped_that_day() {
+    // Berlin, 2026-03-29: 02:15 and 02:45 both move to 03:00 CEST: no window that day.
+    let w = weekly(&["sun"], "02:15", "02:45", "Europe/Berlin");
+    // The next Sunday's: 02:15 CEST is 00:15 UTC.
+    assert_eq!(
+        w.at(utc(2026, 3, 29, 0, 0)),
+        closed_until(utc(2026, 4, 5, 0, 15))
+    );
+    assert_eq!(
+        w.at(utc(2026, 3, 29, 1, 0)),
+        closed_until(utc(2026, 4, 5, 0, 15))
+    );
+}
+
+#[test]
+fn a_cron_match_a_dst_change_skips_moves_to_the_end_of_the_gap() {
+    // New York, 2026-03-08: 02:00 EST becomes 03:00 EDT (07:00 UTC); 02:30 does not exist.
+    let w = cron("30 2 * * *", 1, "America/New_York");
+    assert_eq!(
+        w.at(utc(2026, 3, 8, 6, 45)),
+        closed_until(utc(2026, 3, 8, 7, 0))
+    );
+    assert_eq!(
+        w.at(utc(2026, 3, 8, 7, 30)),
+        open_until(utc(2026, 3, 8, 8, 0))
+    );
+}
+
+#[test]
 fn bad_text_is_refused_with_what_would_be_right() {
     let e = parse_time_zone("Mars/Olympus").unwrap_err().to_string();
     assert!(e.contains("Mars/Olympus") && e.contains("IANA"), "{e}");
@@ -210,6 +239,9 @@ fn bad_text_is_refused_with_what_would_be_right() {
         NaiveTime::from_hms_opt(2, 30, 0).unwrap()
     );
     assert!(parse_cron("every night").is_err());
+    // Five fields only: no seconds, no year.
+    assert!(parse_cron("0 0 2 * * *").is_err());
+    assert!(parse_cron("0 2 * * * 2027").is_err());
     let e = parse_cron("0 0 30 2 *").unwrap_err().to_string();
     assert!(e.contains("never"), "{e}");
 }

@@ -4,10 +4,11 @@
 //! - `promote: manual` with a budget of 2 rotates exactly one VM (the canary) and waits;
 //!   after a restart and `rollout promote`, the other three follow.
 //! - A window that opens in twelve hours: the dry run says when, and `reconcile` starts
-//!   nothing. A window that opens within the next minute and a quarter: the daemon wakes
-//!   when it opens and starts a VM (no reboot job before the opening, per Ganeti's job
-//!   list); killed there, and restarted once the window has closed, the operator finishes
-//!   the VMs already under way and starts no other.
+//!   nothing. A window that opens within the next minute and a quarter: the daemon starts
+//!   a VM once it has opened (no reboot job before the opening, per Ganeti's job list);
+//!   killed there, and restarted once the window has closed again, the operator finishes
+//!   the VM under way (its tag) and starts no other. The clock closing a window, DST and
+//!   midnight are the plan tests' (`plan/gate_tests.rs`, `window_tests.rs`).
 
 use std::time::{Duration, SystemTime};
 
@@ -25,9 +26,6 @@ use crate::rotation_e2e::{
 };
 
 const ZONE: Tz = chrono_tz::Europe::Berlin;
-/// The window the VMs are rotated in: long enough for the daemon to start one VM however
-/// loaded this machine is.
-const WINDOW: TimeDelta = TimeDelta::minutes(2);
 
 /// `on` is the image every VM runs and is tagged with; `next` another good image.
 pub(crate) fn window_then_promote(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
@@ -110,11 +108,9 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
     let before = rt.block_on(last_job_id(rapi));
 
     // Closed for the next twelve hours: the dry run says when it opens, nothing starts.
-    let far = (Utc::now().with_timezone(&ZONE) + TimeDelta::hours(12))
-        .with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap();
-    run.pin_with(next, next, 1, &[&window_line(far, TimeDelta::hours(1))]);
+    let far = minute(Utc::now().with_timezone(&ZONE) + TimeDelta::hours(12));
+    let far_window = window_line(far, TimeDelta::hours(1));
+    run.pin_with(next, next, 1, &[&far_window]);
     let dry = run.operator(&["reconcile", "--dry-run", desired]);
     let text = String::from_utf8_lossy(&dry.stdout).into_owned();
     assert_eq!(dry.status.code(), Some(2), "{text}");
@@ -133,14 +129,10 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
         "a closed window starts nothing"
     );
 
-    // Opens at the next minute at least 15 s away; the daemon wakes for it.
-    let now = Utc::now().with_timezone(&ZONE);
-    let opening = (now + TimeDelta::seconds(75))
-        .with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap();
-    let closing = opening + WINDOW;
-    run.pin_with(next, next, 1, &[&window_line(opening, WINDOW)]);
+    // A window that opens at the next minute at least 15 s away, for an hour: the daemon,
+    // started before it opens, starts a VM once it has, and not before.
+    let opening = minute(Utc::now().with_timezone(&ZONE) + TimeDelta::seconds(75));
+    run.pin_with(next, next, 1, &[&window_line(opening, TimeDelta::hours(1))]);
     let daemon = Daemon::start_with(&["--dir", desired], &run.path("state"), &[], |c| {
         c.env("GANETI_OPERATOR_STORE", run.path("store"));
     });
@@ -149,25 +141,23 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
     wait_until("a VM's reboot submitted in the window", ROTATION, || {
         first_reboot_received(rt, rapi, before).is_some()
     });
-    // SIGKILL; the window closes while the VM is under way.
     let status = class_status(&daemon);
-    drop(daemon);
+    drop(daemon); // SIGKILL
     let first_reboot = first_reboot_received(rt, rapi, before);
     assert!(
         first_reboot.is_some_and(|t| t >= SystemTime::from(opening)),
         "nothing rebooted before the window opened ({opening}): {first_reboot:?}"
     );
-    wait_until("the window closed", Duration::from_secs(300), || {
-        SystemTime::now() >= SystemTime::from(closing)
-    });
+
+    // The window closes with that VM under way (the desired state's window moves twelve
+    // hours on; the plan tests let the clock close it): it finishes, no other starts.
+    run.pin_with(next, next, 1, &[&far_window]);
     let started: Vec<&str> = VMS
         .iter()
         .copied()
         .filter(|vm| run.pointer(vm).contains(next))
         .collect();
-    eprintln!(
-        "window {opening} to {closing}: started {started:?}; daemon status at the kill: {status:?}"
-    );
+    eprintln!("window from {opening}: started {started:?}; daemon status at the kill: {status:?}");
     let after = run.operator(&["reconcile", desired]);
     let text = String::from_utf8_lossy(&after.stdout).into_owned();
     assert_eq!(
@@ -175,15 +165,20 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
         Some(2),
         "outside the window again: {text}"
     );
+    let instances = rt.block_on(rapi.instances()).unwrap();
+    let tagged = |vm: &str, image: &str| {
+        let tag = format!("ganeti-operator:image:{image}");
+        instances
+            .iter()
+            .any(|i| i.name == vm && i.tags.contains(&tag))
+    };
     for vm in VMS {
         if started.contains(&vm) {
-            wait_until(
-                "a VM under way when the window closed to finish",
-                BOOT,
-                || ask_health(vm).is_ok_and(|i| i == next),
-            );
+            assert!(tagged(vm, next), "{vm}, under way, finished: {text}");
+            assert!(ask_health(vm).is_ok_and(|i| i == next), "{vm} runs {next}");
         } else {
-            assert!(run.pointer(vm).contains(on), "{vm} did not start: {text}");
+            assert!(tagged(vm, on), "{vm} did not start: {text}");
+            assert!(run.pointer(vm).contains(on), "{vm} still boots {on}");
             assert!(
                 ask_health(vm).is_ok_and(|i| i == on),
                 "{vm} still runs {on}"
@@ -197,7 +192,14 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
     }
     let dry = run.operator(&["reconcile", "--dry-run", desired]);
     let text = String::from_utf8_lossy(&dry.stdout).into_owned();
-    assert!(text.contains("it opens at"), "{text}");
+    assert!(text.contains(&format!("it opens at {opens}")), "{text}");
+}
+
+/// `at` to the minute.
+fn minute(at: DateTime<Tz>) -> DateTime<Tz> {
+    at.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap()
 }
 
 /// When Ganeti received the first instance reboot the operator submitted after `after`.

@@ -1,6 +1,7 @@
 //! `ganeti-operator rollout promote CLASS [DIR]`: a person's go-ahead for a
 //! `promote: manual` rollout once its canary is healthy.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -69,11 +70,26 @@ pub(super) fn run(command: RolloutCommand, out: &mut dyn Write) -> anyhow::Resul
         .enable_all()
         .build()?;
     let run = RunId::new(SystemTime::now());
+    // Its instances and nodes: one of them proven on the image is the canary.
+    let members: BTreeSet<String> = desired
+        .instances
+        .iter()
+        .filter(|(_, i)| i.class == class)
+        .map(|(name, _)| name.clone())
+        .chain(
+            desired
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.class == class)
+                .map(|(name, _)| name.clone()),
+        )
+        .collect();
     let done = runtime
         .block_on(promote(
             &rapi,
             &class,
             &entry.image,
+            &members,
             &run,
             WaitOptions::default(),
         ))

@@ -135,6 +135,12 @@ impl MemoryRapi {
     }
 
     /// Adds a filter as someone else, or a crashed run, would have left it.
+    /// An instance the cluster has from the start (as another client made it).
+    pub fn insert_instance(&self, instance: Instance) {
+        let mut state = self.state.lock().unwrap();
+        state.instances.insert(instance.name.clone(), instance);
+    }
+
     pub fn add_filter(&self, filter: JobFilter) {
         let mut state = self.state.lock().unwrap();
         state.filters.insert(filter.uuid.clone(), filter);

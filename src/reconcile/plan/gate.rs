@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::desired::model::{Class, ObjectRef};
 use crate::desired::names::promotion_tag;
 use crate::desired::raw::Promote;
+use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::window::WindowState;
 
 use super::PlanInput;
@@ -50,7 +51,9 @@ impl Hold {
             status.host(member, HostState::Pending);
         }
         status.settle_state();
-        if self.state != RotationState::Rolling {
+        // Members under way keep the class rolling: they take their steps to the end
+        // (and `reconcile` stays for them); the hold shows once none is left.
+        if status.state != RotationState::Rolling {
             status.state = self.state;
         }
         status.waiting_on = Some(self.on.to_string());
@@ -64,7 +67,9 @@ impl Hold {
 
 /// The members of a class as the gate counts them.
 pub struct Members<'a> {
-    /// Proven on the class's image: their tags name it.
+    /// Proven on the class's image: their tags name it and, where the class has a health
+    /// check, this reconcile's answer is healthy on it (a tag alone may come from a create
+    /// or an untagged node's default, which proves nothing).
     pub on_image: Vec<&'a str>,
     /// Under way: a record says so.
     pub in_flight: Vec<&'a str>,
@@ -136,6 +141,11 @@ pub fn hold_behind_canary(
         state: RotationState::Rolling,
     }
     .apply(part, status, class, left);
+}
+
+/// This reconcile's health answer says the member is healthy on `image`.
+pub fn proven_on(answer: Option<&HealthAnswer>, image: &str) -> bool {
+    answer.is_some_and(|a| a.verdict == Verdict::Healthy && a.image == image)
 }
 
 /// A person promoted the class's rollout to its image: the cluster carries the tag.

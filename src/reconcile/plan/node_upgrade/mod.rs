@@ -32,7 +32,7 @@ use step::{advance, start};
 
 use super::WaitingOn;
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
-use super::gate::{Gate, Members, hold_behind_canary, start_gate};
+use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, PlanInput, Waiting, node_ref};
 use crate::reconcile::plan::{Finished, Part};
@@ -223,6 +223,7 @@ fn plan_class(
         on_image: nodes
             .iter()
             .filter(|n| n.record.is_none() && n.tag == class.image)
+            .filter(|n| class.rotation.health_check.is_none() || proven_on(n.answer, &class.image))
             .map(|n| n.name)
             .collect(),
         in_flight: nodes

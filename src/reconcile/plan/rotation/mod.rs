@@ -25,7 +25,7 @@ pub use probe::probe_targets;
 
 use super::WaitingOn;
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
-use super::gate::{Gate, Members, hold_behind_canary, start_gate};
+use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
 use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, instance_ref};
@@ -213,6 +213,7 @@ fn plan_class(
         on_image: hosts
             .iter()
             .filter(|h| h.record.is_none() && h.tag == class.image)
+            .filter(|h| rotation.health_check.is_none() || proven_on(h.answer, &class.image))
             .map(|h| h.name)
             .collect(),
         in_flight: hosts

@@ -31,7 +31,9 @@ pub fn probe_targets(
     }
     let mut targets = Vec::new();
     for (class_name, hosts) in by_class {
-        let class = &desired.classes[class_name];
+        let Some(class) = desired.classes.get(class_name) else {
+            continue;
+        };
         let Some(check) = &class.rotation.health_check else {
             continue;
         };
@@ -76,7 +78,9 @@ fn node_targets(
     }
     let mut targets = Vec::new();
     for (class_name, nodes) in by_class {
-        let class = &desired.classes[class_name];
+        let Some(class) = desired.classes.get(class_name) else {
+            continue;
+        };
         let Some(check) = &class.rotation.health_check else {
             continue;
         };
