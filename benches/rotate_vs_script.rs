@@ -1,7 +1,8 @@
 //! Image rotation of 4 netbooted VMs from image A to B, `ganeti-operator reconcile` against
 //! the plain script `benches/support/rotate_script.sh` doing the same pointer flips, hard
-//! reboots and health waits with the same budget, in the same run (issue 11's goal: within
-//! 1.1x), with `maxUnavailable: 1` and `2`. Needs the sandbox and the netboot harness:
+//! reboots and health waits with the same budget, in the same run (the one-engine issue's
+//! goal: within 1.05x at every budget), with `maxUnavailable: 1`, `2` and `4`. Needs the
+//! sandbox and the netboot harness:
 //!
 //!     GNT_NODES=1 GNT_CERT=ca tests/harness/ganeti-sandbox.sh up
 //!     eval "$(tests/harness/ganeti-sandbox.sh env)"
@@ -33,8 +34,8 @@
 //! the poll afterwards is one round of requests for both. The operator goes first in odd
 //! rounds, the script in even ones. Rounds: BENCH_ROUNDS (default 3, at least 3). For each
 //! maxUnavailable, every round's times and ratio are printed, then the median of the
-//! per-round ratios. A median over the goal is reported, not an exit code (the
-//! maxUnavailable 2 case misses it).
+//! per-round ratios. A median over the goal is reported, not an exit code (the goal is
+//! not met yet: docs/benchmarks.md).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -50,14 +51,14 @@ use ganeti_operator::rapi::operation::TagTarget;
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _, WriteOptions};
 use ganeti_operator::reconcile::plan::IMAGE_TAG_PREFIX;
 
-const GOAL: f64 = 1.1;
+const GOAL: f64 = 1.05;
 const HOSTS: [&str; 4] = [
     "rot1.gnt.test",
     "rot2.gnt.test",
     "rot3.gnt.test",
     "rot4.gnt.test",
 ];
-const BUDGETS: [u32; 2] = [1, 2];
+const BUDGETS: [u32; 3] = [1, 2, 4];
 /// The untimed resets back to A rotate every host at once.
 const RESET_BUDGET: u32 = HOSTS.len() as u32;
 const HEALTHY_WITHIN: Duration = Duration::from_secs(600);
@@ -363,8 +364,8 @@ async fn main() {
         );
         over |= ratio > GOAL;
     }
-    // Reported, not enforced: at maxUnavailable 2 the goal is not met yet (see
-    // docs/benchmarks.md), and a run that fails CI on it would hold everything else back.
+    // Reported, not enforced: the goal is not met yet (see docs/benchmarks.md), and a run
+    // that failed on it would hold the other benchmarks' figures back.
     if over {
         println!("goal NOT met (docs/benchmarks.md says why)");
     }
