@@ -55,7 +55,13 @@ pub enum WindowError {
     Day(String),
     #[error("`{0}` is not a time of day: use HH:MM, e.g. 02:30")]
     Time(String),
-    #[error("`{text}` is not a cron expression: {cause}")]
+    #[error(
+        "`24:00` is not a time of day: write midnight as 00:00 (an end at or before the start is on the next day)"
+    )]
+    Midnight,
+    #[error(
+        "`{text}` is not a cron expression of five fields (minute hour day-of-month month day-of-week), or @daily and the like: {cause}"
+    )]
     Cron {
         text: String,
         #[source]
@@ -75,6 +81,9 @@ pub fn parse_day(text: &str) -> Result<Weekday, WindowError> {
 }
 
 pub fn parse_time(text: &str) -> Result<NaiveTime, WindowError> {
+    if text == "24:00" {
+        return Err(WindowError::Midnight);
+    }
     NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| WindowError::Time(text.to_owned()))
 }
 

@@ -234,6 +234,8 @@ fn bad_text_is_refused_with_what_would_be_right() {
     assert!(e.contains("someday") && e.contains("mon"), "{e}");
     assert!(parse_time("25:00").is_err());
     assert!(parse_time("2am").is_err());
+    let e = parse_time("24:00").unwrap_err().to_string();
+    assert!(e.contains("00:00"), "{e}");
     assert_eq!(
         parse_time("02:30").unwrap(),
         NaiveTime::from_hms_opt(2, 30, 0).unwrap()

@@ -24,8 +24,9 @@ impl Checker<'_> {
         let errors_before = self.diagnostics.len();
         let by_time = raw.start.is_some() || raw.end.is_some() || raw.days.is_some();
         let by_cron = raw.cron.is_some() || raw.duration.is_some();
-        if let Some(always) = raw.always {
-            if !always || by_time || by_cron || raw.time_zone.is_some() {
+        // `always: false` says what leaving it out says.
+        if raw.always == Some(true) {
+            if by_time || by_cron || raw.time_zone.is_some() {
                 let d = self
                     .diagnostic(origin, &format!("{below}/always"), Target::Key, "`always` stands alone: `always: true` means no window, and takes no other field")
                     .hint("write `always: true` alone, or remove `always` and give `start` and `end`, or `cron` and `duration`");
@@ -43,6 +44,14 @@ impl Checker<'_> {
             }
         };
         let schedule = match (by_time, by_cron) {
+            // Days or times with a length: the length goes only with a cron expression.
+            (true, true) if raw.cron.is_none() => {
+                let d = self
+                    .diagnostic(origin, &format!("{below}/duration"), Target::Key, "`duration` goes only with `cron`: a window with days and times lasts from `start` to `end`")
+                    .hint("remove `duration`, or give `cron` instead of `start`, `end` and `days`");
+                self.report(d);
+                None
+            }
             (true, true) => {
                 let d = self
                     .diagnostic(
