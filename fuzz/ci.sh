@@ -9,7 +9,7 @@ seconds="${FUZZ_SECONDS:-30}"
 targets=(desired_state rapi_responses webhook)
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    nice -n 19 cargo install cargo-fuzz --locked
+    nice -n 19 cargo install cargo-fuzz --locked --debug
 fi
 nice -n 19 cargo +nightly fuzz build
 
