@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, TimeDelta, Timelike as _, Utc};
 use chrono_tz::Tz;
 use ganeti_operator::rapi::{HttpRapi, Rapi as _};
+use ganeti_operator::reconcile::reason::JobReason;
 use tokio::runtime::Handle;
 
 use crate::common::cluster::last_job_id;
@@ -202,15 +203,25 @@ fn minute(at: DateTime<Tz>) -> DateTime<Tz> {
         .unwrap()
 }
 
-/// When Ganeti received the first instance reboot the operator submitted after `after`.
+/// When Ganeti received the first instance reboot (or start) the operator submitted after
+/// `after`, finished or not.
 fn first_reboot_received(rt: &Handle, rapi: &HttpRapi, after: u64) -> Option<SystemTime> {
-    let jobs = rt.block_on(operator_jobs(rapi, after));
+    let jobs = rt.block_on(rapi.jobs()).ok()?;
     let first = jobs
         .iter()
-        .filter(|((op, _), _)| op == "OP_INSTANCE_REBOOT" || op == "OP_INSTANCE_STARTUP")
-        .flat_map(|(_, ids)| ids)
+        .filter(|j| j.id > after)
+        .filter(|j| j.reasons().iter().any(|r| JobReason::parse(r).is_some()))
+        .filter(|j| {
+            j.ops.iter().any(|op| {
+                matches!(
+                    op["OP_ID"].as_str(),
+                    Some("OP_INSTANCE_REBOOT" | "OP_INSTANCE_STARTUP")
+                )
+            })
+        })
+        .map(|j| j.id)
         .min()?;
-    let job = rt.block_on(rapi.job(*first)).ok().flatten()?;
+    let job = rt.block_on(rapi.job(first)).ok().flatten()?;
     let (seconds, micros) = job.received_ts?;
     Some(
         SystemTime::UNIX_EPOCH
