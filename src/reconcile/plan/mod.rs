@@ -30,6 +30,7 @@ mod node_upgrade_orphan_tests;
 mod node_upgrade_tests;
 mod nodes;
 mod prune;
+mod rollout;
 pub mod rotation;
 #[cfg(test)]
 mod rotation_tests;

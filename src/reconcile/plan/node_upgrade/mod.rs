@@ -30,15 +30,12 @@ mod step;
 use capacity::Fit;
 use step::{advance, start};
 
-use super::WaitingOn;
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
 use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
+use super::rollout::{hold_stalled, wait_for_budget};
 use super::status::{ClassRotation, HostState, RotationState};
-use super::{BlockReason, Blocked, Note, PlanInput, Waiting, node_ref};
+use super::{BlockReason, Blocked, Note, PlanInput, node_ref};
 use crate::reconcile::plan::{Finished, Part};
-
-/// How soon an upgrade held by its budget looks again.
-const BUDGET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct NodeView<'a> {
     pub(super) name: &'a str,
@@ -168,34 +165,22 @@ fn plan_class(
     }
     candidates.sort_by_key(|n| n.order());
     status.order = candidates.iter().map(|n| n.name.to_owned()).collect();
-    let hold = |status: &mut ClassRotation, candidates: &[&NodeView<'_>]| {
-        for node in candidates {
-            status.host(node.name, HostState::Pending);
-        }
-    };
     if let Some(stall) = input
         .history
         .stall(Rollout::Nodes, class_name, Some(&fingerprint))
     {
-        let mut message = format!(
-            "node upgrade to {} failed on {}: {}",
-            stall.image, stall.host, stall.reason
-        );
-        if let Some(answer) = &stall.last_answer {
-            message.push_str(&format!("; last health answer: {answer}"));
-        }
-        message.push_str(&format!(
-            ". {} stays drained and points at its old image; no other node is touched until the class's entry changes",
+        let consequence = format!(
+            "{} stays drained and points at its old image; no other node is touched until the class's entry changes",
             stall.host
-        ));
-        status.state = RotationState::Stalled;
-        status.message = Some(message.clone());
-        plan.blocked.push(Blocked {
-            object: class_ref,
-            why: BlockReason::Stalled,
-            message,
-        });
-        hold(&mut status, &candidates);
+        );
+        hold_stalled(
+            plan,
+            &mut status,
+            class_ref,
+            stall,
+            &consequence,
+            candidates.iter().map(|n| n.name),
+        );
         return status;
     }
     if candidates.is_empty() {
@@ -216,7 +201,9 @@ fn plan_class(
             why,
             message,
         });
-        hold(&mut status, &candidates);
+        for node in &candidates {
+            status.host(node.name, HostState::Pending);
+        }
         return status;
     }
     let members = Members {
@@ -342,20 +329,17 @@ fn plan_class(
     }
     status.budget_in_use = in_use;
     hold_behind_canary(input, plan, &mut status, class_ref, canaries);
-    if !held.is_empty() {
-        let on = WaitingOn::Budget {
-            nodes: true,
-            in_use,
-            max: class.rotation.max_unavailable,
-            out: out.iter().map(|n| (*n).to_owned()).collect(),
-        };
-        status.waiting_on = Some(on.to_string());
-        plan.waiting.push(Waiting {
-            object: node_ref(held[0].name),
-            on,
-            until: input.now + BUDGET_RECHECK,
-        });
-        hold(&mut status, &held);
+    if let Some(first) = held.first() {
+        let out = out.iter().map(|n| (*n).to_owned()).collect();
+        let held: Vec<&str> = held.iter().map(|n| n.name).collect();
+        wait_for_budget(
+            plan,
+            &mut status,
+            node_ref(first.name),
+            &held,
+            out,
+            input.now,
+        );
     }
     status.settle_state();
     status

@@ -10,7 +10,6 @@
 //! takes the next step of each host; waiting is a `Waiting` entry, never a blocked loop.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::desired::model::{Class, ObjectKind, ObjectRef, PowerState};
 use crate::reconcile::health::{HealthAnswer, Verdict};
@@ -23,16 +22,13 @@ mod probe;
 use host::{advance, start, tag_action};
 pub use probe::probe_targets;
 
-use super::WaitingOn;
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
 use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
+use super::rollout::{hold_stalled, wait_for_budget};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
-use super::{ActionKind, BlockReason, Blocked, PlanInput, Waiting, instance_ref};
+use super::{ActionKind, BlockReason, Blocked, PlanInput, instance_ref};
 use crate::reconcile::plan::{Finished, Part};
-
-/// How soon a rotation held by its budget looks again.
-const BUDGET_RECHECK: Duration = Duration::from_secs(5);
 
 pub(super) struct Host<'a> {
     pub(super) name: &'a str,
@@ -169,29 +165,14 @@ fn plan_class(
     // Hosts already failing go first: rotating them takes nothing more from the budget.
     candidates.sort_by_key(|h| (!h.failing(), h.name));
     if let Some(stall) = stall {
-        let mut message = format!(
-            "rotation to {} failed on {}: {}",
-            stall.image, stall.host, stall.reason
+        hold_stalled(
+            plan,
+            &mut status,
+            class_ref,
+            stall,
+            "No other host is touched until the class's entry changes",
+            candidates.iter().map(|h| h.name),
         );
-        if let Some(answer) = &stall.last_answer {
-            message.push_str(&format!("; last health answer: {answer}"));
-        }
-        if let Some(also) = &stall.old_image_failed {
-            message.push_str(&format!(
-                "; it did not come back healthy on its old image either ({also})"
-            ));
-        }
-        message.push_str(". No other host is touched until the class's entry changes");
-        status.state = RotationState::Stalled;
-        status.message = Some(message.clone());
-        plan.blocked.push(Blocked {
-            object: class_ref,
-            why: BlockReason::Stalled,
-            message,
-        });
-        for host in candidates {
-            status.host(host.name, HostState::Pending);
-        }
         return status;
     }
     if !candidates.is_empty() && rotation.paused {
@@ -257,27 +238,21 @@ fn plan_class(
     }
     status.budget_in_use = in_use;
     hold_behind_canary(input, plan, &mut status, class_ref.clone(), canaries);
-    if !held.is_empty() {
-        let out: Vec<&str> = hosts
+    if let Some(first) = held.first() {
+        let out: Vec<String> = hosts
             .iter()
             .filter(|h| h.unavailable() || status.next.iter().any(|n| n == h.name))
-            .map(|h| h.name)
+            .map(|h| h.name.to_owned())
             .collect();
-        let on = WaitingOn::Budget {
-            nodes: false,
-            in_use,
-            max: rotation.max_unavailable,
-            out: out.iter().map(|h| (*h).to_owned()).collect(),
-        };
-        status.waiting_on = Some(on.to_string());
-        plan.waiting.push(Waiting {
-            object: instance_ref(held[0].name),
-            on,
-            until: input.now + BUDGET_RECHECK,
-        });
-        for host in held {
-            status.host(host.name, HostState::Pending);
-        }
+        let held: Vec<&str> = held.iter().map(|h| h.name).collect();
+        wait_for_budget(
+            plan,
+            &mut status,
+            instance_ref(first.name),
+            &held,
+            out,
+            input.now,
+        );
     }
     status.settle_state();
     status

@@ -1,0 +1,79 @@
+//! The class-level rules both kinds of rollout share (hosts of a rotation, nodes of an
+//! upgrade), written once: a stalled class holds every member still to go, and members
+//! the budget holds wait with the members out named.
+
+use std::time::{Duration, SystemTime};
+
+use crate::desired::model::ObjectRef;
+use crate::reconcile::state::rotation::ClassStall;
+
+use super::model::{BlockReason, Blocked, Part, Waiting, WaitingOn};
+use super::status::{ClassRotation, HostState, RotationState};
+
+/// How soon a rollout held by its budget looks again.
+pub const BUDGET_RECHECK: Duration = Duration::from_secs(5);
+
+/// The class stalled: nothing starts until its entry changes. `consequence` follows the
+/// failure in the message (what the failed member is left as, what is not touched).
+pub fn hold_stalled<'a>(
+    part: &mut Part<'_>,
+    status: &mut ClassRotation,
+    class: ObjectRef,
+    stall: &ClassStall,
+    consequence: &str,
+    pending: impl IntoIterator<Item = &'a str>,
+) {
+    let mut message = format!(
+        "{} to {} failed on {}: {}",
+        status.what(),
+        stall.image,
+        stall.host,
+        stall.reason
+    );
+    if let Some(answer) = &stall.last_answer {
+        message.push_str(&format!("; last health answer: {answer}"));
+    }
+    if let Some(also) = &stall.old_image_failed {
+        message.push_str(&format!(
+            "; it did not come back healthy on its old image either ({also})"
+        ));
+    }
+    message.push_str(&format!(". {consequence}"));
+    status.state = RotationState::Stalled;
+    status.message = Some(message.clone());
+    part.blocked.push(Blocked {
+        object: class,
+        why: BlockReason::Stalled,
+        message,
+    });
+    for member in pending {
+        status.host(member, HostState::Pending);
+    }
+}
+
+/// Members the budget holds wait, the first named as the waiting object, with the
+/// members out listed.
+pub fn wait_for_budget(
+    part: &mut Part<'_>,
+    status: &mut ClassRotation,
+    first: ObjectRef,
+    held: &[&str],
+    out: Vec<String>,
+    now: SystemTime,
+) {
+    let on = WaitingOn::Budget {
+        nodes: status.nodes,
+        in_use: status.budget_in_use,
+        max: status.max_unavailable,
+        out,
+    };
+    status.waiting_on = Some(on.to_string());
+    part.waiting.push(Waiting {
+        object: first,
+        on,
+        until: now + BUDGET_RECHECK,
+    });
+    for member in held {
+        status.host(member, HostState::Pending);
+    }
+}
