@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use crate::desired::model::{Class, ObjectRef};
 use crate::desired::names::promotion_tag;
 use crate::desired::raw::Promote;
-use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::window::WindowState;
 
 use super::PlanInput;
@@ -141,11 +140,6 @@ pub fn hold_behind_canary(
         state: RotationState::Rolling,
     }
     .apply(part, status, class, left);
-}
-
-/// This reconcile's health answer says the member is healthy on `image`.
-pub fn proven_on(answer: Option<&HealthAnswer>, image: &str) -> bool {
-    answer.is_some_and(|a| a.verdict == Verdict::Healthy && a.image == image)
 }
 
 /// A person promoted the class's rollout to its image: the cluster carries the tag.

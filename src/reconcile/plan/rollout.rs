@@ -5,10 +5,47 @@
 use std::time::{Duration, SystemTime};
 
 use crate::desired::model::ObjectRef;
+use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::state::rotation::ClassStall;
 
 use super::model::{BlockReason, Blocked, Part, Waiting, WaitingOn};
 use super::status::{ClassRotation, HostState, RotationState};
+
+/// What the shared rules read of a member, a rotation's host or an upgrade's node.
+pub trait Member {
+    fn name(&self) -> &str;
+    /// The image it was proven on (its tag), or what it runs where no tag says yet.
+    fn image(&self) -> &str;
+    /// A record says its rollout is under way.
+    fn under_way(&self) -> bool;
+    /// This reconcile's health answer, where the class has a check.
+    fn answer(&self) -> Option<&HealthAnswer>;
+}
+
+/// Members proven on `image`: their tags name it and, where the class has a health check
+/// (`checked`), this reconcile's answer is healthy on it (a tag alone may come from a
+/// create or an untagged node's default, which proves nothing).
+pub fn proven_on<'a, M: Member>(members: &'a [M], image: &str, checked: bool) -> Vec<&'a str> {
+    members
+        .iter()
+        .filter(|m| !m.under_way() && m.image() == image)
+        .filter(|m| {
+            !checked
+                || m.answer()
+                    .is_some_and(|a| a.verdict == Verdict::Healthy && a.image == image)
+        })
+        .map(Member::name)
+        .collect()
+}
+
+/// Members whose rollout is under way.
+pub fn under_way<M: Member>(members: &[M]) -> Vec<&str> {
+    members
+        .iter()
+        .filter(|m| m.under_way())
+        .map(Member::name)
+        .collect()
+}
 
 /// How soon a rollout held by its budget looks again.
 pub const BUDGET_RECHECK: Duration = Duration::from_secs(5);

@@ -31,8 +31,8 @@ use capacity::Fit;
 use step::{advance, start};
 
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
-use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
-use super::rollout::{hold_stalled, wait_for_budget};
+use super::gate::{Gate, Members, hold_behind_canary, start_gate};
+use super::rollout::{Member, hold_stalled, proven_on, under_way, wait_for_budget};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, PlanInput, node_ref};
 use crate::reconcile::plan::{Finished, Part};
@@ -48,6 +48,21 @@ pub(super) struct NodeView<'a> {
     /// started under, which may since have been renamed or removed: timeouts come from
     /// this one, never from a lookup of the record's.
     pub(super) class: &'a Class,
+}
+
+impl Member for NodeView<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn image(&self) -> &str {
+        self.tag
+    }
+    fn under_way(&self) -> bool {
+        self.record.is_some()
+    }
+    fn answer(&self) -> Option<&HealthAnswer> {
+        self.answer
+    }
 }
 
 impl NodeView<'_> {
@@ -207,17 +222,8 @@ fn plan_class(
         return status;
     }
     let members = Members {
-        on_image: nodes
-            .iter()
-            .filter(|n| n.record.is_none() && n.tag == class.image)
-            .filter(|n| class.rotation.health_check.is_none() || proven_on(n.answer, &class.image))
-            .map(|n| n.name)
-            .collect(),
-        in_flight: nodes
-            .iter()
-            .filter(|n| n.record.is_some())
-            .map(|n| n.name)
-            .collect(),
+        on_image: proven_on(nodes, &class.image, class.rotation.health_check.is_some()),
+        in_flight: under_way(nodes),
     };
     let at_most = match start_gate(input, class_name, class, &members) {
         Gate::Go { at_most } => at_most,

@@ -23,8 +23,8 @@ use host::{advance, start, tag_action};
 pub use probe::probe_targets;
 
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
-use super::gate::{Gate, Members, hold_behind_canary, proven_on, start_gate};
-use super::rollout::{hold_stalled, wait_for_budget};
+use super::gate::{Gate, Members, hold_behind_canary, start_gate};
+use super::rollout::{Member, hold_stalled, proven_on, under_way, wait_for_budget};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
 use super::{ActionKind, BlockReason, Blocked, PlanInput, instance_ref};
@@ -36,6 +36,21 @@ pub(super) struct Host<'a> {
     pub(super) record: Option<&'a HostRotation>,
     pub(super) running: bool,
     pub(super) answer: Option<&'a HealthAnswer>,
+}
+
+impl Member for Host<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn image(&self) -> &str {
+        self.tag
+    }
+    fn under_way(&self) -> bool {
+        self.record.is_some()
+    }
+    fn answer(&self) -> Option<&HealthAnswer> {
+        self.answer
+    }
 }
 
 impl Host<'_> {
@@ -191,17 +206,8 @@ fn plan_class(
         return status;
     }
     let members = Members {
-        on_image: hosts
-            .iter()
-            .filter(|h| h.record.is_none() && h.tag == class.image)
-            .filter(|h| rotation.health_check.is_none() || proven_on(h.answer, &class.image))
-            .map(|h| h.name)
-            .collect(),
-        in_flight: hosts
-            .iter()
-            .filter(|h| h.record.is_some())
-            .map(|h| h.name)
-            .collect(),
+        on_image: proven_on(hosts, &class.image, rotation.health_check.is_some()),
+        in_flight: under_way(hosts),
     };
     let at_most = match start_gate(input, class_name, class, &members) {
         Gate::Go { at_most } => at_most,
