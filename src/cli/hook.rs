@@ -124,6 +124,21 @@ pub fn install(args: Install, out: &mut dyn Write) -> anyhow::Result<u8> {
         "{} is not a bare git repository",
         args.repo.display()
     );
+    // Everything is checked before anything is written: a refused install leaves the
+    // repository's hooks as they were.
+    let secret = match (&args.notify_url, &args.webhook_secret_file) {
+        (Some(_), None) => {
+            anyhow::bail!("--notify-url needs --webhook-secret-file: the webhook is signed")
+        }
+        // Git runs hooks from the repository: a relative path would be read from there.
+        (Some(_), Some(file)) => Some(std::fs::canonicalize(file).with_context(|| {
+            format!(
+                "the webhook secret file {} (the post-receive hook reads it at every push)",
+                file.display()
+            )
+        })?),
+        (None, _) => None,
+    };
     std::fs::create_dir_all(&hooks)?;
     let binary = std::env::current_exe().context("finding this binary")?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
@@ -139,11 +154,7 @@ pub fn install(args: Install, out: &mut dyn Write) -> anyhow::Result<u8> {
     );
     write_hook(&hooks.join("pre-receive"), &pre)?;
     writeln!(out, "installed {}", hooks.join("pre-receive").display())?;
-    if let Some(url) = &args.notify_url {
-        let secret = args
-            .webhook_secret_file
-            .as_ref()
-            .context("--notify-url needs --webhook-secret-file: the webhook is signed")?;
+    if let (Some(url), Some(secret)) = (&args.notify_url, &secret) {
         let post = hook_script(
             "wakes the daemon after a push",
             &format!(
@@ -226,5 +237,55 @@ mod tests {
             assert_eq!(output.status.code(), Some(code));
             assert!(output.stderr.is_empty());
         }
+    }
+
+    fn bare_repo() -> tempfile::TempDir {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("objects")).unwrap();
+        repo
+    }
+
+    fn install_in(repo: &Path, secret: Option<PathBuf>) -> anyhow::Result<u8> {
+        let args = Install {
+            repo: repo.to_owned(),
+            branch: "main".into(),
+            path: "desired-state".into(),
+            notify_url: Some("http://127.0.0.1:9090".into()),
+            webhook_secret_file: secret,
+        };
+        install(args, &mut Vec::new())
+    }
+
+    #[test]
+    fn a_relative_secret_file_is_written_into_the_hook_as_an_absolute_path() {
+        let repo = bare_repo();
+        // Relative to the test's working directory (the package root), as a user types it.
+        let name = format!("target/hook-secret-{}", std::process::id());
+        std::fs::create_dir_all("target").unwrap();
+        std::fs::write(&name, "s3cret").unwrap();
+        let installed = install_in(repo.path(), Some(PathBuf::from(&name)));
+        let absolute = std::fs::canonicalize(&name).unwrap();
+        std::fs::remove_file(&name).unwrap();
+        assert_eq!(installed.unwrap(), exit::OK);
+        let hook = std::fs::read_to_string(repo.path().join("hooks/post-receive")).unwrap();
+        assert!(
+            hook.contains(&format!("--webhook-secret-file '{}'", absolute.display())),
+            "{hook}"
+        );
+    }
+
+    #[test]
+    fn a_refused_install_writes_no_hook() {
+        let repo = bare_repo();
+        let error = install_in(repo.path(), None).unwrap_err().to_string();
+        assert!(error.contains("needs --webhook-secret-file"), "{error}");
+        let missing =
+            install_in(repo.path(), Some(PathBuf::from("/nonexistent/secret"))).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("/nonexistent/secret"),
+            "{missing:#}"
+        );
+        assert!(!repo.path().join("hooks/pre-receive").exists());
+        assert!(!repo.path().join("hooks/post-receive").exists());
     }
 }
