@@ -99,7 +99,11 @@ enum Command {
         connection: ConnectionArgs,
     },
     /// Show where every object stands, from a running daemon.
+    ///
+    /// Exit codes: 0 every object Ready, 1 one Stalled, 2 the daemon not ready yet or an
+    /// object still on its way.
     Status {
+        /// The daemon's address (`--listen`); without a scheme, http.
         #[arg(
             long,
             env = "GANETI_OPERATOR_URL",

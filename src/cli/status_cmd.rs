@@ -8,7 +8,7 @@ use super::{OutputFormat, exit};
 use crate::daemon::status::{Condition, Status};
 
 pub fn run(url: &str, output: OutputFormat, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let url = format!("{}/status", url.trim_end_matches('/'));
+    let url = status_url(url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -26,11 +26,32 @@ pub fn run(url: &str, output: OutputFormat, out: &mut dyn Write) -> anyhow::Resu
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
         OutputFormat::Text => write!(out, "{}", table(&status))?,
     }
-    let stalled = status
-        .objects
-        .iter()
-        .any(|o| o.condition == Condition::Stalled);
-    Ok(if stalled { exit::FAILURE } else { exit::OK })
+    Ok(exit_code(&status))
+}
+
+/// The daemon's `/status` under `url`; an address without a scheme is taken as http, as
+/// `--listen` takes it.
+fn status_url(url: &str) -> String {
+    let base = url.trim_end_matches('/');
+    if base.contains("://") {
+        format!("{base}/status")
+    } else {
+        format!("http://{base}/status")
+    }
+}
+
+/// 0 when the daemon is ready and every object is Ready, 1 when one is Stalled, 2 while
+/// the daemon is not ready yet or an object is still on its way (as `reconcile` exits 2
+/// while changes are pending).
+fn exit_code(status: &Status) -> u8 {
+    let conditions = || status.objects.iter().map(|o| o.condition);
+    if conditions().any(|c| c == Condition::Stalled) {
+        exit::FAILURE
+    } else if !status.ready || conditions().any(|c| c != Condition::Ready) {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
 }
 
 fn table(status: &Status) -> String {
@@ -96,4 +117,55 @@ fn table(status: &Status) -> String {
         text.push_str(&format!("  {} {}: {}\n", o.kind, o.name, o.message));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_scheme_is_http() {
+        assert_eq!(status_url("127.0.0.1:9090"), "http://127.0.0.1:9090/status");
+        assert_eq!(
+            status_url("http://127.0.0.1:9090/"),
+            "http://127.0.0.1:9090/status"
+        );
+        assert_eq!(
+            status_url("https://op.example:9090"),
+            "https://op.example:9090/status"
+        );
+    }
+
+    #[test]
+    fn the_exit_code_says_whether_everything_is_ready() {
+        let status = |ready: bool, conditions: &[&str]| -> Status {
+            let objects: Vec<serde_json::Value> = conditions
+                .iter()
+                .map(|c| {
+                    serde_json::json!({"kind": "instance", "name": "web1", "condition": c,
+                        "reason": "", "message": "", "lastTransitionTime": "", "revision": ""})
+                })
+                .collect();
+            serde_json::from_value(serde_json::json!({
+                "ready": ready, "source": "dir", "desiredRevision": null,
+                "appliedRevision": null, "reconciles": 0, "refusals": 0,
+                "lastReconcile": null, "lastRefusal": null, "objects": objects
+            }))
+            .unwrap()
+        };
+        assert_eq!(exit_code(&status(true, &["Ready", "Ready"])), exit::OK);
+        assert_eq!(
+            exit_code(&status(false, &[])),
+            exit::CHANGES,
+            "nothing ready yet"
+        );
+        assert_eq!(
+            exit_code(&status(true, &["Ready", "Progressing"])),
+            exit::CHANGES
+        );
+        assert_eq!(
+            exit_code(&status(true, &["Progressing", "Stalled"])),
+            exit::FAILURE
+        );
+    }
 }
