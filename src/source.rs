@@ -19,6 +19,10 @@ pub enum SourceError {
     Git { args: String, detail: String },
     #[error("{0}: no *.yaml or *.yml files at this revision")]
     Empty(String),
+    #[error("the repository {repo} has no commits yet: push a desired state to its branch `{rev}`")]
+    NoCommits { repo: PathBuf, rev: String },
+    #[error("the repository {repo} has no branch or commit `{rev}` (--git-branch)")]
+    NoRevision { repo: PathBuf, rev: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +87,25 @@ impl Source {
                 let commit = git(
                     repo,
                     &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
-                )?;
+                )
+                .map_err(|e| missing_revision(repo, rev).unwrap_or(e))?;
                 let commit = String::from_utf8_lossy(&commit).trim().to_owned();
                 load_commit(repo, &commit, path)
             }
         }
     }
+}
+
+/// Why `rev` does not resolve, in words, where git can say: the repository is new and
+/// empty, or has no such branch. `None` keeps git's own error.
+fn missing_revision(repo: &Path, rev: &str) -> Option<SourceError> {
+    let refs = git(repo, &["for-each-ref", "--count=1", "--format=%(refname)"]).ok()?;
+    let (repo, rev) = (repo.to_owned(), rev.to_owned());
+    Some(if refs.iter().all(u8::is_ascii_whitespace) {
+        SourceError::NoCommits { repo, rev }
+    } else {
+        SourceError::NoRevision { repo, rev }
+    })
 }
 
 /// Reads `path` at `commit`. Used directly by the pre-receive hook.
@@ -330,4 +347,58 @@ fn normalize(parent: &str, target: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_in(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    fn load(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
+        Source::Git {
+            repo: repo.to_owned(),
+            rev: rev.to_owned(),
+            path: "desired-state".to_owned(),
+        }
+        .load()
+    }
+
+    #[test]
+    fn a_new_empty_repository_or_a_missing_branch_is_said_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("state.git");
+        std::fs::create_dir(&repo).unwrap();
+        git_in(&repo, &["init", "--quiet", "--bare"]);
+        let error = load(&repo, "main").unwrap_err().to_string();
+        assert!(
+            error.contains("has no commits yet") && error.contains("`main`"),
+            "{error}"
+        );
+
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        git_in(&work, &["init", "--quiet", "--initial-branch=main"]);
+        git_in(
+            &work,
+            &["commit", "--quiet", "--allow-empty", "-m", "first"],
+        );
+        let error = load(&work, "production").unwrap_err().to_string();
+        assert!(
+            error.contains("no branch or commit `production`") && error.contains("--git-branch"),
+            "{error}"
+        );
+    }
 }

@@ -233,7 +233,8 @@ async fn load(
                     tracing::warn!(
                         revision = %snapshot.revision,
                         errors = snapshot.validation.diagnostics.len(),
-                        "desired state refused; the last good one stays in force:\n{errors}"
+                        "desired state refused; {}:\n{errors}",
+                        meanwhile(desired.is_some())
                     );
                     status.last_refusal = Some(Refusal {
                         revision: snapshot.revision,
@@ -244,8 +245,17 @@ async fn load(
             }
         },
         Err(e) => {
-            tracing::warn!(error = %e, "reading the desired state failed; the last good one stays in force")
+            tracing::warn!(error = %e, "reading the desired state failed; {}", meanwhile(desired.is_some()))
         }
+    }
+}
+
+/// What holds while a desired state is refused or unreadable.
+fn meanwhile(have_one: bool) -> &'static str {
+    if have_one {
+        "the last good one stays in force"
+    } else {
+        "nothing is applied until a valid one arrives"
     }
 }
 
