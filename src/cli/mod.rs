@@ -2,6 +2,8 @@
 
 #[cfg(test)]
 mod error_chain_tests;
+#[cfg(test)]
+mod help_tests;
 mod hook;
 mod image;
 mod local_http;
@@ -40,6 +42,7 @@ enum Command {
         /// The desired-state directory.
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
+        /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
         /// Check every class's image against this artifact store too.
@@ -59,6 +62,7 @@ enum Command {
         /// With --dry-run: submit every job with Ganeti's ?dry-run=1 and show its verdict.
         #[arg(long, requires = "dry_run")]
         server_check: bool,
+        /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
         #[command(flatten)]
@@ -73,6 +77,7 @@ enum Command {
         /// working tree.
         #[arg(long)]
         git_repo: Option<PathBuf>,
+        /// The branch (or any revision git understands) the desired state is read from.
         #[arg(long, default_value = "main")]
         git_branch: String,
         /// The desired-state directory inside the repository.
@@ -110,6 +115,7 @@ enum Command {
             default_value = "http://127.0.0.1:9090"
         )]
         url: String,
+        /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -136,8 +142,10 @@ enum Command {
 enum SecretsCommand {
     /// Every host × secret it needs: current, stale or missing (exit 2 unless all current).
     Status {
+        /// The desired-state directory.
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
+        /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
         #[command(flatten)]
@@ -145,6 +153,7 @@ enum SecretsCommand {
     },
     /// Encrypt every host copy again (needed after the operator's identity changed).
     Rekey {
+        /// The desired-state directory.
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
         #[command(flatten)]
@@ -187,10 +196,13 @@ enum ImageCommand {
         class: String,
         /// A `nix build` result directory.
         path: Option<PathBuf>,
+        /// Instead of a result directory: the kernel (with --initrd).
         #[arg(long, requires = "initrd", conflicts_with = "path")]
         kernel: Option<PathBuf>,
+        /// With --kernel: the initrd.
         #[arg(long, requires = "kernel")]
         initrd: Option<PathBuf>,
+        /// With --kernel: the root filesystem image, if the image has one.
         #[arg(long, requires = "kernel")]
         squashfs: Option<PathBuf>,
         /// The kernel command line the image needs, instead of the one its iPXE or
@@ -219,8 +231,10 @@ enum ImageCommand {
         /// The desired-state directory (its classes' pins are kept).
         #[arg(default_value = "desired-state")]
         dir: PathBuf,
+        /// Unused images kept besides the pinned ones, the newest first.
         #[arg(long, default_value_t = 2)]
         keep: usize,
+        /// Show what would be removed, and remove nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -232,6 +246,7 @@ enum ImageCommand {
 enum StoreCommand {
     /// Serve the store read-only over HTTP (Range, ETag, no listing) until SIGTERM.
     Serve {
+        /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: std::net::SocketAddr,
         #[command(flatten)]
@@ -264,28 +279,37 @@ impl StoreArgs {
 enum HookCommand {
     /// Reject a push whose desired state does not validate (reads git's ref updates on stdin).
     PreReceive {
+        /// The branch whose pushes are checked; pushes to other refs pass.
         #[arg(long, default_value = "main")]
         branch: String,
+        /// The desired-state directory inside the repository.
         #[arg(long, default_value = "desired-state")]
         path: String,
     },
     /// Wake the daemon through its signed webhook after a push.
     PostReceive {
+        /// The daemon's listener, e.g. http://127.0.0.1:9090.
         #[arg(long)]
         url: String,
+        /// The file holding the secret the webhook is signed with (the daemon's own).
         #[arg(long)]
         webhook_secret_file: PathBuf,
     },
     /// Install pre-receive (and, with --notify-url, post-receive) into a bare repository.
     Install {
+        /// The bare repository the desired state is pushed to.
         repo: PathBuf,
+        /// The branch whose pushes are checked.
         #[arg(long, default_value = "main")]
         branch: String,
+        /// The desired-state directory inside the repository.
         #[arg(long, default_value = "desired-state")]
         path: String,
         /// The daemon's listener, e.g. http://127.0.0.1:9090.
         #[arg(long)]
         notify_url: Option<String>,
+        /// With --notify-url: the file holding the webhook's secret (the daemon's own),
+        /// written into the hook as an absolute path.
         #[arg(long)]
         webhook_secret_file: Option<PathBuf>,
     },
@@ -306,6 +330,7 @@ struct ConnectionArgs {
     /// Defaults to cluster.rapiUrl in the desired state.
     #[arg(long, env = "GANETI_RAPI_URL")]
     rapi_url: Option<String>,
+    /// The RAPI user (Ganeti's rapi_users file).
     #[arg(long, env = "GANETI_RAPI_USER")]
     rapi_user: Option<String>,
     /// A file holding the RAPI password (GANETI_RAPI_PASSWORD also works).
