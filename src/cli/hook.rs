@@ -62,13 +62,13 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
             continue;
         }
         refused = true;
-        let count = snapshot.validation.diagnostics.len();
+        let count = snapshot.validation.errors_text();
         eprint!(
             "{}",
             diagnostic::render_text(&snapshot.validation.diagnostics)
         );
         eprintln!(
-            "ganeti-operator: push to {watched} refused: {count} error(s) in the desired state at {short}; nothing was applied"
+            "ganeti-operator: push to {watched} refused: {count} of the desired state at {short}; nothing was applied"
         );
     }
     Ok(if refused { exit::FAILURE } else { exit::OK })

@@ -121,11 +121,12 @@ pub fn import_cmd(
 /// The desired state in `dir`, which must validate.
 fn valid_state(dir: &Path) -> anyhow::Result<desired::DesiredState> {
     let validation = desired::validate_dir(dir)?;
+    let errors = validation.errors_text();
     validation.state.with_context(|| {
         format!(
-            "{}: the desired state does not validate ({} error(s)); run `ganeti-operator validate`",
+            "{}: the desired state does not validate ({}); run `ganeti-operator validate`",
             dir.display(),
-            validation.diagnostics.len()
+            errors
         )
     })
 }

@@ -47,9 +47,9 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let Some(desired) = validation.state else {
         std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
         eprintln!(
-            "{}: {} error(s); nothing was applied",
+            "{}: {}; nothing was applied",
             args.dir.display(),
-            validation.diagnostics.len()
+            validation.errors_text()
         );
         return Ok(exit::FAILURE);
     };

@@ -43,9 +43,9 @@ pub(super) fn run(command: RolloutCommand, out: &mut dyn Write) -> anyhow::Resul
     let Some(desired) = validation.state else {
         std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
         eprintln!(
-            "{}: {} error(s); nothing was promoted",
+            "{}: {}; nothing was promoted",
             dir.display(),
-            validation.diagnostics.len()
+            validation.errors_text()
         );
         return Ok(exit::FAILURE);
     };

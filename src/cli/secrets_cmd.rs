@@ -26,11 +26,7 @@ fn load(dir: &Path) -> anyhow::Result<Option<DesiredState>> {
     let validation = desired::validate_dir(dir)?;
     if validation.state.is_none() {
         std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
-        eprintln!(
-            "{}: {} error(s)",
-            dir.display(),
-            validation.diagnostics.len()
-        );
+        eprintln!("{}: {}", dir.display(), validation.errors_text());
     }
     Ok(validation.state)
 }

@@ -53,14 +53,11 @@ pub fn run(
             }
             None => {
                 out.write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
-                let count = validation.diagnostics.len();
                 writeln!(
                     out,
-                    "{}: {count} {} in {} of {} files; nothing is applied until all are fixed",
+                    "{}: {}; nothing is applied until all are fixed",
                     dir.display(),
-                    if count == 1 { "error" } else { "errors" },
-                    validation.files_with_errors(),
-                    validation.files.len()
+                    validation.errors_text()
                 )?;
             }
         },

@@ -58,6 +58,25 @@ impl Validation {
         files.dedup();
         files.len()
     }
+
+    /// "3 errors in 2 of 5 files": how every command that validates sums up a refusal.
+    pub fn errors_text(&self) -> String {
+        format!(
+            "{} in {} of {} files",
+            counted(self.diagnostics.len(), "error"),
+            self.files_with_errors(),
+            self.files.len()
+        )
+    }
+}
+
+/// `1 node`, `2 nodes`; `1 class`, `2 classes`.
+pub fn counted(n: usize, noun: &str) -> String {
+    match (n, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        (_, false) => format!("{n} {noun}s"),
+    }
 }
 
 /// A desired state on disk. Only the directory's own `*.yaml`/`*.yml` files are read, not

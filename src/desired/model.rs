@@ -266,12 +266,13 @@ impl DesiredState {
     }
 
     pub fn summary(&self) -> String {
+        use super::counted;
         format!(
-            "{} nodes, {} classes, {} instances, {} secrets",
-            self.nodes.len(),
-            self.classes.len(),
-            self.instances.len(),
-            self.secrets.len()
+            "{}, {}, {}, {}",
+            counted(self.nodes.len(), "node"),
+            counted(self.classes.len(), "class"),
+            counted(self.instances.len(), "instance"),
+            counted(self.secrets.len(), "secret")
         )
     }
 }
