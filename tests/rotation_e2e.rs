@@ -166,6 +166,34 @@ pub(crate) async fn tags_say(rapi: &HttpRapi, image: &str) -> bool {
     })
 }
 
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
+/// The history file holds `host`'s reboot mark.
+fn marked_rebooted(run: &Run, host: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(&run.history())
+        .is_ok_and(|h| h["rotations"][host]["rebooted"].is_number())
+}
+
+/// Ganeti's job list has a reboot (or start) of `host` submitted after job `after`,
+/// finished or not.
+async fn reboot_submitted(rapi: &HttpRapi, after: u64, host: &str) -> bool {
+    rapi.jobs().await.unwrap_or_default().iter().any(|j| {
+        j.id > after
+            && j.ops.iter().any(|op| {
+                matches!(
+                    op["OP_ID"].as_str(),
+                    Some("OP_INSTANCE_REBOOT" | "OP_INSTANCE_STARTUP")
+                ) && op["instance_name"] == host
+            })
+    })
+}
+
 /// Reboots of each VM the operator submitted since `after`.
 pub(crate) async fn reboots(rapi: &HttpRapi, after: u64) -> Vec<usize> {
     let jobs = operator_jobs(rapi, after).await;
@@ -348,6 +376,19 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     wait_until("rot1's pointer flipped", ROTATION, || {
         run.pointer("rot1.gnt.test").contains(&b)
     });
+    // Stopped, so that what it has done holds still while it is looked at. Stopped
+    // between the reboot's mark and its job, the host would never reboot: that window is
+    // documented and not covered yet (docs/rollout-engine.md), so the process runs on
+    // until the job is in Ganeti's list, and the kill lands after the flip either way.
+    signal(&child, "STOP");
+    if marked_rebooted(&run, "rot1.gnt.test")
+        && !rt.block_on(reboot_submitted(&rapi, before_crash, "rot1.gnt.test"))
+    {
+        signal(&child, "CONT");
+        wait_until("rot1's reboot job submitted", ROTATION, || {
+            rt.block_on(reboot_submitted(&rapi, before_crash, "rot1.gnt.test"))
+        });
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     eprintln!("killed after the flip");
