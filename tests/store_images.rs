@@ -179,6 +179,30 @@ fn verify_names_a_corrupt_file() {
         text.contains(&format!("CORRUPT {id}")) && text.contains("initrd: SHA-256"),
         "{text}"
     );
+    assert!(
+        text.contains("`ganeti-operator image import` of the same build repairs one"),
+        "{text}"
+    );
+
+    // Importing the same build again repairs it, where it once said "nothing copied".
+    let again = image(
+        &store,
+        &["import", "--class", "web", result.to_str().unwrap()],
+    );
+    assert!(again.status.success(), "{again:?}");
+    let text = stdout(&again);
+    assert!(
+        text.contains("was in the store but corrupt; repaired") && text.contains("initrd: SHA-256"),
+        "{text}"
+    );
+    let repaired = image(&store, &["verify"]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(store.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

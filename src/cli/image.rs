@@ -14,7 +14,7 @@ use crate::config::{self, Overrides};
 use crate::desired;
 use crate::rapi::{HttpRapi, Rapi as _};
 use crate::reconcile::plan::IMAGE_TAG_PREFIX;
-use crate::store::import::{ImportProgress, ImportRequest, ImportSource, import};
+use crate::store::import::{ImportOutcome, ImportProgress, ImportRequest, ImportSource, import};
 use crate::store::{Store, catalog};
 
 /// The store the settings name, opened; `None` when none is configured.
@@ -98,17 +98,30 @@ pub fn import_cmd(
     let bar = Bar::new();
     let imported = import(&store, &request, &bar, SystemTime::now())?;
     let m = &imported.manifest;
-    if imported.copied {
-        writeln!(
+    match &imported.outcome {
+        ImportOutcome::Copied => writeln!(
             out,
             "imported {} ({}, {} bytes, {} file(s))",
             m.id,
             m.kind.name(),
             m.size(),
             m.files.len()
-        )?;
-    } else {
-        writeln!(out, "{} is already in the store; nothing copied", m.id)?;
+        )?,
+        ImportOutcome::AlreadyThere => writeln!(
+            out,
+            "{} is already in the store, intact; nothing copied",
+            m.id
+        )?,
+        ImportOutcome::Repaired { problems } => {
+            writeln!(
+                out,
+                "{} was in the store but corrupt; repaired from this copy:",
+                m.id
+            )?;
+            for problem in problems {
+                writeln!(out, "  was: {problem}")?;
+            }
+        }
     }
     writeln!(
         out,
@@ -197,7 +210,11 @@ pub fn verify_cmd(overrides: &Overrides, out: &mut dyn Write) -> anyhow::Result<
             writeln!(out, "CORRUPT {}: {problem}", c.id)?;
         }
     }
-    writeln!(out, "{} of {count} image(s) corrupt", corrupt.len())?;
+    writeln!(
+        out,
+        "{} of {count} image(s) corrupt; `ganeti-operator image import` of the same build repairs one",
+        corrupt.len()
+    )?;
     Ok(exit::FAILURE)
 }
 

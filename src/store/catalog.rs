@@ -110,29 +110,53 @@ pub fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<Vec<Corrupt>, Sto
             }
             Err(e) => return Err(e),
         };
-        let mut problems = Vec::new();
-        for file in &manifest.files {
-            let path = dir.join(&file.name);
-            match hash_file(&path, progress) {
-                Ok((size, _)) if size != file.size => problems.push(format!(
-                    "{}: {size} bytes, the manifest says {}",
-                    path.display(),
-                    file.size
-                )),
-                Ok((_, digest)) if digest != file.sha256 => problems.push(format!(
-                    "{}: SHA-256 {digest}, the manifest says {}",
-                    path.display(),
-                    file.sha256
-                )),
-                Ok(_) => {}
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
-            }
-        }
+        let problems = file_problems(&dir, &manifest, progress);
         if !problems.is_empty() {
             corrupt.push(Corrupt { id, problems });
         }
     }
     Ok(corrupt)
+}
+
+/// One image's problems, as `verify` gives them; none when every file matches.
+pub fn verify_image(
+    store: &Store,
+    id: &str,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<String>, StoreError> {
+    match store.manifest(id) {
+        Ok(manifest) => Ok(file_problems(&store.image_dir(id), &manifest, progress)),
+        Err(StoreError::BadManifest { message, .. }) => {
+            Ok(vec![format!("manifest.json: {message}")])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn file_problems(
+    dir: &std::path::Path,
+    manifest: &Manifest,
+    progress: &dyn Fn(u64),
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in &manifest.files {
+        let path = dir.join(&file.name);
+        match hash_file(&path, progress) {
+            Ok((size, _)) if size != file.size => problems.push(format!(
+                "{}: {size} bytes, the manifest says {}",
+                path.display(),
+                file.size
+            )),
+            Ok((_, digest)) if digest != file.sha256 => problems.push(format!(
+                "{}: SHA-256 {digest}, the manifest says {}",
+                path.display(),
+                file.sha256
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    problems
 }
 
 fn hash_file(path: &std::path::Path, progress: &dyn Fn(u64)) -> std::io::Result<(u64, String)> {

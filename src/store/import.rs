@@ -57,8 +57,19 @@ impl ImportProgress for NoProgress {
 #[derive(Debug)]
 pub struct Imported {
     pub manifest: Manifest,
-    /// False when the store already held the image: nothing was copied.
-    pub copied: bool,
+    pub outcome: ImportOutcome,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Copied,
+    /// The store held the image, every file matching its manifest: nothing was copied.
+    AlreadyThere,
+    /// The store held the image, but corrupt (`problems`, as `image verify` says them):
+    /// it was copied again and put in place of the corrupt copy.
+    Repaired {
+        problems: Vec<String>,
+    },
 }
 
 struct Layout {
@@ -94,16 +105,43 @@ pub fn import(
         crate::unix_time::seconds(now),
     );
     if store.image_ids()?.contains(&manifest.id) {
+        progress.phase("checking the stored copy", manifest.size());
+        let problems = super::catalog::verify_image(store, &manifest.id, &|n| {
+            progress.advance(n);
+        })?;
+        if problems.is_empty() {
+            progress.done();
+            return Ok(Imported {
+                manifest,
+                outcome: ImportOutcome::AlreadyThere,
+            });
+        }
+        progress.phase("repairing", manifest.size());
+        store.locked(|| copy_in(store, &sources, &manifest, progress, Existing::Replace))?;
         progress.done();
         return Ok(Imported {
             manifest,
-            copied: false,
+            outcome: ImportOutcome::Repaired { problems },
         });
     }
     progress.phase("copying", manifest.size());
-    let copied = store.locked(|| copy_in(store, &sources, &manifest, progress))?;
+    let copied = store.locked(|| copy_in(store, &sources, &manifest, progress, Existing::Keep))?;
     progress.done();
-    Ok(Imported { manifest, copied })
+    let outcome = if copied {
+        ImportOutcome::Copied
+    } else {
+        ImportOutcome::AlreadyThere
+    };
+    Ok(Imported { manifest, outcome })
+}
+
+/// What `copy_in` does with an image directory already in place.
+#[derive(PartialEq)]
+enum Existing {
+    /// Another import put it there meanwhile: it is the same image.
+    Keep,
+    /// It is corrupt: the new copy takes its place.
+    Replace,
 }
 
 fn copy_in(
@@ -111,10 +149,11 @@ fn copy_in(
     sources: &[SourceFile],
     manifest: &Manifest,
     progress: &dyn ImportProgress,
+    existing: Existing,
 ) -> Result<bool, StoreError> {
     let images = store.images_dir();
     let target = store.image_dir(&manifest.id);
-    if target.exists() {
+    if target.exists() && existing == Existing::Keep {
         return Ok(false);
     }
     let staging = tempfile::Builder::new()
@@ -140,8 +179,22 @@ fn copy_in(
     .map_err(dir_failed)?;
     atomic_file::sync_dir(staging.path()).map_err(dir_failed)?;
     let staged = staging.keep();
+    // A corrupt copy moves aside first and goes once the new one is in place: a reader
+    // finds one or the other, never a half-written directory.
+    let aside = images.join(format!(".corrupt-{}", manifest.id));
+    let replacing = target.exists();
+    if replacing {
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(&target, &aside).map_err(dir_failed)?;
+    }
     std::fs::rename(&staged, &target).map_err(dir_failed)?;
     atomic_file::sync_dir(&images).map_err(dir_failed)?;
+    if replacing {
+        std::fs::remove_dir_all(&aside).map_err(|source| StoreError::File {
+            path: aside.clone(),
+            source,
+        })?;
+    }
     Ok(true)
 }
 
