@@ -24,6 +24,7 @@ let
       rapiCaFile = if cfg.rapiCaFile != null then "/run/credentials/ganeti-operator.service/rapi-ca" else null;
       stateDir = "/var/lib/ganeti-operator";
       secretsIdentityFile = if cfg.secretsIdentityFile != null then "/run/credentials/ganeti-operator.service/secrets-identity" else null;
+      inherit (cfg) store secretsNotify;
     }));
   sourceArgs =
     if cfg.git != null then
@@ -108,6 +109,31 @@ in
       description = "The operator's age identity or SSH private key, which opens the desired state's secrets; passed with LoadCredential.";
     };
 
+    store = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/ganeti-store";
+      description = "The artifact store's directory (images, boot pointers, secrets), needed when the desired state sets cluster.store. The unit may write there and nowhere else outside its state directory.";
+    };
+
+    serveStore = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "0.0.0.0:8480";
+      description = "Serve the store read-only over HTTP on this address (run --serve-store), for hosts that netboot from it.";
+    };
+
+    secretsNotify = mkOption {
+      type = types.nullOr (types.submodule {
+        options = {
+          command = mkOption { type = types.listOf types.str; description = "Run after a host's secrets changed; {host} is the host's name."; };
+          timeoutSeconds = mkOption { type = types.nullOr types.ints.positive; default = null; description = "How long one run may take (at most 600)."; };
+        };
+      });
+      default = null;
+      description = "A command that tells a host its secrets changed (the config file's secretsNotify).";
+    };
+
     resyncInterval = mkOption {
       type = types.nullOr (types.strMatching "[0-9]+(s|m|h)");
       default = null;
@@ -120,6 +146,9 @@ in
     assertions = [{
       assertion = (cfg.rapiCaFile == null) != (cfg.rapiFingerprint == null);
       message = "services.ganeti-operator: set exactly one of rapiCaFile and rapiFingerprint.";
+    } {
+      assertion = cfg.serveStore == null || cfg.store != null;
+      message = "services.ganeti-operator: serveStore needs store.";
     }];
 
     systemd.services.ganeti-operator = {
@@ -132,7 +161,8 @@ in
         ExecStart = escapeShellArgs ([ "${cfg.package}/bin/ganeti-operator" "run" "--listen" cfg.listen ]
           ++ sourceArgs
           ++ optionals (cfg.webhookSecretFile != null) [ "--webhook-secret-file" "/run/credentials/ganeti-operator.service/webhook-secret" ]
-          ++ optionals (cfg.resyncInterval != null) [ "--resync-interval" cfg.resyncInterval ]);
+          ++ optionals (cfg.resyncInterval != null) [ "--resync-interval" cfg.resyncInterval ]
+          ++ optionals (cfg.serveStore != null) [ "--serve-store" cfg.serveStore ]);
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
         LoadCredential = [ "rapi-password:${cfg.rapiPasswordFile}" ]
           ++ optional (cfg.rapiCaFile != null) "rapi-ca:${cfg.rapiCaFile}"
@@ -144,6 +174,7 @@ in
         DynamicUser = true;
         StateDirectory = "ganeti-operator";
         ReadOnlyPaths = optional (cfg.git != null) cfg.git.repo;
+        ReadWritePaths = optional (cfg.store != null) cfg.store;
         ProtectSystem = "strict";
         ProtectHome = true;
         PrivateTmp = true;

@@ -229,6 +229,41 @@ fn the_operator_module_evaluates_to_a_hardened_unit_with_credentials() {
         "/run/credentials/ganeti-operator.service/rapi-password"
     );
 
+    // The store, served, and a secrets notify command (issue 25, problem 6).
+    let with_store = settings.replace(
+        "git = {",
+        "store = \"/var/lib/ganeti-store\"; serveStore = \"0.0.0.0:8480\"; \
+         secretsNotify = { command = [ \"notify\" \"{host}\" ]; timeoutSeconds = 30; }; git = {",
+    );
+    let unit = evaluate("nix/module.nix", &with_store, "/usr").unwrap();
+    assert_eq!(unit["failedAssertions"], serde_json::json!([]));
+    let service = &unit["services"]["ganeti-operator"]["serviceConfig"];
+    let exec = service["ExecStart"].as_str().unwrap();
+    assert!(exec.contains("--serve-store 0.0.0.0:8480"), "{exec}");
+    assert_eq!(
+        service["ReadWritePaths"],
+        serde_json::json!(["/var/lib/ganeti-store"])
+    );
+    let config = unit["services"]["ganeti-operator"]["environment"]["GANETI_OPERATOR_CONFIG"]
+        .as_str()
+        .unwrap();
+    let (_, json) = config.split_once('\n').unwrap();
+    let config: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(config["store"], "/var/lib/ganeti-store");
+    assert_eq!(
+        config["secretsNotify"],
+        serde_json::json!({"command": ["notify", "{host}"], "timeoutSeconds": 30})
+    );
+    let unserved = settings.replace("git = {", "serveStore = \"0.0.0.0:8480\"; git = {");
+    let unit = evaluate("nix/module.nix", &unserved, "/usr").unwrap();
+    assert!(
+        unit["failedAssertions"][0]
+            .as_str()
+            .unwrap()
+            .contains("serveStore needs store"),
+        "{unit}"
+    );
+
     // Both trust settings: the module's own assertion says so.
     let both = settings.replace("git = {", "rapiCaFile = \"/etc/ca.pem\"; git = {");
     let unit = evaluate("nix/module.nix", &both, "/usr").unwrap();
