@@ -196,8 +196,8 @@ fn by_cron(cron: &croner::Cron, length: Duration, now: DateTime<Tz>) -> WindowSt
     // Searching back, croner moves a match a DST change skips to just before the gap;
     // searching on from there gives the instant it moves to going forward (the gap's end).
     if let Ok(previous) = cron.find_previous_occurrence(&now, true)
-        && let Ok(opened) =
-            cron.find_next_occurrence(&(previous - chrono::TimeDelta::seconds(1)), true)
+        && let Some(before) = previous.checked_sub_signed(chrono::TimeDelta::seconds(1))
+        && let Ok(opened) = cron.find_next_occurrence(&before, true)
         && opened <= now
         && let Some(close) = opened.checked_add_signed(length)
         && now < close

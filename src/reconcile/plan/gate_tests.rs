@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::desired::names::promotion_tag;
 
-use super::rotation_tests::{CHECKED, HOSTS, World, golden, id, rotating, rotation_of, state};
+use super::rotation_tests::{
+    CHECKED, HOSTS, World, golden, id, rotating, rotation_of, state, state_with_policy,
+};
 use super::status::{HostState, RotationState};
 
 /// `tests::now()` is Friday 2027-01-15 08:00 UTC; the window opens on Saturday at 02:00
@@ -89,15 +91,19 @@ fn a_host_in_flight_when_the_window_closes_finishes_and_no_other_starts() {
 #[test]
 fn always_opts_a_class_out_of_the_policy_window() {
     let (a, b) = (id("a"), id("b"));
-    let spec = rotation("window: {always: true}");
-    let world = World::new(&state(&a, &spec), &a);
-    let mut desired = state(&b, &spec);
-    assert_eq!(rotating(&world.plan(&desired)), ["vm1.gnt.test"]);
+    let policy = format!(
+        "{{rotationWindow: {}}}",
+        SATURDAY_NIGHT.trim_start_matches("window: ")
+    );
     // The policy's window applies to a class without one of its own.
-    let closed = state(&b, &rotation(SATURDAY_NIGHT));
-    let policy_window = closed.classes["web"].rotation.window.clone();
-    desired.classes.get_mut("web").unwrap().rotation.window = policy_window;
-    assert!(rotating(&world.plan(&desired)).is_empty());
+    let world = World::new(&state_with_policy(&a, CHECKED, &policy), &a);
+    let closed = world.plan(&state_with_policy(&b, CHECKED, &policy));
+    assert!(rotating(&closed).is_empty());
+    assert_eq!(rotation_of(&closed).state, RotationState::OutsideWindow);
+    // `always: true` on the class opts out of it.
+    let spec = rotation("window: {always: true}");
+    let open = world.plan(&state_with_policy(&b, &spec, &policy));
+    assert_eq!(rotating(&open), ["vm1.gnt.test"]);
 }
 
 #[test]

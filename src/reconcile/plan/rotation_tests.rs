@@ -30,6 +30,11 @@ pub(super) const HOSTS: [&str; 4] = [
 ];
 
 pub(super) fn state(image: &str, rotation: &str) -> DesiredState {
+    state_with_policy(image, rotation, "{}")
+}
+
+/// [`state`] with a `policy:` section.
+pub(super) fn state_with_policy(image: &str, rotation: &str, policy: &str) -> DesiredState {
     let instances: String = HOSTS
         .iter()
         .map(|h| format!("  {h}: {{class: web, primaryNode: node1.gnt.test}}\n"))
@@ -42,6 +47,7 @@ cluster:
   defaultDiskTemplate: diskless
   nic: {{link: br-inst, mode: bridged}}
   store: {{baseUrl: "http://10.222.0.1:8080"}}
+policy: {policy}
 classes:
   ganeti-node: {{image: {a}}}
   web:
