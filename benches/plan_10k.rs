@@ -137,6 +137,7 @@ fn observed() -> Observed {
         health: Default::default(),
         secrets: None,
         filters: Default::default(),
+        reboots: Default::default(),
     }
 }
 

@@ -71,6 +71,7 @@ async fn instance_lifecycle_through_every_write() {
     )
     .await
     .unwrap();
+    contract::stamped_reboot_is_read_back(&rapi, &name).await;
     run(
         &rapi,
         Operation::ShutdownInstance {

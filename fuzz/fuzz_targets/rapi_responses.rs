@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use ganeti_operator::rapi::http::{error_text, job_change, job_id, pending_job_rows};
+use ganeti_operator::rapi::http::{error_text, job_change, job_id, job_rows};
 use ganeti_operator::rapi::types::{
     ClusterInfo, Group, Instance, Job, JobFailure, Node, html_unescape,
 };
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(job) = serde_json::from_value::<Job>(decode(&value)) {
         job_helpers(&job);
     }
-    pending_job_rows(&value).iter().for_each(job_helpers);
+    job_rows(&value).iter().for_each(job_helpers);
     let _ = job_change(&value);
     let _ = job_id(&value);
     let _ = JobFailure::from_opresult(&value);

@@ -14,6 +14,12 @@ pub const HOST_KEY_TAG_PREFIX: &str = "ganeti-operator:hostkey:";
 pub const PROTECTED_TAG: &str = "ganeti-operator:protected";
 /// On the cluster: a person promoted a class's rollout to an image (`rollout promote`).
 pub const PROMOTED_TAG_PREFIX: &str = "ganeti-operator:promoted:";
+/// On an instance: its rotation failed and it is going back to its tagged image. Names
+/// the image it failed on (cut, see [`short_image`]); written before its pointer goes back.
+pub const ROLLBACK_TAG_PREFIX: &str = "ganeti-operator:rollback:";
+/// On the cluster: a class's rollout of one kind stalled at one entry of the class
+/// (`stall:<kind>:<class>:<fingerprint>`); it holds until the entry changes.
+pub const STALL_TAG_PREFIX: &str = "ganeti-operator:stall:";
 /// Ganeti's limit on a tag's length (`constants.MAX_TAG_LEN`).
 pub const MAX_TAG_LEN: usize = 128;
 
@@ -171,11 +177,26 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// The cluster tag that records a promotion of `class`'s rollout to `image`. The image id
-/// is cut to its first 23 characters (`sha256-` and 16 hex digits) to fit a tag.
+/// An image id cut to its first 23 characters (`sha256-` and 16 hex digits), to fit a tag
+/// beside a class name.
+pub fn short_image(image: &str) -> &str {
+    image.get(..23).unwrap_or(image)
+}
+
+/// The cluster tag that records a promotion of `class`'s rollout to `image`.
 pub fn promotion_tag(class: &str, image: &str) -> String {
-    let short = image.get(..23).unwrap_or(image);
-    format!("{PROMOTED_TAG_PREFIX}{class}:{short}")
+    format!("{PROMOTED_TAG_PREFIX}{class}:{}", short_image(image))
+}
+
+/// The instance tag of a rollback away from `image`.
+pub fn rollback_tag(image: &str) -> String {
+    format!("{ROLLBACK_TAG_PREFIX}{}", short_image(image))
+}
+
+/// The cluster tag of a stalled rollout: `kind` is `instances` or `nodes`, and the class
+/// entry's fingerprint (24 hex digits) says which entry failed. At most 120 characters.
+pub fn stall_tag(kind: &str, class: &str, fingerprint: &str) -> String {
+    format!("{STALL_TAG_PREFIX}{kind}:{class}:{fingerprint}")
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ mod answers;
 mod filters;
 mod write;
 
-pub use answers::{error_text, job_change, job_id, pending_job_rows};
+pub use answers::{error_text, job_change, job_id, job_rows};
 
 pub struct HttpRapi {
     client: reqwest::Client,
@@ -282,6 +282,38 @@ impl HttpRapi {
     }
 }
 
+/// The summaries of the jobs that reboot an instance, or start one that was down.
+const REBOOT_SUMMARIES: [&str; 2] = ["INSTANCE_REBOOT", "INSTANCE_STARTUP"];
+
+impl HttpRapi {
+    /// The jobs `qfilter` selects, with the fields planning reads. A user without write
+    /// access may not PUT a query: then the bulk list is filtered with `keep` instead.
+    async fn query_jobs(
+        &self,
+        qfilter: Value,
+        keep: impl Fn(&Job) -> bool,
+    ) -> Result<Vec<Job>, RapiError> {
+        let mut request = Request::get("/2/query/job", "/2/query/job");
+        // A query with a filter must be a PUT; it changes nothing, so it may be retried.
+        request.method = Method::PUT;
+        request.body = Some(json!({
+            "fields": ["id", "status", "summary", "ops", "received_ts", "end_ts"],
+            "qfilter": qfilter,
+        }));
+        match self.call::<Value>(request).await {
+            Ok(answer) => Ok(job_rows(&answer)),
+            Err(
+                RapiError::Forbidden
+                | RapiError::Api {
+                    status: 404 | 405 | 501,
+                    ..
+                },
+            ) => Ok(self.jobs().await?.into_iter().filter(keep).collect()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Rapi for HttpRapi {
     async fn info(&self) -> Result<ClusterInfo, RapiError> {
         self.call(Request::get("/2/info", "/2/info")).await
@@ -310,32 +342,38 @@ impl Rapi for HttpRapi {
     }
 
     async fn pending_jobs(&self) -> Result<Vec<Job>, RapiError> {
-        let mut request = Request::get("/2/query/job", "/2/query/job");
-        // A query with a filter must be a PUT; it changes nothing, so it may be retried.
-        request.method = Method::PUT;
-        request.body = Some(json!({
-            "fields": ["id", "status", "summary", "ops"],
-            "qfilter": ["|",
-                ["=", "status", "queued"], ["=", "status", "waiting"],
-                ["=", "status", "running"], ["=", "status", "canceling"]],
-        }));
-        match self.call::<Value>(request).await {
-            Ok(answer) => Ok(pending_job_rows(&answer)),
-            // A user without write access may not PUT a query: filter the bulk list.
-            Err(
-                RapiError::Forbidden
-                | RapiError::Api {
-                    status: 404 | 405 | 501,
-                    ..
-                },
-            ) => Ok(self
-                .jobs()
-                .await?
-                .into_iter()
-                .filter(|j| j.status.is_some_and(|s| !s.is_finished()))
-                .collect()),
-            Err(e) => Err(e),
+        let unfinished = json!([
+            "|",
+            ["=", "status", "queued"],
+            ["=", "status", "waiting"],
+            ["=", "status", "running"],
+            ["=", "status", "canceling"]
+        ]);
+        self.query_jobs(unfinished, |j| j.status.is_some_and(|s| !s.is_finished()))
+            .await
+    }
+
+    async fn reboot_jobs(&self, instances: &[String]) -> Result<Vec<Job>, RapiError> {
+        if instances.is_empty() {
+            return Ok(Vec::new());
         }
+        // A job's summary is `INSTANCE_REBOOT(<name>)`: matched exactly, in the list.
+        let mut any = vec![json!("|")];
+        for name in instances {
+            for op in REBOOT_SUMMARIES {
+                any.push(json!(["=[]", "summary", format!("{op}({name})")]));
+            }
+        }
+        self.query_jobs(Value::Array(any), |j| {
+            j.summary.iter().any(|s| {
+                instances.iter().any(|name| {
+                    REBOOT_SUMMARIES
+                        .iter()
+                        .any(|op| s.strip_prefix(op) == Some(&format!("({name})")))
+                })
+            })
+        })
+        .await
     }
 
     async fn job(&self, id: JobId) -> Result<Option<Job>, RapiError> {

@@ -36,6 +36,13 @@ pub trait Rapi: Send + Sync {
     /// The unfinished jobs only (queued, waiting, running, canceling), with their opcodes:
     /// a filtered query, so its size does not grow with Ganeti's job history.
     fn pending_jobs(&self) -> impl Future<Output = Result<Vec<Job>, RapiError>> + Send;
+    /// The jobs still in the list, finished or not, that reboot one of `instances` or
+    /// start it: where a rollout reads which reboots it already made (Ganeti archives
+    /// finished jobs after some hours; an archived job is no longer listed).
+    fn reboot_jobs(
+        &self,
+        instances: &[String],
+    ) -> impl Future<Output = Result<Vec<Job>, RapiError>> + Send;
     /// `None` when Ganeti does not know the job.
     fn job(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, RapiError>> + Send;
     /// Long-polls until the job's status or log moves past what is known; `None` when

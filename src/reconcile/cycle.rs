@@ -10,7 +10,8 @@ use crate::desired::model::DesiredState;
 use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
-use super::observe::{Observed, observe, observe_store};
+use super::observe::{Observed, observe, observe_reboots, observe_store};
+use super::plan::rotation;
 use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
 use super::reason::RunId;
 use super::state::{History, HistoryError};
@@ -150,7 +151,14 @@ async fn observe_cluster<R: Rapi + ?Sized>(
             observed.secrets = Some(seen);
         }
     }
-    let targets = crate::reconcile::plan::rotation::probe_targets(desired, &observed, history);
+    let hosts = rotation::hosts_to_ask(desired, &observed, history);
+    if !hosts.is_empty() {
+        observed.reboots = observe_reboots(rapi, &hosts)
+            .await
+            .map_err(CycleError::Observe)?;
+    }
+    let settled = rotation::settle(desired, &observed, history, SystemTime::now());
+    let targets = rotation::probe_targets(desired, &observed, &settled);
     observed.health = crate::reconcile::health::probe_all(targets).await;
     if observed.cluster.name != desired.cluster.name {
         return Err(CycleError::WrongCluster {
@@ -227,8 +235,9 @@ pub async fn preview<R: Rapi + ?Sized>(
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
-    let mut history = History::load(history_file)?;
+    let history = History::load(history_file)?;
     let observed = observe_cluster(rapi, store, secrets, desired, &history).await?;
+    let mut history = rotation::settle(desired, &observed, &history, now);
     // As the next apply will: in memory only, a dry run writes nothing.
     history.forget_hosts(&gone_hosts(desired, &observed, &history));
     Ok(plan(&PlanInput {
@@ -295,6 +304,15 @@ pub async fn apply<R: Rapi + ?Sized>(
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
         observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     }
+    // The cluster's word on every rollout, kept in the file, which is its cache.
+    let settled = rotation::settle(desired, &observed, &history, SystemTime::now());
+    let history = if settled == history {
+        history
+    } else {
+        History::update(options.history_file, |saved| {
+            saved.take_rollouts_from(&settled);
+        })?
+    };
     let gone = gone_hosts(desired, &observed, &history);
     let history = if gone.is_empty() {
         history
@@ -347,10 +365,11 @@ pub async fn apply<R: Rapi + ?Sized>(
         None => Default::default(),
     };
     let observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
+    let settled = rotation::settle(desired, &observed, &history, SystemTime::now());
     let after = plan(&PlanInput {
         desired,
         observed: &observed,
-        history: &history,
+        history: &settled,
         now: SystemTime::now(),
     });
     // Whatever still differs keeps its history (failures show up as blocked there). The

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::rapi::{ClusterInfo, Instance, JobFilter, JobId, Node, Rapi, RapiError};
+use crate::rapi::{ClusterInfo, Instance, JobFilter, JobId, JobStatus, Node, Rapi, RapiError};
 use crate::store::catalog::{self, FoundPointer};
 use crate::store::manifest::Manifest;
 use crate::store::{Store, StoreError, StoreFile};
 
 use super::reason::JobReason;
+use super::state::rotation::RebootStamp;
 
 /// What the cluster looks like, as far as planning needs to know.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +26,60 @@ pub struct Observed {
     pub secrets: Option<crate::secrets::observe::ObservedSecrets>,
     /// Ganeti's job filters, read only where the node-work freeze is in play.
     pub filters: ObservedFilters,
+    /// The latest reboot a rotation stamped, by host, for the hosts that may be under
+    /// way (read only when some may be).
+    pub reboots: BTreeMap<String, SeenReboot>,
+}
+
+/// A rotation's reboot as Ganeti's job list shows it: the job is the mark that says the
+/// host was rebooted, onto which image, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenReboot {
+    pub job: JobId,
+    pub stamp: RebootStamp,
+    /// When Ganeti received it (Unix seconds): the rotation's deadline runs from here.
+    pub submitted: u64,
+    /// `None` while it runs or once it succeeded; how it ended when it did not.
+    pub failed: Option<String>,
+}
+
+/// The latest stamped rotation reboot of each of `hosts` that Ganeti still lists.
+pub async fn observe_reboots<R: Rapi + ?Sized>(
+    rapi: &R,
+    hosts: &[String],
+) -> Result<BTreeMap<String, SeenReboot>, RapiError> {
+    let mut latest: BTreeMap<String, SeenReboot> = BTreeMap::new();
+    for job in rapi.reboot_jobs(hosts).await? {
+        let Some((host, stamp)) = job.reasons().iter().find_map(|r| {
+            let reason = JobReason::parse(r)?;
+            let stamp = RebootStamp::parse(reason.step.as_deref()?)?;
+            Some((reason.object.name, stamp))
+        }) else {
+            continue; // not a rotation's reboot
+        };
+        if latest.get(&host).is_some_and(|seen| seen.job > job.id) {
+            continue;
+        }
+        let failed = match job.status {
+            Some(status @ (JobStatus::Error | JobStatus::Canceled)) => {
+                Some(format!("reboot job {} ended {status:?}", job.id).to_lowercase())
+            }
+            _ => None,
+        };
+        let submitted = job
+            .received_ts
+            .map_or(0, |(seconds, _)| u64::try_from(seconds).unwrap_or(0));
+        latest.insert(
+            host,
+            SeenReboot {
+                job: job.id,
+                stamp,
+                submitted,
+                failed,
+            },
+        );
+    }
+    Ok(latest)
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -120,5 +175,6 @@ pub async fn observe<R: Rapi + ?Sized>(
         health: BTreeMap::new(),
         secrets: None,
         filters,
+        reboots: BTreeMap::new(),
     })
 }

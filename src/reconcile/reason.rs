@@ -1,5 +1,7 @@
-//! The reason stamp on every job the operator submits, `ganeti-operator:<run-id>:<object>`.
-//! After a crash it is how the operator recognises its own unfinished jobs.
+//! The reason stamp on every job the operator submits, `ganeti-operator:<run-id>:<object>`,
+//! with `:<step>` after it where the job is a rollout's reboot (`rotate@<image>`). After a
+//! crash it is how the operator recognises its own unfinished jobs, and which reboot a
+//! rollout already made.
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -12,6 +14,8 @@ const PREFIX: &str = "ganeti-operator:";
 pub struct JobReason {
     pub run: RunId,
     pub object: ObjectRef,
+    /// What the job does for a rollout, where that must be read back from the job list.
+    pub step: Option<String>,
 }
 
 /// Names one `reconcile` run: UTC time plus randomness, with no `:` in it.
@@ -41,13 +45,26 @@ impl JobReason {
         JobReason {
             run: run.clone(),
             object: object.clone(),
+            step: None,
         }
+    }
+
+    /// The same stamp naming the rollout step the job serves (no `:` in it).
+    pub fn with_step(mut self, step: impl Into<String>) -> JobReason {
+        self.step = Some(step.into());
+        self
     }
 
     /// `None` for reasons the operator did not write.
     pub fn parse(text: &str) -> Option<JobReason> {
         let rest = text.strip_prefix(PREFIX)?;
         let (run, object) = rest.split_once(':')?;
+        // Host names hold no `:`, so a step after the object is told apart.
+        let (object, step) = match object.split_once(':') {
+            Some((object, step)) if !step.is_empty() => (object, Some(step.to_owned())),
+            Some(_) => return None,
+            None => (object, None),
+        };
         let (kind, name) = object.split_once('/')?;
         let kind = match kind {
             "cluster" => ObjectKind::Cluster,
@@ -63,6 +80,7 @@ impl JobReason {
                 kind,
                 name: name.to_owned(),
             },
+            step,
         })
     }
 }
@@ -75,7 +93,11 @@ impl fmt::Display for JobReason {
             self.run,
             kind_name(self.object.kind),
             self.object.name
-        )
+        )?;
+        match &self.step {
+            Some(step) => write!(f, ":{step}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -98,8 +120,16 @@ mod tests {
         );
         let text = reason.to_string();
         assert_eq!(text, "ganeti-operator:1795-abc:instance/web1.gnt.test");
-        assert_eq!(JobReason::parse(&text), Some(reason));
+        assert_eq!(JobReason::parse(&text), Some(reason.clone()));
+        let stamped = reason.with_step("rotate@sha256-ab");
+        let text = stamped.to_string();
+        assert_eq!(
+            text,
+            "ganeti-operator:1795-abc:instance/web1.gnt.test:rotate@sha256-ab"
+        );
+        assert_eq!(JobReason::parse(&text), Some(stamped));
         for foreign in [
+            "ganeti-operator:r:instance/x:",
             "gnt:user",
             "ganeti-operator:test:contract",
             "ganeti-operator::instance/x",

@@ -144,3 +144,40 @@ pub async fn readonly_writes_are_forbidden(readonly: &impl Rapi) {
         .unwrap_err();
     assert!(matches!(err, RapiError::Forbidden), "{err:?}");
 }
+
+/// A rotation's stamped reboot of `instance`, read back from the job list as a rollout
+/// reads it: the latest one, with its stamp and when Ganeti received it.
+pub async fn stamped_reboot_is_read_back(rapi: &impl Rapi, instance: &str) {
+    use ganeti_operator::reconcile::observe::observe_reboots;
+    let stamp = format!("ganeti-operator:contract-1:instance/{instance}:rotate@sha256-cc");
+    let operation = Operation::RebootInstance {
+        instance: instance.to_owned(),
+        kind: ganeti_operator::rapi::operation::RebootKind::Hard,
+    };
+    let id = rapi
+        .submit(&operation, &WriteOptions::new(stamp))
+        .await
+        .unwrap();
+    wait_for_job(rapi, id, WaitOptions::default(), &Quiet)
+        .await
+        .unwrap();
+    let jobs = rapi.reboot_jobs(&[instance.to_owned()]).await.unwrap();
+    assert!(
+        jobs.iter()
+            .all(|j| j.summary == [format!("INSTANCE_REBOOT({instance})")]
+                || j.summary == [format!("INSTANCE_STARTUP({instance})")]),
+        "only this instance's reboots and starts: {jobs:?}"
+    );
+    let seen = observe_reboots(rapi, &[instance.to_owned()]).await.unwrap();
+    let latest = seen.get(instance).expect("the stamped reboot is listed");
+    assert_eq!(latest.job, id);
+    assert_eq!(latest.stamp.image, "sha256-cc");
+    assert!(!latest.stamp.back);
+    assert_eq!(latest.failed, None);
+    let now = ganeti_operator::unix_time::seconds(std::time::SystemTime::now());
+    assert!(
+        latest.submitted > 0 && latest.submitted <= now,
+        "received_ts read: {}",
+        latest.submitted
+    );
+}

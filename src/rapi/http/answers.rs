@@ -36,9 +36,9 @@ pub fn error_text(body: &[u8]) -> (String, Option<String>) {
     (message, text("explain"))
 }
 
-/// The unfinished jobs of a `/2/query/job` answer for the fields id, status, summary
-/// and ops; a row without an id is skipped.
-pub fn pending_job_rows(answer: &Value) -> Vec<Job> {
+/// The jobs of a `/2/query/job` answer for the fields id, status, summary, ops,
+/// received_ts and end_ts; a row without an id is skipped.
+pub fn job_rows(answer: &Value) -> Vec<Job> {
     query_rows(answer)
         .into_iter()
         .filter_map(|row| {
@@ -48,6 +48,8 @@ pub fn pending_job_rows(answer: &Value) -> Vec<Job> {
                 status: serde_json::from_value(cells.next()?).ok(),
                 summary: serde_json::from_value(cells.next()?).unwrap_or_default(),
                 ops: serde_json::from_value(cells.next()?).unwrap_or_default(),
+                received_ts: cells.next().and_then(|c| serde_json::from_value(c).ok()),
+                end_ts: cells.next().and_then(|c| serde_json::from_value(c).ok()),
                 ..Job::default()
             })
         })

@@ -11,7 +11,7 @@ mod faults;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use tokio::time::Instant;
@@ -45,6 +45,8 @@ struct MemoryJob {
     operation: Operation,
     reason: String,
     submitted_at: Instant,
+    /// The wall clock at submission: Ganeti's `received_ts`.
+    received: SystemTime,
     done_at: Instant,
     /// Ganeti's error class the job ends with, instead of taking effect.
     fails_with: Option<String>,
@@ -212,10 +214,23 @@ impl MemoryRapi {
             ),
         };
         let op = json!({"OP_ID": job.operation.kind(), "reason": [["gnt:user", job.reason, 0]]});
+        let received = job
+            .received
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        // Ganeti's summary names the instance a reboot or start is for.
+        let summary = match &job.operation {
+            Operation::RebootInstance { instance, .. } => format!("INSTANCE_REBOOT({instance})"),
+            Operation::StartupInstance { instance } => format!("INSTANCE_STARTUP({instance})"),
+            other => other.kind().to_owned(),
+        };
         serde_json::from_value(json!({
             "id": id,
             "status": status,
-            "summary": [job.operation.kind()],
+            "summary": [summary],
+            "received_ts": [received, 0],
+            "end_ts": job.applied.then_some([received, 0]),
             "ops": [op],
             "opstatus": [status],
             "opresult": [result],
@@ -274,6 +289,24 @@ impl Rapi for MemoryRapi {
             .all_jobs()
             .into_iter()
             .filter(|j| j.status.is_some_and(|s| !s.is_finished()))
+            .collect())
+    }
+
+    async fn reboot_jobs(&self, instances: &[String]) -> Result<Vec<Job>, RapiError> {
+        self.read_fault(Read::Jobs)?;
+        let wanted: Vec<String> = instances
+            .iter()
+            .flat_map(|i| {
+                [
+                    format!("INSTANCE_REBOOT({i})"),
+                    format!("INSTANCE_STARTUP({i})"),
+                ]
+            })
+            .collect();
+        Ok(self
+            .all_jobs()
+            .into_iter()
+            .filter(|j| j.summary.iter().any(|s| wanted.contains(s)))
             .collect())
     }
 
@@ -426,6 +459,7 @@ fn insert_job(
             operation,
             reason,
             submitted_at: now,
+            received: SystemTime::now(),
             done_at: now + takes,
             fails_with,
             applied: false,

@@ -241,12 +241,18 @@ async fn run_steps<R: Rapi + ?Sized>(
     stop: &AtomicBool,
     jobs: &mut Vec<JobId>,
 ) -> ActionResult {
-    let reason = JobReason::new(run, &action.object).to_string();
+    let stamp = JobReason::new(run, &action.object);
     let mut previous: Option<&Step> = None;
     for step in &action.steps {
         // A write-ahead mark and the step it guards are one unit: a stop between them
         // would leave a mark saying a reboot ran that never did.
         let guarded = previous.is_some_and(Step::guards_next);
+        // The guarded job carries what its mark says, so the job list holds the mark too.
+        let reason = match previous.and_then(Step::stamp_for_next) {
+            Some(step) => stamp.clone().with_step(step),
+            None => stamp.clone(),
+        }
+        .to_string();
         if stop.load(Ordering::SeqCst) && !guarded {
             // Interrupted once anything ran, a mark or a pointer as much as a job.
             return if previous.is_none() {

@@ -127,26 +127,77 @@ impl World {
         world
     }
 
+    /// Planned as the cycle plans: from the history the cluster settles.
     pub(super) fn plan(&self, desired: &DesiredState) -> Plan {
+        let history = rotation::settle(desired, &self.observed, &self.history, self.now);
         plan(&PlanInput {
             desired,
             observed: &self.observed,
-            history: &self.history,
+            history: &history,
             now: self.now,
         })
     }
 
     /// What the executor would do, step by step.
     pub(super) fn carry_out(&mut self, plan: &Plan) {
+        self.carry_out_steps(plan, usize::MAX);
+    }
+
+    /// The first `limit` steps of the plan (a process killed after them); how many ran.
+    pub(super) fn carry_out_steps(&mut self, plan: &Plan, limit: usize) -> usize {
+        let mut ran = 0;
         for action in &plan.actions {
+            let mut guarded: Option<String> = None;
             for step in &action.steps {
+                if ran == limit {
+                    return ran;
+                }
+                ran += 1;
+                let stamp = guarded.take();
+                let host = match step.operation() {
+                    Some(Operation::RebootInstance { instance, .. })
+                    | Some(Operation::StartupInstance { instance }) => Some(instance.clone()),
+                    _ => None,
+                };
+                if let (Some(stamp), Some(host)) = (stamp, host) {
+                    self.stamp_reboot(&host, &stamp);
+                }
                 self.step(step);
+                guarded = step.stamp_for_next();
             }
         }
+        ran
+    }
+
+    /// Ganeti's job list: the reboot's job, with the stamp its mark gave it.
+    fn stamp_reboot(&mut self, host: &str, step: &str) {
+        let job = self
+            .observed
+            .reboots
+            .values()
+            .map(|r| r.job)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let seen = crate::reconcile::observe::SeenReboot {
+            job,
+            stamp: crate::reconcile::state::rotation::RebootStamp::parse(step).unwrap(),
+            submitted: crate::unix_time::seconds(self.now),
+            failed: None,
+        };
+        self.observed.reboots.insert(host.to_owned(), seen);
     }
 
     fn step(&mut self, step: &Step) {
         match step {
+            Step::Rapi(Operation::AddTags {
+                target: crate::rapi::operation::TagTarget::Cluster,
+                tags,
+            }) => self.observed.cluster.tags.extend(tags.clone()),
+            Step::Rapi(Operation::RemoveTags {
+                target: crate::rapi::operation::TagTarget::Cluster,
+                tags,
+            }) => self.observed.cluster.tags.retain(|t| !tags.contains(t)),
             Step::Record(mark) => self.history.apply(mark, self.now),
             Step::Store(w) => {
                 let pointers = &mut self.observed.store.as_mut().unwrap().pointers;
@@ -378,8 +429,22 @@ fn a_bad_image_is_rolled_back_and_the_class_stalls_until_its_entry_changes() {
         assert_eq!(world.reboots.get(*host), None, "{host} never rebooted");
     }
     assert_eq!(world.reboots["vm1.gnt.test"], 2);
-    // Pinning the old image again clears the stall with nothing to do.
+    // Pinning the old image again clears the stall: only its cluster tag goes.
     let old = state(&a, CHECKED);
+    let cleared = world.plan(&old);
+    assert_eq!(cleared.actions.len(), 1, "{:#?}", cleared.actions);
+    assert_eq!(cleared.actions[0].object.kind, ObjectKind::Class);
+    world.carry_out(&cleared);
+    assert!(
+        !world
+            .observed
+            .cluster
+            .tags
+            .iter()
+            .any(|t| t.contains(":stall:")),
+        "{:?}",
+        world.observed.cluster.tags
+    );
     let cleared = world.plan(&old);
     assert!(cleared.actions.is_empty(), "{:#?}", cleared.actions);
     assert_eq!(rotation_of(&cleared).state, RotationState::Done);
@@ -477,9 +542,13 @@ fn a_failed_reboot_job_rolls_back_and_a_timeout_does_too() {
 
     let mut world = World::new(&state(&a, CHECKED), &a);
     world.reconcile(&desired);
+    // Ganeti's job list says how the reboot ended, whatever the history file says.
     world
-        .history
-        .rotation_step_failed("vm1.gnt.test", "the reboot job failed");
+        .observed
+        .reboots
+        .get_mut("vm1.gnt.test")
+        .unwrap()
+        .failed = Some("the reboot job failed".into());
     let plan = world.plan(&desired);
     assert!(plan.actions[0].reason.contains("the reboot job failed"));
 }

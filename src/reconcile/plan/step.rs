@@ -112,6 +112,14 @@ impl Step {
         )
     }
 
+    /// The step text a guarding mark puts into the reason stamp of the job it guards.
+    pub fn stamp_for_next(&self) -> Option<String> {
+        match self {
+            Step::Record(RotationMark::Rebooted { stamp, .. }) => Some(stamp.step()),
+            _ => None,
+        }
+    }
+
     pub fn operation(&self) -> Option<&Operation> {
         match self {
             Step::Rapi(operation) => Some(operation),

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use crate::desired::model::{Class, Instance};
 
 pub use crate::desired::names::{
-    CLASS_TAG_PREFIX, HOST_KEY_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG, TAG_PREFIX,
+    CLASS_TAG_PREFIX, HOST_KEY_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG,
+    ROLLBACK_TAG_PREFIX, TAG_PREFIX, rollback_tag, stall_tag,
 };
 
 pub fn is_managed(tags: &[String]) -> bool {
@@ -38,9 +39,18 @@ pub fn is_image_tag(tag: &str) -> bool {
 }
 
 /// Tags that record a fact the desired state does not hold: the image a host was proven
-/// healthy on, and the public half of a host key generated at create. Tag repair keeps them.
+/// healthy on, the public half of a host key generated at create, and a rollback under
+/// way. Tag repair keeps them.
 fn is_recorded_tag(tag: &str) -> bool {
-    is_image_tag(tag) || tag.starts_with(HOST_KEY_TAG_PREFIX)
+    is_image_tag(tag)
+        || tag.starts_with(HOST_KEY_TAG_PREFIX)
+        || tag.starts_with(ROLLBACK_TAG_PREFIX)
+}
+
+/// The image a host's rollback tag says it failed on (cut), when it is going back.
+pub fn rolling_back_from(tags: &[String]) -> Option<&str> {
+    tags.iter()
+        .find_map(|t| t.strip_prefix(ROLLBACK_TAG_PREFIX))
 }
 
 /// The tags to add and to remove so that a managed instance carries exactly `desired`

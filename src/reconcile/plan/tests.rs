@@ -110,6 +110,7 @@ pub(super) fn observed(instances: Vec<Instance>) -> Observed {
         health: Default::default(),
         secrets: None,
         filters: Default::default(),
+        reboots: Default::default(),
     }
 }
 

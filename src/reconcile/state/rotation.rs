@@ -3,6 +3,7 @@
 //! planner reads it; the executor changes it only through [`RotationMark`] steps, each
 //! saved before the step after it runs, so a crash loses no progress a reboot depends on.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -176,6 +177,39 @@ pub struct ClassStall {
     pub old_image_failed: Option<String>,
 }
 
+/// What a rotation's reboot served, carried in its job's reason stamp as
+/// `rotate@<image>` or `rollback@<image>`. Ganeti's job list then says, without the
+/// history file, which host was rebooted onto which image, going forward or back, and
+/// when: the job is the write-ahead mark that no crash can separate from the reboot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootStamp {
+    pub image: String,
+    pub back: bool,
+}
+
+impl RebootStamp {
+    const FORWARD: &str = "rotate@";
+    const BACK: &str = "rollback@";
+
+    /// The step text of the job's reason stamp.
+    pub fn step(&self) -> String {
+        let prefix = if self.back { Self::BACK } else { Self::FORWARD };
+        format!("{prefix}{}", self.image)
+    }
+
+    /// `None` for a stamp step that is no rotation's reboot.
+    pub fn parse(step: &str) -> Option<RebootStamp> {
+        let (back, image) = match step.strip_prefix(Self::FORWARD) {
+            Some(image) => (false, image),
+            None => (true, step.strip_prefix(Self::BACK)?),
+        };
+        (!image.is_empty()).then(|| RebootStamp {
+            image: image.to_owned(),
+            back,
+        })
+    }
+}
+
 /// A change to the rotation records, carried out as a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotationMark {
@@ -185,8 +219,13 @@ pub enum RotationMark {
         from: String,
         to: String,
     },
-    /// Saved just before the reboot job is submitted; the deadline runs from here.
-    Rebooted { host: String, timeout: Duration },
+    /// Saved just before the reboot job is submitted; the deadline runs from here. The
+    /// job it guards carries `stamp`, so the cluster keeps the mark too.
+    Rebooted {
+        host: String,
+        timeout: Duration,
+        stamp: RebootStamp,
+    },
     /// The rollout failed: the class stalls and the host goes back.
     Failed {
         host: String,
@@ -253,6 +292,31 @@ impl History {
         self.stalls.insert(kind.stall_key(class), stall);
     }
 
+    /// The rotation records as the cluster shows them (see the planner's `progress`),
+    /// in place of the file's: the file is a cache of what the cluster says.
+    pub fn set_rotations(&mut self, records: BTreeMap<String, HostRotation>) {
+        self.rotations = records;
+    }
+
+    /// A stall the cluster's tag shows and the file lost. A stall the file holds for
+    /// the same entry is kept as it is, with its messages.
+    pub fn adopt_stall(&mut self, kind: Rollout, class: &str, stall: ClassStall) {
+        if self.stall(kind, class, Some(&stall.fingerprint)).is_none() {
+            self.insert_stall(kind, class, stall);
+        }
+    }
+
+    /// The rollout records and stalls of `settled`, with everything else of this one:
+    /// what the history file keeps once the cluster was read.
+    pub fn take_rollouts_from(&mut self, settled: &History) {
+        self.rotations = settled.rotations.clone();
+        for (key, stall) in &settled.stalls {
+            self.stalls
+                .entry(key.clone())
+                .or_insert_with(|| stall.clone());
+        }
+    }
+
     /// A rotation step failed; the next plan rolls the host back (or gives up on it).
     pub fn rotation_step_failed(&mut self, host: &str, error: &str) {
         if let Some(r) = self.rotations.get_mut(host) {
@@ -282,7 +346,7 @@ impl History {
                     },
                 );
             }
-            RotationMark::Rebooted { host, timeout } => {
+            RotationMark::Rebooted { host, timeout, .. } => {
                 if let Some(r) = self.rotations.get_mut(host) {
                     r.stage = HostStage::Rebooted {
                         at: now,

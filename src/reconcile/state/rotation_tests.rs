@@ -19,6 +19,10 @@ fn a_rotation_runs_through_its_marks_and_survives_a_save() {
         &RotationMark::Rebooted {
             host: "vm1".into(),
             timeout: Duration::from_secs(60),
+            stamp: RebootStamp {
+                image: "b".into(),
+                back: false,
+            },
         },
         now,
     );

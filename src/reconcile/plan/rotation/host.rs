@@ -5,14 +5,14 @@ use crate::desired::model::Class;
 use crate::rapi::Operation;
 use crate::rapi::operation::{RebootKind, TagTarget};
 use crate::reconcile::health::Verdict;
-use crate::reconcile::state::rotation::{HostRotation, RotationMark};
+use crate::reconcile::state::rotation::{HostRotation, RebootStamp, Rollout, RotationMark};
 
 use super::Host;
 use crate::reconcile::plan::Part;
 use crate::reconcile::plan::WaitingOn;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
 use crate::reconcile::plan::status::HostState;
-use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
+use crate::reconcile::plan::tags::{IMAGE_TAG_PREFIX, rollback_tag, stall_tag};
 use crate::reconcile::plan::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, PlanInput, Step, Waiting,
     instance_ref,
@@ -37,7 +37,7 @@ pub(super) fn advance(
             host.name,
             "its pointer names the new image; the reboot that boots it is next",
             vec![FieldChange::new("reboot", None, Some(target.to_owned()))],
-            reboot_steps(host, class),
+            reboot_steps(host, class, stamp(record)),
         ));
         return if back {
             HostState::RollingBack
@@ -87,6 +87,10 @@ pub(super) fn advance(
             host: host.name.to_owned(),
             started: record.started,
         }));
+        if back {
+            // After the mark: until it is gone the cluster still says "going back".
+            steps.push(rollback_tag_step(host.name, &record.to, false));
+        }
         let reason = if back {
             "it is healthy on its old image again"
         } else {
@@ -130,10 +134,13 @@ pub(super) fn fail(
             host.name,
             "it did not come back healthy on its old image either; reported, not retried",
             vec![],
-            vec![Step::Record(RotationMark::GaveUp {
-                host: host.name.to_owned(),
-                reason: reason.clone(),
-            })],
+            vec![
+                Step::Record(RotationMark::GaveUp {
+                    host: host.name.to_owned(),
+                    reason: reason.clone(),
+                }),
+                rollback_tag_step(host.name, &record.to, false),
+            ],
         ));
         plan.blocked.push(Blocked {
             object: instance_ref(host.name),
@@ -151,14 +158,35 @@ pub(super) fn fail(
         reason: reason.clone(),
         last_answer,
     })];
+    let stall = Step::Rapi(Operation::AddTags {
+        target: TagTarget::Cluster,
+        tags: vec![stall_tag(
+            Rollout::Instances.name(),
+            &record.class,
+            fingerprint,
+        )],
+    });
     if record.rebooted_at().is_some() {
-        steps.extend(reboot_steps(host, class));
+        // The class stalls, then the cluster says "going back" before the pointer does,
+        // so that a process that lost the history file neither starts another host nor
+        // reboots this one onto the failed image again. Stopped between the two, the
+        // host's reboot job shows it on the failed image, and it fails again.
+        steps.push(stall);
+        steps.push(rollback_tag_step(host.name, &record.to, true));
+        let back = RebootStamp {
+            image: record.from.clone(),
+            back: true,
+        };
+        steps.extend(reboot_steps(host, class, back));
     } else {
-        // It never left its old image: the pointer goes back, with no reboot.
+        // It never left its old image: the pointer goes back, with no reboot. Stopped
+        // before the pointer, a process without the history file flips it again: the
+        // failure was a step's, never the image's.
         steps.push(Step::Record(RotationMark::Done {
             host: host.name.to_owned(),
             started: record.started,
         }));
+        steps.push(stall);
     }
     plan.actions.push(rotate(
         host.name,
@@ -180,7 +208,11 @@ pub(super) fn start(host: &Host<'_>, class_name: &str, class: &Class) -> Action 
         from: host.tag.to_owned(),
         to: class.image.clone(),
     })];
-    steps.extend(reboot_steps(host, class));
+    let forward = RebootStamp {
+        image: class.image.clone(),
+        back: false,
+    };
+    steps.extend(reboot_steps(host, class, forward));
     // A change of the host that needs a reboot of its own gets this one instead (see
     // `compose::one_reboot_per_host`).
     let reason = if host.failing() {
@@ -200,9 +232,18 @@ pub(super) fn start(host: &Host<'_>, class_name: &str, class: &Class) -> Action 
     )
 }
 
-/// The mark saved before the reboot, then the reboot (a start when it is not running).
-/// The pointer writes go just before the mark (see `compose::splice_pointers`).
-pub(super) fn reboot_steps(host: &Host<'_>, class: &Class) -> Vec<Step> {
+/// What the reboot of a host under way serves: its current target, forward or back.
+fn stamp(record: &HostRotation) -> RebootStamp {
+    RebootStamp {
+        image: record.target().to_owned(),
+        back: record.rolling_back().is_some(),
+    }
+}
+
+/// The mark saved before the reboot, then the reboot (a start when it is not running),
+/// its job stamped with `stamp`. The pointer writes go just before the mark (see
+/// `compose::splice_pointers`).
+pub(super) fn reboot_steps(host: &Host<'_>, class: &Class, stamp: RebootStamp) -> Vec<Step> {
     let instance = host.name.to_owned();
     let operation = if host.running {
         Operation::RebootInstance {
@@ -216,9 +257,21 @@ pub(super) fn reboot_steps(host: &Host<'_>, class: &Class) -> Vec<Step> {
         Step::Record(RotationMark::Rebooted {
             host: host.name.to_owned(),
             timeout: class.rotation.timeout,
+            stamp,
         }),
         Step::Rapi(operation),
     ]
+}
+
+/// The host's rollback tag, added (`add`) or removed.
+fn rollback_tag_step(host: &str, failed_image: &str, add: bool) -> Step {
+    let target = TagTarget::Instance(host.to_owned());
+    let tags = vec![rollback_tag(failed_image)];
+    Step::Rapi(if add {
+        Operation::AddTags { target, tags }
+    } else {
+        Operation::RemoveTags { target, tags }
+    })
 }
 
 pub(super) fn retag(host: &str, from: &str, to: &str) -> Vec<Step> {
