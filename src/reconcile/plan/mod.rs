@@ -10,6 +10,8 @@ mod boot;
 #[cfg(test)]
 mod boot_tests;
 mod compose;
+#[cfg(test)]
+mod engine_state_tests;
 pub mod facts;
 pub mod freeze;
 mod gate;
