@@ -17,6 +17,12 @@ pub const PROMOTED_TAG_PREFIX: &str = "ganeti-operator:promoted:";
 /// On an instance: its rotation failed and it is going back to its tagged image. Names
 /// the image it failed on (cut, see [`short_image`]); written before its pointer goes back.
 pub const ROLLBACK_TAG_PREFIX: &str = "ganeti-operator:rollback:";
+/// On a node: its upgrade to an image (cut) is under way; written before its master
+/// failover or drain, removed once it is tagged with the image or has failed.
+pub const UPGRADING_TAG_PREFIX: &str = "ganeti-operator:upgrading:";
+/// On a node under upgrade: its reboot was started at these Unix seconds, with its
+/// pointer flipped; from then on it is waited for and never rebooted again.
+pub const REBOOTED_TAG_PREFIX: &str = "ganeti-operator:rebooted:";
 /// On the cluster: a class's rollout of one kind stalled at one entry of the class
 /// (`stall:<kind>:<class>:<fingerprint>`); it holds until the entry changes.
 pub const STALL_TAG_PREFIX: &str = "ganeti-operator:stall:";
@@ -191,6 +197,16 @@ pub fn promotion_tag(class: &str, image: &str) -> String {
 /// The instance tag of a rollback away from `image`.
 pub fn rollback_tag(image: &str) -> String {
     format!("{ROLLBACK_TAG_PREFIX}{}", short_image(image))
+}
+
+/// The node tag of an upgrade to `image` under way.
+pub fn upgrading_tag(image: &str) -> String {
+    format!("{UPGRADING_TAG_PREFIX}{}", short_image(image))
+}
+
+/// The node tag of a reboot started at `seconds`.
+pub fn rebooted_tag(seconds: u64) -> String {
+    format!("{REBOOTED_TAG_PREFIX}{seconds}")
 }
 
 /// The cluster tag of a stalled rollout: `kind` is `instances` or `nodes`, and the class

@@ -11,8 +11,8 @@ use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::observe::{Observed, observe, observe_reboots, observe_store};
-use super::plan::rotation;
 use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
+use super::plan::{progress, rotation};
 use super::reason::RunId;
 use super::state::{History, HistoryError};
 use crate::backoff::BackoffPolicy;
@@ -157,7 +157,7 @@ async fn observe_cluster<R: Rapi + ?Sized>(
             .await
             .map_err(CycleError::Observe)?;
     }
-    let settled = rotation::settle(desired, &observed, history, SystemTime::now());
+    let settled = progress::settle(desired, &observed, history, SystemTime::now());
     let targets = rotation::probe_targets(desired, &observed, &settled);
     observed.health = crate::reconcile::health::probe_all(targets).await;
     if observed.cluster.name != desired.cluster.name {
@@ -237,7 +237,7 @@ pub async fn preview<R: Rapi + ?Sized>(
 ) -> Result<Plan, CycleError> {
     let history = History::load(history_file)?;
     let observed = observe_cluster(rapi, store, secrets, desired, &history).await?;
-    let mut history = rotation::settle(desired, &observed, &history, now);
+    let mut history = progress::settle(desired, &observed, &history, now);
     // As the next apply will: in memory only, a dry run writes nothing.
     history.forget_hosts(&gone_hosts(desired, &observed, &history));
     Ok(plan(&PlanInput {
@@ -305,7 +305,7 @@ pub async fn apply<R: Rapi + ?Sized>(
         observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     }
     // The cluster's word on every rollout, kept in the file, which is its cache.
-    let settled = rotation::settle(desired, &observed, &history, SystemTime::now());
+    let settled = progress::settle(desired, &observed, &history, SystemTime::now());
     let history = if settled == history {
         history
     } else {
@@ -365,7 +365,7 @@ pub async fn apply<R: Rapi + ?Sized>(
         None => Default::default(),
     };
     let observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
-    let settled = rotation::settle(desired, &observed, &history, SystemTime::now());
+    let settled = progress::settle(desired, &observed, &history, SystemTime::now());
     let after = plan(&PlanInput {
         desired,
         observed: &observed,

@@ -31,6 +31,7 @@ mod node_upgrade_orphan_tests;
 #[cfg(test)]
 mod node_upgrade_tests;
 mod nodes;
+pub mod progress;
 mod prune;
 mod rollout;
 pub mod rotation;

@@ -49,6 +49,7 @@ fn the_freeze_is_in_place_whenever_a_node_is_out_and_lifted_when_the_work_ends()
             [
                 Step::NodeRecord(crate::reconcile::state::node_upgrade::NodeMark::Start { .. }),
                 Step::Freeze(FreezeStep::Place { .. }),
+                Step::Rapi(Operation::AddTags { .. }),
                 Step::Rapi(Operation::SetNodeRole { .. }),
                 ..
             ]

@@ -185,18 +185,30 @@ impl World {
         world
     }
 
+    /// Planned as the cycle plans: from the history the cluster settles.
     pub(super) fn plan(&self, desired: &DesiredState) -> Plan {
+        let history = progress::settle(desired, &self.observed, &self.history, self.now);
         plan(&PlanInput {
             desired,
             observed: &self.observed,
-            history: &self.history,
+            history: &history,
             now: self.now,
         })
     }
 
     pub(super) fn carry_out(&mut self, plan: &Plan) {
-        for action in &plan.actions {
+        self.carry_out_steps(plan, usize::MAX);
+    }
+
+    /// The first `limit` steps of the plan (a process killed after them); how many ran.
+    pub(super) fn carry_out_steps(&mut self, plan: &Plan, limit: usize) -> usize {
+        let mut ran = 0;
+        'actions: for action in &plan.actions {
             for step in &action.steps {
+                if ran == limit {
+                    break 'actions;
+                }
+                ran += 1;
                 if let Err(error) = self.step(step) {
                     // What the cycle does with a failed upgrade step.
                     self.history.node_step_failed(&action.object.name, &error);
@@ -211,6 +223,7 @@ impl World {
             .filter(|n| n.drained == Some(true))
             .count();
         self.most_drained = self.most_drained.max(drained);
+        ran
     }
 
     pub(super) fn node(&mut self, name: &str) -> &mut Node {
@@ -291,6 +304,14 @@ impl World {
                 target: TagTarget::Node(name),
                 tags,
             }) => self.node(name).tags.extend(tags.clone()),
+            Step::Rapi(Operation::AddTags {
+                target: TagTarget::Cluster,
+                tags,
+            }) => self.observed.cluster.tags.extend(tags.clone()),
+            Step::Rapi(Operation::RemoveTags {
+                target: TagTarget::Cluster,
+                tags,
+            }) => self.observed.cluster.tags.retain(|t| !tags.contains(t)),
             Step::Rapi(Operation::RemoveTags {
                 target: TagTarget::Node(name),
                 tags,
@@ -345,7 +366,9 @@ impl World {
     }
 
     pub(super) fn probe(&mut self, desired: &DesiredState) {
-        let targets = rotation::probe_targets(desired, &self.observed, &self.history);
+        // As observe probes: from the history the cluster settles.
+        let history = progress::settle(desired, &self.observed, &self.history, self.now);
+        let targets = rotation::probe_targets(desired, &self.observed, &history);
         self.observed.health = targets
             .into_iter()
             .map(|t| {
@@ -370,8 +393,17 @@ impl World {
 
     /// One reconcile: plan, carry out, let time pass, rebooted nodes come back.
     pub(super) fn reconcile(&mut self, desired: &DesiredState) -> Plan {
+        self.reconcile_steps(desired, usize::MAX).0
+    }
+
+    /// [`World::reconcile`] killed after `limit` steps; the plan and how many steps ran.
+    pub(super) fn reconcile_steps(
+        &mut self,
+        desired: &DesiredState,
+        limit: usize,
+    ) -> (Plan, usize) {
         let plan = self.plan(desired);
-        self.carry_out(&plan);
+        let ran = self.carry_out_steps(&plan, limit);
         self.now += Duration::from_secs(20);
         self.probe(desired);
         for node in std::mem::take(&mut self.down) {
@@ -381,7 +413,7 @@ impl World {
                 self.node(&node).mfree = Some(4000);
             }
         }
-        plan
+        (plan, ran)
     }
 
     pub(super) fn upgrade_of<'p>(&self, plan: &'p Plan) -> &'p status::ClassRotation {
@@ -462,11 +494,12 @@ fn all_three_nodes_upgrade_one_at_a_time_the_master_last_and_the_master_comes_ba
         kinds(&first),
         [
             "node_upgrade_start",
+            "tags_add",
             "node_role",
             "node_upgrade_phase",
             "instance_migrate"
         ],
-        "the regular node starts, with N+1 checked and a drain; nothing else places an instance, so its instance moves off in the same action"
+        "the regular node starts (its upgrading tag first), with N+1 checked and a drain; nothing else places an instance, so its instance moves off in the same action"
     );
     assert_eq!(first.actions[0].object.name, "node3.gnt.test");
     let mut migrating = None;

@@ -8,8 +8,16 @@ use crate::desired::model::ObjectRef;
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::state::rotation::ClassStall;
 
-use super::model::{BlockReason, Blocked, Part, Waiting, WaitingOn};
+use super::model::{
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Part, Phase, PlanInput, Waiting,
+    WaitingOn,
+};
 use super::status::{ClassRotation, HostState, RotationState};
+use super::step::Step;
+use super::tags::stall_tag;
+use crate::rapi::Operation;
+use crate::rapi::operation::TagTarget;
+use crate::reconcile::state::rotation::Rollout;
 
 /// What the shared rules read of a member, a rotation's host or an upgrade's node.
 pub trait Member {
@@ -113,4 +121,60 @@ pub fn wait_for_budget(
     for member in held {
         status.host(member, HostState::Pending);
     }
+}
+
+/// The cluster carries the class's stall tag exactly while the class is stalled at this
+/// entry: one the history file alone knew (a version before the tag) is written, and
+/// those of earlier entries go.
+pub fn stall_tag_actions(
+    input: &PlanInput<'_>,
+    plan: &mut Part<'_>,
+    kind: Rollout,
+    class: &ObjectRef,
+    fingerprint: &str,
+    stalled: bool,
+) {
+    let tags = &input.observed.cluster.tags;
+    let current = stall_tag(kind.name(), &class.name, fingerprint);
+    let of_class = stall_tag(kind.name(), &class.name, "");
+    let stale: Vec<String> = tags
+        .iter()
+        .filter(|t| t.starts_with(&of_class) && (**t != current || !stalled))
+        .cloned()
+        .collect();
+    let mut steps = Vec::new();
+    if stalled && !tags.contains(&current) {
+        steps.push(Step::Rapi(Operation::AddTags {
+            target: TagTarget::Cluster,
+            tags: vec![current],
+        }));
+    }
+    if !stale.is_empty() {
+        steps.push(Step::Rapi(Operation::RemoveTags {
+            target: TagTarget::Cluster,
+            tags: stale,
+        }));
+    }
+    if steps.is_empty() {
+        return;
+    }
+    plan.actions.push(Action {
+        object: class.clone(),
+        kind: ActionKind::Change,
+        reason: if stalled {
+            "the cluster records where the class's rollout stalled".to_owned()
+        } else {
+            "the class's entry changed: its rollout is no longer stalled".to_owned()
+        },
+        changes: vec![if stalled {
+            FieldChange::new("stalled", None, Some(fingerprint.to_owned()))
+        } else {
+            FieldChange::new("stalled", Some("an earlier entry".to_owned()), None)
+        }],
+        steps,
+        phase: match kind {
+            Rollout::Instances => Phase::Instances,
+            Rollout::Nodes => Phase::Nodes,
+        },
+    });
 }

@@ -129,7 +129,7 @@ impl World {
 
     /// Planned as the cycle plans: from the history the cluster settles.
     pub(super) fn plan(&self, desired: &DesiredState) -> Plan {
-        let history = rotation::settle(desired, &self.observed, &self.history, self.now);
+        let history = progress::settle(desired, &self.observed, &self.history, self.now);
         plan(&PlanInput {
             desired,
             observed: &self.observed,
@@ -267,7 +267,9 @@ impl World {
 
     /// Health as observe would ask it: each host answers for the image it booted.
     pub(super) fn probe(&mut self, desired: &DesiredState) {
-        let targets = rotation::probe_targets(desired, &self.observed, &self.history);
+        // As observe probes: from the history the cluster settles.
+        let history = progress::settle(desired, &self.observed, &self.history, self.now);
+        let targets = rotation::probe_targets(desired, &self.observed, &history);
         self.observed.health = targets
             .into_iter()
             .map(|t| {

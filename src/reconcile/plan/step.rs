@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::rapi::Operation;
+use crate::rapi::operation::TagTarget;
 use crate::reconcile::state::node_upgrade::NodeMark;
 use crate::reconcile::state::rotation::RotationMark;
 use crate::secrets::publish::SecretStep;
@@ -105,11 +106,18 @@ impl Step {
     /// A write-ahead mark: it records that the step after it (a reboot) has started, so
     /// the two are one unit that a stop never splits.
     pub fn guards_next(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Step::Record(RotationMark::Rebooted { .. })
-                | Step::NodeRecord(NodeMark::Rebooting { .. })
-        )
+            | Step::NodeRecord(NodeMark::Rebooting { .. }) => true,
+            // A node's rebooted tag, written between its mark and its reboot.
+            Step::Rapi(Operation::AddTags {
+                target: TagTarget::Node(_),
+                tags,
+            }) => tags
+                .iter()
+                .any(|t| t.starts_with(crate::desired::names::REBOOTED_TAG_PREFIX)),
+            _ => false,
+        }
     }
 
     /// The step text a guarding mark puts into the reason stamp of the job it guards.

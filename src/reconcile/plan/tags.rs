@@ -7,7 +7,8 @@ use crate::desired::model::{Class, Instance};
 
 pub use crate::desired::names::{
     CLASS_TAG_PREFIX, HOST_KEY_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG,
-    ROLLBACK_TAG_PREFIX, TAG_PREFIX, rollback_tag, stall_tag,
+    REBOOTED_TAG_PREFIX, ROLLBACK_TAG_PREFIX, TAG_PREFIX, UPGRADING_TAG_PREFIX, rebooted_tag,
+    rollback_tag, short_image, stall_tag, upgrading_tag,
 };
 
 pub fn is_managed(tags: &[String]) -> bool {
@@ -68,4 +69,25 @@ pub fn tag_repair(observed: &[String], desired: &BTreeSet<String>) -> (Vec<Strin
         .cloned()
         .collect();
     (add, remove)
+}
+
+/// The node's upgrade tags: the image it is being upgraded to (cut), and the latest
+/// reboot's start (Unix seconds), where there are any.
+pub fn upgrade_tags(tags: &[String]) -> (Option<&str>, Option<u64>) {
+    let upgrading = tags
+        .iter()
+        .find_map(|t| t.strip_prefix(UPGRADING_TAG_PREFIX));
+    let rebooted = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix(REBOOTED_TAG_PREFIX)?.parse().ok())
+        .max();
+    (upgrading, rebooted)
+}
+
+/// Every upgrade tag a node carries, to remove once its upgrade ended.
+pub fn upgrade_tags_of(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| t.starts_with(UPGRADING_TAG_PREFIX) || t.starts_with(REBOOTED_TAG_PREFIX))
+        .cloned()
+        .collect()
 }

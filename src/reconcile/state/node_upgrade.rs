@@ -315,6 +315,12 @@ impl History {
         self.node_upgrades.iter()
     }
 
+    /// The node records as the cluster shows them (see the planner's node `progress`), in
+    /// place of the file's.
+    pub fn set_node_upgrades(&mut self, records: std::collections::BTreeMap<String, NodeUpgrade>) {
+        self.node_upgrades = records;
+    }
+
     /// A step of a node's upgrade failed; the next plan rolls it back.
     pub fn node_step_failed(&mut self, node: &str, error: &str) {
         if let Some(r) = self.node_upgrades.get_mut(node) {

@@ -306,10 +306,20 @@ impl History {
         }
     }
 
+    /// The member a stall the cluster's tag showed failed on, once the cluster names it.
+    pub fn name_stalled_host(&mut self, kind: Rollout, class: &str, host: &str) {
+        if let Some(stall) = self.stalls.get_mut(&kind.stall_key(class))
+            && stall.host.is_empty()
+        {
+            stall.host = host.to_owned();
+        }
+    }
+
     /// The rollout records and stalls of `settled`, with everything else of this one:
     /// what the history file keeps once the cluster was read.
     pub fn take_rollouts_from(&mut self, settled: &History) {
         self.rotations = settled.rotations.clone();
+        self.node_upgrades = settled.node_upgrades.clone();
         for (key, stall) in &settled.stalls {
             self.stalls
                 .entry(key.clone())

@@ -6,6 +6,10 @@ use crate::reconcile::plan::{Action, ActionKind, FieldChange, Phase, Step, node_
 use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use super::NodeView;
+use crate::rapi::Operation;
+use crate::rapi::operation::TagTarget;
+use crate::reconcile::plan::tags::{stall_tag, upgrade_tags_of};
+use crate::reconcile::state::rotation::Rollout;
 
 /// A node-upgrade action on `node`.
 pub(super) fn upgrade(
@@ -41,12 +45,22 @@ pub(super) fn fail(
             Some(record.to.clone()),
             Some(record.from.clone()),
         )],
-        vec![Step::NodeRecord(NodeMark::Failed {
-            node: node.name.to_owned(),
-            fingerprint: fingerprint.to_owned(),
-            reason,
-            last_answer,
-        })],
+        // The class stalls before the pointer goes back (spliced in front of the mark),
+        // so that a process without the history file neither reboots the node onto the
+        // failed image nor starts another. The node keeps its upgrading tag while the
+        // stall holds: the cluster names it as the node that failed.
+        vec![
+            Step::Rapi(Operation::AddTags {
+                target: TagTarget::Cluster,
+                tags: vec![stall_tag(Rollout::Nodes.name(), &record.class, fingerprint)],
+            }),
+            Step::NodeRecord(NodeMark::Failed {
+                node: node.name.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                reason,
+                last_answer,
+            }),
+        ],
     ));
     HostState::Failed
 }
@@ -62,4 +76,15 @@ pub(super) fn phase_mark(node: &str, record: &NodeUpgrade, phase: NodePhase) -> 
         left: record.phase(),
         left_since: record.phase_since(),
     })]
+}
+
+/// The node's upgrade tags off, once its upgrade ended.
+pub(super) fn remove_upgrade_tags(node: &NodeView<'_>) -> Option<Step> {
+    let tags = upgrade_tags_of(&node.seen.tags);
+    (!tags.is_empty()).then(|| {
+        Step::Rapi(Operation::RemoveTags {
+            target: TagTarget::Node(node.name.to_owned()),
+            tags,
+        })
+    })
 }

@@ -24,15 +24,20 @@ mod actions;
 /// N+1 for a node under upgrade.
 pub mod capacity;
 mod moves;
+mod progress;
 mod refusal;
 mod step;
+
+pub(super) use progress::settle;
 
 use capacity::Fit;
 use step::{advance, start};
 
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
 use super::gate::{Gate, Members, hold_behind_canary, start_gate};
-use super::rollout::{Member, hold_stalled, proven_on, under_way, wait_for_budget};
+use super::rollout::{
+    Member, hold_stalled, proven_on, stall_tag_actions, under_way, wait_for_budget,
+};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Note, PlanInput, node_ref};
 use crate::reconcile::plan::{Finished, Part};
@@ -180,10 +185,36 @@ fn plan_class(
     }
     candidates.sort_by_key(|n| n.order());
     status.order = candidates.iter().map(|n| n.name.to_owned()).collect();
-    if let Some(stall) = input
+    let stall = input
         .history
-        .stall(Rollout::Nodes, class_name, Some(&fingerprint))
+        .stall(Rollout::Nodes, class_name, Some(&fingerprint));
+    // Upgrade tags a node kept after its upgrade ended (stopped between its last steps,
+    // or failed: then they stay while the stall holds, naming the node).
+    for node in nodes
+        .iter()
+        .filter(|n| n.record.is_none() && stall.is_none())
     {
+        if let Some(step) = actions::remove_upgrade_tags(node) {
+            // A tag change, not node work: no freeze, no drain count.
+            plan.actions.push(crate::reconcile::plan::Action {
+                object: node_ref(node.name),
+                kind: crate::reconcile::plan::ActionKind::Change,
+                reason: "its upgrade ended: its upgrade tags go".to_owned(),
+                changes: vec![],
+                steps: vec![step],
+                phase: crate::reconcile::plan::Phase::Nodes,
+            });
+        }
+    }
+    stall_tag_actions(
+        input,
+        plan,
+        Rollout::Nodes,
+        &class_ref,
+        &fingerprint,
+        stall.is_some(),
+    );
+    if let Some(stall) = stall {
         let consequence = format!(
             "{} stays drained and points at its old image; no other node is touched until the class's entry changes",
             stall.host

@@ -2,7 +2,7 @@
 //! off, flip and reboot, wait for it to rejoin, undrain and tag it, or fail it, and the
 //! actions those steps make.
 
-use crate::desired::model::{Class, NodeRole};
+use crate::desired::model::{Class, DesiredState, NodeRole};
 use crate::rapi::Operation;
 use crate::rapi::operation::{NodeRoleName, TagTarget};
 use crate::reconcile::health::Verdict;
@@ -10,9 +10,11 @@ use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use crate::reconcile::plan::Part;
 use crate::reconcile::plan::WaitingOn;
-use crate::reconcile::plan::facts::{PointerImages, humantime, is_live};
+use crate::reconcile::plan::facts::{PointerImages, humantime, is_live, node_tagged_image};
 use crate::reconcile::plan::status::HostState;
-use crate::reconcile::plan::tags::IMAGE_TAG_PREFIX;
+use crate::reconcile::plan::tags::{
+    IMAGE_TAG_PREFIX, rebooted_tag, upgrade_tags_of, upgrading_tag,
+};
 use crate::reconcile::plan::{
     Action, CommandPurpose, FieldChange, NodeCommand, Phase, PlanInput, Step, Waiting, node_ref,
 };
@@ -43,13 +45,20 @@ pub(super) fn start(
     } else {
         NodePhase::Drain
     };
-    let mut steps = vec![Step::NodeRecord(NodeMark::Start {
-        node: node.name.to_owned(),
-        class: class_name.to_owned(),
-        from: node.tag.to_owned(),
-        to: class.image.clone(),
-        phase,
-    })];
+    // The tag tells a process without the history file that the upgrade is under way.
+    let mut steps = vec![
+        Step::NodeRecord(NodeMark::Start {
+            node: node.name.to_owned(),
+            class: class_name.to_owned(),
+            from: node.tag.to_owned(),
+            to: class.image.clone(),
+            phase,
+        }),
+        Step::Rapi(Operation::AddTags {
+            target: TagTarget::Node(node.name.to_owned()),
+            tags: start_tags(node, class),
+        }),
+    ];
     let (state, what) = if node.is_master() {
         match failover_step(input, node) {
             Some(step) => steps.push(step),
@@ -136,7 +145,8 @@ pub(super) fn advance(
         if node.drained() {
             steps.push(undrain_step(node));
         }
-        steps.extend(retag(node, &record.to));
+        // The upgrade tags go in the same job as the old image tag.
+        steps.extend(retag(node, &record.to, upgrade_tags_of(&node.seen.tags)));
         steps.push(Step::NodeRecord(NodeMark::Done {
             node: node.name.to_owned(),
             started: record.started,
@@ -242,24 +252,17 @@ fn before_reboot(
         return move_off(input, plan, node, record, fingerprint);
     }
     let cluster = &input.desired.cluster;
-    let (reboot, timeout) = match &cluster.node_reboot.command {
-        Some(template) => (
-            Step::Command(NodeCommand {
-                node: node.name.to_owned(),
-                purpose: CommandPurpose::Reboot,
-                argv: template.render(&[("node", node.name)]),
-                timeout: template.timeout,
-            }),
-            template.timeout,
-        ),
-        None => (
-            Step::Rapi(Operation::PowercycleNode {
-                node: node.name.to_owned(),
-            }),
-            std::time::Duration::ZERO,
-        ),
+    let reboot = match &cluster.node_reboot.command {
+        Some(template) => Step::Command(NodeCommand {
+            node: node.name.to_owned(),
+            purpose: CommandPurpose::Reboot,
+            argv: template.render(&[("node", node.name)]),
+            timeout: template.timeout,
+        }),
+        None => Step::Rapi(Operation::PowercycleNode {
+            node: node.name.to_owned(),
+        }),
     };
-    let class = node.class;
     // The pointer write goes in front of the mark (see `compose::splice_pointers`).
     pointers.insert(node.name.to_owned(), record.to.clone());
     plan.actions.push(upgrade(
@@ -267,11 +270,19 @@ fn before_reboot(
         "it is drained and empty: its pointer flips and it reboots",
         vec![FieldChange::new("reboot", None, Some(record.to.clone()))],
         vec![
+            // The pointer writes go in front of the mark (see `compose::splice_pointers`).
+            // Mark, tag and reboot are one unit a stop does not split: with the pointer on
+            // the new image, the tag tells a process without the history file that the
+            // reboot started, and the node is never rebooted again.
             Step::NodeRecord(NodeMark::Rebooting {
                 node: node.name.to_owned(),
                 left: record.phase(),
                 left_since: record.phase_since(),
-                within: timeout + class.rotation.timeout,
+                within: rejoin_within(input.desired, node.class),
+            }),
+            Step::Rapi(Operation::AddTags {
+                target: TagTarget::Node(node.name.to_owned()),
+                tags: vec![rebooted_tag(crate::unix_time::seconds(input.now))],
             }),
             reboot,
             Step::NodeRecord(NodeMark::Phase {
@@ -283,6 +294,23 @@ fn before_reboot(
         ],
     ));
     HostState::Rebooting
+}
+
+/// The upgrading tag, and on a node no upgrade has tagged yet the image it runs (its
+/// pointer's): where a failure points it back, should the history file be lost.
+fn start_tags(node: &NodeView<'_>, class: &Class) -> Vec<String> {
+    let mut tags = vec![upgrading_tag(&class.image)];
+    if node_tagged_image(node.seen).is_none() {
+        tags.push(format!("{IMAGE_TAG_PREFIX}{}", node.tag));
+    }
+    tags
+}
+
+/// How long a node has from the start of its reboot to rejoin healthy: the reboot
+/// command's own timeout, then the class's.
+pub(super) fn rejoin_within(desired: &DesiredState, class: &Class) -> std::time::Duration {
+    let command = desired.cluster.node_reboot.command.as_ref();
+    command.map_or(std::time::Duration::ZERO, |c| c.timeout) + class.rotation.timeout
 }
 
 /// The configured failover command, run for the first online, undrained candidate.
@@ -324,7 +352,7 @@ fn undrain_step(node: &NodeView<'_>) -> Step {
 
 /// The new image tag on, every other image tag off (an untagged node has none to remove:
 /// Ganeti refuses to remove a tag that is not there).
-fn retag(node: &NodeView<'_>, to: &str) -> Vec<Step> {
+fn retag(node: &NodeView<'_>, to: &str, also_remove: Vec<String>) -> Vec<Step> {
     let target = || TagTarget::Node(node.name.to_owned());
     let wanted = format!("{IMAGE_TAG_PREFIX}{to}");
     let stale: Vec<String> = node
@@ -333,6 +361,7 @@ fn retag(node: &NodeView<'_>, to: &str) -> Vec<Step> {
         .iter()
         .filter(|t| t.starts_with(IMAGE_TAG_PREFIX) && **t != wanted)
         .cloned()
+        .chain(also_remove)
         .collect();
     let mut steps = Vec::new();
     if !node.seen.tags.contains(&wanted) {

@@ -22,18 +22,17 @@ mod progress;
 
 use host::{advance, start, tag_action};
 pub use probe::probe_targets;
-pub use progress::{hosts_to_ask, settle};
+pub use progress::hosts_to_ask;
+pub(super) use progress::settle;
 
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
 use super::gate::{Gate, Members, hold_behind_canary, start_gate};
-use super::rollout::{Member, hold_stalled, proven_on, under_way, wait_for_budget};
-use super::status::{ClassRotation, HostState, RotationState};
-use super::tags::{is_managed, stall_tag};
-use super::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, PlanInput, Step, instance_ref,
+use super::rollout::{
+    Member, hold_stalled, proven_on, stall_tag_actions, under_way, wait_for_budget,
 };
-use crate::rapi::Operation;
-use crate::rapi::operation::TagTarget;
+use super::status::{ClassRotation, HostState, RotationState};
+use super::tags::is_managed;
+use super::{ActionKind, BlockReason, Blocked, PlanInput, instance_ref};
 use crate::reconcile::plan::{Finished, Part};
 
 pub(super) struct Host<'a> {
@@ -185,7 +184,14 @@ fn plan_class(
     }
     // Hosts already failing go first: rotating them takes nothing more from the budget.
     candidates.sort_by_key(|h| (!h.failing(), h.name));
-    stall_tag_actions(input, plan, &class_ref, &fingerprint, stall.is_some());
+    stall_tag_actions(
+        input,
+        plan,
+        Rollout::Instances,
+        &class_ref,
+        &fingerprint,
+        stall.is_some(),
+    );
     if let Some(stall) = stall {
         hold_stalled(
             plan,
@@ -269,56 +275,4 @@ fn plan_class(
     }
     status.settle_state();
     status
-}
-
-/// The cluster carries the class's stall tag exactly while the class is stalled at this
-/// entry: one the history file alone knew (a version before the tag) is written, and
-/// those of earlier entries go.
-fn stall_tag_actions(
-    input: &PlanInput<'_>,
-    plan: &mut Part<'_>,
-    class: &ObjectRef,
-    fingerprint: &str,
-    stalled: bool,
-) {
-    let tags = &input.observed.cluster.tags;
-    let current = stall_tag(Rollout::Instances.name(), &class.name, fingerprint);
-    let of_class = stall_tag(Rollout::Instances.name(), &class.name, "");
-    let stale: Vec<String> = tags
-        .iter()
-        .filter(|t| t.starts_with(&of_class) && (**t != current || !stalled))
-        .cloned()
-        .collect();
-    let mut steps = Vec::new();
-    if stalled && !tags.contains(&current) {
-        steps.push(Step::Rapi(Operation::AddTags {
-            target: TagTarget::Cluster,
-            tags: vec![current],
-        }));
-    }
-    if !stale.is_empty() {
-        steps.push(Step::Rapi(Operation::RemoveTags {
-            target: TagTarget::Cluster,
-            tags: stale,
-        }));
-    }
-    if steps.is_empty() {
-        return;
-    }
-    plan.actions.push(Action {
-        object: class.clone(),
-        kind: ActionKind::Change,
-        reason: if stalled {
-            "the cluster records where the class's rollout stalled".to_owned()
-        } else {
-            "the class's entry changed: its rollout is no longer stalled".to_owned()
-        },
-        changes: vec![if stalled {
-            FieldChange::new("stalled", None, Some(fingerprint.to_owned()))
-        } else {
-            FieldChange::new("stalled", Some("an earlier entry".to_owned()), None)
-        }],
-        steps,
-        phase: Phase::Instances,
-    });
 }

@@ -17,26 +17,19 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::desired::model::{Class, DesiredState, ObjectKind, ObjectRef, PowerState};
+use crate::desired::model::{Class, DesiredState, PowerState};
 use crate::reconcile::observe::{Observed, SeenReboot};
 use crate::reconcile::state::History;
-use crate::reconcile::state::rotation::{
-    ClassStall, Heading, HostRotation, HostStage, RebootStamp, Rollout,
-};
+use crate::reconcile::state::rotation::{Heading, HostRotation, HostStage, RebootStamp};
 use crate::unix_time;
 
 use crate::reconcile::plan::facts::{pointed_in, tagged_image};
-use crate::reconcile::plan::fingerprint_of;
-use crate::reconcile::plan::tags::{is_managed, rolling_back_from, stall_tag};
+use crate::reconcile::plan::tags::{is_managed, rolling_back_from};
 
 /// Ganeti's watcher archives finished jobs after 6 hours, and `/2/jobs` no longer lists
 /// them. A reboot the file recorded longer ago than this may have lost its job, so the
 /// file's word is taken for it.
 pub const JOB_ARCHIVE_AGE: Duration = Duration::from_secs(5 * 3600);
-
-/// What the stall's messages say when only the cluster's tag is left.
-const STALL_DETAILS_LOST: &str =
-    "its rollout failed on this entry (the details were in a state directory that is gone)";
 
 /// A host a rotation may move, as the cluster shows it.
 struct SeenHost<'a> {
@@ -92,17 +85,16 @@ pub fn hosts_to_ask(desired: &DesiredState, observed: &Observed, history: &Histo
         .collect()
 }
 
-/// `history` with its rotation records as the cluster shows them, and the stalls the
-/// cluster's tags show that the file lost.
+/// `settled`'s rotation records as the cluster shows them (`history` is the file's).
 pub fn settle(
     desired: &DesiredState,
     observed: &Observed,
     history: &History,
+    settled: &mut History,
     now: SystemTime,
-) -> History {
-    let mut settled = history.clone();
+) {
     if desired.cluster.store.is_none() || observed.store.is_none() {
-        return settled;
+        return;
     }
     let records = rotating_hosts(desired, observed)
         .into_iter()
@@ -117,29 +109,6 @@ pub fn settle(
         })
         .collect::<BTreeMap<_, _>>();
     settled.set_rotations(records);
-    for (name, class) in &desired.classes {
-        let object = ObjectRef {
-            kind: ObjectKind::Class,
-            name: name.clone(),
-        };
-        let Some(fingerprint) = fingerprint_of(desired, &object) else {
-            continue;
-        };
-        let tag = stall_tag(Rollout::Instances.name(), name, &fingerprint);
-        if observed.cluster.tags.contains(&tag) {
-            let stall = ClassStall {
-                fingerprint,
-                image: class.image.clone(),
-                host: String::new(),
-                reason: STALL_DETAILS_LOST.to_owned(),
-                last_answer: None,
-                since: unix_time::seconds(now),
-                old_image_failed: None,
-            };
-            settled.adopt_stall(Rollout::Instances, name, stall);
-        }
-    }
-    settled
 }
 
 /// One host's record, or `None` when it is not under way.
