@@ -453,8 +453,10 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
     let sampler = sample_every_200ms(sandbox.client(), stop.clone(), vm_ips);
     let started = Instant::now();
     let mut logs = Vec::new();
-    // SIGKILL during the first drain, a migration and the wait to rejoin: each run resumes
-    // where the last one was.
+    // SIGKILL during the first drain, a migration and the wait to rejoin, each time with
+    // the state directory removed after it (the seeds' nodes boot from RAM): each run
+    // resumes where the last one was, from what the cluster shows (the nodes' upgrading
+    // and rebooted tags, drain flags, instances and pointers).
     for (when, line) in [
         ("during a drain", "node_role submitted as job"),
         ("during a migration", "instance_migrate submitted as job"),
@@ -464,8 +466,9 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         let seen = wait_for_line(&log, line, Duration::from_secs(300));
         child.kill().unwrap();
         child.wait().unwrap();
+        std::fs::remove_dir_all(up.path("state")).unwrap();
         eprintln!(
-            "{test}: killed {when} at {:?} ({})",
+            "{test}: killed {when}, state directory removed, at {:?} ({})",
             started.elapsed(),
             seen.trim()
         );
@@ -500,6 +503,18 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         sampled.rounds, sampled.unanswered, sampled.most_drained, sampled.vm_answers
     );
     assert!(log.contains("master_failover_command"), "{log}");
+    for node in rapi.nodes().await.unwrap() {
+        assert!(
+            !node
+                .tags
+                .iter()
+                .any(|t| t.starts_with("ganeti-operator:upgrading:")
+                    || t.starts_with("ganeti-operator:rebooted:")),
+            "{}: no upgrade tag left: {:?}",
+            node.name,
+            node.tags
+        );
+    }
     assert!(sampled.rounds > 50, "{} rounds", sampled.rounds);
     assert!(
         sampled.most_drained <= 1,
@@ -576,6 +591,13 @@ async fn threenode_rolling_upgrade_of_all_three_nodes_keeps_every_instance_runni
         assert_eq!(instance.pnode.as_deref(), Some(node), "{name} back home");
         assert_eq!(instance.oper_state, Some(true), "{name} runs");
     }
+    // Each node's reboot command ran once across the four runs, state directories lost
+    // included.
+    let reboots: usize = logs
+        .iter()
+        .map(|l| l.matches("node_reboot_command running").count())
+        .sum();
+    assert_eq!(reboots, NODES.len(), "{}", logs.join("\n---\n"));
     // Away and back: two live migrations each, none submitted twice, across the four runs.
     let submitted: usize = logs
         .iter()
