@@ -613,7 +613,8 @@ fn paused_holds_the_class_and_no_check_waits_for_settle() {
     );
     world.now += Duration::from_secs(31);
     let settled = world.plan(&desired);
-    assert_eq!(rotating(&settled), ["vm1.gnt.test"]);
+    // Settled: vm1 is tagged, and the next host starts in the same pass.
+    assert_eq!(rotating(&settled), ["vm1.gnt.test", "vm2.gnt.test"]);
     assert!(
         settled.actions[0]
             .reason

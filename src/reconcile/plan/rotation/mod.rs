@@ -160,6 +160,7 @@ fn plan_class(
     status.budget_in_use = in_use;
 
     // Hosts under way take their next step, whatever the budget: they are counted already.
+    let mut proven = Vec::new();
     for host in hosts.iter().filter(|h| h.record.is_some()) {
         let record = host.record.expect("filtered");
         pointers.insert(host.name.to_owned(), record.target().to_owned());
@@ -167,6 +168,12 @@ fn plan_class(
         if state == HostState::RollingBack && record.rolling_back().is_none() {
             // Decided just now: the pointer goes back in the same action.
             pointers.insert(host.name.to_owned(), record.from.clone());
+        }
+        if state == HostState::Proven {
+            // Healthy on its target now: it is back in service, and the next host may
+            // start in this pass, beside its tag jobs, rather than one pass later.
+            in_use = in_use.saturating_sub(1);
+            proven.push(host.name);
         }
         status.host(host.name, state);
     }
@@ -260,7 +267,10 @@ fn plan_class(
     if let Some(first) = held.first() {
         let out: Vec<String> = hosts
             .iter()
-            .filter(|h| h.unavailable() || status.next.iter().any(|n| n == h.name))
+            .filter(|h| {
+                (h.unavailable() && !proven.contains(&h.name))
+                    || status.next.iter().any(|n| n == h.name)
+            })
             .map(|h| h.name.to_owned())
             .collect();
         let held: Vec<&str> = held.iter().map(|h| h.name).collect();
