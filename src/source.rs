@@ -108,6 +108,23 @@ fn missing_revision(repo: &Path, rev: &str) -> Option<SourceError> {
     })
 }
 
+/// The commits `tip` brings that no ref of `repo` reaches yet, oldest first: what a push
+/// adds, as the pre-receive hook sees it (the refs are not updated yet). Empty when every
+/// commit is known already (a branch moved to an existing commit).
+pub fn new_commits(repo: &Path, tip: &str) -> Result<Vec<String>, SourceError> {
+    if tip.starts_with('-') {
+        return Err(SourceError::Git {
+            args: format!("rev-list {tip}"),
+            detail: "a revision cannot start with '-'".into(),
+        });
+    }
+    let listed = git(repo, &["rev-list", "--reverse", tip, "--not", "--all"])?;
+    Ok(String::from_utf8_lossy(&listed)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Reads `path` at `commit`. Used directly by the pre-receive hook.
 pub fn load_commit(repo: &Path, commit: &str, path: &str) -> Result<Snapshot, SourceError> {
     let tree = GitTree {

@@ -138,3 +138,47 @@ fn git_children_do_not_inherit_the_rapi_password() {
         assert!(!seen.contains(secret), "git inherited {secret}");
     }
 }
+
+/// Pushed together with its fix, a broken commit is refused: every commit the push adds
+/// is checked, not its tip alone (a new user's broken commit reached `main` this way).
+#[test]
+fn a_broken_commit_pushed_with_its_fix_is_refused() {
+    let repo = repository();
+    let dir = repo.path();
+    let base = git_ok(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+    let file = dir.join("desired-state/desired-state.yaml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replacen("class: web", "class: wbe", 1)).unwrap();
+    git_ok(dir, &["commit", "-qam", "typo"]);
+    let broken = git_ok(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+    std::fs::write(&file, &good).unwrap();
+    git_ok(dir, &["commit", "-qam", "fix", "--allow-empty"]);
+    let fixed = git_ok(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+    // As in a pre-receive hook: the pushed commits are in, no ref names them yet.
+    git_ok(dir, &["reset", "-q", "--hard", &base]);
+
+    let output = pre_receive(dir, &format!("{base} {fixed} refs/heads/main\n"), |_| {});
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown class"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "of the desired state at {}; nothing was applied",
+            &broken[..12]
+        )),
+        "names the broken commit: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "at {}: desired state is valid (2 new commits checked)",
+            &fixed[..12]
+        )),
+        "the tip itself is valid: {stderr}"
+    );
+
+    // The fix alone, once the broken commit is on the branch: only it is checked.
+    git_ok(dir, &["update-ref", "refs/heads/main", &broken]);
+    let output = pre_receive(dir, &format!("{broken} {fixed} refs/heads/main\n"), |_| {});
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

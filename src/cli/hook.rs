@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use super::exit;
 use crate::daemon::webhook;
 use crate::desired::diagnostic;
-use crate::source::load_commit;
+use crate::source::{SourceError, load_commit, new_commits};
 
 struct RefUpdate {
     old: String,
@@ -53,23 +53,52 @@ pub fn pre_receive(branch: &str, path: &str, input: &mut dyn BufRead) -> anyhow:
             refused = true;
             continue;
         }
-        let snapshot = load_commit(&repo_dir(), &update.new, path)
-            .with_context(|| format!("reading {path} at {}", update.new))?;
-        // By characters: a revision is whatever the caller passed, not always a hex id.
-        let short: String = update.new.chars().take(12).collect();
-        if snapshot.validation.is_valid() {
-            eprintln!("ganeti-operator: {watched} at {short}: desired state is valid");
-            continue;
+        // Every commit the push adds, not its tip alone: a broken commit pushed together
+        // with its fix would otherwise land on the branch.
+        let added = new_commits(&repo_dir(), &update.new)
+            .with_context(|| format!("listing the commits of {}", update.new))?;
+        let commits = if added.is_empty() {
+            vec![update.new.clone()]
+        } else {
+            added
+        };
+        let last = commits.len() - 1;
+        for (index, commit) in commits.iter().enumerate() {
+            // By characters: a revision is whatever the caller passed, not always a hex id.
+            let short: String = commit.chars().take(12).collect();
+            let snapshot = match load_commit(&repo_dir(), commit, path) {
+                // History from before the desired state was kept here: nothing to check.
+                Err(SourceError::Empty(_)) if index < last => {
+                    eprintln!(
+                        "ganeti-operator: {watched} at {short}: no desired state at {path}; not checked"
+                    );
+                    continue;
+                }
+                read => read.with_context(|| format!("reading {path} at {commit}"))?,
+            };
+            if snapshot.validation.is_valid() {
+                if index == last {
+                    let checked = if last == 0 {
+                        String::new()
+                    } else {
+                        format!(" ({} new commits checked)", last + 1)
+                    };
+                    eprintln!(
+                        "ganeti-operator: {watched} at {short}: desired state is valid{checked}"
+                    );
+                }
+                continue;
+            }
+            refused = true;
+            let count = snapshot.validation.errors_text();
+            eprint!(
+                "{}",
+                diagnostic::render_text(&snapshot.validation.diagnostics)
+            );
+            eprintln!(
+                "ganeti-operator: push to {watched} refused: {count} of the desired state at {short}; nothing was applied"
+            );
         }
-        refused = true;
-        let count = snapshot.validation.errors_text();
-        eprint!(
-            "{}",
-            diagnostic::render_text(&snapshot.validation.diagnostics)
-        );
-        eprintln!(
-            "ganeti-operator: push to {watched} refused: {count} of the desired state at {short}; nothing was applied"
-        );
     }
     Ok(if refused { exit::FAILURE } else { exit::OK })
 }
