@@ -24,6 +24,7 @@ use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{ActionKind, Plan};
 use crate::reconcile::reason::{RunId, kind_name};
 use crate::reconcile::render;
+use crate::reconcile::watch::HealthWatch;
 
 /// Between two passes of a rotation: not busier than this, and not sleepier.
 const ROTATION_PASS_MIN: std::time::Duration = std::time::Duration::from_millis(200);
@@ -190,7 +191,15 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 generation: report.generation,
             });
         }
-        std::thread::sleep(due_in.clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX));
+        let pause = due_in.clamp(ROTATION_PASS_MIN, ROTATION_PASS_MAX);
+        // A host waiting for its check is watched meanwhile: it advances the moment it
+        // passes, not at the next pass.
+        let watch = HealthWatch::of(&desired, &report.observed, &report.after);
+        if watch.is_empty() {
+            std::thread::sleep(pause);
+        } else {
+            runtime.block_on(watch.changed_within(pause));
+        }
     }
     let failures = report.failures();
     let not_started = report

@@ -33,6 +33,7 @@ use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, CycleError, Ending};
 use crate::reconcile::execute::ExecuteOptions;
 use crate::reconcile::reason::RunId;
+use crate::reconcile::watch::HealthWatch;
 use crate::source::Source;
 use crate::store::Store;
 
@@ -45,6 +46,8 @@ pub enum Trigger {
     Changed,
     Webhook,
     Signal,
+    /// A host a rotation waits on answered its check otherwise (see `reconcile::watch`).
+    HealthChanged,
 }
 
 /// Each cause is a `cause` field shown in the message, not a `source`: the binary
@@ -147,6 +150,7 @@ pub async fn run<R: Rapi>(
     }
     let mut desired: Option<(DesiredState, String)> = None;
     let mut next_resync = tokio::time::Instant::now();
+    let mut watching: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let trigger = tokio::select! {
             biased;
@@ -164,11 +168,28 @@ pub async fn run<R: Rapi>(
 
         load(&options.source, &mut desired, &status, &options.metrics).await;
         let mut look_again = None;
+        let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
             match reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await {
                 Finished::Abandoned => break,
-                Finished::LookAgainAt(at) => look_again = at,
+                Finished::LookAgainAt(at, health) => (look_again, watch) = (at, health),
             }
+        }
+        // The hosts waited on are watched until the next pass: one that passes its check
+        // wakes it at once.
+        if let Some(previous) = watching.take() {
+            previous.abort();
+        }
+        if !watch.is_empty() {
+            let until = look_again
+                .and_then(|at| at.duration_since(SystemTime::now()).ok())
+                .unwrap_or_default();
+            let wake = sender.clone();
+            watching = Some(tokio::spawn(async move {
+                if watch.changed_within(until).await {
+                    let _ = wake.try_send(Trigger::HealthChanged);
+                }
+            }));
         }
         let interval = options.resync.unwrap_or_else(|| {
             desired
@@ -263,8 +284,9 @@ fn meanwhile(have_one: bool) -> &'static str {
 enum Finished {
     /// Shutdown gave up waiting for jobs in flight.
     Abandoned,
-    /// When the plan said something held back becomes due.
-    LookAgainAt(Option<SystemTime>),
+    /// When the plan said something held back becomes due, and the hosts it waits on to
+    /// pass their check, watched until then.
+    LookAgainAt(Option<SystemTime>, HealthWatch),
 }
 
 /// One reconcile.
@@ -337,6 +359,11 @@ async fn reconcile<R: Rapi>(
     };
     let now = SystemTime::now();
     let look_again = result.as_ref().ok().and_then(|r| r.look_again_at());
+    let watch = result
+        .as_ref()
+        .ok()
+        .map(|r| HealthWatch::of(desired, &r.observed, &r.after))
+        .unwrap_or_default();
     let mut status = status.write().unwrap();
     status.reconciles += 1;
     let (result, message) = match result {
@@ -404,7 +431,7 @@ async fn reconcile<R: Rapi>(
         message,
         seconds: started.elapsed().as_secs_f64(),
     });
-    Finished::LookAgainAt(look_again)
+    Finished::LookAgainAt(look_again, watch)
 }
 
 /// The next reconcile: at the resync, or sooner when the plan waits on something that

@@ -18,3 +18,4 @@ pub mod promote;
 pub mod reason;
 pub mod render;
 pub mod state;
+pub mod watch;
