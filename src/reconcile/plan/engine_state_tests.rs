@@ -105,18 +105,7 @@ fn every_engine_state_has_a_golden_dry_run() {
     ]
     .map(|s| format!("rotation-member-{}", member(s)))
     .into_iter()
-    .chain(
-        [
-            RotationState::Done,
-            RotationState::Rolling,
-            RotationState::Waiting,
-            RotationState::Paused,
-            RotationState::Stalled,
-            RotationState::OutsideWindow,
-            RotationState::AwaitingPromote,
-        ]
-        .map(|s| format!("rotation-class-{}", class(s))),
-    )
+    .chain(RotationState::ALL.map(|s| format!("rotation-class-{}", class(s))))
     .chain(
         [
             HostState::Current,
@@ -145,15 +134,5 @@ fn every_engine_state_has_a_golden_dry_run() {
 }
 
 fn golden(name: &str, plan: &Plan) {
-    let text = crate::reconcile::render::text(plan, None, false);
-    let path = format!(
-        "{}/tests/golden/engine/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+    super::tests::golden_in("engine", name, plan);
 }

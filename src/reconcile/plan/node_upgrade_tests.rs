@@ -425,17 +425,7 @@ impl World {
 }
 
 pub(super) fn golden(name: &str, plan: &Plan) {
-    let text = crate::reconcile::render::text(plan, None, false);
-    let path = format!(
-        "{}/tests/golden/node-upgrade/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+    super::tests::golden_in("node-upgrade", name, plan);
 }
 
 pub(super) fn kinds(plan: &Plan) -> Vec<&'static str> {

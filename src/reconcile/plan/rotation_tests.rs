@@ -318,17 +318,7 @@ pub(super) fn rotating(plan: &Plan) -> Vec<&str> {
 }
 
 pub(super) fn golden(name: &str, plan: &Plan) {
-    let text = crate::reconcile::render::text(plan, None, false);
-    let path = format!(
-        "{}/tests/golden/rotation/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+    super::tests::golden_in("rotation", name, plan);
 }
 
 #[test]

@@ -636,3 +636,19 @@ fn a_time_from_a_corrupt_history_file_is_far_off_not_a_panic() {
         SystemTime::UNIX_EPOCH + Duration::from_secs(60)
     );
 }
+
+/// Compares the plan's dry-run text with `tests/golden/<dir>/<name>.txt`;
+/// `UPDATE_GOLDEN=1` rewrites the file instead.
+pub(crate) fn golden_in(dir: &str, name: &str, plan: &Plan) {
+    let text = crate::reconcile::render::text(plan, None, false);
+    let path = format!(
+        "{}/tests/golden/{dir}/{name}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+}
