@@ -141,7 +141,14 @@ pub fn check_file(file: &ParsedFile) -> SchemaCheck {
                         &path,
                         format!("expected {expected}, found {}", describe_value(instance)),
                     )
-                    .maybe_hint(type_hint(&expected, instance)),
+                    .maybe_hint(
+                        // A number where a size goes: the fix is a unit, not quotes.
+                        schema_at(&pointer)
+                            .and_then(|s| s.get("pattern"))
+                            .and_then(Value::as_str)
+                            .and_then(|p| pattern_hint(p, &Value::String(instance.to_string())))
+                            .or_else(|| type_hint(&expected, instance)),
+                    ),
                 );
             }
             ValidationErrorKind::Enum { options } => {
@@ -311,10 +318,15 @@ fn pattern_hint(pattern: &str, found: &Value) -> Option<String> {
         let number_part = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         let unit = text[number_part.len()..].to_ascii_uppercase();
         let unit = unit.strip_suffix('B').unwrap_or(&unit);
-        if !number_part.is_empty() && matches!(unit, "M" | "G" | "T") {
-            return Some(format!(
-                "units are M, G or T in capitals, as Ganeti writes them: {number_part}{unit}"
-            ));
+        let unit = unit.strip_suffix('I').unwrap_or(unit);
+        let number = number_part.trim();
+        if !number.is_empty() && matches!(unit, "M" | "G" | "T") {
+            let fixed = format!("{number}{unit}");
+            return Some(if number != number_part {
+                format!("no space between the number and its unit: {fixed}")
+            } else {
+                format!("units are M, G or T in capitals, as Ganeti writes them: {fixed}")
+            });
         }
     }
     if pattern == "^https://" && text.starts_with("http://") {
