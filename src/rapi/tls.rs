@@ -30,10 +30,13 @@ pub enum Trust {
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
-    /// Accepts `ab12…` or `AB:12:…` (as `openssl x509 -fingerprint -sha256` prints it).
+    /// Accepts `ab12…`, `AB:12:…` (as `openssl x509 -fingerprint -sha256` prints it, with
+    /// or without its `sha256 Fingerprint=`), and `sha256sum`'s line (`ab12…  -`).
     pub fn parse(text: &str) -> Result<Fingerprint, RapiError> {
-        let hex_digits: String = text
-            .trim()
+        let value = text.trim();
+        let value = value.rsplit_once('=').map_or(value, |(_, v)| v);
+        let value = value.split_whitespace().next().unwrap_or_default();
+        let hex_digits: String = value
             .trim_start_matches("sha256:")
             .chars()
             .filter(|c| *c != ':')
@@ -231,7 +234,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprints_parse_in_both_notations() {
+    fn fingerprints_parse_in_both_notations_and_as_the_hinted_commands_print_them() {
         let plain = "2eeb8b37ac8fd7f754232a864d4ca32571cc4361269a35c5b5efd396cda1ef3d";
         let colons = "2E:EB:8B:37:AC:8F:D7:F7:54:23:2A:86:4D:4C:A3:25:71:CC:43:61:26:9A:35:C5:B5:EF:D3:96:CD:A1:EF:3D";
         assert_eq!(
@@ -240,5 +243,16 @@ mod tests {
         );
         assert!(Fingerprint::parse("abc").is_err());
         assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
+        // What the commands the hints name print, pasted whole.
+        for pasted in [
+            format!("{plain}  -\n"),
+            format!("sha256 Fingerprint={colons}\n"),
+        ] {
+            assert_eq!(
+                Fingerprint::parse(&pasted).unwrap(),
+                Fingerprint::parse(plain).unwrap(),
+                "{pasted:?}"
+            );
+        }
     }
 }
