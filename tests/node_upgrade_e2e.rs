@@ -358,11 +358,27 @@ async fn clean_slate(rapi: &HttpRapi) {
     let _ = std::process::Command::new(harness_path())
         .args(["master-failover", "node1.gnt.test"])
         .output();
+    // What an earlier test's upgrade left on the cluster: its stall, its nodes' tags.
+    let stalls: Vec<String> = rapi
+        .info()
+        .await
+        .unwrap()
+        .tags
+        .into_iter()
+        .filter(|t| t.starts_with("ganeti-operator:stall:"))
+        .collect();
+    if !stalls.is_empty() {
+        let op = ganeti_operator::rapi::Operation::RemoveTags {
+            target: ganeti_operator::rapi::operation::TagTarget::Cluster,
+            tags: stalls,
+        };
+        common::cluster::run_job(rapi, op).await;
+    }
     for node in rapi.nodes().await.unwrap() {
         let tags: Vec<String> = node
             .tags
             .iter()
-            .filter(|t| t.starts_with("ganeti-operator:image:"))
+            .filter(|t| t.starts_with("ganeti-operator:"))
             .cloned()
             .collect();
         if !tags.is_empty() {

@@ -20,6 +20,9 @@ pub const ROLLBACK_TAG_PREFIX: &str = "ganeti-operator:rollback:";
 /// On a node: its upgrade to an image (cut) is under way; written before its master
 /// failover or drain, removed once it is tagged with the image or has failed.
 pub const UPGRADING_TAG_PREFIX: &str = "ganeti-operator:upgrading:";
+/// On a node whose upgrade to an image (cut) failed: it stays drained on its old image
+/// while the class's stall holds, and the cluster names it as the node that failed.
+pub const UPGRADE_FAILED_TAG_PREFIX: &str = "ganeti-operator:upgrade-failed:";
 /// On a node under upgrade: its reboot was started at these Unix seconds, with its
 /// pointer flipped; from then on it is waited for and never rebooted again.
 pub const REBOOTED_TAG_PREFIX: &str = "ganeti-operator:rebooted:";
@@ -202,6 +205,11 @@ pub fn rollback_tag(image: &str) -> String {
 /// The node tag of an upgrade to `image` under way.
 pub fn upgrading_tag(image: &str) -> String {
     format!("{UPGRADING_TAG_PREFIX}{}", short_image(image))
+}
+
+/// The node tag of a failed upgrade to `image`.
+pub fn upgrade_failed_tag(image: &str) -> String {
+    format!("{UPGRADE_FAILED_TAG_PREFIX}{}", short_image(image))
 }
 
 /// The node tag of a reboot started at `seconds`.

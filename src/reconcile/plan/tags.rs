@@ -7,8 +7,9 @@ use crate::desired::model::{Class, Instance};
 
 pub use crate::desired::names::{
     CLASS_TAG_PREFIX, HOST_KEY_TAG_PREFIX, IMAGE_TAG_PREFIX, MANAGED_TAG, PROTECTED_TAG,
-    REBOOTED_TAG_PREFIX, ROLLBACK_TAG_PREFIX, TAG_PREFIX, UPGRADING_TAG_PREFIX, rebooted_tag,
-    rollback_tag, short_image, stall_tag, upgrading_tag,
+    REBOOTED_TAG_PREFIX, ROLLBACK_TAG_PREFIX, TAG_PREFIX, UPGRADE_FAILED_TAG_PREFIX,
+    UPGRADING_TAG_PREFIX, rebooted_tag, rollback_tag, short_image, stall_tag, upgrade_failed_tag,
+    upgrading_tag,
 };
 
 pub fn is_managed(tags: &[String]) -> bool {
@@ -84,10 +85,24 @@ pub fn upgrade_tags(tags: &[String]) -> (Option<&str>, Option<u64>) {
     (upgrading, rebooted)
 }
 
+/// The node's upgrade failed: it carries a failed tag.
+pub fn upgrade_failed(tags: &[String]) -> bool {
+    tags.iter()
+        .any(|t| t.starts_with(UPGRADE_FAILED_TAG_PREFIX))
+}
+
 /// Every upgrade tag a node carries, to remove once its upgrade ended.
 pub fn upgrade_tags_of(tags: &[String]) -> Vec<String> {
     tags.iter()
-        .filter(|t| t.starts_with(UPGRADING_TAG_PREFIX) || t.starts_with(REBOOTED_TAG_PREFIX))
+        .filter(|t| {
+            [
+                UPGRADING_TAG_PREFIX,
+                REBOOTED_TAG_PREFIX,
+                UPGRADE_FAILED_TAG_PREFIX,
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
+        })
         .cloned()
         .collect()
 }

@@ -8,7 +8,7 @@ use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 use super::NodeView;
 use crate::rapi::Operation;
 use crate::rapi::operation::TagTarget;
-use crate::reconcile::plan::tags::{stall_tag, upgrade_tags_of};
+use crate::reconcile::plan::tags::{stall_tag, upgrade_failed_tag, upgrade_tags_of};
 use crate::reconcile::state::rotation::Rollout;
 
 /// A node-upgrade action on `node`.
@@ -45,22 +45,31 @@ pub(super) fn fail(
             Some(record.to.clone()),
             Some(record.from.clone()),
         )],
-        // The class stalls before the pointer goes back (spliced in front of the mark),
-        // so that a process without the history file neither reboots the node onto the
-        // failed image nor starts another. The node keeps its upgrading tag while the
-        // stall holds: the cluster names it as the node that failed.
-        vec![
-            Step::Rapi(Operation::AddTags {
+        // The class stalls, and the node's failed tag replaces its upgrade tags, before
+        // its pointer goes back (spliced in front of the mark): a process without the
+        // history file neither reboots it onto the failed image nor starts another node,
+        // and knows which node failed. Stopped between the two tag jobs, the failed tag
+        // wins.
+        [
+            Some(Step::Rapi(Operation::AddTags {
                 target: TagTarget::Cluster,
                 tags: vec![stall_tag(Rollout::Nodes.name(), &record.class, fingerprint)],
-            }),
-            Step::NodeRecord(NodeMark::Failed {
+            })),
+            Some(Step::Rapi(Operation::AddTags {
+                target: TagTarget::Node(node.name.to_owned()),
+                tags: vec![upgrade_failed_tag(&record.to)],
+            })),
+            remove_upgrade_tags(node),
+            Some(Step::NodeRecord(NodeMark::Failed {
                 node: node.name.to_owned(),
                 fingerprint: fingerprint.to_owned(),
                 reason,
                 last_answer,
-            }),
-        ],
+            })),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     ));
     HostState::Failed
 }

@@ -27,7 +27,7 @@ use crate::unix_time;
 use super::step::rejoin_within;
 use crate::reconcile::plan::facts::{node_tagged_image, pointed_in};
 use crate::reconcile::plan::fingerprint_of;
-use crate::reconcile::plan::tags::{short_image, upgrade_tags};
+use crate::reconcile::plan::tags::{short_image, upgrade_failed, upgrade_tags};
 
 /// `settled`'s node records as the cluster shows them (`history` is the file's).
 pub fn settle(
@@ -58,13 +58,15 @@ pub fn settle(
             name: wanted.class.clone(),
         };
         let fingerprint = fingerprint_of(desired, &object);
-        if upgrading.is_some()
-            && settled
+        if upgrade_failed(&seen.tags) {
+            // It stays drained on its old image while the stall holds, named by its tag;
+            // once the class's entry changes, it is a node like any other.
+            if settled
                 .stall(Rollout::Nodes, &wanted.class, fingerprint.as_deref())
                 .is_some()
-        {
-            // Its upgrade failed: it stays drained on its old image, named by its tag.
-            settled.name_stalled_host(Rollout::Nodes, &wanted.class, name);
+            {
+                settled.name_stalled_host(Rollout::Nodes, &wanted.class, name);
+            }
             continue;
         }
         let Some(upgrading) = upgrading else {

@@ -85,3 +85,53 @@ fn a_lost_history_file_after_any_step_of_an_upgrade_reboots_no_node_twice() {
         "only the step between a node's tag and its reboot: {stalls}"
     );
 }
+
+/// A failed node is named by its failed tag while the stall holds, the history file lost
+/// or not; once the class's entry changes it is a node like any other, never continued
+/// towards the image it failed on.
+#[test]
+fn a_failed_node_is_known_without_the_history_file_and_let_go_when_the_entry_changes() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+    world.reboot_fails = Some("node3.gnt.test".into());
+    let desired = state(&b, FAILOVER, "128M");
+    for _ in 0..12 {
+        world.reconcile(&desired);
+    }
+    world.history = History::default();
+    let plan = world.plan(&desired);
+    let upgrade = world.upgrade_of(&plan);
+    assert_eq!(upgrade.state, RotationState::Stalled);
+    let message = upgrade.message.clone().unwrap();
+    assert!(
+        message.contains("node3.gnt.test stays drained"),
+        "{message}"
+    );
+    assert!(
+        plan.actions.is_empty(),
+        "nothing moves back to it: {:?}",
+        plan.actions
+    );
+
+    let back = state(&a, FAILOVER, "128M");
+    for _ in 0..20 {
+        world.reconcile(&back);
+    }
+    assert!(
+        world.reboots.is_empty(),
+        "never rebooted: {:?}",
+        world.reboots
+    );
+    let node3 = &world.observed.nodes["node3.gnt.test"];
+    assert_eq!(
+        node3.drained,
+        Some(false),
+        "undrained once the stall is gone"
+    );
+    assert!(
+        !node3.tags.iter().any(|t| t.contains(":upgrad")),
+        "{:?}",
+        node3.tags
+    );
+    assert!(world.plan(&back).actions.is_empty());
+}
