@@ -68,11 +68,16 @@ pub fn hold_stalled<'a>(
     consequence: &str,
     pending: impl IntoIterator<Item = &'a str>,
 ) {
+    // A stall read from the cluster's tag alone may not know its member.
+    let on = if stall.host.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", stall.host)
+    };
     let mut message = format!(
-        "{} to {} failed on {}: {}",
+        "{} to {} failed{on}: {}",
         status.what(),
         stall.image,
-        stall.host,
         stall.reason
     );
     if let Some(answer) = &stall.last_answer {

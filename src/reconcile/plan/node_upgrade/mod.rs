@@ -215,9 +215,13 @@ fn plan_class(
         stall.is_some(),
     );
     if let Some(stall) = stall {
+        let failed = if stall.host.is_empty() {
+            "the node that failed"
+        } else {
+            stall.host.as_str()
+        };
         let consequence = format!(
-            "{} stays drained and points at its old image; no other node is touched until the class's entry changes",
-            stall.host
+            "{failed} stays drained and points at its old image; no other node is touched until the class's entry changes"
         );
         hold_stalled(
             plan,

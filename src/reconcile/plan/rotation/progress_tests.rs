@@ -157,3 +157,25 @@ fn a_reboot_marked_but_never_received_by_ganeti_is_made_and_an_archived_one_is_n
     // Pointer and tag agree: nothing is under way, whatever the file says.
     assert!(record_of(&seen(class, "b", "b"), Some(&marked(99_000)), None, now).is_none());
 }
+
+#[test]
+fn a_stall_read_from_the_cluster_alone_says_so() {
+    let (a, c) = (id("a"), id("c"));
+    let bad = state(&c, CHECKED);
+    let mut world = World::new(&state(&a, CHECKED), &a);
+    world.answers.insert(c.clone(), Verdict::Wrong);
+    for _ in 0..4 {
+        world.reconcile(&bad);
+    }
+    world.history = History::default();
+    let plan = world.plan(&bad);
+    crate::reconcile::plan::tests::golden_in("rotation", "stalled-from-the-cluster", &plan);
+    let status = rotation_of(&plan);
+    assert_eq!(status.state, RotationState::Stalled);
+    let message = status.message.as_deref().unwrap();
+    assert!(
+        message.contains("failed: its rollout failed on this entry"),
+        "{message}"
+    );
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+}
