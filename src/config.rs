@@ -61,6 +61,21 @@ struct FileSettings {
 
 pub use crate::child_process::PASSWORD_ENV;
 
+/// The config file's keys, as serde knows them: what `--help` must name.
+#[cfg(test)]
+pub(crate) fn file_keys() -> Vec<String> {
+    let refused = serde_json::from_str::<FileSettings>(r#"{"?": 0}"#)
+        .expect_err("an unknown key is refused")
+        .to_string();
+    let listed = refused.split("expected one of ").nth(1).unwrap_or_default();
+    let listed = listed.split(" at line").next().unwrap_or_default();
+    listed
+        .split(", ")
+        .map(|key| key.trim_matches(|c: char| c == '`' || !c.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[derive(Debug)]
 pub struct Settings {
     pub rapi: RapiConfig,

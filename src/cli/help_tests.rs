@@ -25,3 +25,22 @@ fn every_argument_has_a_description() {
         "arguments without a description: {missing:#?}"
     );
 }
+
+/// `--config`'s help names every key the config file takes (a new user found it naming
+/// half of them).
+#[test]
+fn the_config_help_names_every_key_of_the_config_file() {
+    use clap::CommandFactory as _;
+    let keys = crate::config::file_keys();
+    assert!(keys.len() >= 9, "{keys:?}");
+    let command = super::Cli::command();
+    let reconcile = command.find_subcommand("reconcile").unwrap();
+    let config = reconcile
+        .get_arguments()
+        .find(|a| a.get_id() == "config")
+        .unwrap();
+    let help = config.get_help().unwrap().to_string();
+    for key in keys {
+        assert!(help.contains(&key), "--config's help lacks {key}: {help}");
+    }
+}

@@ -323,8 +323,9 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// never taken from the command line.
 #[derive(Debug, clap::Args)]
 struct ConnectionArgs {
-    /// A YAML file with rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or
-    /// rapiFingerprint, and stateDir; flags and environment take precedence.
+    /// A YAML file with any of rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile,
+    /// rapiFingerprint, stateDir, store, secretsIdentityFile and secretsNotify (see the
+    /// README); flags and environment take precedence.
     #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
     config: Option<PathBuf>,
     /// Defaults to cluster.rapiUrl in the desired state.
