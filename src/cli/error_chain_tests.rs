@@ -61,6 +61,13 @@ fn each_cause_is_printed_once() {
             "the-io-cause",
         ),
         (
+            printed(crate::desired::DesiredStateError::Directory {
+                path: path.clone(),
+                cause: io(),
+            }),
+            "the-io-cause",
+        ),
+        (
             printed(HistoryError::Lock { path, cause: io() }),
             "the-io-cause",
         ),

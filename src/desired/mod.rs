@@ -26,10 +26,12 @@ pub use model::DesiredState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DesiredStateError {
-    #[error("cannot read the desired-state directory {path}: {source}")]
+    /// The cause is in the message, not a `source`: the binary prints the whole chain,
+    /// which would show it twice.
+    #[error("cannot read the desired-state directory {path}: {cause}")]
     Directory {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path} holds no .yaml or .yml files")]
     NoFiles { path: PathBuf },
@@ -115,9 +117,9 @@ impl DirSource {
 
     /// The YAML files, sorted by name, each with its bytes or why it cannot be read.
     pub fn yaml_files(&self) -> Result<Vec<(String, FileRead)>, DesiredStateError> {
-        let dir_error = |source| DesiredStateError::Directory {
+        let dir_error = |cause| DesiredStateError::Directory {
             path: self.root.clone(),
-            source,
+            cause,
         };
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(dir_error)? {
