@@ -24,6 +24,7 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)   # host keys for
 command -v prometheus >/dev/null || need_apt+=(prometheus)   # with promtool
 command -v nix-instantiate >/dev/null || need_apt+=(nix-bin)
 command -v nginx >/dev/null || need_apt+=(nginx-light)   # serves the store to booting VMs once
+command -v man >/dev/null || need_apt+=(man-db)   # renders the generated manual page
 [[ -f /usr/lib/python3/dist-packages/ganeti/rapi/client.py ]] || need_apt+=(python3-ganeti-rapi)
 phase "apt"
 if ((${#need_apt[@]})); then

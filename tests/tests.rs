@@ -11,6 +11,7 @@ mod common;
 mod chaos_noded;
 mod chaos_operator_kill;
 mod chaos_rapi_restart;
+mod completions_and_man;
 mod daemon_e2e;
 mod daemon_listener;
 mod daemon_waits;

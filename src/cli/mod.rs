@@ -1,5 +1,6 @@
 //! The command line: parsing, dispatch, and exit codes. Each subcommand lives in its own file.
 
+mod docs_cmd;
 #[cfg(test)]
 mod error_chain_tests;
 #[cfg(test)]
@@ -124,6 +125,13 @@ enum Command {
     Hook(HookCommand),
     /// Print the JSON schema of desired-state files.
     Schema,
+    /// Print a shell completion script, e.g. `source <(ganeti-operator completions bash)`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ganeti-operator man | man -l -`.
+    Man,
     /// The artifact store's images: import, list, verify, gc.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -492,6 +500,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             &mut stdout,
         ),
         Command::Schema => schema_cmd::run(&mut stdout),
+        Command::Completions { shell } => docs_cmd::completions(shell, &mut stdout),
+        Command::Man => docs_cmd::man(&mut stdout),
         Command::Rollout(command) => rollout_cmd::run(command, &mut stdout),
         Command::Image(ImageCommand::Import {
             class,
