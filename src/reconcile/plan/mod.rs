@@ -10,6 +10,7 @@ mod boot;
 #[cfg(test)]
 mod boot_tests;
 mod compose;
+mod engine;
 #[cfg(test)]
 mod engine_state_tests;
 pub mod facts;
@@ -33,7 +34,6 @@ mod node_upgrade_tests;
 mod nodes;
 pub mod progress;
 mod prune;
-mod rollout;
 pub mod rotation;
 #[cfg(test)]
 mod rotation_tests;

@@ -136,7 +136,7 @@ pub struct ClassRotation {
     pub host_states: BTreeMap<String, HostState>,
     /// The hosts that start their rotation in this reconcile.
     pub next: Vec<String>,
-    /// Nodes: the order the ones still on their old image go in.
+    /// The order the members still on their old image go in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -14,9 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::desired::model::{Class, NodeRole, ObjectKind, ObjectRef};
+use crate::desired::model::{Class, NodeRole, ObjectKind};
 use crate::rapi::Node as Seen;
-use crate::reconcile::health::{HealthAnswer, Verdict};
+use crate::reconcile::health::HealthAnswer;
 use crate::reconcile::state::node_upgrade::NodeUpgrade;
 use crate::reconcile::state::rotation::Rollout;
 
@@ -33,14 +33,12 @@ pub(super) use progress::settle;
 use capacity::Fit;
 use step::{advance, start};
 
+use super::engine::{self, Kind, Member, Scope, Start};
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
-use super::gate::{Gate, Members, hold_behind_canary, start_gate};
-use super::rollout::{
-    Member, hold_stalled, proven_on, stall_tag_actions, under_way, wait_for_budget,
-};
 use super::status::{ClassRotation, HostState, RotationState};
-use super::{BlockReason, Blocked, Note, PlanInput, node_ref};
+use super::{Action, ActionKind, BlockReason, Blocked, Note, Phase, PlanInput, node_ref};
 use crate::reconcile::plan::{Finished, Part};
+use crate::reconcile::state::rotation::ClassStall;
 
 pub(super) struct NodeView<'a> {
     pub(super) name: &'a str,
@@ -68,6 +66,15 @@ impl Member for NodeView<'_> {
     fn answer(&self) -> Option<&HealthAnswer> {
         self.answer
     }
+    fn up(&self) -> bool {
+        is_live(self.seen)
+    }
+    fn unavailable(&self) -> bool {
+        self.under_way()
+            || !self.up()
+            || (self.drained() && self.role != NodeRole::Drained)
+            || self.failing()
+    }
 }
 
 impl NodeView<'_> {
@@ -77,14 +84,6 @@ impl NodeView<'_> {
 
     pub(super) fn drained(&self) -> bool {
         self.seen.drained == Some(true)
-    }
-
-    /// Out of service as far as the budget goes.
-    fn unavailable(&self) -> bool {
-        self.record.is_some()
-            || !is_live(self.seen)
-            || (self.drained() && self.role != NodeRole::Drained)
-            || self.answer.is_some_and(|a| a.verdict != Verdict::Healthy)
     }
 
     /// Non-candidates first, then candidates, the master last.
@@ -156,165 +155,143 @@ fn plan_class(
     class: &Class,
     nodes: &[NodeView<'_>],
 ) -> ClassRotation {
-    let class_ref = ObjectRef {
-        kind: ObjectKind::Class,
-        name: class_name.to_owned(),
-    };
-    let fingerprint = facts.class_fingerprint(class_name).to_owned();
-    let mut status = ClassRotation::new(class_name, &class.image, class.rotation.max_unavailable);
-    status.nodes = true;
-    status.hosts = nodes.len();
-    let mut in_use = nodes.iter().filter(|n| n.unavailable()).count() as u32;
-
-    for node in nodes.iter().filter(|n| n.record.is_some()) {
-        let record = node.record.expect("filtered");
-        let state = advance(input, plan, pointers, node, record, &fingerprint);
-        status.host(node.name, state);
-    }
-    let mut candidates: Vec<&NodeView<'_>> = Vec::new();
-    for node in nodes.iter().filter(|n| n.record.is_none()) {
-        pointers.insert(node.name.to_owned(), node.tag.to_owned());
-        if node.tag == class.image {
-            status.on_image += 1;
-            status.host(node.name, HostState::Current);
-        } else if !is_live(node.seen) {
-            status.host(node.name, HostState::Down);
-        } else {
-            candidates.push(node);
-        }
-    }
-    candidates.sort_by_key(|n| n.order());
-    status.order = candidates.iter().map(|n| n.name.to_owned()).collect();
-    let stall = input
-        .history
-        .stall(Rollout::Nodes, class_name, Some(&fingerprint));
-    // Upgrade tags a node kept after its upgrade ended (stopped between its last steps,
-    // or failed: then they stay while the stall holds, naming the node).
-    for node in nodes
-        .iter()
-        .filter(|n| n.record.is_none() && stall.is_none())
-    {
-        if let Some(step) = actions::remove_upgrade_tags(node) {
-            // A tag change, not node work: no freeze, no drain count.
-            plan.actions.push(crate::reconcile::plan::Action {
-                object: node_ref(node.name),
-                kind: crate::reconcile::plan::ActionKind::Change,
-                reason: "its upgrade ended: its upgrade tags go".to_owned(),
-                changes: vec![],
-                steps: vec![step],
-                phase: crate::reconcile::plan::Phase::Nodes,
-            });
-        }
-    }
-    stall_tag_actions(
+    let scope = Scope {
         input,
-        plan,
-        Rollout::Nodes,
-        &class_ref,
-        &fingerprint,
-        stall.is_some(),
-    );
-    if let Some(stall) = stall {
+        name: class_name,
+        class,
+        fingerprint: facts.class_fingerprint(class_name),
+    };
+    let mut kind = Upgrade {
+        // Nodes already out leave no room for another's instances.
+        out: nodes
+            .iter()
+            .filter(|n| n.unavailable())
+            .map(|n| n.name.to_owned())
+            .collect(),
+        claimed: BTreeMap::new(),
+    };
+    engine::plan_class(&mut kind, &scope, plan, pointers, nodes)
+}
+
+/// What a node upgrade adds to the engine: N+1 for each node it starts (and for the set a
+/// budget above 1 starts at once), the master last and only through the failover command,
+/// and a node's preparation (failover, drain, moves off) before its reboot.
+struct Upgrade {
+    /// Nodes out of service, and those started in this pass.
+    out: Vec<String>,
+    /// Memory the nodes started in this pass will place on each target.
+    claimed: BTreeMap<String, u64>,
+}
+
+impl Kind<NodeView<'_>> for Upgrade {
+    const ROLLOUT: Rollout = Rollout::Nodes;
+    const MEMBER_KIND: ObjectKind = ObjectKind::Node;
+    const PROVEN_FREES_BUDGET: bool = false;
+
+    fn advance(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        plan: &mut Part<'_>,
+        pointers: &mut PointerImages,
+        node: &NodeView<'_>,
+    ) -> HostState {
+        let Some(record) = node.record else {
+            return HostState::Pending;
+        };
+        advance(scope.input, plan, pointers, node, record, scope.fingerprint)
+    }
+
+    fn sort(&self, candidates: &mut [&NodeView<'_>]) {
+        candidates.sort_by_key(|n| n.order());
+    }
+
+    fn refusal(
+        &self,
+        scope: &Scope<'_, '_>,
+        candidates: usize,
+    ) -> Option<(BlockReason, RotationState, String)> {
+        let (why, message) = refusal::refusal(scope.input, scope.name, scope.class, candidates)?;
+        let state = if why == BlockReason::Paused {
+            RotationState::Paused
+        } else {
+            RotationState::Waiting
+        };
+        Some((why, state, message))
+    }
+
+    fn stall_consequence(&self, stall: &ClassStall) -> String {
         let failed = if stall.host.is_empty() {
             "the node that failed"
         } else {
             stall.host.as_str()
         };
-        let consequence = format!(
+        format!(
             "{failed} stays drained and points at its old image; no other node is touched until the class's entry changes"
-        );
-        hold_stalled(
-            plan,
-            &mut status,
-            class_ref,
-            stall,
-            &consequence,
-            candidates.iter().map(|n| n.name),
-        );
-        return status;
+        )
     }
-    if candidates.is_empty() {
-        status.budget_in_use = in_use;
-        status.settle_state();
-        return status;
-    }
-    let refusal = refusal::refusal(input, class_name, class, candidates.len());
-    if let Some((why, message)) = refusal {
-        status.state = if why == BlockReason::Paused {
-            RotationState::Paused
-        } else {
-            RotationState::Waiting
-        };
-        status.message = Some(message.clone());
-        plan.blocked.push(Blocked {
-            object: class_ref,
-            why,
-            message,
-        });
-        for node in &candidates {
-            status.host(node.name, HostState::Pending);
+
+    fn tidy(&self, plan: &mut Part<'_>, nodes: &[NodeView<'_>], stalled: bool) {
+        // Upgrade tags a node kept after its upgrade ended (stopped between its last
+        // steps, or failed: then they stay while the stall holds, naming the node).
+        if stalled {
+            return;
         }
-        return status;
-    }
-    let members = Members {
-        on_image: proven_on(nodes, &class.image, class.rotation.health_check.is_some()),
-        in_flight: under_way(nodes),
-    };
-    let at_most = match start_gate(input, class_name, class, &members) {
-        Gate::Go { at_most } => at_most,
-        Gate::Hold(held) => {
-            status.budget_in_use = in_use;
-            held.apply(
-                plan,
-                &mut status,
-                class_ref,
-                candidates.iter().map(|n| n.name),
-            );
-            return status;
-        }
-    };
-    let mut canaries = Vec::new();
-    let observed_nodes: Vec<&Seen> = input.observed.nodes.values().collect();
-    let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
-    // Nodes already out leave no room for another's instances.
-    let mut out: Vec<&str> = nodes
-        .iter()
-        .filter(|n| n.unavailable())
-        .map(|n| n.name)
-        .collect();
-    let others_left = candidates.iter().filter(|n| !n.is_master()).count();
-    let mut held = Vec::new();
-    // Memory the nodes started before in this plan will place on each target: a budget
-    // above 1 starts several at once, and N+1 must hold for the set.
-    let mut claimed: BTreeMap<String, u64> = BTreeMap::new();
-    for node in candidates {
-        if node.is_master() {
-            if input.desired.cluster.master_failover.is_none() {
-                plan.notes.push(Note {
+        for node in nodes.iter().filter(|n| n.record.is_none()) {
+            if let Some(step) = actions::remove_upgrade_tags(node) {
+                // A tag change, not node work: no freeze, no drain count.
+                plan.actions.push(Action {
                     object: node_ref(node.name),
-                    message: format!(
-                        "the master stays on {}: without cluster.masterFailover.command it is never rebooted",
-                        node.tag
-                    ),
+                    kind: ActionKind::Change,
+                    reason: "its upgrade ended: its upgrade tags go".to_owned(),
+                    changes: vec![],
+                    steps: vec![step],
+                    phase: Phase::Nodes,
                 });
-                status.host(node.name, HostState::Blocked);
-                continue;
-            }
-            if others_left > 0 || nodes.iter().any(|n| n.record.is_some()) {
-                status.host(node.name, HostState::Pending);
-                continue;
             }
         }
-        if at_most.is_some_and(|n| status.next.len() as u32 >= n) {
-            canaries.push(node.name);
-            continue;
+    }
+
+    fn defer(
+        &self,
+        scope: &Scope<'_, '_>,
+        plan: &mut Part<'_>,
+        node: &NodeView<'_>,
+        nodes: &[NodeView<'_>],
+    ) -> Option<HostState> {
+        if !node.is_master() {
+            return None;
         }
+        if scope.input.desired.cluster.master_failover.is_none() {
+            plan.notes.push(Note {
+                object: node_ref(node.name),
+                message: format!(
+                    "the master stays on {}: without cluster.masterFailover.command it is never rebooted",
+                    node.tag
+                ),
+            });
+            return Some(HostState::Blocked);
+        }
+        // The master goes last, once no other node is left or under way.
+        let others_left = nodes
+            .iter()
+            .any(|n| !n.is_master() && n.record.is_none() && n.tag != scope.class.image && n.up());
+        (others_left || nodes.iter().any(|n| n.record.is_some())).then_some(HostState::Pending)
+    }
+
+    fn waits(&self, node: &NodeView<'_>) -> bool {
         // A node that takes the instances of one started before in this plan waits for
         // that upgrade: starting it now would move them twice.
-        if in_use + 1 > class.rotation.max_unavailable || claimed.contains_key(node.name) {
-            held.push(node);
-            continue;
-        }
+        self.claimed.contains_key(node.name)
+    }
+
+    fn start(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        plan: &mut Part<'_>,
+        _pointers: &mut PointerImages,
+        node: &NodeView<'_>,
+    ) -> Start {
+        let input = scope.input;
         if let Some(name) = refusal::unmanaged_change_not_live(input, node) {
             plan.blocked.push(Blocked {
                 object: node_ref(node.name),
@@ -323,32 +300,16 @@ fn plan_class(
                     "{name} is not in the desired state and runs with other parameters than Ganeti's configuration holds; migrating it could crash it (Ganeti#957): reboot it first; nothing was drained"
                 ),
             });
-            status.host(node.name, HostState::Blocked);
-            continue;
+            return Start::Not(HostState::Blocked);
         }
-        let rooms: Vec<Seen> = observed_nodes
-            .iter()
-            .map(|n| {
-                let mut n = (*n).clone();
-                if out.contains(&n.name.as_str()) {
-                    n.drained = Some(true);
-                }
-                if let Some(taken) = claimed.get(&n.name) {
-                    n.mfree = n.mfree.map(|free| free.saturating_sub(*taken));
-                }
-                n
-            })
-            .collect();
-        let rooms: Vec<&Seen> = rooms.iter().collect();
-        let placed = match capacity::check(node.seen, &rooms, &instances) {
+        let placed = match self.fit(input, node) {
             Fit::DoesNotFit(message) => {
                 plan.blocked.push(Blocked {
                     object: node_ref(node.name),
                     why: BlockReason::Capacity,
                     message: format!("{message}; nothing was drained"),
                 });
-                status.host(node.name, HostState::Blocked);
-                continue;
+                return Start::Not(HostState::Blocked);
             }
             Fit::Fits(placed) => placed,
         };
@@ -358,32 +319,41 @@ fn plan_class(
                 .instances
                 .get(instance)
                 .map_or(0, capacity::instance_memory);
-            let taken = claimed.entry(target.clone()).or_default();
+            let taken = self.claimed.entry(target.clone()).or_default();
             *taken = taken.saturating_add(memory);
         }
-        in_use += 1;
-        out.push(node.name);
-        status.next.push(node.name.to_owned());
+        self.out.push(node.name.to_owned());
         let figures = capacity_figures(input, &placed);
-        let state = start(input, plan, node, class_name, class, figures);
-        status.host(node.name, state);
+        match start(input, plan, node, scope.name, scope.class, figures) {
+            HostState::Blocked => Start::Not(HostState::Blocked),
+            state => Start::Started(state),
+        }
     }
-    status.budget_in_use = in_use;
-    hold_behind_canary(input, plan, &mut status, class_ref, canaries);
-    if let Some(first) = held.first() {
-        let out = out.iter().map(|n| (*n).to_owned()).collect();
-        let held: Vec<&str> = held.iter().map(|n| n.name).collect();
-        wait_for_budget(
-            plan,
-            &mut status,
-            node_ref(first.name),
-            &held,
-            out,
-            input.now,
-        );
+}
+
+impl Upgrade {
+    /// N+1 for the node, with the nodes out and the memory claimed in this pass taken
+    /// away from the rooms its instances could go to.
+    fn fit(&self, input: &PlanInput<'_>, node: &NodeView<'_>) -> Fit {
+        let rooms: Vec<Seen> = input
+            .observed
+            .nodes
+            .values()
+            .map(|n| {
+                let mut n = n.clone();
+                if self.out.contains(&n.name) {
+                    n.drained = Some(true);
+                }
+                if let Some(taken) = self.claimed.get(&n.name) {
+                    n.mfree = n.mfree.map(|free| free.saturating_sub(*taken));
+                }
+                n
+            })
+            .collect();
+        let rooms: Vec<&Seen> = rooms.iter().collect();
+        let instances: Vec<&crate::rapi::Instance> = input.observed.instances.values().collect();
+        capacity::check(node.seen, &rooms, &instances)
     }
-    status.settle_state();
-    status
 }
 
 /// N+1 as the dry run shows it: each instance that must leave, its memory, where it goes

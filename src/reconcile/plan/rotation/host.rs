@@ -10,6 +10,7 @@ use crate::reconcile::state::rotation::{HostRotation, RebootStamp, Rollout, Rota
 use super::Host;
 use crate::reconcile::plan::Part;
 use crate::reconcile::plan::WaitingOn;
+use crate::reconcile::plan::engine::Member as _;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::{IMAGE_TAG_PREFIX, rollback_tag, stall_tag};

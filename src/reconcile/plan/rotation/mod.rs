@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::desired::model::{Class, ObjectKind, ObjectRef, PowerState};
-use crate::reconcile::health::{HealthAnswer, Verdict};
+use crate::reconcile::health::HealthAnswer;
 use crate::reconcile::state::rotation::HostRotation;
 use crate::reconcile::state::rotation::Rollout;
 
@@ -25,15 +25,13 @@ pub use probe::probe_targets;
 pub use progress::hosts_to_ask;
 pub(super) use progress::settle;
 
+use super::engine::{self, Kind, Member, Scope, Start};
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
-use super::gate::{Gate, Members, hold_behind_canary, start_gate};
-use super::rollout::{
-    Member, hold_stalled, proven_on, stall_tag_actions, under_way, wait_for_budget,
-};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
-use super::{ActionKind, BlockReason, Blocked, PlanInput, instance_ref};
+use super::{ActionKind, BlockReason, PlanInput, instance_ref};
 use crate::reconcile::plan::{Finished, Part};
+use crate::reconcile::state::rotation::ClassStall;
 
 pub(super) struct Host<'a> {
     pub(super) name: &'a str,
@@ -56,16 +54,8 @@ impl Member for Host<'_> {
     fn answer(&self) -> Option<&HealthAnswer> {
         self.answer
     }
-}
-
-impl Host<'_> {
-    /// Out of service as far as the budget goes: rotating, down, or failing its check.
-    fn unavailable(&self) -> bool {
-        self.record.is_some() || !self.running || self.failing()
-    }
-
-    pub(super) fn failing(&self) -> bool {
-        self.answer.is_some_and(|a| a.verdict != Verdict::Healthy)
+    fn up(&self) -> bool {
+        self.running
     }
 }
 
@@ -145,144 +135,86 @@ fn plan_class(
     class: &Class,
     hosts: &[Host<'_>],
 ) -> ClassRotation {
-    let rotation = &class.rotation;
-    let class_ref = ObjectRef {
-        kind: ObjectKind::Class,
-        name: class_name.to_owned(),
+    let scope = Scope {
+        input,
+        name: class_name,
+        class,
+        fingerprint: facts.class_fingerprint(class_name),
     };
-    let fingerprint = facts.class_fingerprint(class_name).to_owned();
-    let stall = input
-        .history
-        .stall(Rollout::Instances, class_name, Some(&fingerprint));
-    let mut status = ClassRotation::new(class_name, &class.image, rotation.max_unavailable);
-    status.hosts = hosts.len();
-    let mut in_use = hosts.iter().filter(|h| h.unavailable()).count() as u32;
-    status.budget_in_use = in_use;
+    engine::plan_class(&mut Rotation, &scope, plan, pointers, hosts)
+}
 
-    // Hosts under way take their next step, whatever the budget: they are counted already.
-    let mut proven = Vec::new();
-    for host in hosts.iter().filter(|h| h.record.is_some()) {
-        let record = host.record.expect("filtered");
+/// What a rotation adds to the engine: a host needs no preparing, and one already
+/// failing its check goes first, taking nothing more from the budget.
+struct Rotation;
+
+impl Kind<Host<'_>> for Rotation {
+    const ROLLOUT: Rollout = Rollout::Instances;
+    const MEMBER_KIND: ObjectKind = ObjectKind::Instance;
+    const PROVEN_FREES_BUDGET: bool = true;
+
+    fn advance(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        plan: &mut Part<'_>,
+        pointers: &mut PointerImages,
+        host: &Host<'_>,
+    ) -> HostState {
+        let Some(record) = host.record else {
+            return HostState::Pending;
+        };
         pointers.insert(host.name.to_owned(), record.target().to_owned());
-        let state = advance(input, plan, host, record, class, &fingerprint);
+        let state = advance(
+            scope.input,
+            plan,
+            host,
+            record,
+            scope.class,
+            scope.fingerprint,
+        );
         if state == HostState::RollingBack && record.rolling_back().is_none() {
             // Decided just now: the pointer goes back in the same action.
             pointers.insert(host.name.to_owned(), record.from.clone());
         }
-        if state == HostState::Proven {
-            // Healthy on its target now: it is back in service, and the next host may
-            // start in this pass, beside its tag jobs, rather than one pass later.
-            in_use = in_use.saturating_sub(1);
-            proven.push(host.name);
-        }
-        status.host(host.name, state);
+        state
     }
-    let mut candidates: Vec<&Host<'_>> = Vec::new();
-    for host in hosts.iter().filter(|h| h.record.is_none()) {
-        pointers.insert(host.name.to_owned(), host.tag.to_owned());
-        if host.tag == class.image {
-            status.on_image += 1;
-            status.host(host.name, HostState::Current);
-        } else if !host.running {
-            status.host(host.name, HostState::Down);
-        } else {
-            candidates.push(host);
-        }
+
+    fn sort(&self, candidates: &mut [&Host<'_>]) {
+        // Hosts already failing go first: rotating them takes nothing more from the budget.
+        candidates.sort_by_key(|h| (!h.failing(), h.name));
     }
-    // Hosts already failing go first: rotating them takes nothing more from the budget.
-    candidates.sort_by_key(|h| (!h.failing(), h.name));
-    stall_tag_actions(
-        input,
-        plan,
-        Rollout::Instances,
-        &class_ref,
-        &fingerprint,
-        stall.is_some(),
-    );
-    if let Some(stall) = stall {
-        hold_stalled(
-            plan,
-            &mut status,
-            class_ref,
-            stall,
-            "No other host is touched until the class's entry changes",
-            candidates.iter().map(|h| h.name),
-        );
-        return status;
+
+    fn refusal(
+        &self,
+        scope: &Scope<'_, '_>,
+        candidates: usize,
+    ) -> Option<(BlockReason, RotationState, String)> {
+        scope.class.rotation.paused.then(|| {
+            (
+                BlockReason::Paused,
+                RotationState::Paused,
+                format!("rotation.paused holds {candidates} host(s) on their old image"),
+            )
+        })
     }
-    if !candidates.is_empty() && rotation.paused {
-        status.state = RotationState::Paused;
-        plan.blocked.push(Blocked {
-            object: class_ref,
-            why: BlockReason::Paused,
-            message: format!(
-                "rotation.paused holds {} host(s) on their old image",
-                candidates.len()
-            ),
-        });
-        for host in candidates {
-            status.host(host.name, HostState::Pending);
-        }
-        return status;
+
+    fn stall_consequence(&self, _stall: &ClassStall) -> String {
+        "No other host is touched until the class's entry changes".to_owned()
     }
-    let members = Members {
-        on_image: proven_on(hosts, &class.image, rotation.health_check.is_some()),
-        in_flight: under_way(hosts),
-    };
-    let at_most = match start_gate(input, class_name, class, &members) {
-        Gate::Go { at_most } => at_most,
-        Gate::Hold(hold) if !candidates.is_empty() => {
-            hold.apply(
-                plan,
-                &mut status,
-                class_ref,
-                candidates.iter().map(|h| h.name),
-            );
-            status.budget_in_use = in_use;
-            return status;
-        }
-        Gate::Hold(_) => None,
-    };
-    let mut held = Vec::new();
-    let mut canaries = Vec::new();
-    for host in candidates {
-        let cost = u32::from(!host.failing());
-        if at_most.is_some_and(|n| status.next.len() as u32 >= n) {
-            canaries.push(host.name);
-            continue;
-        }
-        if in_use + cost > rotation.max_unavailable {
-            held.push(host);
-            continue;
-        }
-        in_use += cost;
-        status.next.push(host.name.to_owned());
-        pointers.insert(host.name.to_owned(), class.image.clone());
-        let action = start(host, class_name, class);
-        plan.actions.push(action);
-        status.host(host.name, HostState::Flipping);
+
+    fn cost(&self, host: &Host<'_>) -> u32 {
+        u32::from(!host.failing())
     }
-    status.budget_in_use = in_use;
-    hold_behind_canary(input, plan, &mut status, class_ref.clone(), canaries);
-    if let Some(first) = held.first() {
-        let out: Vec<String> = hosts
-            .iter()
-            .filter(|h| {
-                (h.unavailable() && !proven.contains(&h.name))
-                    || status.next.iter().any(|n| n == h.name)
-            })
-            .map(|h| h.name.to_owned())
-            .collect();
-        let held: Vec<&str> = held.iter().map(|h| h.name).collect();
-        wait_for_budget(
-            plan,
-            &mut status,
-            instance_ref(first.name),
-            &held,
-            out,
-            input.now,
-        );
+
+    fn start(
+        &mut self,
+        scope: &Scope<'_, '_>,
+        plan: &mut Part<'_>,
+        pointers: &mut PointerImages,
+        host: &Host<'_>,
+    ) -> Start {
+        pointers.insert(host.name.to_owned(), scope.class.image.clone());
+        plan.actions.push(start(host, scope.name, scope.class));
+        Start::Started(HostState::Flipping)
     }
-    status.settle_state();
-    status
 }

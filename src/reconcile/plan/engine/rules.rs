@@ -1,6 +1,5 @@
-//! The class-level rules both kinds of rollout share (hosts of a rotation, nodes of an
-//! upgrade), written once: a stalled class holds every member still to go, and members
-//! the budget holds wait with the members out named.
+//! The engine's class-level rules: a stalled class holds every member still to go, and
+//! members the budget holds wait with the members out named.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,18 +7,18 @@ use crate::desired::model::ObjectRef;
 use crate::reconcile::health::{HealthAnswer, Verdict};
 use crate::reconcile::state::rotation::ClassStall;
 
-use super::model::{
+use crate::rapi::Operation;
+use crate::rapi::operation::TagTarget;
+use crate::reconcile::plan::model::{
     Action, ActionKind, BlockReason, Blocked, FieldChange, Part, Phase, PlanInput, Waiting,
     WaitingOn,
 };
-use super::status::{ClassRotation, HostState, RotationState};
-use super::step::Step;
-use super::tags::stall_tag;
-use crate::rapi::Operation;
-use crate::rapi::operation::TagTarget;
+use crate::reconcile::plan::status::{ClassRotation, HostState, RotationState};
+use crate::reconcile::plan::step::Step;
+use crate::reconcile::plan::tags::stall_tag;
 use crate::reconcile::state::rotation::Rollout;
 
-/// What the shared rules read of a member, a rotation's host or an upgrade's node.
+/// What the engine reads of a member, a rotation's host or an upgrade's node.
 pub trait Member {
     fn name(&self) -> &str;
     /// The image it was proven on (its tag), or what it runs where no tag says yet.
@@ -28,6 +27,18 @@ pub trait Member {
     fn under_way(&self) -> bool;
     /// This reconcile's health answer, where the class has a check.
     fn answer(&self) -> Option<&HealthAnswer>;
+    /// Up to be rolled: a host that runs, a node that is live. One that is not is left
+    /// alone, shown down.
+    fn up(&self) -> bool;
+    /// Out of service as far as the budget goes: under way, down, failing its check (a
+    /// node also drained by someone).
+    fn unavailable(&self) -> bool {
+        self.under_way() || !self.up() || self.failing()
+    }
+    /// Failing its check now.
+    fn failing(&self) -> bool {
+        self.answer().is_some_and(|a| a.verdict != Verdict::Healthy)
+    }
 }
 
 /// Members proven on `image`: their tags name it and, where the class has a health check
