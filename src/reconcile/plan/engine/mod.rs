@@ -21,6 +21,7 @@ use super::gate::{Gate, Members, hold_behind_canary, start_gate};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{BlockReason, Blocked, Part, PlanInput};
 
+pub mod member;
 mod rules;
 
 pub use rules::Member;

@@ -31,9 +31,9 @@ mod step;
 pub(super) use progress::settle;
 
 use capacity::Fit;
-use step::{advance, start};
+use step::{NodeSteps, start};
 
-use super::engine::{self, Kind, Member, Scope, Start};
+use super::engine::{self, Kind, Member, Scope, Start, member};
 use super::facts::{Facts, PointerImages, is_live, node_tagged_image, pointed_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::{Action, ActionKind, BlockReason, Blocked, Note, Phase, PlanInput, node_ref};
@@ -198,7 +198,17 @@ impl Kind<NodeView<'_>> for Upgrade {
         let Some(record) = node.record else {
             return HostState::Pending;
         };
-        advance(scope.input, plan, pointers, node, record, scope.fingerprint)
+        // It boots its old image until its reboot; from then on the new one.
+        let rebooted = record.rebooted().is_some() && record.step_failed.is_none();
+        let image = if rebooted { &record.to } else { &record.from };
+        pointers.insert(node.name.to_owned(), image.clone());
+        let steps = NodeSteps {
+            input: scope.input,
+            node,
+            record,
+            fingerprint: scope.fingerprint,
+        };
+        member::advance(scope.input, plan, pointers, &steps)
     }
 
     fn sort(&self, candidates: &mut [&NodeView<'_>]) {

@@ -10,13 +10,14 @@ use crate::reconcile::state::node_upgrade::{NodeMark, NodePhase, NodeUpgrade};
 
 use crate::reconcile::plan::Part;
 use crate::reconcile::plan::WaitingOn;
+use crate::reconcile::plan::engine::member::{Prepared, Proof, Stage, Steps};
 use crate::reconcile::plan::facts::{PointerImages, humantime, is_live, node_tagged_image};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::{
     IMAGE_TAG_PREFIX, rebooted_tag, upgrade_tags_of, upgrading_tag,
 };
 use crate::reconcile::plan::{
-    Action, CommandPurpose, FieldChange, NodeCommand, Phase, PlanInput, Step, Waiting, node_ref,
+    Action, CommandPurpose, FieldChange, NodeCommand, Phase, PlanInput, Step, node_ref,
 };
 
 use super::NodeView;
@@ -113,34 +114,160 @@ fn beside_moves(action: Action) -> Action {
     }
 }
 
-/// The next step of a node whose upgrade is under way.
-pub(super) fn advance(
-    input: &PlanInput<'_>,
-    plan: &mut Part<'_>,
-    pointers: &mut PointerImages,
-    node: &NodeView<'_>,
-    record: &NodeUpgrade,
-    fingerprint: &str,
-) -> HostState {
-    pointers.insert(node.name.to_owned(), record.from.clone());
-    if let Some(error) = &record.step_failed {
-        return fail(
-            plan,
-            node,
-            record,
-            fingerprint,
-            format!("a step failed: {error}"),
-            None,
-        );
+/// A node whose upgrade is under way, as the engine's step machine sees it: prepared by
+/// the master's failover, its drain and its instances' moves off; rebooted by the
+/// configured command (or a power-cycle); proven once back online with noded and healthy
+/// on the new image; restored by its undrain and its tag.
+pub(super) struct NodeSteps<'a, 'i> {
+    pub input: &'a PlanInput<'i>,
+    pub node: &'a NodeView<'a>,
+    pub record: &'a NodeUpgrade,
+    pub fingerprint: &'a str,
+}
+
+impl NodeSteps<'_, '_> {
+    /// How it looks now, for the wait and a failure's message.
+    fn seen(&self) -> String {
+        match (is_live(self.node.seen), self.answer()) {
+            (false, _) => "not online with noded".to_owned(),
+            (true, Some(a)) => format!("online, check: {}", a.detail),
+            (true, None) => "online, its check not yet asked".to_owned(),
+        }
     }
-    let Some(rebooted) = record.rebooted() else {
-        return before_reboot(input, plan, pointers, node, record, fingerprint);
-    };
-    pointers.insert(node.name.to_owned(), record.to.clone());
-    let answer = node.answer.filter(|a| a.image == record.to);
-    let healthy = answer.is_some_and(|a| a.verdict == Verdict::Healthy);
-    let live = is_live(node.seen);
-    if live && healthy {
+
+    /// This reconcile's answer, if it is about the new image.
+    fn answer(&self) -> Option<&crate::reconcile::health::HealthAnswer> {
+        self.node.answer.filter(|a| a.image == self.record.to)
+    }
+}
+
+impl Steps for NodeSteps<'_, '_> {
+    fn object(&self) -> crate::desired::model::ObjectRef {
+        node_ref(self.node.name)
+    }
+
+    fn stage(&self) -> Stage<'_> {
+        let record = self.record;
+        match (record.rebooted(), &record.step_failed) {
+            (_, Some(error)) => Stage::StepFailed(error),
+            (None, None) => Stage::BeforeReboot,
+            (Some(at), None) => Stage::Rebooted {
+                at,
+                deadline: record.deadline().unwrap_or(at),
+            },
+        }
+    }
+
+    /// Failover, drain, move off: whichever is next, read from what is seen.
+    fn prepare(&self, plan: &mut Part<'_>, pointers: &mut PointerImages) -> Prepared {
+        let (input, node, record) = (self.input, self.node, self.record);
+        if node.is_master() {
+            let Some(step) = failover_step(input, node) else {
+                let reason =
+                    "the master cannot fail over: no master candidate is online and undrained";
+                return Prepared::Busy(self.fail(plan, pointers, reason.into(), None));
+            };
+            plan.actions.push(upgrade(
+                node.name,
+                "the master role moves to a candidate before the master's own upgrade",
+                vec![],
+                vec![step],
+            ));
+            return Prepared::Busy(HostState::MasterFailover);
+        }
+        if !node.drained() {
+            let mut steps = phase_mark(node.name, record, NodePhase::Drain);
+            steps.push(drain_step(node.name));
+            let mut reason = "it is drained before its instances move";
+            let mut changes = vec![];
+            let entered = if record.phase() == NodePhase::Drain {
+                crate::unix_time::from_seconds(record.phase_since())
+            } else {
+                input.now
+            };
+            if let Some(moves) = moves_after_drain(input, plan, node, entered) {
+                reason = "it is drained, then its instances move to the other nodes";
+                changes = moves.changes;
+                steps.extend(moves.steps);
+            }
+            plan.actions
+                .push(beside_moves(upgrade(node.name, reason, changes, steps)));
+            return Prepared::Busy(HostState::Draining);
+        }
+        if !node.seen.pinst_list.is_empty() || !node.seen.sinst_list.is_empty() {
+            return Prepared::Busy(move_off(input, plan, node, record, self.fingerprint));
+        }
+        Prepared::Ready
+    }
+
+    fn reboot(&self, plan: &mut Part<'_>, pointers: &mut PointerImages) -> HostState {
+        let (input, node, record) = (self.input, self.node, self.record);
+        let cluster = &input.desired.cluster;
+        let reboot = match &cluster.node_reboot.command {
+            Some(template) => Step::Command(NodeCommand {
+                node: node.name.to_owned(),
+                purpose: CommandPurpose::Reboot,
+                argv: template.render(&[("node", node.name)]),
+                timeout: template.timeout,
+            }),
+            None => Step::Rapi(Operation::PowercycleNode {
+                node: node.name.to_owned(),
+            }),
+        };
+        // The pointer write goes in front of the mark (see `compose::splice_pointers`).
+        pointers.insert(node.name.to_owned(), record.to.clone());
+        plan.actions.push(upgrade(
+            node.name,
+            "it is drained and empty: its pointer flips and it reboots",
+            vec![FieldChange::new("reboot", None, Some(record.to.clone()))],
+            vec![
+                // Mark, tag and reboot are one unit a stop does not split: with the
+                // pointer on the new image, the tag tells a process without the history
+                // file that the reboot started, and the node is never rebooted again.
+                Step::NodeRecord(NodeMark::Rebooting {
+                    node: node.name.to_owned(),
+                    left: record.phase(),
+                    left_since: record.phase_since(),
+                    within: rejoin_within(input.desired, node.class),
+                }),
+                Step::Rapi(Operation::AddTags {
+                    target: TagTarget::Node(node.name.to_owned()),
+                    tags: vec![rebooted_tag(crate::unix_time::seconds(input.now))],
+                }),
+                reboot,
+                Step::NodeRecord(NodeMark::Phase {
+                    node: node.name.to_owned(),
+                    phase: NodePhase::Rejoin,
+                    left: NodePhase::Reboot,
+                    left_since: crate::unix_time::seconds(input.now),
+                }),
+            ],
+        ));
+        HostState::Rebooting
+    }
+
+    fn proof(&self, since: u64) -> Proof {
+        let healthy = self.answer().is_some_and(|a| a.verdict == Verdict::Healthy);
+        if is_live(self.node.seen) && healthy {
+            return Proof::Proven;
+        }
+        let recheck = if since < REJOIN_EARLY_FOR {
+            REJOIN_PROBE_EARLY
+        } else {
+            REJOIN_PROBE_LATE
+        };
+        Proof::Pending {
+            on: WaitingOn::Rejoin {
+                node: self.node.name.to_owned(),
+                image: self.record.to.clone(),
+                seen: self.seen(),
+            },
+            recheck,
+        }
+    }
+
+    fn restore(&self, plan: &mut Part<'_>, _pointers: &mut PointerImages) -> HostState {
+        let (node, record) = (self.node, self.record);
         let mut steps = Vec::new();
         if node.drained() {
             steps.push(undrain_step(node));
@@ -163,137 +290,36 @@ pub(super) fn advance(
             )],
             steps,
         ));
-        return HostState::Proven;
+        HostState::Proven
     }
-    let now = crate::unix_time::seconds(input.now);
-    let last = node.answer.map(|a| a.detail.clone());
-    let seen = match (live, answer) {
-        (false, _) => "not online with noded".to_owned(),
-        (true, Some(a)) => format!("online, check: {}", a.detail),
-        (true, None) => "online, its check not yet asked".to_owned(),
-    };
-    let deadline = record.deadline().unwrap_or(rebooted);
-    if now >= deadline {
-        let within = deadline.saturating_sub(rebooted);
-        let reason = format!(
-            "not back online and healthy on {} within {} of its reboot ({seen})",
-            record.to,
-            humantime(std::time::Duration::from_secs(within))
-        );
-        pointers.insert(node.name.to_owned(), record.from.clone());
-        return fail(plan, node, record, fingerprint, reason, last);
-    }
-    let probe = if now.saturating_sub(rebooted) < REJOIN_EARLY_FOR {
-        REJOIN_PROBE_EARLY
-    } else {
-        REJOIN_PROBE_LATE
-    };
-    let until = (input.now + probe).min(crate::unix_time::from_seconds(deadline));
-    plan.waiting.push(Waiting {
-        object: node_ref(node.name),
-        on: WaitingOn::Rejoin {
-            node: node.name.to_owned(),
-            image: record.to.clone(),
-            seen,
-        },
-        until: until.max(input.now),
-    });
-    HostState::Rejoining
-}
 
-/// Failover, drain, move off, reboot: whichever is next, read from what is seen.
-fn before_reboot(
-    input: &PlanInput<'_>,
-    plan: &mut Part<'_>,
-    pointers: &mut PointerImages,
-    node: &NodeView<'_>,
-    record: &NodeUpgrade,
-    fingerprint: &str,
-) -> HostState {
-    if node.is_master() {
-        let Some(step) = failover_step(input, node) else {
-            return fail(
-                plan,
-                node,
-                record,
-                fingerprint,
-                "the master cannot fail over: no master candidate is online and undrained".into(),
-                None,
-            );
-        };
-        plan.actions.push(upgrade(
-            node.name,
-            "the master role moves to a candidate before the master's own upgrade",
-            vec![],
-            vec![step],
-        ));
-        return HostState::MasterFailover;
+    fn fail(
+        &self,
+        plan: &mut Part<'_>,
+        pointers: &mut PointerImages,
+        reason: String,
+        last: Option<String>,
+    ) -> HostState {
+        pointers.insert(self.node.name.to_owned(), self.record.from.clone());
+        fail(plan, self.node, self.record, self.fingerprint, reason, last)
     }
-    if !node.drained() {
-        let mut steps = phase_mark(node.name, record, NodePhase::Drain);
-        steps.push(drain_step(node.name));
-        let mut reason = "it is drained before its instances move";
-        let mut changes = vec![];
-        let entered = if record.phase() == NodePhase::Drain {
-            crate::unix_time::from_seconds(record.phase_since())
-        } else {
-            input.now
-        };
-        if let Some(moves) = moves_after_drain(input, plan, node, entered) {
-            reason = "it is drained, then its instances move to the other nodes";
-            changes = moves.changes;
-            steps.extend(moves.steps);
-        }
-        plan.actions
-            .push(beside_moves(upgrade(node.name, reason, changes, steps)));
-        return HostState::Draining;
+
+    fn timeout_reason(&self, within: u64) -> String {
+        format!(
+            "not back online and healthy on {} within {} of its reboot ({})",
+            self.record.to,
+            humantime(std::time::Duration::from_secs(within)),
+            self.seen()
+        )
     }
-    if !node.seen.pinst_list.is_empty() || !node.seen.sinst_list.is_empty() {
-        return move_off(input, plan, node, record, fingerprint);
+
+    fn last_answer(&self) -> Option<String> {
+        self.node.answer.map(|a| a.detail.clone())
     }
-    let cluster = &input.desired.cluster;
-    let reboot = match &cluster.node_reboot.command {
-        Some(template) => Step::Command(NodeCommand {
-            node: node.name.to_owned(),
-            purpose: CommandPurpose::Reboot,
-            argv: template.render(&[("node", node.name)]),
-            timeout: template.timeout,
-        }),
-        None => Step::Rapi(Operation::PowercycleNode {
-            node: node.name.to_owned(),
-        }),
-    };
-    // The pointer write goes in front of the mark (see `compose::splice_pointers`).
-    pointers.insert(node.name.to_owned(), record.to.clone());
-    plan.actions.push(upgrade(
-        node.name,
-        "it is drained and empty: its pointer flips and it reboots",
-        vec![FieldChange::new("reboot", None, Some(record.to.clone()))],
-        vec![
-            // The pointer writes go in front of the mark (see `compose::splice_pointers`).
-            // Mark, tag and reboot are one unit a stop does not split: with the pointer on
-            // the new image, the tag tells a process without the history file that the
-            // reboot started, and the node is never rebooted again.
-            Step::NodeRecord(NodeMark::Rebooting {
-                node: node.name.to_owned(),
-                left: record.phase(),
-                left_since: record.phase_since(),
-                within: rejoin_within(input.desired, node.class),
-            }),
-            Step::Rapi(Operation::AddTags {
-                target: TagTarget::Node(node.name.to_owned()),
-                tags: vec![rebooted_tag(crate::unix_time::seconds(input.now))],
-            }),
-            reboot,
-            Step::NodeRecord(NodeMark::Phase {
-                node: node.name.to_owned(),
-                phase: NodePhase::Rejoin,
-                left: NodePhase::Reboot,
-                left_since: crate::unix_time::seconds(input.now),
-            }),
-        ],
-    ));
-    HostState::Rebooting
+
+    fn waiting_state(&self) -> HostState {
+        HostState::Rejoining
+    }
 }
 
 /// The upgrading tag, and on a node no upgrade has tagged yet the image it runs (its

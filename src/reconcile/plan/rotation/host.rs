@@ -1,5 +1,5 @@
-//! One host's next rotation step: start it (flip, mark, reboot), wait for it, tag it
-//! once proven, or roll it back, and the actions those steps make.
+//! What a rotation's host needs of the engine's steps: its start (flip, mark, reboot),
+//! its reboot, its proof, its tag once proven, or its rollback, and the actions they make.
 
 use crate::desired::model::Class;
 use crate::rapi::Operation;
@@ -8,72 +8,108 @@ use crate::reconcile::health::Verdict;
 use crate::reconcile::state::rotation::{HostRotation, RebootStamp, Rollout, RotationMark};
 
 use super::Host;
+use crate::desired::model::ObjectRef;
 use crate::reconcile::plan::Part;
 use crate::reconcile::plan::WaitingOn;
 use crate::reconcile::plan::engine::Member as _;
+use crate::reconcile::plan::engine::member::{Prepared, Proof, Stage, Steps};
+use crate::reconcile::plan::facts::PointerImages;
 use crate::reconcile::plan::facts::{PROBE_INTERVAL, humantime};
 use crate::reconcile::plan::status::HostState;
 use crate::reconcile::plan::tags::{IMAGE_TAG_PREFIX, rollback_tag, stall_tag};
 use crate::reconcile::plan::{
-    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, PlanInput, Step, Waiting,
-    instance_ref,
+    Action, ActionKind, BlockReason, Blocked, FieldChange, Phase, Step, instance_ref,
 };
-/// The next step of a host whose rotation is under way.
-pub(super) fn advance(
-    input: &PlanInput<'_>,
-    plan: &mut Part<'_>,
-    host: &Host<'_>,
-    record: &HostRotation,
-    class: &Class,
-    fingerprint: &str,
-) -> HostState {
-    let target = record.target();
-    let back = record.rolling_back().is_some();
-    let Some(rebooted) = record.rebooted_at() else {
-        if let Some(error) = &record.step_failed {
-            return fail(plan, host, record, fingerprint, error.clone(), None, class);
+/// A host whose rotation is under way, as the engine's step machine sees it: nothing to
+/// prepare (its pointer flipped with its start), a reboot, proven by its health answer
+/// (or by settling where the class has no check), restored by its image tag.
+pub(super) struct HostSteps<'a> {
+    pub host: &'a Host<'a>,
+    pub record: &'a HostRotation,
+    pub class: &'a Class,
+    pub fingerprint: &'a str,
+}
+
+impl HostSteps<'_> {
+    fn back(&self) -> bool {
+        self.record.rolling_back().is_some()
+    }
+
+    /// This reconcile's answer, if it is about the image the host should boot now.
+    fn answer(&self) -> Option<&crate::reconcile::health::HealthAnswer> {
+        let target = self.record.target();
+        self.host.answer.filter(|a| a.image == target)
+    }
+}
+
+impl Steps for HostSteps<'_> {
+    fn object(&self) -> ObjectRef {
+        instance_ref(self.host.name)
+    }
+
+    fn stage(&self) -> Stage<'_> {
+        let record = self.record;
+        match (record.rebooted_at(), &record.step_failed) {
+            (_, Some(error)) => Stage::StepFailed(error),
+            (None, None) => Stage::BeforeReboot,
+            (Some(at), None) => Stage::Rebooted {
+                at,
+                deadline: record.deadline().unwrap_or(at),
+            },
         }
+    }
+
+    fn prepare(&self, _plan: &mut Part<'_>, _pointers: &mut PointerImages) -> Prepared {
+        Prepared::Ready
+    }
+
+    fn reboot(&self, plan: &mut Part<'_>, _pointers: &mut PointerImages) -> HostState {
         // Flipped (or about to be), not rebooted yet: a crash came in between.
+        let target = self.record.target();
         plan.actions.push(rotate(
-            host.name,
+            self.host.name,
             "its pointer names the new image; the reboot that boots it is next",
             vec![FieldChange::new("reboot", None, Some(target.to_owned()))],
-            reboot_steps(host, class, stamp(record)),
+            reboot_steps(self.host, self.class, stamp(self.record)),
         ));
-        return if back {
+        if self.back() {
             HostState::RollingBack
         } else {
             HostState::Rebooting
-        };
-    };
-    let now = crate::unix_time::seconds(input.now);
-    let answer = host.answer.filter(|a| a.image == target);
-    let last = answer.map(|a| a.detail.clone());
-    let healthy = match (&class.rotation.health_check, answer) {
-        (Some(_), Some(a)) => host.running && a.verdict == Verdict::Healthy,
-        (Some(_), None) => false,
-        (None, _) => {
-            host.running && now >= rebooted.saturating_add(class.rotation.settle.as_secs())
         }
-    };
-    let failure = if let Some(error) = &record.step_failed {
-        Some(format!("a step failed: {error}"))
-    } else if healthy {
-        None
-    } else if answer.is_some_and(|a| a.verdict == Verdict::Wrong) && host.running {
-        Some("its health check answered wrongly".to_owned())
-    } else if record.deadline().is_some_and(|d| now >= d) {
-        Some(format!(
-            "not healthy within {} of its reboot",
-            humantime(class.rotation.timeout)
-        ))
-    } else {
-        None
-    };
-    if let Some(reason) = failure {
-        return fail(plan, host, record, fingerprint, reason, last, class);
     }
-    if healthy {
+
+    fn proof(&self, since: u64) -> Proof {
+        let host = self.host;
+        let answer = self.answer();
+        let healthy = match (&self.class.rotation.health_check, answer) {
+            (Some(_), Some(a)) => host.running && a.verdict == Verdict::Healthy,
+            (Some(_), None) => false,
+            (None, _) => host.running && since >= self.class.rotation.settle.as_secs(),
+        };
+        if healthy {
+            return Proof::Proven;
+        }
+        if answer.is_some_and(|a| a.verdict == Verdict::Wrong) && host.running {
+            return Proof::Failed {
+                reason: "its health check answered wrongly".to_owned(),
+            };
+        }
+        Proof::Pending {
+            on: WaitingOn::Health {
+                host: host.name.to_owned(),
+                image: self.record.target().to_owned(),
+                check: self.class.rotation.health_check.is_some(),
+                last: host.answer.map(|a| a.detail.clone()),
+            },
+            recheck: PROBE_INTERVAL,
+        }
+    }
+
+    fn restore(&self, plan: &mut Part<'_>, _pointers: &mut PointerImages) -> HostState {
+        let (host, record) = (self.host, self.record);
+        let target = record.target();
+        let back = self.back();
         let mut steps = Vec::new();
         let mut changes = Vec::new();
         if !back {
@@ -98,25 +134,44 @@ pub(super) fn advance(
             "it is healthy on the new image"
         };
         plan.actions.push(rotate(host.name, reason, changes, steps));
-        return HostState::Proven;
+        HostState::Proven
     }
-    let deadline = record.deadline().unwrap_or(now);
-    let until = (input.now + PROBE_INTERVAL).min(crate::unix_time::from_seconds(deadline));
-    let on = WaitingOn::Health {
-        host: host.name.to_owned(),
-        image: target.to_owned(),
-        check: class.rotation.health_check.is_some(),
-        last: host.answer.map(|a| a.detail.clone()),
-    };
-    plan.waiting.push(Waiting {
-        object: instance_ref(host.name),
-        on,
-        until: until.max(input.now),
-    });
-    if back {
-        HostState::RollingBack
-    } else {
-        HostState::WaitingForHealth
+
+    fn fail(
+        &self,
+        plan: &mut Part<'_>,
+        _pointers: &mut PointerImages,
+        reason: String,
+        last: Option<String>,
+    ) -> HostState {
+        fail(
+            plan,
+            self.host,
+            self.record,
+            self.fingerprint,
+            reason,
+            last,
+            self.class,
+        )
+    }
+
+    fn timeout_reason(&self, _within: u64) -> String {
+        format!(
+            "not healthy within {} of its reboot",
+            humantime(self.class.rotation.timeout)
+        )
+    }
+
+    fn last_answer(&self) -> Option<String> {
+        self.answer().map(|a| a.detail.clone())
+    }
+
+    fn waiting_state(&self) -> HostState {
+        if self.back() {
+            HostState::RollingBack
+        } else {
+            HostState::WaitingForHealth
+        }
     }
 }
 

@@ -20,12 +20,12 @@ mod host;
 mod probe;
 mod progress;
 
-use host::{advance, start, tag_action};
+use host::{HostSteps, start, tag_action};
 pub use probe::probe_targets;
 pub use progress::hosts_to_ask;
 pub(super) use progress::settle;
 
-use super::engine::{self, Kind, Member, Scope, Start};
+use super::engine::{self, Kind, Member, Scope, Start, member};
 use super::facts::{Facts, PointerImages, pointed_image, tagged_image};
 use super::status::{ClassRotation, HostState, RotationState};
 use super::tags::is_managed;
@@ -164,14 +164,13 @@ impl Kind<Host<'_>> for Rotation {
             return HostState::Pending;
         };
         pointers.insert(host.name.to_owned(), record.target().to_owned());
-        let state = advance(
-            scope.input,
-            plan,
+        let steps = HostSteps {
             host,
             record,
-            scope.class,
-            scope.fingerprint,
-        );
+            class: scope.class,
+            fingerprint: scope.fingerprint,
+        };
+        let state = member::advance(scope.input, plan, pointers, &steps);
         if state == HostState::RollingBack && record.rolling_back().is_none() {
             // Decided just now: the pointer goes back in the same action.
             pointers.insert(host.name.to_owned(), record.from.clone());
