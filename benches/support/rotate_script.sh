@@ -9,7 +9,10 @@
 #   2. hard-reboots it through the RAPI (POST /2/instances/<host>/reboot?type=hard) and polls
 #      /2/jobs/<id> every 250 ms until the job succeeded;
 #   3. polls http://<host>/health every 250 ms until it answers IMAGE=<TO> (from the host
-#      namespace: netboot.sh up's hosts sync maps instance names to forwarders).
+#      namespace: netboot.sh up's hosts sync maps instance names to forwarders);
+#   4. with TAG_PREFIX set, records it as proven the way the operator does: adds the tag
+#      <TAG_PREFIX><TO>, then removes <TAG_PREFIX><FROM>, each job waited for (PUT and
+#      DELETE /2/instances/<host>/tags?tag=...).
 # The next batch starts when the whole batch is healthy. Prints the total seconds on stdout
 # (progress on stderr); exit 1 when a host fails or ROTATE_TIMEOUT (600) s pass for one step.
 #
@@ -46,31 +49,39 @@ repoint() {  # repoint FILE: FROM -> TO in the text, atomically
   sed "s/$FROM/$TO/g" "$f" >"$t"; chmod --reference="$f" "$t"; mv -f "$t" "$f"
 }
 
+wait_job() {  # wait_job HOST JOB WHAT: polls /2/jobs/<id> every 250 ms until it succeeded
+  local host=$1 job=$2 what=$3 status
+  [[ $job =~ ^\"?([0-9]+)\"?$ ]] || die "$host: $what answered $job"; job=${BASH_REMATCH[1]}
+  while :; do
+    status=$(rapi GET "/2/jobs/$job" | jq -r .status)
+    case $status in
+      success) return 0 ;;
+      error | canceled) die "$host: $what job $job: $status" ;;
+    esac
+    ((SECONDS < deadline)) || die "$host: $what job $job still $status after $TIMEOUT s"
+    sleep 0.25
+  done
+}
+
 rotate_host() {
-  local host=$1 mac job status deadline body t0=$EPOCHREALTIME
+  local host=$1 mac deadline body t0=$EPOCHREALTIME
   mac=$(rapi GET "/2/instances/$host" | jq -r '."nic.macs"[0] // empty')
   [[ -n $mac ]] || die "$host: no NIC MAC from the RAPI"
   mac=${mac,,}; mac=${mac//:/-}
   repoint "$STORE/boot/$mac.ipxe"; repoint "$STORE/boot/by-name/$host.ipxe"
-  job=$(rapi POST "/2/instances/$host/reboot?type=hard")
-  [[ $job =~ ^\"?([0-9]+)\"?$ ]] || die "$host: reboot answered $job"; job=${BASH_REMATCH[1]}
   deadline=$((SECONDS + TIMEOUT))
-  while :; do
-    status=$(rapi GET "/2/jobs/$job" | jq -r .status)
-    case $status in
-      success) break ;;
-      error | canceled) die "$host: reboot job $job: $status" ;;
-    esac
-    ((SECONDS < deadline)) || die "$host: reboot job $job still $status after $TIMEOUT s"
-    sleep 0.25
-  done
-  log "$host: rebooted (job $job), waiting for IMAGE=$TO"
+  wait_job "$host" "$(rapi POST "/2/instances/$host/reboot?type=hard")" reboot
+  log "$host: rebooted, waiting for IMAGE=$TO"
   while :; do
     body=$(curl -s --connect-timeout 1 -m 1 "http://$host/health" || true)
     [[ $body == *"IMAGE=$TO"* ]] && break
     ((SECONDS < deadline)) || die "$host: no IMAGE=$TO within $TIMEOUT s (last: ${body:-no answer})"
     sleep 0.25
   done
+  if [[ -n ${TAG_PREFIX:-} ]]; then
+    wait_job "$host" "$(rapi PUT "/2/instances/$host/tags?tag=$TAG_PREFIX$TO")" "tag add"
+    wait_job "$host" "$(rapi DELETE "/2/instances/$host/tags?tag=$TAG_PREFIX$FROM")" "tag remove"
+  fi
   log "$host: healthy on $TO after $(bc <<<"$EPOCHREALTIME - $t0") s"
 }
 
