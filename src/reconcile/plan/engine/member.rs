@@ -27,6 +27,21 @@ pub enum Stage<'r> {
     Rebooted { at: u64, deadline: u64 },
 }
 
+impl<'r> Stage<'r> {
+    /// From a record: a failed step, its reboot time and its deadline. A reboot time
+    /// without a deadline (an edited file) is due at once.
+    pub fn of(step_failed: Option<&'r str>, rebooted: Option<u64>, deadline: Option<u64>) -> Self {
+        match (step_failed, rebooted) {
+            (Some(error), _) => Stage::StepFailed(error),
+            (None, None) => Stage::BeforeReboot,
+            (None, Some(at)) => Stage::Rebooted {
+                at,
+                deadline: deadline.unwrap_or(at),
+            },
+        }
+    }
+}
+
 /// Whether a rebooted member is proven on its target yet.
 pub enum Proof {
     Proven,

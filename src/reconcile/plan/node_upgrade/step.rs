@@ -148,14 +148,11 @@ impl Steps for NodeSteps<'_, '_> {
 
     fn stage(&self) -> Stage<'_> {
         let record = self.record;
-        match (record.rebooted(), &record.step_failed) {
-            (_, Some(error)) => Stage::StepFailed(error),
-            (None, None) => Stage::BeforeReboot,
-            (Some(at), None) => Stage::Rebooted {
-                at,
-                deadline: record.deadline().unwrap_or(at),
-            },
-        }
+        Stage::of(
+            record.step_failed.as_deref(),
+            record.rebooted(),
+            record.deadline(),
+        )
     }
 
     /// Failover, drain, move off: whichever is next, read from what is seen.

@@ -49,14 +49,11 @@ impl Steps for HostSteps<'_> {
 
     fn stage(&self) -> Stage<'_> {
         let record = self.record;
-        match (record.rebooted_at(), &record.step_failed) {
-            (_, Some(error)) => Stage::StepFailed(error),
-            (None, None) => Stage::BeforeReboot,
-            (Some(at), None) => Stage::Rebooted {
-                at,
-                deadline: record.deadline().unwrap_or(at),
-            },
-        }
+        Stage::of(
+            record.step_failed.as_deref(),
+            record.rebooted_at(),
+            record.deadline(),
+        )
     }
 
     fn prepare(&self, _plan: &mut Part<'_>, _pointers: &mut PointerImages) -> Prepared {
