@@ -133,3 +133,7 @@ pub fn advance(
     });
     member.waiting_state()
 }
+
+#[cfg(test)]
+#[path = "member_tests.rs"]
+mod tests;
