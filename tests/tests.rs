@@ -36,6 +36,7 @@ mod reconcile_cli;
 mod reconcile_crash;
 mod reconcile_e2e;
 mod reconcile_multinode;
+mod reference_docs;
 mod rollout_gates_e2e;
 mod rotation_e2e;
 mod secrets_age;
