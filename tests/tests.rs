@@ -16,6 +16,7 @@ mod daemon_e2e;
 mod daemon_listener;
 mod daemon_waits;
 mod desired_files;
+mod doc_links;
 mod examples;
 mod freeze_filter;
 mod harness_nodes;
