@@ -17,6 +17,7 @@ mod daemon_listener;
 mod daemon_waits;
 mod desired_files;
 mod doc_links;
+mod docs_guide;
 mod examples;
 mod freeze_filter;
 mod harness_nodes;
