@@ -138,7 +138,7 @@ fn window(run: &Run, rt: &Handle, rapi: &HttpRapi, on: &str, next: &str) {
         c.env("GANETI_OPERATOR_STORE", run.path("store"));
     });
     // Killed only once the reboot is submitted: a kill between the reboot's mark and its
-    // job is a window of its own (README, "Image rotation").
+    // job is a window of its own (docs/src/rotations-and-upgrades.md, "Image rotation").
     wait_until("a VM's reboot submitted in the window", ROTATION, || {
         first_reboot_received(rt, rapi, before).is_some()
     });

@@ -10,6 +10,7 @@ mod image;
 mod local_http;
 mod progress;
 mod reconcile;
+mod reference;
 mod rollout_cmd;
 mod run_cmd;
 mod schema_cmd;
@@ -132,6 +133,13 @@ enum Command {
     },
     /// Print the manual page (roff): `ganeti-operator man | man -l -`.
     Man,
+    /// Write the guide's generated reference pages (the desired state, the command line)
+    /// as markdown into a directory.
+    Reference {
+        /// The directory the pages are written into.
+        #[arg(long, default_value = "docs/src/reference")]
+        out: PathBuf,
+    },
     /// The artifact store's images: import, list, verify, gc.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -333,7 +341,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 struct ConnectionArgs {
     /// A YAML file with any of rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile,
     /// rapiFingerprint, stateDir, store, secretsIdentityFile and secretsNotify (see the
-    /// README); flags and environment take precedence.
+    /// guide's Reconcile chapter); flags and environment take precedence.
     #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
     config: Option<PathBuf>,
     /// Defaults to cluster.rapiUrl in the desired state.
@@ -502,6 +510,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Schema => schema_cmd::run(&mut stdout),
         Command::Completions { shell } => docs_cmd::completions(shell, &mut stdout),
         Command::Man => docs_cmd::man(&mut stdout),
+        Command::Reference { out } => reference::run(&out, &mut stdout),
         Command::Rollout(command) => rollout_cmd::run(command, &mut stdout),
         Command::Image(ImageCommand::Import {
             class,

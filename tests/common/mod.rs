@@ -5,6 +5,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod contract;
 pub mod daemon;
+pub mod doc_blocks;
 pub mod fake_rapi;
 pub mod netboot;
 pub mod nix_result;

@@ -19,7 +19,7 @@ use super::source::{Position, PositionTree, SourceText, Span};
 use builder::Builder;
 pub use error::YamlError;
 
-/// What one file may hold. Documented in README.md ("Limits and guarantees").
+/// What one file may hold. Documented in docs/src/limits.md.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_file_bytes: u64,
