@@ -35,6 +35,14 @@ pub struct ClusterInfo {
     /// The first three bytes of the MACs Ganeti generates, e.g. `aa:00:00`.
     #[serde(default)]
     pub mac_prefix: Option<String>,
+    /// Cluster-wide NIC parameters by group: `{"default": {"link": "br0", "mode":
+    /// "bridged"}}`. What a NIC created without its own link and mode gets.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    pub nicparams: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -123,6 +131,9 @@ pub struct Instance {
     pub snodes: Vec<String>,
     #[serde(default)]
     pub os: Option<String>,
+    /// The hypervisor the instance runs on, e.g. `kvm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
     #[serde(default)]
     pub disk_template: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

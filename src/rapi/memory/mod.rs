@@ -8,6 +8,7 @@
 
 mod apply;
 mod faults;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -96,6 +97,7 @@ struct State {
 pub struct MemoryRapi {
     cluster: ClusterInfo,
     nodes: Vec<Node>,
+    groups: Vec<Group>,
     job_takes: Duration,
     state: Mutex<State>,
     script: Mutex<Option<SubmitScript>>,
@@ -119,6 +121,7 @@ impl MemoryRapi {
                 role: Some("M".into()),
                 ..Node::default()
             }],
+            groups: Vec::new(),
             job_takes,
             state: Mutex::new(State {
                 next_id: 1,
@@ -275,7 +278,7 @@ impl Rapi for MemoryRapi {
 
     async fn groups(&self) -> Result<Vec<Group>, RapiError> {
         self.read_fault(Read::Groups)?;
-        Ok(Vec::new())
+        Ok(self.groups.clone())
     }
 
     async fn jobs(&self) -> Result<Vec<Job>, RapiError> {
