@@ -41,6 +41,7 @@ fn bash_completes_the_subcommands_and_their_flags() {
     let subcommands = complete("ganeti-operator ");
     for want in [
         "validate",
+        "init",
         "reconcile",
         "run",
         "status",

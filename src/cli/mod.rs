@@ -7,6 +7,7 @@ mod error_chain_tests;
 mod help_tests;
 mod hook;
 mod image;
+mod init_cmd;
 mod local_http;
 mod progress;
 mod reconcile;
@@ -50,6 +51,30 @@ enum Command {
         /// Check every class's image against this artifact store too.
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Write a desired-state directory that describes a running cluster (--from-cluster).
+    ///
+    /// Reads the cluster through its RAPI and writes cluster.yaml, nodes.yaml, classes.yaml
+    /// and instances.yaml: nodes with their roles and groups; classes from the operator's
+    /// class tags, else one per OS, disk template and hypervisor with the most common
+    /// resources; instances with only what differs from their class, and `adopt: true`
+    /// where the operator does not manage them yet; prune off. Each file's header says what
+    /// was inferred and what to add by hand (images, the store, secrets, host keys). The
+    /// files are validated before anything is written, and an existing file is never
+    /// overwritten without --force. `reconcile --dry-run` on the result shows only the
+    /// adoptions.
+    Init {
+        /// Infer the desired state from the live cluster (the only source so far).
+        #[arg(long, required = true)]
+        from_cluster: bool,
+        /// The desired-state directory to write (created if missing).
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        /// Overwrite cluster.yaml, nodes.yaml, classes.yaml and instances.yaml if they exist.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
     },
     /// Make the cluster match the desired state, or show what that takes (--dry-run).
     ///
@@ -435,6 +460,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate { dir, output, store } => {
             validate::run(&dir, output, &store.overrides(), &mut stdout)
         }
+        Command::Init {
+            from_cluster: _,
+            dir,
+            force,
+            connection,
+        } => init_cmd::run(&dir, force, &connection.overrides(), &mut stdout),
         Command::Reconcile {
             dir,
             dry_run,
