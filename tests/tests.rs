@@ -23,6 +23,7 @@ mod freeze_filter;
 mod harness_nodes;
 mod health_sampler;
 mod hook_cli;
+mod init_e2e;
 mod metrics_prometheus;
 mod monitoring_files;
 mod netboot_e2e;
