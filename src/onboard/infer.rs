@@ -279,11 +279,6 @@ fn instance(
             .instances
             .push(format!("{name}: Ganeti reported no memory size"));
     }
-    if s.raw.disk_sizes.iter().any(Option::is_none) {
-        notes.instances.push(format!(
-            "{name}: Ganeti reported a disk without its size; it is written as 0M"
-        ));
-    }
     if !s.unlisted_tags.is_empty() {
         notes.instances.push(format!(
             "{name}: the tag(s) {} cannot be written in a desired state; taking the \

@@ -96,9 +96,9 @@ pub(super) fn scalar(text: &str) -> String {
             text.to_ascii_lowercase().as_str(),
             "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n" | "nan" | "inf"
         );
-    let sized = text.len() > 1
-        && text.ends_with(['M', 'G', 'T'])
-        && text[..text.len() - 1].chars().all(|c| c.is_ascii_digit());
+    let sized = text
+        .strip_suffix(['M', 'G', 'T'])
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
     if plain || sized {
         text.to_owned()
     } else {

@@ -82,8 +82,9 @@ fn disks_of(raw: &Instance) -> Vec<DiskDoc> {
         .iter()
         .enumerate()
         .map(|(i, size)| DiskDoc {
-            // A disk of unknown size is written as 0M: validation then refuses the state
-            // rather than the plan shrinking or growing it.
+            // A disk Ganeti reports without a size is written as 0M, which validation
+            // refuses: init then writes nothing, and the error points at that disk,
+            // rather than guessing a size the plan would act on.
             size: Size::from_mib(size.unwrap_or(0)),
             name: raw
                 .disk_names
