@@ -51,6 +51,12 @@ pub struct HealthAnswer {
     pub took: Duration,
 }
 
+/// How long a member in flight (rebooted, not proven yet) is given to answer: it is asked
+/// again soon, and a missing answer only means "not yet", so a probe caught in a reboot
+/// (a connect waiting on ARP) must not hold the pass, or the watch, for the check's whole
+/// timeout. A plain script polls the same way (`curl -m 1`).
+pub const IN_FLIGHT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// One host to ask, with its check's placeholders resolved from what was observed.
 #[derive(Debug, Clone)]
 pub struct ProbeTarget {
@@ -58,6 +64,14 @@ pub struct ProbeTarget {
     pub ip: Option<String>,
     pub image: String,
     pub check: HealthCheck,
+}
+
+impl ProbeTarget {
+    /// Asked as a member in flight: within [`IN_FLIGHT_PROBE_TIMEOUT`] at most.
+    pub fn in_flight(mut self) -> ProbeTarget {
+        self.check.timeout = self.check.timeout.min(IN_FLIGHT_PROBE_TIMEOUT);
+        self
+    }
 }
 
 /// Asks every target; hosts are the keys of the result.

@@ -1,15 +1,17 @@
 //! Between passes, the hosts a rotation waits on are watched, so that a host advances the
 //! moment its check passes rather than at the next pass: the health endpoints alone are
-//! asked every [`WATCH_EVERY`] (no RAPI request), and the wait ends as soon as one answers
-//! otherwise than the pass's observe saw (healthy now, or wrong), or when the pass's own
-//! time to look again comes.
+//! asked every [`WATCH_EVERY`] (no RAPI request), each within
+//! [`IN_FLIGHT_PROBE_TIMEOUT`](super::health::IN_FLIGHT_PROBE_TIMEOUT), and the wait ends
+//! as soon as one answers healthy or wrong where the pass's observe saw otherwise, or when
+//! the pass's own time to look again comes. A host still not answering (a timeout, a
+//! refused connection, a 503) is no news, whatever way it did not answer before.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::desired::model::DesiredState;
 
-use super::health::{HealthAnswer, ProbeTarget, probe_all};
+use super::health::{HealthAnswer, ProbeTarget, Verdict, probe_all};
 use super::observe::Observed;
 use super::plan::{Plan, WaitingOn};
 
@@ -45,12 +47,13 @@ impl HealthWatch {
             let (Some(check), Some(seen)) = (check, observed.instances.get(host)) else {
                 continue;
             };
-            watch.targets.push(ProbeTarget {
+            let target = ProbeTarget {
                 host: host.clone(),
                 ip: seen.nic_ips.first().cloned().flatten(),
                 image: image.clone(),
                 check,
-            });
+            };
+            watch.targets.push(target.in_flight());
             if let Some(answer) = observed.health.get(host) {
                 watch.seen.insert(host.clone(), answer.clone());
             }
@@ -63,7 +66,7 @@ impl HealthWatch {
     }
 
     /// Asks the hosts every [`WATCH_EVERY`] for at most `longest`; true as soon as one
-    /// answers with another verdict than the observe saw.
+    /// answers healthy or wrong where the observe saw another verdict.
     pub async fn changed_within(&self, longest: Duration) -> bool {
         let end = tokio::time::Instant::now() + longest;
         loop {
@@ -75,7 +78,8 @@ impl HealthWatch {
             tokio::time::sleep_until(next).await;
             let answers = probe_all(self.targets.clone()).await;
             let changed = answers.iter().any(|(host, answer)| {
-                self.seen.get(host).map(|a| a.verdict) != Some(answer.verdict)
+                answer.verdict != Verdict::NotAnswering
+                    && self.seen.get(host).map(|a| a.verdict) != Some(answer.verdict)
             });
             if changed {
                 return true;
@@ -151,5 +155,27 @@ mod tests {
         let watched =
             tokio::spawn(async move { watch.changed_within(Duration::from_secs(3600)).await });
         assert!(watched.await.unwrap());
+    }
+
+    /// Not answering in another way than the observe saw (refused now, a 503 then) is
+    /// no news: the pass would only find the host still on its way.
+    #[tokio::test]
+    async fn a_host_not_answering_in_another_way_is_no_news() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/health", closed.local_addr().unwrap());
+        drop(closed);
+        let watch = watching(&url);
+        assert!(!watch.changed_within(Duration::from_millis(600)).await);
+    }
+
+    #[test]
+    fn members_in_flight_are_asked_within_a_second_at_most() {
+        let watch = watching("http://127.0.0.1:1/health");
+        let target = watch.targets.first().unwrap().clone();
+        assert_eq!(target.check.timeout, Duration::from_secs(2));
+        assert_eq!(target.in_flight().check.timeout, Duration::from_secs(1));
+        let mut quick = watch.targets.first().unwrap().clone();
+        quick.check.timeout = Duration::from_millis(300);
+        assert_eq!(quick.in_flight().check.timeout, Duration::from_millis(300));
     }
 }

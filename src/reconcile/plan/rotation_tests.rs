@@ -642,3 +642,36 @@ fn a_change_and_a_rotation_start_share_one_reboot() {
         "a host not rotating keeps its change's reboot"
     );
 }
+
+/// A host rebooted and not yet proven is asked within a second at most, so that a probe
+/// caught in its reboot holds no pass for the check's whole timeout; the others are given
+/// their check's timeout, since no answer from them counts against the budget.
+#[test]
+fn a_rebooted_host_is_probed_within_a_second_the_others_within_their_check() {
+    let (a, b) = (id("a"), id("b"));
+    let mut world = World::new(&state(&a, CHECKED), &a);
+    let desired = state(&b, CHECKED);
+    world.reconcile(&desired);
+    let history = progress::settle(&desired, &world.observed, &world.history, world.now);
+    assert!(
+        history
+            .rotation("vm1.gnt.test")
+            .is_some_and(|r| r.rebooted_at().is_some())
+    );
+    let check = desired.classes["web"]
+        .rotation
+        .health_check
+        .clone()
+        .unwrap();
+    assert!(check.timeout > crate::reconcile::health::IN_FLIGHT_PROBE_TIMEOUT);
+    let targets = rotation::probe_targets(&desired, &world.observed, &history);
+    assert_eq!(targets.len(), HOSTS.len());
+    for target in targets {
+        let want = if target.host == "vm1.gnt.test" {
+            crate::reconcile::health::IN_FLIGHT_PROBE_TIMEOUT
+        } else {
+            check.timeout
+        };
+        assert_eq!(target.check.timeout, want, "{}", target.host);
+    }
+}

@@ -51,12 +51,16 @@ pub fn probe_targets(
                 .or(pointed)
                 .or(tagged_image(seen))
                 .unwrap_or(&class.image);
-            targets.push(crate::reconcile::health::ProbeTarget {
+            let target = crate::reconcile::health::ProbeTarget {
                 host: name.to_owned(),
                 ip: seen.nic_ips.first().cloned().flatten(),
                 image: image.to_owned(),
                 check: check.clone(),
-            });
+            };
+            let rebooted = history
+                .rotation(name)
+                .is_some_and(|r| r.rebooted_at().is_some());
+            targets.push(if rebooted { target.in_flight() } else { target });
         }
     }
     targets.extend(node_targets(desired, observed, history));
@@ -109,12 +113,16 @@ fn node_targets(
                 })
                 .or_else(|| current(name, seen))
                 .unwrap_or_else(|| class.image.clone());
-            targets.push(crate::reconcile::health::ProbeTarget {
+            let target = crate::reconcile::health::ProbeTarget {
                 host: name.to_owned(),
                 ip: seen.pip.clone(),
                 image,
                 check: check.clone(),
-            });
+            };
+            let rebooted = history
+                .node_upgrade(name)
+                .is_some_and(|r| r.rebooted().is_some());
+            targets.push(if rebooted { target.in_flight() } else { target });
         }
     }
     targets
