@@ -10,11 +10,10 @@ use std::process::{Command, Output};
 
 use crate::common;
 
-use common::cluster::instance;
+use common::cluster::{instance, last_job_id};
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
 use common::{operator_with_env, project_root};
-use ganeti_operator::rapi::Rapi as _;
 
 /// `gnt-instance add` on the sandbox's master, as a person would run it.
 fn gnt_instance_add(node: &str, name: &str, template: &str, memory: u32, disk: Option<&str>) {
@@ -62,17 +61,6 @@ fn run(args: &[&str], state: &Path, code: i32) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-/// The highest job id Ganeti lists: the operator's jobs after it are this test's.
-async fn last_job(rapi: &ganeti_operator::rapi::HttpRapi) -> u64 {
-    rapi.jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -126,7 +114,7 @@ async fn init_from_a_hand_made_cluster_adopts_then_one_edit_changes_one_instance
         );
     }
 
-    let before_adopt = last_job(&rapi).await;
+    let before_adopt = last_job_id(&rapi).await;
     run(&["reconcile", dir_arg], &state, 0);
     let jobs = operator_jobs(&rapi, before_adopt).await;
     let opcodes: BTreeSet<&str> = jobs.keys().map(|(op, _)| op.as_str()).collect();
@@ -147,7 +135,7 @@ async fn init_from_a_hand_made_cluster_adopts_then_one_edit_changes_one_instance
     );
     std::fs::write(&instances, edited).unwrap();
 
-    let before_edit = last_job(&rapi).await;
+    let before_edit = last_job_id(&rapi).await;
     run(&["reconcile", dir_arg], &state, 0);
     let jobs = operator_jobs(&rapi, before_edit).await;
     let touched: BTreeSet<&str> = jobs.keys().map(|(_, name)| name.as_str()).collect();
