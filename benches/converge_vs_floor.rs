@@ -42,7 +42,7 @@ impl SecretFiles for NoSecrets {
 
 fn desired_yaml() -> String {
     let mut y = String::from(
-        "cluster:\n  name: cluster.gnt.test\n  hypervisor: fake\n  defaultDiskTemplate: diskless\n  nic: {link: br-inst, mode: bridged}\npolicy: {prune: false, maxParallelJobs: 20}\nclasses:\n  ganeti-node: {image: sha256-01}\n  web: {image: sha256-02, os: noop+default, resources: {memory: 64M, vcpus: 1}}\nnodes:\n  node1.gnt.test: {class: ganeti-node, role: master}\ninstances:\n",
+        "cluster:\n  name: cluster.gnt.test\n  hypervisor: fake\n  defaultDiskTemplate: diskless\n  nic: {link: br-inst, mode: bridged}\npolicy: {prune: false, maxParallelJobs: 20}\nclasses:\n  ganeti-node: {image: sha256-0100000000000000000000000000000000000000000000000000000000000000}\n  web: {image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {memory: 64M, vcpus: 1}}\nnodes:\n  node1.gnt.test: {class: ganeti-node, role: master}\ninstances:\n",
     );
     for i in 0..INSTANCES {
         y.push_str(&format!(

@@ -35,13 +35,16 @@ impl SecretFiles for NoSecrets {
     }
 }
 
+/// Pads a class's two digits to a whole image id (`sha256-` and 64 hex digits).
+const PAD: &str = "00000000000000000000000000000000000000000000000000000000000000";
+
 fn yaml() -> String {
     let mut y = String::from(
-        "cluster:\n  name: big.example\n  hypervisor: kvm\n  defaultDiskTemplate: plain\n  nic: {link: br0, mode: bridged}\npolicy: {prune: true, maxDeletions: 100}\nclasses:\n  ganeti-node: {image: sha256-00}\n",
+        "cluster:\n  name: big.example\n  hypervisor: kvm\n  defaultDiskTemplate: plain\n  nic: {link: br0, mode: bridged}\npolicy: {prune: true, maxDeletions: 100}\nclasses:\n  ganeti-node: {image: sha256-0000000000000000000000000000000000000000000000000000000000000000}\n",
     );
     for c in 0..10 {
         y.push_str(&format!(
-            "  class{c}:\n    image: sha256-{c:02}\n    os: debootstrap+default\n    resources: {{memory: 1G, vcpus: 2, disks: [{{size: 10G}}]}}\n"
+            "  class{c}:\n    image: sha256-{c:02}{PAD}\n    os: debootstrap+default\n    resources: {{memory: 1G, vcpus: 2, disks: [{{size: 10G}}]}}\n"
         ));
     }
     y.push_str("nodes:\n");
@@ -83,7 +86,7 @@ fn instance(name: String, class: usize, node: usize, memory: u64) -> Instance {
         oper_vcpus: Some(2),
         tags: vec![
             format!("ganeti-operator:class:class{class}"),
-            format!("ganeti-operator:image:sha256-{class:02}"),
+            format!("ganeti-operator:image:sha256-{class:02}{PAD}"),
             "ganeti-operator:managed".into(),
         ],
         ..Instance::default()

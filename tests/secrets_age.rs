@@ -172,8 +172,8 @@ impl Work {
         let yaml = format!(
             "cluster: {{name: {MEMORY_CLUSTER}, hypervisor: fake, defaultDiskTemplate: diskless, store: {{baseUrl: 'http://127.0.0.1:9'}}}}
 classes:
-  ganeti-node: {{image: sha256-01, secrets: [rapi-users]}}
-  web: {{image: sha256-02, os: noop+default, resources: {{memory: 128M, vcpus: 1}}, secrets: [app-env]}}
+  ganeti-node: {{image: sha256-0100000000000000000000000000000000000000000000000000000000000000, secrets: [rapi-users]}}
+  web: {{image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {{memory: 128M, vcpus: 1}}, secrets: [app-env]}}
 secrets:
   rapi-users: {{file: secrets/rapi-users.age}}
   app-env: {{file: secrets/app-env.age}}

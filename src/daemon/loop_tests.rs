@@ -19,8 +19,8 @@ fn state(memory: &str) -> String {
     format!(
         "cluster: {{name: {MEMORY_CLUSTER}, hypervisor: fake, defaultDiskTemplate: diskless}}
 classes:
-  ganeti-node: {{image: sha256-01}}
-  web: {{image: sha256-02, os: noop+default, resources: {{memory: {memory}, vcpus: 1}}}}
+  ganeti-node: {{image: sha256-0100000000000000000000000000000000000000000000000000000000000000}}
+  web: {{image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {{memory: {memory}, vcpus: 1}}}}
 nodes:
   {MEMORY_NODE}: {{class: ganeti-node, role: master}}
 instances:

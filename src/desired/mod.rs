@@ -181,7 +181,7 @@ pub fn validate_files(
         let content = FileContent::from_read(read);
         match source::parse_file_streaming(&display, content, Some(instances.stream())) {
             Ok(mut file) => {
-                let check = schema::check_file(&file);
+                let check = schema::check_file(&file, secret_files.store_images());
                 diagnostics.extend(check.diagnostics);
                 let json = std::mem::take(&mut file.json);
                 parsed.push(file);

@@ -1,6 +1,8 @@
 //! Naming rules: Ganeti host names for nodes and instances, short names for the rest,
 //! and Ganeti's tag alphabet for anything that ends up in a tag.
 
+use std::collections::BTreeSet;
+
 /// Every tag the operator owns starts with this; users may not write it themselves.
 pub const TAG_PREFIX: &str = "ganeti-operator:";
 pub const MANAGED_TAG: &str = "ganeti-operator:managed";
@@ -186,6 +188,47 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// The schema pattern for a class's image: an artifact id exactly as the store makes it
+/// (`crate::store::manifest::is_image_id`), so a typo or a cut id fails without a store.
+pub const IMAGE_ID_PATTERN: &str = "^sha256-[0-9a-f]{64}$";
+pub const IMAGE_ID_EXPECTED: &str = "an image id: sha256- followed by 64 lowercase hex digits, as `ganeti-operator image import` prints it";
+
+/// What to say about `text`, which is not an image id: the one image in the store it
+/// was probably cut from, else how it differs from an id.
+pub fn image_id_hint(text: &str, store: Option<&BTreeSet<String>>) -> Option<String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let hex = ["sha256-", "sha256:", "sha256_"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))
+        .unwrap_or(&lower);
+    let is_hex = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(images) = store
+        && is_hex
+    {
+        let mut matches = images.iter().filter(|i| {
+            i.strip_prefix("sha256-")
+                .is_some_and(|h| h.starts_with(hex))
+        });
+        if let (Some(only), None) = (matches.next(), matches.next()) {
+            return Some(format!("did you mean `{only}`?"));
+        }
+    }
+    if !is_hex {
+        return None;
+    }
+    let id = format!("sha256-{hex}");
+    if hex.len() == 64 {
+        return Some(format!("write it as `{id}`"));
+    }
+    if hex.len() < 64 && lower.starts_with("sha256-") {
+        return Some(format!(
+            "it has {} hex digits, not 64: a cut id? `ganeti-operator image list` prints whole ones",
+            hex.len()
+        ));
+    }
+    None
+}
+
 /// An image id cut to its first 23 characters (`sha256-` and 16 hex digits), to fit a tag
 /// beside a class name.
 pub fn short_image(image: &str) -> &str {
@@ -291,6 +334,45 @@ mod tests {
         for bad in ["", "a=b", "a b", "é", &"t".repeat(129)] {
             assert!(!is_valid_tag(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_image_pattern_is_the_store_rule() {
+        let schema = serde_json::json!({"type": "string", "pattern": IMAGE_ID_PATTERN});
+        let validator = jsonschema::validator_for(&schema).expect("the pattern compiles");
+        let full = format!("sha256-{}", "0a".repeat(32));
+        for text in [
+            full.as_str(),
+            "sha256-01",
+            "myimage",
+            &full.to_uppercase(),
+            &format!("{full}0"),
+            &format!(" {full}"),
+            &full[7..],
+        ] {
+            assert_eq!(
+                validator.is_valid(&serde_json::Value::from(text)),
+                crate::store::manifest::is_image_id(text),
+                "{text}"
+            );
+        }
+        let store = BTreeSet::from([full.clone()]);
+        assert_eq!(image_id_hint("myimage", Some(&store)), None);
+        assert_eq!(
+            image_id_hint("sha256-0b", Some(&store)),
+            Some(
+                "it has 2 hex digits, not 64: a cut id? `ganeti-operator image list` prints whole ones"
+                    .into()
+            )
+        );
+        assert_eq!(
+            image_id_hint("SHA256:0A0a", Some(&store)),
+            Some(format!("did you mean `{full}`?"))
+        );
+        assert_eq!(
+            image_id_hint(&full.to_uppercase(), None),
+            Some(format!("write it as `{full}`"))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use super::names::IMAGE_ID_PATTERN;
 use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
 
 /// One desired-state file. Every section is optional: a state is usually spread over files
@@ -121,7 +122,8 @@ pub struct RawPolicy {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawClass {
-    /// Artifact id (content hash) of the class's netboot image, as `image import` prints it.
+    /// Artifact id of the class's netboot image, as `image import` prints it: `sha256-<64 hex>`.
+    #[schemars(regex(pattern = IMAGE_ID_PATTERN))]
     pub image: String,
     /// The hypervisor this class's instances run on, if not the cluster's.
     pub hypervisor: Option<Hypervisor>,

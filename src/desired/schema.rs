@@ -1,6 +1,7 @@
 //! The JSON schema generated from the raw types, and stage one of validation: every file
 //! checked against it, each error turned into a located diagnostic a person can act on.
 
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -10,7 +11,7 @@ use schemars::transform::RecursiveTransform;
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, join_path};
-use super::names::closest;
+use super::names::{IMAGE_ID_EXPECTED, IMAGE_ID_PATTERN, closest, image_id_hint};
 use super::raw::RawDocument;
 use super::source::{ParsedFile, Target};
 use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
@@ -90,8 +91,9 @@ pub struct SchemaCheck {
     pub failed_pointers: Vec<String>,
 }
 
-/// Every schema error in one file, located.
-pub fn check_file(file: &ParsedFile) -> SchemaCheck {
+/// Every schema error in one file, located. `images`, the artifact store's when one is
+/// configured, lets a cut image id be answered with the one it was cut from.
+pub fn check_file(file: &ParsedFile, images: Option<&BTreeSet<String>>) -> SchemaCheck {
     let mut out = Vec::new();
     let mut failed_pointers = Vec::new();
     for error in VALIDATOR.iter_errors(&file.json) {
@@ -181,7 +183,13 @@ pub fn check_file(file: &ParsedFile) -> SchemaCheck {
                         format!("{} is not valid here", describe_value(instance)),
                     )
                     .expected(describe_pattern(pattern))
-                    .maybe_hint(pattern_hint(pattern, instance)),
+                    .maybe_hint(if pattern == IMAGE_ID_PATTERN {
+                        instance
+                            .as_str()
+                            .and_then(|text| image_id_hint(text, images))
+                    } else {
+                        pattern_hint(pattern, instance)
+                    }),
                 );
             }
             _ => {
@@ -300,6 +308,7 @@ fn describe_pattern(pattern: &str) -> String {
     match pattern {
         SIZE_PATTERN => SIZE_EXPECTED.into(),
         DURATION_PATTERN => DURATION_EXPECTED.into(),
+        IMAGE_ID_PATTERN => IMAGE_ID_EXPECTED.into(),
         "^https://" => "an https:// URL".into(),
         "^https?://" => "an http:// or https:// URL".into(),
         other => format!("text matching {other}"),

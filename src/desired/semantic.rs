@@ -29,7 +29,7 @@ use super::model::{
 };
 use super::names::{
     HOST_NAME_EXPECTED, IMAGE_TAG_PREFIX, MAX_TAG_LEN, SHORT_NAME_EXPECTED, closest, invalid_name,
-    is_host_name, is_short_name, is_valid_tag,
+    is_host_name, is_short_name,
 };
 use super::raw::{DiskTemplate, NodeRole, RawInstance, RawNic, RawResources, RawStore, SizeText};
 use super::source::{ParsedFile, Target};

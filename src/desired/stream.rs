@@ -86,7 +86,7 @@ mod tests {
     }
 
     const HEAD: &str = "cluster: {name: c.example.org, hypervisor: kvm, defaultDiskTemplate: plain}\n\
-        classes:\n  web: {image: sha256-0123, os: pxe+default, resources: {memory: 1G, disks: [{size: 10G}]}}\n";
+        classes:\n  web: {image: sha256-0123000000000000000000000000000000000000000000000000000000000000, os: pxe+default, resources: {memory: 1G, disks: [{size: 10G}]}}\n";
 
     #[test]
     fn streamed_and_given_back_instances_are_reported_where_they_are_written() {

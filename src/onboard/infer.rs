@@ -7,6 +7,7 @@ use crate::desired::names::{CLASS_TAG_PREFIX, IMAGE_TAG_PREFIX, is_short_name};
 use crate::desired::raw::{DiskTemplate, Hypervisor, NodeRole, PowerState};
 use crate::rapi::{Group, Node};
 use crate::reconcile::observe::Observed;
+use crate::store::manifest::is_image_id;
 
 use super::classes::{infer_classes, most_common};
 use super::model::{
@@ -203,7 +204,8 @@ fn nodes(
                 nodes
                     .iter()
                     .flat_map(|n| n.tags.iter())
-                    .filter_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX)),
+                    .filter_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
+                    .filter(|i| is_image_id(i)),
             );
             let origin = if name == NODE_CLASS {
                 ClassOrigin::Nodes

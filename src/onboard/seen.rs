@@ -7,6 +7,7 @@ use crate::desired::names::{
 };
 use crate::desired::units::Size;
 use crate::rapi::Instance;
+use crate::store::manifest::is_image_id;
 
 use super::model::{DiskDoc, NicDoc};
 
@@ -42,7 +43,12 @@ impl<'a> SeenInstance<'a> {
             .iter()
             .filter_map(|t| t.strip_prefix(CLASS_TAG_PREFIX))
             .find(|c| is_short_name(c));
-        let image = tags.iter().find_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX));
+        // An image tag that is no id (written by hand, or before ids were checked) would
+        // make the written state invalid: the placeholder stands in for it instead.
+        let image = tags
+            .iter()
+            .filter_map(|t| t.strip_prefix(IMAGE_TAG_PREFIX))
+            .find(|i| is_image_id(i));
         let mut user_tags: Vec<String> = Vec::new();
         let mut unlisted_tags = Vec::new();
         for tag in tags.iter().filter(|t| !t.starts_with(TAG_PREFIX)) {

@@ -160,6 +160,30 @@ async fn the_files_are_pinned_and_valid() {
 }
 
 #[tokio::test]
+async fn an_image_tag_that_is_no_id_gives_the_placeholder_and_the_files_still_validate() {
+    let rapi = cluster();
+    let mut app1 = made_by_hand("app1.mem.test", "diskless", 256, 1, &[]);
+    app1.tags = vec![
+        "ganeti-operator:class:app".into(),
+        "ganeti-operator:image:sha256-02".into(),
+        "ganeti-operator:managed".into(),
+    ];
+    rapi.insert_instance(app1);
+    let document = infer_from(&rapi).await;
+    let files = render(&document);
+    let classes = &files
+        .iter()
+        .find(|f| f.name == "classes.yaml")
+        .unwrap()
+        .text;
+    assert!(classes.contains(PLACEHOLDER_IMAGE), "{classes}");
+    assert!(!classes.contains("sha256-02\n"), "{classes}");
+    let dir = tempfile::tempdir().unwrap();
+    let validation = validate(dir.path(), &files);
+    assert!(validation.is_valid(), "{:#?}", validation.diagnostics);
+}
+
+#[tokio::test]
 async fn planning_the_result_against_the_cluster_only_adopts_by_tags() {
     let rapi = cluster();
     let dir = tempfile::tempdir().unwrap();

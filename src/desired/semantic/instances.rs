@@ -360,7 +360,7 @@ mod tests {
     fn state(tags: &str) -> String {
         format!(
             "cluster: {{name: cluster.example.org, hypervisor: kvm, defaultDiskTemplate: plain}}\n\
-             classes:\n  web: {{image: sha256-0123, os: pxe+default, resources: {{memory: 1G, disks: [{{size: 10G}}]}}}}\n\
+             classes:\n  web: {{image: sha256-0123000000000000000000000000000000000000000000000000000000000000, os: pxe+default, resources: {{memory: 1G, disks: [{{size: 10G}}]}}}}\n\
              instances:\n  web1.example.org: {{class: web, tags: {tags}}}\n"
         )
     }

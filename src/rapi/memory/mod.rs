@@ -30,7 +30,7 @@ pub use faults::{Read, SubmitFault};
 pub const MEMORY_STATE: &str = "
 cluster: {name: cluster.mem.test, hypervisor: fake, defaultDiskTemplate: diskless}
 classes:
-  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}}
+  web: {image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {memory: 128M, vcpus: 1}}
 nodes:
   node1.mem.test: {class: web, role: master}
 instances:

@@ -58,7 +58,7 @@ pub(super) fn yaml(instances: &BTreeMap<String, Vm>) -> String {
     let mut text = format!(
         "cluster: {{name: {MEMORY_CLUSTER}, hypervisor: fake, defaultDiskTemplate: diskless}}\n\
          policy: {{prune: true, maxDeletions: 20}}\n\
-         classes:\n  web: {{image: sha256-02, os: noop+default, resources: {{memory: 128M, vcpus: 1}}}}\n\
+         classes:\n  web: {{image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {{memory: 128M, vcpus: 1}}}}\n\
          nodes:\n  {MEMORY_NODE}: {{class: web, role: master}}\n\
          instances:\n"
     );

@@ -31,8 +31,8 @@ impl crate::desired::semantic::SecretFiles for AgeHeads {
 fn desired() -> DesiredState {
     let yaml = "cluster: {name: cluster.gnt.test, hypervisor: fake, defaultDiskTemplate: diskless, nic: {link: br-inst, mode: bridged}, store: {baseUrl: 'http://s'}}
 classes:
-  web: {image: sha256-02, os: noop+default, resources: {memory: 128M, vcpus: 1}, secrets: [app-env]}
-  ganeti-node: {image: sha256-01}
+  web: {image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {memory: 128M, vcpus: 1}, secrets: [app-env]}
+  ganeti-node: {image: sha256-0100000000000000000000000000000000000000000000000000000000000000}
 secrets:
   app-env: {file: secrets/app-env.age}
 nodes:

@@ -34,7 +34,7 @@ fn desired(key: &str, hosts: &str) -> DesiredState {
     let yaml = format!(
         "cluster: {{name: c.test, hypervisor: fake, defaultDiskTemplate: diskless, store: {{baseUrl: 'http://s'}}}}
 classes:
-  web: {{image: sha256-02, os: noop+default, resources: {{memory: 128M, vcpus: 1}}, secrets: [app-env]}}
+  web: {{image: sha256-0200000000000000000000000000000000000000000000000000000000000000, os: noop+default, resources: {{memory: 128M, vcpus: 1}}, secrets: [app-env]}}
 secrets:
   app-env: {{file: secrets/app-env.age}}
   other: {{file: secrets/other.age}}

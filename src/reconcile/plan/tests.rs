@@ -32,13 +32,13 @@ cluster:
   nic: {link: br-inst, mode: bridged}
 policy: {prune: true, maxDeletions: 2}
 classes:
-  ganeti-node: {image: sha256-01}
+  ganeti-node: {image: sha256-0100000000000000000000000000000000000000000000000000000000000000}
   web:
-    image: sha256-02
+    image: sha256-0200000000000000000000000000000000000000000000000000000000000000
     os: noop+default
     resources: {memory: 128M, vcpus: 1}
   store:
-    image: sha256-03
+    image: sha256-0300000000000000000000000000000000000000000000000000000000000000
     os: noop+default
     diskTemplate: sharedfile
     resources: {memory: 256M, vcpus: 1, disks: [{size: 64M}]}
@@ -87,7 +87,7 @@ pub(super) fn web(name: &str) -> Instance {
         oper_vcpus: Some(1),
         tags: vec![
             "ganeti-operator:class:web".into(),
-            "ganeti-operator:image:sha256-02".into(),
+            "ganeti-operator:image:sha256-0200000000000000000000000000000000000000000000000000000000000000".into(),
             "ganeti-operator:managed".into(),
         ],
         ..Instance::default()
@@ -158,7 +158,7 @@ fn a_missing_instance_is_created_with_ownership_tags() {
         create.tags,
         [
             "ganeti-operator:class:web",
-            "ganeti-operator:image:sha256-02",
+            "ganeti-operator:image:sha256-0200000000000000000000000000000000000000000000000000000000000000",
             "ganeti-operator:managed"
         ]
     );
@@ -281,7 +281,7 @@ fn tags_are_repaired_but_the_image_tag_is_left_to_rotation() {
     let mut seen = web("web1.gnt.test");
     seen.tags.push("stray".into());
     seen.tags.push("ganeti-operator:class:old".into());
-    seen.tags.retain(|t| t != "ganeti-operator:image:sha256-02");
+    seen.tags.retain(|t| t != "ganeti-operator:image:sha256-0200000000000000000000000000000000000000000000000000000000000000");
     seen.tags.push("ganeti-operator:image:sha256-old".into());
     let plan = plan_of(&desired(yaml), &observed(vec![seen]));
     assert_eq!(kinds(&plan), ["tags_remove", "tags_add"]);
