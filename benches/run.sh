@@ -71,13 +71,21 @@ if wanted node_upgrade; then
     bench "node_upgrade_vs_script round $round" benches/node_upgrade_vs_script.sh
   done
   {
-    lines=$(cat "$logs"/node_upgrade_vs_script\ round\ *.log | grep '^node upgrade of 3 nodes')
-    {
-      echo "$lines" | awk '{ printf "  round %d: %s\n", NR, $0 }'
-      echo "$lines" | sed 's/.*ratio \([0-9.]*\)x.*/\1/' | sort -n | awk '
+    rounds=$(cat "$logs"/node_upgrade_vs_script\ round\ *.log)
+    median() {  # median TITLE GOAL: of the ratios on stdin, one a line
+      sort -n | awk -v title="$1" -v goal="$2" '
         { r[NR] = $1 }
         END { m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-          printf "node upgrade: median ratio %.2fx over %d rounds (min %.2fx, max %.2fx); goal <= 1.2x\n", m, NR, r[1], r[NR] }'
+          printf "%s: median ratio %.2fx over %d rounds (min %.2fx, max %.2fx); goal <= %s\n", title, m, NR, r[1], r[NR], goal }'
+    }
+    {
+      echo "$rounds" | grep '^node upgrade of 3 nodes' | awk '{ printf "  round %d: %s\n", NR, $0 }'
+      # The one-engine issue's goal: against the floor plus the drain, undrain and tag
+      # jobs the issue's steps require. The bare floor's ratio is issue 12's, kept.
+      echo "$rounds" | sed -n 's/.*against the floor plus them: \([0-9.]*\)x.*/\1/p' |
+        median "node upgrade against the floor plus its drain, undrain and tag jobs" 1.05x
+      echo "$rounds" | grep '^node upgrade of 3 nodes' | sed 's/.*ratio \([0-9.]*\)x.*/\1/' |
+        median "node upgrade against the bare floor" 1.2x
     } | tee "$logs/node_upgrade_vs_script.log"
   }
 fi
