@@ -135,11 +135,26 @@ make_certificates() {
   cat rapi.key rapi.crt >ca-signed-bundle.pem)
 }
 
+gone_host_end() {  # gone_host_end nN: no host end gnt-nNh of an earlier node's veth is left
+  # A deleted namespace goes once its last process and reference have, and the kernel then
+  # removes its veths in the background: right after a `down`, the host end of the old
+  # pair may still be there (CI once saw `RTNETLINK answers: File exists` here). Deleting
+  # one end deletes the pair; then wait until the name is free.
+  local n=$1
+  ip link del "gnt-${n}h" 2>/dev/null || true
+  for _ in $(seq 1 120); do
+    ip link show "gnt-${n}h" >/dev/null 2>&1 || return 0
+    sleep 0.25
+  done
+  return 1
+}
+
 make_node() {
   local n=$1 ip; ip=$(node_ip "$n")
   log "node $n: namespace gnt-$n, $(node_name "$n") = $ip"
   mkdir -p "$SB/$n"/{lib,log,ssh,filestorage}; chmod 700 "$SB/$n/ssh"
   ip netns add gnt-$n
+  gone_host_end "$n" || die "gnt-${n}h, the host end of an earlier node $n's link, is still there after 30 s"
   ip link add gnt-${n}h type veth peer name eth0 netns gnt-$n
   ip link set gnt-${n}h master $BR up
   # eth0 is the master netdev (this kernel loads no modules, so no dummy devices);
@@ -351,6 +366,7 @@ cmd_down() {
     umount "$NSDIR/$n.mnt" 2>/dev/null || true
     umount "$NSDIR/$n.uts" 2>/dev/null || true
     ip netns del "$f" 2>/dev/null || true
+    gone_host_end "$n" || true
   done
   ip link del $BR 2>/dev/null || true
   if mountpoint -q $NSDIR 2>/dev/null; then umount -l $NSDIR || true; fi
