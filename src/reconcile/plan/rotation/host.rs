@@ -137,10 +137,14 @@ impl Steps for HostSteps<'_> {
     fn fail(
         &self,
         plan: &mut Part<'_>,
-        _pointers: &mut PointerImages,
+        pointers: &mut PointerImages,
         reason: String,
         last: Option<String>,
     ) -> HostState {
+        if self.record.rolling_back().is_none() {
+            // It goes back now: its pointer goes back in the same action.
+            pointers.insert(self.host.name.to_owned(), self.record.from.clone());
+        }
         fail(
             plan,
             self.host,

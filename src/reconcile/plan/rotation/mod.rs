@@ -170,12 +170,7 @@ impl Kind<Host<'_>> for Rotation {
             class: scope.class,
             fingerprint: scope.fingerprint,
         };
-        let state = member::advance(scope.input, plan, pointers, &steps);
-        if state == HostState::RollingBack && record.rolling_back().is_none() {
-            // Decided just now: the pointer goes back in the same action.
-            pointers.insert(host.name.to_owned(), record.from.clone());
-        }
-        state
+        member::advance(scope.input, plan, pointers, &steps)
     }
 
     fn sort(&self, candidates: &mut [&Host<'_>]) {
