@@ -384,3 +384,25 @@ fn the_fingerprint_is_canonical_and_names_what_changed() {
     let gone = fingerprint(&Observed::default(), &web1);
     assert!(then.changed_fields(&gone).contains(&"exists".to_owned()));
 }
+
+#[tokio::test]
+async fn actions_the_planner_would_not_make_now_are_refused() {
+    let (rapi, state) = cluster().await;
+    let history = state.path().join("history.json");
+    let yaml = with_memory("256M");
+    let mut saved = save(&rapi, &yaml, &history).await;
+    // The cluster and the desired state are as planned, but the actions are not what
+    // the planner makes of them (edited by hand here; a backoff or a window in life).
+    saved.actions[0].steps.truncate(1);
+    let before = rapi.records().len();
+
+    let Err(error) = apply(&rapi, &yaml, &saved, &history).await else {
+        panic!("applied");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("instance web1.mem.test: the plan for it would now be different"),
+        "{message}"
+    );
+    assert_eq!(rapi.records().len(), before, "nothing is submitted");
+}
