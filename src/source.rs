@@ -66,17 +66,7 @@ impl Source {
             Source::Dir(dir) => {
                 let source = desired::DirSource::new(dir);
                 let files = source.yaml_files()?;
-                let mut digest = sha2::Sha256::new();
-                for (name, read) in &files {
-                    digest.update(name.as_bytes());
-                    digest.update([0]);
-                    match read {
-                        Ok(bytes) => digest.update(bytes),
-                        Err(problem) => digest.update(problem.to_string()),
-                    }
-                    digest.update([0]);
-                }
-                let revision = format!("dir:{}", &hex::encode(digest.finalize())[..12]);
+                let revision = dir_revision(&files);
                 let validation = desired::validate_files(files, &source);
                 Ok(Snapshot {
                     revision,
@@ -94,6 +84,23 @@ impl Source {
             }
         }
     }
+}
+
+/// A directory's revision: `dir:` and a SHA-256 prefix over its desired-state files'
+/// names and bytes, in path order. The same files give the same revision wherever they
+/// are, so a saved plan can tell whether the desired state it was made from changed.
+pub fn dir_revision(files: &[(String, FileRead)]) -> String {
+    let mut digest = sha2::Sha256::new();
+    for (name, read) in files {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        match read {
+            Ok(bytes) => digest.update(bytes),
+            Err(problem) => digest.update(problem.to_string()),
+        }
+        digest.update([0]);
+    }
+    format!("dir:{}", &hex::encode(digest.finalize())[..12])
 }
 
 /// Why `rev` does not resolve, in words, where git can say: the repository is new and

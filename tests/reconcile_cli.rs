@@ -106,3 +106,28 @@ fn a_bad_config_file_is_located() {
     assert!(err.contains("config.yaml:2:1"), "{err}");
     assert!(err.contains("rapiPasword"), "{err}");
 }
+
+#[test]
+fn a_damaged_saved_plan_is_refused_with_where_before_any_cluster_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, "{\"format\": 1,\n \"operatorVersion\": ").unwrap();
+    let plan = plan.to_str().unwrap();
+    let output = reconcile(&["desired-state/sandbox", "--apply-plan", plan], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains(&format!("{plan}:2:")), "{err}");
+    assert!(err.contains("the saved plan is damaged"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+}
+
+#[test]
+fn a_saved_plan_is_written_by_a_dry_run_and_applied_without_one() {
+    let output = reconcile(&["desired-state/sandbox", "--out", "/tmp/x.json"], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    let output = reconcile(
+        &["desired-state/sandbox", "--dry-run", "--apply-plan", "p"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+}

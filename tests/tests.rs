@@ -42,6 +42,7 @@ mod reconcile_multinode;
 mod reference_docs;
 mod rollout_gates_e2e;
 mod rotation_e2e;
+mod saved_plan_e2e;
 mod secrets_age;
 mod secrets_bootstrap;
 mod secrets_cli;

@@ -11,6 +11,7 @@ mod init_cmd;
 mod local_http;
 mod progress;
 mod reconcile;
+mod reconcile_report;
 mod reference;
 mod rollout_cmd;
 mod run_cmd;
@@ -92,6 +93,14 @@ enum Command {
         /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// With --dry-run: save the plan to this file, with what it was made from, for
+        /// --apply-plan.
+        #[arg(long, value_name = "FILE", requires = "dry_run")]
+        out: Option<PathBuf>,
+        /// Carry out exactly the plan saved in FILE; refused, with nothing applied, when
+        /// the desired state or the cluster changed for an object it touches.
+        #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+        apply_plan: Option<PathBuf>,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -471,6 +480,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             dry_run,
             server_check,
             output,
+            out,
+            apply_plan,
             connection,
         } => reconcile::run(
             reconcile::ReconcileArgs {
@@ -478,6 +489,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 dry_run,
                 server_check,
                 output,
+                out,
+                apply_plan,
                 connection: connection.overrides(),
             },
             &mut stdout,

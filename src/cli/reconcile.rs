@@ -22,8 +22,9 @@ use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
 use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{ActionKind, Plan};
-use crate::reconcile::reason::{RunId, kind_name};
+use crate::reconcile::reason::RunId;
 use crate::reconcile::render;
+use crate::reconcile::saved::{self, SavedPlan};
 use crate::reconcile::watch::HealthWatch;
 
 /// Between two passes of a rotation: not busier than this, and not sleepier.
@@ -36,6 +37,10 @@ pub struct ReconcileArgs {
     pub server_check: bool,
     pub output: OutputFormat,
     pub connection: Overrides,
+    /// With `dry_run`: save the plan to this file.
+    pub out: Option<PathBuf>,
+    /// Apply the plan saved in this file instead of planning.
+    pub apply_plan: Option<PathBuf>,
 }
 
 pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -44,7 +49,16 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Some(store) = &store {
         source = source.with_store_images(store.image_ids()?);
     }
-    let validation = desired::validate_source(&source)?;
+    // A saved plan refuses to be applied when the plan file is damaged: found before
+    // anything else is read.
+    let saved = match &args.apply_plan {
+        Some(path) => Some((path.clone(), SavedPlan::read(path)?)),
+        None => None,
+    };
+    // Read once: the revision names exactly the bytes that were validated.
+    let files = source.yaml_files()?;
+    let revision = crate::source::dir_revision(&files);
+    let validation = desired::validate_files(files, &source);
     let Some(desired) = validation.state else {
         std::io::stderr().write_all(diagnostic::render_text(&validation.diagnostics).as_bytes())?;
         eprintln!(
@@ -89,15 +103,39 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let color = super::use_color();
     if args.dry_run {
         return runtime.block_on(async {
-            let plan = cycle::preview(
-                &rapi,
-                store.as_ref(),
-                Some(&secrets),
-                &desired,
-                &history_file,
-                SystemTime::now(),
-            )
-            .await?;
+            let plan = match &args.out {
+                Some(path) => {
+                    let (plan, saved) = saved::make(
+                        &rapi,
+                        store.as_ref(),
+                        Some(&secrets),
+                        &desired,
+                        &revision,
+                        &history_file,
+                        SystemTime::now(),
+                    )
+                    .await?;
+                    saved.write(path)?;
+                    eprintln!(
+                        "Saved the plan to {}; `ganeti-operator reconcile --apply-plan {} {}` carries it out.",
+                        path.display(),
+                        path.display(),
+                        args.dir.display()
+                    );
+                    plan
+                }
+                None => {
+                    cycle::preview(
+                        &rapi,
+                        store.as_ref(),
+                        Some(&secrets),
+                        &desired,
+                        &history_file,
+                        SystemTime::now(),
+                    )
+                    .await?
+                }
+            };
             let verdicts = if args.server_check {
                 Some(execute::server_check(&rapi, &plan, &run, options).await)
             } else {
@@ -126,6 +164,28 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             let _ = stdout.flush();
         }
     };
+    if let Some((path, saved)) = &saved {
+        // Exactly the saved actions, once: no further pass, which would be a new plan.
+        let report = runtime.block_on(saved::apply(
+            &rapi,
+            &desired,
+            &revision,
+            (path, saved),
+            ApplyOptions {
+                store: store.as_ref(),
+                secrets: Some(&secrets),
+                run: &run,
+                execute: options,
+                backoff: BackoffPolicy::default(),
+                history_file: &history_file,
+                on_plan: &on_plan,
+                fresh: None,
+            },
+            &progress,
+            &stop,
+        ))?;
+        return super::reconcile_report::print(&report, &run, started, args.output, color, out);
+    }
     // A rotation advances one step per host per pass; the command stays until it is done,
     // stalled or failed, as a person running it expects. The daemon does the same across
     // its reconciles without waiting in between.
@@ -201,102 +261,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             runtime.block_on(watch.changed_within(pause));
         }
     }
-    let failures = report.failures();
-    let not_started = report
-        .outcomes
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.result,
-                ActionResult::NotStarted(_) | ActionResult::Interrupted
-            )
-        })
-        .count();
-    let code = match report.ending() {
-        Ending::Failed => exit::FAILURE,
-        Ending::Pending => exit::CHANGES,
-        Ending::Converged => exit::OK,
-    };
-    match args.output {
-        OutputFormat::Json => {
-            let outcomes: Vec<serde_json::Value> = report
-                .outcomes
-                .iter()
-                .map(|o| {
-                    let (result, error) = match &o.result {
-                        ActionResult::Succeeded => ("succeeded", None),
-                        ActionResult::Failed(e) => ("failed", Some(e.to_string())),
-                        ActionResult::NotStarted(why) => ("not-started", Some((*why).to_owned())),
-                        ActionResult::Interrupted => (
-                            "interrupted",
-                            Some("stopped between steps; the next run continues".to_owned()),
-                        ),
-                    };
-                    serde_json::json!({
-                        "object": {"kind": kind_name(o.object.kind), "name": o.object.name},
-                        "result": result,
-                        "error": error,
-                        "jobs": o.jobs,
-                        "seconds": o.took.as_secs_f64(),
-                    })
-                })
-                .collect();
-            let summary = serde_json::json!({
-                "run": run.0,
-                "plan": render::json(&report.plan, None),
-                "outcomes": outcomes,
-                "converged": !report.after.has_changes(),
-                "notified": report.notified.iter().map(|(host, r)| serde_json::json!({
-                    "host": host,
-                    "error": r.as_ref().err(),
-                })).collect::<Vec<_>>(),
-                "remaining": render::json(&report.after, None),
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
-        }
-        OutputFormat::Text => {
-            writeln!(
-                out,
-                "Applied {} action(s) in {:.1}s (run {run}): {} succeeded, {failures} failed, {not_started} not started.",
-                report.outcomes.len(),
-                started.elapsed().as_secs_f64(),
-                report.outcomes.len() - failures - not_started,
-            )?;
-            for outcome in &report.outcomes {
-                if let ActionResult::Failed(e) = &outcome.result {
-                    writeln!(
-                        out,
-                        "  failed: {} {}: {e}",
-                        kind_name(outcome.object.kind),
-                        outcome.object.name
-                    )?;
-                }
-            }
-            for (host, result) in &report.notified {
-                match result {
-                    Ok(()) => writeln!(out, "  notified: {host}")?,
-                    Err(e) => writeln!(
-                        out,
-                        "  notify failed: {host}: {e} (retried after the backoff)"
-                    )?,
-                }
-            }
-            if report.after.has_changes() {
-                writeln!(
-                    out,
-                    "Not converged; what remains:\n{}",
-                    render::text(&report.after, None, color)
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "Converged: {} matches the desired state.",
-                    report.plan.cluster
-                )?;
-            }
-        }
-    }
-    Ok(code)
+    super::reconcile_report::print(&report, &run, started, args.output, color, out)
 }
 
 fn print_plan(

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::secrets::host_key::{GeneratedHostKey, HOST_KEY_OS_PARAM};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Operation {
     CreateInstance(InstanceCreate),
     ModifyInstance {
@@ -120,14 +120,14 @@ impl WriteOptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TagTarget {
     Cluster,
     Instance(String),
     Node(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RebootKind {
     Soft,
@@ -135,21 +135,21 @@ pub enum RebootKind {
     Full,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MigrationMode {
     Live,
     NonLive,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EvacuateMode {
     PrimaryOnly,
     SecondaryOnly,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeRoleName {
     MasterCandidate,
@@ -158,13 +158,13 @@ pub enum NodeRoleName {
     Offline,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DiskSpec {
     pub size_mib: u64,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NicSpec {
     pub link: Option<String>,
     pub mode: Option<String>,
@@ -173,7 +173,7 @@ pub struct NicSpec {
 }
 
 /// `POST /2/instances`, request version 1.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct InstanceCreate {
     pub name: String,
     pub disk_template: String,
@@ -202,6 +202,35 @@ pub enum CreateHostKey {
     Generate,
     Generated(Arc<GeneratedHostKey>),
 }
+
+/// Written to a saved plan as `"generate"`. A generated key exists only between the
+/// executor making it and the create job taking it: its private half must never reach a
+/// file, so serializing one is an error rather than a silent downgrade.
+impl Serialize for CreateHostKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CreateHostKey::Generate => s.serialize_str(GENERATE),
+            CreateHostKey::Generated(_) => Err(serde::ser::Error::custom(
+                "a generated host key is never written out",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateHostKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == GENERATE {
+            Ok(CreateHostKey::Generate)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "a host key is `{GENERATE}`, not `{text}`"
+            )))
+        }
+    }
+}
+
+const GENERATE: &str = "generate";
 
 impl PartialEq for CreateHostKey {
     fn eq(&self, other: &Self) -> bool {
@@ -269,7 +298,7 @@ impl InstanceCreate {
 }
 
 /// `PUT /2/instances/<name>/modify`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct InstanceModify {
     pub memory_mib: Option<u64>,
     pub vcpus: Option<u32>,

@@ -71,6 +71,26 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "the executor is below the cycle",
     ),
     (
+        "reconcile::plan",
+        "reconcile::saved",
+        "the planner is below saved plans",
+    ),
+    (
+        "reconcile::execute",
+        "reconcile::saved",
+        "the executor is below saved plans",
+    ),
+    (
+        "reconcile::state",
+        "reconcile::saved",
+        "the state is below saved plans",
+    ),
+    (
+        "reconcile::cycle",
+        "reconcile::saved",
+        "saved plans use the cycle, not the other way round",
+    ),
+    (
         "reconcile",
         "daemon",
         "the reconcile core is below the daemon",

@@ -17,5 +17,6 @@ pub mod plan;
 pub mod promote;
 pub mod reason;
 pub mod render;
+pub mod saved;
 pub mod state;
 pub mod watch;

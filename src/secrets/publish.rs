@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
 
 use super::manifest::{self, FileEntry, HostManifest};
 use super::recipients::{fingerprints, parse_recipient};
@@ -17,7 +18,7 @@ use crate::store::{FILE_MODE, Store};
 const DIR_MODE: u32 = 0o755;
 
 /// One secret file of one host, as the planner asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretStep {
     /// Encrypt the source to `recipients` and publish `secrets/<host>/<secret>.age`.
     Publish {

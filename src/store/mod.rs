@@ -48,7 +48,9 @@ pub enum StoreError {
 
 /// A file the planner may ask to be written or removed, named by what it is, so a step
 /// can never name a path outside the store.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum StoreFile {
     /// `boot/<mac>.ipxe`, the MAC as iPXE's `${net0/mac:hexhyp}` writes it.
     MacPointer(pointer::Mac),

@@ -11,7 +11,10 @@ const HEADER: &str = "# ganeti-operator boot pointer:";
 
 /// A MAC address, held as six bytes so that `AA:00:…`, `aa-00-…` and Ganeti's spelling
 /// all name the same pointer file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub struct Mac([u8; 6]);
 
 impl Mac {
@@ -44,6 +47,20 @@ impl Mac {
     fn join(self, sep: char) -> String {
         let parts: Vec<String> = self.0.iter().map(|b| format!("{b:02x}")).collect();
         parts.join(&sep.to_string())
+    }
+}
+
+impl From<Mac> for String {
+    fn from(mac: Mac) -> String {
+        mac.to_string()
+    }
+}
+
+impl TryFrom<String> for Mac {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Mac, String> {
+        Mac::parse(&text).ok_or_else(|| format!("not a MAC address: {text}"))
     }
 }
 

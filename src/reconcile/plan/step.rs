@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::rapi::Operation;
 use crate::rapi::operation::TagTarget;
 use crate::reconcile::state::node_upgrade::NodeMark;
@@ -14,7 +16,7 @@ use crate::store::StoreFile;
 
 // Steps are few per action and short-lived; boxing the operation would only add noise.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {
     /// A Ganeti job, submitted through the RAPI and awaited to its end.
     Rapi(Operation),
@@ -35,7 +37,7 @@ pub enum Step {
     Freeze(FreezeStep),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FreezeStep {
     /// Both rules placed, or replaced; the history notes it first, so that a crash
     /// cannot leave them unnoticed.
@@ -56,7 +58,7 @@ impl FreezeStep {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCommand {
     pub node: String,
     pub purpose: CommandPurpose,
@@ -65,13 +67,13 @@ pub struct NodeCommand {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandPurpose {
     Reboot,
     MasterFailover,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreWrite {
     pub file: StoreFile,
     pub contents: Option<String>,

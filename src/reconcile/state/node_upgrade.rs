@@ -238,7 +238,7 @@ impl From<NodeUpgrade> for NodeUpgradeFile {
 }
 
 /// A change to the node-upgrade records, carried out as a step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMark {
     Start {
         node: String,

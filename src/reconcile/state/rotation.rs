@@ -181,7 +181,7 @@ pub struct ClassStall {
 /// `rotate@<image>` or `rollback@<image>`. Ganeti's job list then says, without the
 /// history file, which host was rebooted onto which image, going forward or back, and
 /// when: the job is the write-ahead mark that no crash can separate from the reboot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebootStamp {
     pub image: String,
     pub back: bool,
@@ -211,7 +211,7 @@ impl RebootStamp {
 }
 
 /// A change to the rotation records, carried out as a step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RotationMark {
     Start {
         host: String,

@@ -11,7 +11,7 @@ use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::observe::{Observed, observe, observe_reboots, observe_store};
-use super::plan::{ActionKind, Plan, PlanInput, fingerprint_of, plan};
+use super::plan::{Plan, PlanInput, fingerprint_of, plan};
 use super::plan::{progress, rotation};
 use super::reason::RunId;
 use super::state::{History, HistoryError};
@@ -235,17 +235,32 @@ pub async fn preview<R: Rapi + ?Sized>(
     history_file: &Path,
     now: SystemTime,
 ) -> Result<Plan, CycleError> {
+    preview_observed(rapi, store, secrets, desired, history_file, now)
+        .await
+        .map(|(plan, _)| plan)
+}
+
+/// [`preview`], and what it was planned from (a saved plan records it).
+pub async fn preview_observed<R: Rapi + ?Sized>(
+    rapi: &R,
+    store: Option<&Store>,
+    secrets: Option<&SecretsContext>,
+    desired: &DesiredState,
+    history_file: &Path,
+    now: SystemTime,
+) -> Result<(Plan, Observed), CycleError> {
     let history = History::load(history_file)?;
     let observed = observe_cluster(rapi, store, secrets, desired, &history).await?;
     let mut history = progress::settle(desired, &observed, &history, now);
     // As the next apply will: in memory only, a dry run writes nothing.
     history.forget_hosts(&gone_hosts(desired, &observed, &history));
-    Ok(plan(&PlanInput {
+    let planned = plan(&PlanInput {
         desired,
         observed: &observed,
         history: &history,
         now,
-    }))
+    });
+    Ok((planned, observed))
 }
 
 pub struct ApplyOptions<'a> {
@@ -280,6 +295,32 @@ pub async fn apply<R: Rapi + ?Sized>(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
+    let prepared = prepare(rapi, desired, &options, progress).await?;
+    let planned = plan(&PlanInput {
+        desired,
+        observed: &prepared.observed,
+        history: &prepared.history,
+        now: SystemTime::now(),
+    });
+    finish(rapi, desired, options, prepared, planned, progress, stop).await
+}
+
+/// A run up to its plan: the lock held, the history and the cluster read (the
+/// operator's own unfinished jobs awaited first), rollout records settled.
+pub(crate) struct Prepared {
+    lock: RunLock,
+    notify: Option<(crate::secrets::Notify, NotifyState)>,
+    pub(crate) history: History,
+    pub(crate) observed: Observed,
+    recovered: Vec<(crate::rapi::JobId, Result<(), RapiError>)>,
+}
+
+pub(crate) async fn prepare<R: Rapi + ?Sized>(
+    rapi: &R,
+    desired: &DesiredState,
+    options: &ApplyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Prepared, CycleError> {
     // From loading the state to the end of execution: another run plans from what this
     // one leaves, never from the same snapshot.
     let lock = lock_run(options.history_file, options.run).await?;
@@ -287,15 +328,16 @@ pub async fn apply<R: Rapi + ?Sized>(
     // The notify state follows the history's rule: a corrupt file stops the run before
     // anything is done, rather than after.
     let notify = match options.secrets.and_then(|c| c.notify.as_ref()) {
-        Some(notify) => Some((notify, NotifyState::load(&notify.state_file)?)),
+        Some(notify) => Some((notify.clone(), NotifyState::load(&notify.state_file)?)),
         None => None,
     };
     // Only if no other run came in between: its jobs would not be in what was seen.
     let fresh = options
         .fresh
+        .as_ref()
         .filter(|f| f.generation.saturating_add(1) == lock.generation());
     let mut observed = match fresh {
-        Some(fresh) => fresh.observed,
+        Some(fresh) => fresh.observed.clone(),
         None => observe_cluster(rapi, options.store, options.secrets, desired, &history).await?,
     };
     let mut recovered = Vec::new();
@@ -320,12 +362,31 @@ pub async fn apply<R: Rapi + ?Sized>(
         tracing::info!(hosts = ?gone, "forgetting the rollout records of hosts that are gone");
         History::update(options.history_file, |saved| saved.forget_hosts(&gone))?
     };
-    let planned = plan(&PlanInput {
-        desired,
-        observed: &observed,
-        history: &history,
-        now: SystemTime::now(),
-    });
+    Ok(Prepared {
+        lock,
+        notify,
+        history,
+        observed,
+        recovered,
+    })
+}
+
+/// A run from its plan on: executed, remembered, notified, and observed again.
+pub(crate) async fn finish<R: Rapi + ?Sized>(
+    rapi: &R,
+    desired: &DesiredState,
+    options: ApplyOptions<'_>,
+    prepared: Prepared,
+    planned: Plan,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<Report, CycleError> {
+    let Prepared {
+        lock,
+        notify,
+        recovered,
+        ..
+    } = prepared;
     (options.on_plan)(&planned);
     if let Some(context) = options.secrets {
         check_secret_sources(context, &planned).await?;
@@ -396,87 +457,5 @@ pub async fn apply<R: Rapi + ?Sized>(
     })
 }
 
-/// Hosts with a secret file written or removed by this run.
-fn changed_hosts(plan: &Plan, outcomes: &[Outcome]) -> std::collections::BTreeSet<String> {
-    outcomes
-        .iter()
-        .filter(|o| matches!(o.result, ActionResult::Succeeded))
-        // A host created in this run fetches its secrets when it first boots.
-        .filter(|o| plan.actions[o.action].phase != super::plan::Phase::FirstBootSecrets)
-        .flat_map(|o| &plan.actions[o.action].steps)
-        .filter_map(|s| match s {
-            super::plan::Step::Secret(step) => Some(step.host().to_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Before anything is done: the identity must open the header of every source the plan
-/// publishes. A missing or wrong identity fails the run, so nothing is published and
-/// the files already there stay as they are.
-async fn check_secret_sources(context: &SecretsContext, plan: &Plan) -> Result<(), CycleError> {
-    let sources: std::collections::BTreeSet<std::path::PathBuf> = plan
-        .actions
-        .iter()
-        .flat_map(|a| &a.steps)
-        .filter_map(|s| match s {
-            super::plan::Step::Secret(crate::secrets::publish::SecretStep::Publish {
-                source,
-                ..
-            }) => Some(source.clone()),
-            _ => None,
-        })
-        .collect();
-    if sources.is_empty() {
-        return Ok(());
-    }
-    let context = context.clone();
-    tokio::task::spawn_blocking(move || {
-        sources
-            .iter()
-            .try_for_each(|source| crate::secrets::publish::check_source(&context, source))
-    })
-    .await
-    .map_err(|e| SecretsError::Store(e.to_string()))??;
-    Ok(())
-}
-
-/// Success resets an object's backoff; a failure extends it, or stalls the object when
-/// Ganeti rejected the input.
-fn remember(
-    history: &mut History,
-    desired: &DesiredState,
-    plan: &Plan,
-    outcomes: &[Outcome],
-    backoff: BackoffPolicy,
-) {
-    let now = SystemTime::now();
-    let mut failed = std::collections::BTreeSet::new();
-    for outcome in outcomes {
-        let action = &plan.actions[outcome.action];
-        let kind = action.kind;
-        if let ActionResult::Failed(e) = &outcome.result
-            && action.rolls_back()
-        {
-            // Its record says so, and the next plan rolls back rather than backing off.
-            if kind == ActionKind::Rotate {
-                history.rotation_step_failed(&outcome.object.name, &e.to_string());
-            } else {
-                history.node_step_failed(&outcome.object.name, &e.to_string());
-            }
-            failed.insert(outcome.object.clone());
-            continue;
-        }
-        if let ActionResult::Failed(e) = &outcome.result
-            && failed.insert(outcome.object.clone())
-        {
-            let fingerprint = fingerprint_of(desired, &outcome.object);
-            history.record_failure(&outcome.object, &e.failure(), fingerprint, now, backoff);
-        }
-    }
-    for outcome in outcomes {
-        if matches!(outcome.result, ActionResult::Succeeded) && !failed.contains(&outcome.object) {
-            history.record_success(&outcome.object);
-        }
-    }
-}
+mod around;
+use around::{changed_hosts, check_secret_sources, remember};

@@ -1,0 +1,104 @@
+//! Around the execution of a plan: the secret sources checked before it, and after it
+//! what it means for the history (backoff, stalls, rollout failures) and for the
+//! secrets notify command.
+
+use std::time::SystemTime;
+
+use crate::backoff::BackoffPolicy;
+use crate::desired::model::DesiredState;
+use crate::secrets::{SecretsContext, SecretsError};
+
+use super::CycleError;
+use crate::reconcile::execute::{ActionResult, Outcome};
+use crate::reconcile::plan::{ActionKind, Plan, fingerprint_of};
+use crate::reconcile::state::History;
+
+/// Hosts with a secret file written or removed by this run.
+pub(super) fn changed_hosts(
+    plan: &Plan,
+    outcomes: &[Outcome],
+) -> std::collections::BTreeSet<String> {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o.result, ActionResult::Succeeded))
+        // A host created in this run fetches its secrets when it first boots.
+        .filter(|o| plan.actions[o.action].phase != crate::reconcile::plan::Phase::FirstBootSecrets)
+        .flat_map(|o| &plan.actions[o.action].steps)
+        .filter_map(|s| match s {
+            crate::reconcile::plan::Step::Secret(step) => Some(step.host().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Before anything is done: the identity must open the header of every source the plan
+/// publishes. A missing or wrong identity fails the run, so nothing is published and
+/// the files already there stay as they are.
+pub(super) async fn check_secret_sources(
+    context: &SecretsContext,
+    plan: &Plan,
+) -> Result<(), CycleError> {
+    let sources: std::collections::BTreeSet<std::path::PathBuf> = plan
+        .actions
+        .iter()
+        .flat_map(|a| &a.steps)
+        .filter_map(|s| match s {
+            crate::reconcile::plan::Step::Secret(
+                crate::secrets::publish::SecretStep::Publish { source, .. },
+            ) => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let context = context.clone();
+    tokio::task::spawn_blocking(move || {
+        sources
+            .iter()
+            .try_for_each(|source| crate::secrets::publish::check_source(&context, source))
+    })
+    .await
+    .map_err(|e| SecretsError::Store(e.to_string()))??;
+    Ok(())
+}
+
+/// Success resets an object's backoff; a failure extends it, or stalls the object when
+/// Ganeti rejected the input.
+pub(super) fn remember(
+    history: &mut History,
+    desired: &DesiredState,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    backoff: BackoffPolicy,
+) {
+    let now = SystemTime::now();
+    let mut failed = std::collections::BTreeSet::new();
+    for outcome in outcomes {
+        let action = &plan.actions[outcome.action];
+        let kind = action.kind;
+        if let ActionResult::Failed(e) = &outcome.result
+            && action.rolls_back()
+        {
+            // Its record says so, and the next plan rolls back rather than backing off.
+            if kind == ActionKind::Rotate {
+                history.rotation_step_failed(&outcome.object.name, &e.to_string());
+            } else {
+                history.node_step_failed(&outcome.object.name, &e.to_string());
+            }
+            failed.insert(outcome.object.clone());
+            continue;
+        }
+        if let ActionResult::Failed(e) = &outcome.result
+            && failed.insert(outcome.object.clone())
+        {
+            let fingerprint = fingerprint_of(desired, &outcome.object);
+            history.record_failure(&outcome.object, &e.failure(), fingerprint, now, backoff);
+        }
+    }
+    for outcome in outcomes {
+        if matches!(outcome.result, ActionResult::Succeeded) && !failed.contains(&outcome.object) {
+            history.record_success(&outcome.object);
+        }
+    }
+}
