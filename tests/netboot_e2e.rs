@@ -233,3 +233,84 @@ async fn a_crash_between_the_pointer_and_the_create_job_creates_once_and_boots_t
     nb.wait_healthy("vm1.gnt.test", &mac, &a, BOOT);
     remove_all_instances(&rapi).await;
 }
+
+/// Issue 24, must-show 2: `--exclude` leaves the netbooted VMs out; then, with web1 and
+/// web2 changed by hand, `--target instance/vm1…` creates vm1 and writes its pointer
+/// only. Ganeti's job list shows nothing for the drifted instances, nor for vm2, and
+/// the warning is printed.
+#[tokio::test]
+async fn a_targeted_run_changes_its_target_and_its_pointer_only() {
+    let Some(sb) = sandbox("netboot_targets") else {
+        return;
+    };
+    let Some(nb) = netboot("netboot_targets") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let rapi = sb.client();
+    remove_all_instances(&rapi).await;
+    let run = Run::new();
+    let a = run.import(&nb, "A");
+    run.write_example(&a, &a);
+    let _server = StoreServer::builtin(&run.path("store"), &nb.store_addr, &run.path("logs"));
+    let pointer = |vm: &str| run.path("store").join(format!("boot/by-name/{vm}.ipxe"));
+
+    let without_vms = run.reconcile(&[
+        "--exclude",
+        "instance/vm1.gnt.test",
+        "--exclude",
+        "instance/vm2.gnt.test",
+    ]);
+    let stdout = String::from_utf8_lossy(&without_vms.stdout);
+    assert_eq!(without_vms.status.code(), Some(0), "{without_vms:?}");
+    assert!(
+        stdout.contains(
+            "Warning: a targeted run. instance/vm1.gnt.test, instance/vm2.gnt.test were left out"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        common::cluster::instance(&rapi, "web1.gnt.test")
+            .await
+            .is_some()
+    );
+    assert!(
+        common::cluster::instance(&rapi, "vm1.gnt.test")
+            .await
+            .is_none()
+    );
+    assert!(!pointer("vm1.gnt.test").exists());
+
+    // An admin changes web1 and web2 by hand during an incident.
+    for web in ["web1.gnt.test", "web2.gnt.test"] {
+        common::cluster::gnt(&["gnt-instance", "modify", "-B", "memory=160M", web]);
+    }
+    let before = common::cluster::last_job_id(&rapi).await;
+    let targeted = run.reconcile(&["--target", "instance/vm1.gnt.test"]);
+    let stdout = String::from_utf8_lossy(&targeted.stdout);
+    assert_eq!(targeted.status.code(), Some(0), "{targeted:?}");
+    assert!(
+        stdout.contains("Warning: a targeted run. Only instance/vm1.gnt.test (with their boot pointers and secrets) were looked at"),
+        "{stdout}"
+    );
+    let jobs = operator_jobs(&rapi, before).await;
+    assert!(
+        jobs.keys().all(|(_, instance)| instance == "vm1.gnt.test"),
+        "jobs for others than vm1: {jobs:?}"
+    );
+    assert!(
+        jobs.contains_key(&("OP_INSTANCE_CREATE".to_owned(), "vm1.gnt.test".to_owned())),
+        "{jobs:?}"
+    );
+    assert!(pointer("vm1.gnt.test").exists());
+    assert!(!pointer("vm2.gnt.test").exists());
+    for web in ["web1.gnt.test", "web2.gnt.test"] {
+        let left = common::cluster::instance(&rapi, web).await.unwrap();
+        assert_eq!(
+            left.beparams.maxmem,
+            Some(160),
+            "{web}: the hand-made change stays"
+        );
+    }
+    remove_all_instances(&rapi).await;
+}

@@ -131,3 +131,44 @@ fn a_saved_plan_is_written_by_a_dry_run_and_applied_without_one() {
     );
     assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
 }
+
+#[test]
+fn a_target_not_in_the_desired_state_is_refused_before_any_cluster_is_asked() {
+    let output = reconcile(
+        &[
+            "desired-state/sandbox",
+            "--dry-run",
+            "--target",
+            "instance/web1",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("--target instance/web1: the desired state has no instance web1 (did you mean instance/web1.gnt.test?); nothing was applied"),
+        "{err}"
+    );
+    let output = reconcile(
+        &["desired-state/sandbox", "--exclude", "vm/vm1.gnt.test"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("give KIND/NAME"),
+        "{}",
+        stderr(&output)
+    );
+    // A saved plan is applied whole: a target would be a different plan.
+    let output = reconcile(
+        &[
+            "desired-state/sandbox",
+            "--apply-plan",
+            "p",
+            "--target",
+            "class/web",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+}

@@ -4,25 +4,13 @@
 //! Ganeti's job list; with the hand-made change undone, the same file applies and the
 //! cluster converges.
 
-use std::process::Command;
-
 use crate::common;
 
-use common::cluster::{instance, last_job_id};
+use common::cluster::{gnt, instance, last_job_id};
 use common::reconcile::{Workspace, edit, remove_all_instances, sandbox_yaml};
 use common::sandbox::sandbox;
 
 const WEB2: &str = "web2.gnt.test";
-
-/// A Ganeti command on the sandbox's master, as an admin would type it.
-fn gnt(args: &[&str]) {
-    let output = Command::new(common::project_root().join("tests/harness/ganeti-sandbox.sh"))
-        .arg("exec")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}: {output:?}");
-}
 
 #[tokio::test]
 async fn a_saved_plan_is_refused_after_a_hand_made_change_and_applies_without_it() {

@@ -251,6 +251,7 @@ nodes:
                 history_file: &self.state.join("history.json"),
                 store: Some(&self.store),
                 secrets: Some(&context),
+                scope: &ganeti_operator::reconcile::plan::scope::EVERYTHING,
                 on_plan: &|plan| {
                     let text = render::text(plan, None, false);
                     self.outputs.lock().unwrap().push(text.clone());

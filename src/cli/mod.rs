@@ -101,6 +101,21 @@ enum Command {
         /// the desired state or the cluster changed for an object it touches.
         #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
         apply_plan: Option<PathBuf>,
+        /// Look only at this object and what it needs (its boot pointer and secrets);
+        /// repeatable. KIND is instance, node, class or secret. Prune never runs.
+        #[arg(
+            long = "target",
+            value_name = "KIND/NAME",
+            conflicts_with = "apply_plan"
+        )]
+        targets: Vec<String>,
+        /// Leave this object out (a class: its members); repeatable. Prune never runs.
+        #[arg(
+            long = "exclude",
+            value_name = "KIND/NAME",
+            conflicts_with = "apply_plan"
+        )]
+        excludes: Vec<String>,
         #[command(flatten)]
         connection: ConnectionArgs,
     },
@@ -482,6 +497,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             output,
             out,
             apply_plan,
+            targets,
+            excludes,
             connection,
         } => reconcile::run(
             reconcile::ReconcileArgs {
@@ -491,6 +508,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 output,
                 out,
                 apply_plan,
+                targets,
+                excludes,
                 connection: connection.overrides(),
             },
             &mut stdout,

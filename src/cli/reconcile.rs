@@ -20,6 +20,7 @@ use crate::rapi::HttpRapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, Ending};
 use crate::reconcile::execute::{self, ActionResult, ExecuteOptions};
+use crate::reconcile::plan::scope::Scope;
 use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{ActionKind, Plan};
 use crate::reconcile::reason::RunId;
@@ -41,6 +42,10 @@ pub struct ReconcileArgs {
     pub out: Option<PathBuf>,
     /// Apply the plan saved in this file instead of planning.
     pub apply_plan: Option<PathBuf>,
+    /// `--target KIND/NAME`, as given.
+    pub targets: Vec<String>,
+    /// `--exclude KIND/NAME`, as given.
+    pub excludes: Vec<String>,
 }
 
 pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -68,6 +73,9 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         );
         return Ok(exit::FAILURE);
     };
+    // A name that is not in the desired state is an error before the cluster is asked.
+    let scope = Scope::new(&desired, &args.targets, &args.excludes)
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was applied"))?;
     let settings = config::resolve(&args.connection, desired.cluster.rapi_url.as_deref())?;
     // Read before anything else happens: a bad identity is an error with nothing done.
     // A dry run never decrypts, so it does not need one.
@@ -110,6 +118,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                         store.as_ref(),
                         Some(&secrets),
                         &desired,
+                        &scope,
                         &revision,
                         &history_file,
                         SystemTime::now(),
@@ -124,7 +133,8 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                     );
                     plan
                 }
-                None => {
+                None => scope.limit(
+                    &desired,
                     cycle::preview(
                         &rapi,
                         store.as_ref(),
@@ -133,8 +143,8 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                         &history_file,
                         SystemTime::now(),
                     )
-                    .await?
-                }
+                    .await?,
+                ),
             };
             let verdicts = if args.server_check {
                 Some(execute::server_check(&rapi, &plan, &run, options).await)
@@ -142,6 +152,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 None
             };
             print_plan(&plan, verdicts.as_deref(), args.output, color, out)?;
+            warn_scope(&scope, args.output, out)?;
             Ok(if plan.has_changes() {
                 exit::CHANGES
             } else {
@@ -178,6 +189,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 execute: options,
                 backoff: BackoffPolicy::default(),
                 history_file: &history_file,
+                scope: &crate::reconcile::plan::scope::EVERYTHING,
                 on_plan: &on_plan,
                 fresh: None,
             },
@@ -202,6 +214,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 execute: options,
                 backoff: BackoffPolicy::default(),
                 history_file: &history_file,
+                scope: &scope,
                 on_plan: &on_plan,
                 fresh: fresh.take(),
             },
@@ -261,7 +274,21 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             runtime.block_on(watch.changed_within(pause));
         }
     }
-    super::reconcile_report::print(&report, &run, started, args.output, color, out)
+    let code = super::reconcile_report::print(&report, &run, started, args.output, color, out)?;
+    warn_scope(&scope, args.output, out)?;
+    Ok(code)
+}
+
+/// A targeted run says, last, that it did not look at everything: in the text for people,
+/// on stderr beside JSON for scripts.
+fn warn_scope(scope: &Scope, output: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(warning) = scope.warning() {
+        match output {
+            OutputFormat::Text => writeln!(out, "{warning}")?,
+            OutputFormat::Json => eprintln!("{warning}"),
+        }
+    }
+    Ok(())
 }
 
 fn print_plan(

@@ -341,6 +341,8 @@ async fn reconcile<R: Rapi>(
             },
             backoff: BackoffPolicy::default(),
             history_file: &history_file,
+            // The daemon converges everything; only a one-off run is targeted.
+            scope: &crate::reconcile::plan::scope::EVERYTHING,
             on_plan: &on_plan,
             fresh: None,
         },

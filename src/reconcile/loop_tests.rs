@@ -217,6 +217,7 @@ async fn apply_with(
         history_file: history,
         store: None,
         secrets: None,
+        scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan,
         fresh,
     };

@@ -86,3 +86,14 @@ pub async fn create_as(
         .and_then(|j| j.status)
         .expect("the job is known")
 }
+
+/// A Ganeti command on the sandbox's master, as an admin would type it.
+pub fn gnt(args: &[&str]) {
+    let output =
+        std::process::Command::new(super::project_root().join("tests/harness/ganeti-sandbox.sh"))
+            .arg("exec")
+            .args(args)
+            .output()
+            .unwrap();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+}

@@ -11,6 +11,7 @@ use crate::rapi::{Rapi, RapiError};
 
 use super::execute::{self, ActionResult, ExecuteOptions, Outcome, Progress};
 use super::observe::{Observed, observe, observe_reboots, observe_store};
+use super::plan::scope::Scope;
 use super::plan::{Plan, PlanInput, fingerprint_of, plan};
 use super::plan::{progress, rotation};
 use super::reason::RunId;
@@ -273,6 +274,8 @@ pub struct ApplyOptions<'a> {
     /// Where the secret sources are and the identity that opens them; without it no
     /// secret is planned.
     pub secrets: Option<&'a SecretsContext>,
+    /// What this run looks at: everything, or what `--target` and `--exclude` name.
+    pub scope: &'a Scope,
     /// Called once the plan is made, before anything is submitted.
     pub on_plan: &'a (dyn Fn(&Plan) + Sync),
     /// What the previous run's closing observe saw, when it is only a moment old: planned
@@ -296,12 +299,15 @@ pub async fn apply<R: Rapi + ?Sized>(
     stop: &AtomicBool,
 ) -> Result<Report, CycleError> {
     let prepared = prepare(rapi, desired, &options, progress).await?;
-    let planned = plan(&PlanInput {
+    let planned = options.scope.limit(
         desired,
-        observed: &prepared.observed,
-        history: &prepared.history,
-        now: SystemTime::now(),
-    });
+        plan(&PlanInput {
+            desired,
+            observed: &prepared.observed,
+            history: &prepared.history,
+            now: SystemTime::now(),
+        }),
+    );
     finish(rapi, desired, options, prepared, planned, progress, stop).await
 }
 
@@ -448,7 +454,8 @@ pub(crate) async fn finish<R: Rapi + ?Sized>(
     Ok(Report {
         plan: planned,
         outcomes,
-        after,
+        // The history above kept what the whole plan left; the report is about the scope.
+        after: options.scope.limit(desired, after),
         observed,
         generation: lock.generation(),
         recovered,

@@ -209,6 +209,7 @@ pub(super) async fn apply_once(
         history_file: history,
         store: None,
         secrets: None,
+        scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan: &|_| reads.planned.store(true, Ordering::SeqCst),
         fresh: None,
     };

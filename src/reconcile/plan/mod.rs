@@ -37,6 +37,7 @@ mod prune;
 pub mod rotation;
 #[cfg(test)]
 mod rotation_tests;
+pub mod scope;
 mod secrets;
 #[cfg(test)]
 mod secrets_tests;

@@ -21,6 +21,7 @@ use crate::store::Store;
 
 use super::cycle::{self, ApplyOptions, CycleError, Report};
 use super::execute::Progress;
+use super::plan::scope::Scope;
 use super::plan::{Plan, PlanInput, plan};
 pub use file::{FORMAT, OPERATOR_VERSION, SavedPlan};
 pub use stale::Stale;
@@ -84,18 +85,22 @@ pub enum SavedPlanError {
     Cycle(#[from] CycleError),
 }
 
-/// The dry run's plan and the file that saves it.
+/// The dry run's plan and the file that saves it. A targeted plan saves only what its
+/// scope kept, and is checked for only that.
+#[allow(clippy::too_many_arguments)]
 pub async fn make<R: Rapi + ?Sized>(
     rapi: &R,
     store: Option<&Store>,
     secrets: Option<&SecretsContext>,
     desired: &DesiredState,
+    scope: &Scope,
     revision: &str,
     history_file: &std::path::Path,
     now: SystemTime,
 ) -> Result<(Plan, SavedPlan), SavedPlanError> {
     let (planned, observed) =
         cycle::preview_observed(rapi, store, secrets, desired, history_file, now).await?;
+    let planned = scope.limit(desired, planned);
     let touched = stale::touched(&planned);
     let saved = SavedPlan::new(
         &planned,

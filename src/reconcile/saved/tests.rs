@@ -66,6 +66,7 @@ fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
         history_file: history,
         store: None,
         secrets: None,
+        scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan: &|_| {},
         fresh: None,
     }
@@ -97,6 +98,7 @@ async fn save(rapi: &MemoryRapi, yaml: &str, history: &Path) -> SavedPlan {
         None,
         None,
         &desired(yaml),
+        &crate::reconcile::plan::scope::EVERYTHING,
         &revision(yaml),
         history,
         SystemTime::now(),
