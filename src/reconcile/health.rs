@@ -72,6 +72,12 @@ impl ProbeTarget {
         self.check.timeout = self.check.timeout.min(IN_FLIGHT_PROBE_TIMEOUT);
         self
     }
+
+    /// [`ProbeTarget::in_flight`] for a member already rebooted, whose answer is awaited;
+    /// any other keeps its check's own timeout.
+    pub fn in_flight_if(self, rebooted: bool) -> ProbeTarget {
+        if rebooted { self.in_flight() } else { self }
+    }
 }
 
 /// Asks every target; hosts are the keys of the result.

@@ -60,7 +60,7 @@ pub fn probe_targets(
             let rebooted = history
                 .rotation(name)
                 .is_some_and(|r| r.rebooted_at().is_some());
-            targets.push(if rebooted { target.in_flight() } else { target });
+            targets.push(target.in_flight_if(rebooted));
         }
     }
     targets.extend(node_targets(desired, observed, history));
@@ -122,7 +122,7 @@ fn node_targets(
             let rebooted = history
                 .node_upgrade(name)
                 .is_some_and(|r| r.rebooted().is_some());
-            targets.push(if rebooted { target.in_flight() } else { target });
+            targets.push(target.in_flight_if(rebooted));
         }
     }
     targets
