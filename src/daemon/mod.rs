@@ -5,13 +5,15 @@
 //! for the jobs in flight.
 
 use crate::http_listener as listener;
+pub mod events;
+#[cfg(test)]
+mod events_tests;
 pub mod log_progress;
 #[cfg(test)]
 mod loop_tests;
 pub mod record;
 pub mod server;
 pub mod status;
-pub mod time;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -38,7 +40,7 @@ use crate::source::Source;
 use crate::store::Store;
 
 use self::status::{LastReconcile, Refusal, Status};
-use self::time::rfc3339;
+use crate::rfc3339::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -105,8 +107,10 @@ pub async fn run<R: Rapi>(
             addr: options.listen,
             cause,
         })?;
+    let trail = events::RingSink::default();
     let app = server::router(server::AppState {
         status: status.clone(),
+        events: trail.ring.clone(),
         metrics: options.metrics.clone(),
         triggers: sender.clone(),
         webhook_secret: options.webhook_secret.clone().map(Arc::new),
@@ -170,7 +174,11 @@ pub async fn run<R: Rapi>(
         let mut look_again = None;
         let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
-            match reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await {
+            match reconcile(
+                rapi, state, revision, &options, &status, &trail, &stop, &shutdown,
+            )
+            .await
+            {
                 Finished::Abandoned => break,
                 Finished::LookAgainAt(at, health) => (look_again, watch) = (at, health),
             }
@@ -289,13 +297,15 @@ enum Finished {
     LookAgainAt(Option<SystemTime>, HealthWatch),
 }
 
-/// One reconcile.
+/// One reconcile; its decisions and doings go into `trail`.
+#[allow(clippy::too_many_arguments)]
 async fn reconcile<R: Rapi>(
     rapi: &R,
     desired: &DesiredState,
     revision: &str,
     options: &DaemonOptions,
     status: &RwLock<Status>,
+    trail: &events::RingSink,
     stop: &AtomicBool,
     shutdown: &CancellationToken,
 ) -> Finished {
@@ -307,6 +317,7 @@ async fn reconcile<R: Rapi>(
             tracing::info!(run = %run, actions = plan.actions.len(), blocked = plan.blocked.len(), "applying");
         }
     };
+    let events = crate::event::Emitter::new(trail, &run, Some(revision));
     let progress = log_progress::LogProgress {
         metrics: options.metrics.clone(),
     };
@@ -343,6 +354,7 @@ async fn reconcile<R: Rapi>(
             history_file: &history_file,
             on_plan: &on_plan,
             fresh: None,
+            events: &events,
         },
         &progress,
         stop,

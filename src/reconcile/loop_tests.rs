@@ -218,6 +218,7 @@ async fn apply_with(
         store: None,
         secrets: None,
         on_plan,
+        events: &crate::event::DISCARD,
         fresh,
     };
     cycle::apply(rapi, desired, options, &Silent, &AtomicBool::new(false))

@@ -210,6 +210,7 @@ pub(super) async fn apply_once(
         store: None,
         secrets: None,
         on_plan: &|_| reads.planned.store(true, Ordering::SeqCst),
+        events: &crate::event::DISCARD,
         fresh: None,
     };
     let stop = AtomicBool::new(false);

@@ -67,6 +67,7 @@ fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
         store: None,
         secrets: None,
         on_plan: &|_| {},
+        events: &crate::event::DISCARD,
         fresh: None,
     }
 }
