@@ -157,6 +157,22 @@ fn events_follow_shows_a_rotations_jobs_as_ganeti_lists_them() {
                 && job_event(&events, &["tags_add"]).is_some()
         },
     );
+    // The rotation's last reconcile ended (its tag swap has a removal after the add),
+    // and the follower has everything the daemon numbered.
+    daemon.wait_for(
+        "the rotation's reconcile over",
+        Duration::from_secs(60),
+        |d| d.status()["lastReconcile"]["result"] == "converged",
+    );
+    let latest = || -> u64 {
+        let (_, body) = daemon.get("/events").expect("the daemon answers /events");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        page["latest"].as_u64().unwrap()
+    };
+    let newest = latest();
+    wait_until("the follower caught up", Duration::from_secs(30), || {
+        follower.events().iter().any(|e| e.seq >= newest)
+    });
     // The human lines name the same jobs.
     let human = run.operator(&["events", "--url", &daemon.addr]);
     assert!(human.status.success(), "{human:?}");
