@@ -1,7 +1,8 @@
 //! The event trail on the real sandbox (issue 24, must-show 5): `events --follow`, run as
 //! a child process against a running daemon, shows the create, the reboot and the image
 //! tag of a netbooted VM's rotation, and every job id it names is the job Ganeti's own
-//! list has for that step, stamped with the event's run. One VM keeps it short; the
+//! list has for that step, stamped with the event's run. The daemon's `--log-format
+//! json` log holds the same events as JSON lines. One VM keeps it short; the
 //! rotation's budget, rollback and crashes are `rotation_e2e`'s.
 
 use crate::common;
@@ -130,7 +131,7 @@ fn events_follow_shows_a_rotations_jobs_as_ganeti_lists_them() {
     let daemon = Daemon::start_with(
         &["--dir", run.path("desired").to_str().unwrap()],
         &run.path("state"),
-        &[],
+        &["--log-format", "json"],
         |c| {
             c.env("GANETI_OPERATOR_STORE", run.path("store"));
         },
@@ -177,8 +178,27 @@ fn events_follow_shows_a_rotations_jobs_as_ganeti_lists_them() {
     let human = run.operator(&["events", "--url", &daemon.addr]);
     assert!(human.status.success(), "{human:?}");
     let human = String::from_utf8_lossy(&human.stdout).into_owned();
-    daemon.terminate(Duration::from_secs(30));
+    // Under --log-format json the log is JSON lines, and each event is one of them (read
+    // from the daemon's stderr by a thread: waited for, not sampled).
+    let logged = |log: &str| -> Vec<Event> {
+        log.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+            })
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect()
+    };
     let events = follower.events();
+    let with_jobs: Vec<&Event> = events.iter().filter(|e| e.job.is_some()).collect();
+    wait_until(
+        "every job's event in the JSON log",
+        Duration::from_secs(30),
+        || {
+            let logged = logged(&daemon.log());
+            with_jobs.iter().all(|e| logged.contains(e))
+        },
+    );
+    daemon.terminate(Duration::from_secs(30));
     drop(follower);
 
     let jobs = rt.block_on(operator_jobs(&rapi, before));
