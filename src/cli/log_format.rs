@@ -116,24 +116,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_event_is_its_own_line_and_other_records_are_wrapped() {
-        let event = Fields(vec![("event".into(), r#"{"seq":1}"#.into())]);
-        assert_eq!(
-            line("T", "INFO", crate::event::LOG_TARGET, event),
-            r#"{"seq":1}"#
+    fn the_json_log_lines_are_pinned() {
+        let event = crate::event::Event {
+            seq: 6,
+            time: "2026-11-23T08:04:12Z".into(),
+            category: crate::event::Category::Doing,
+            object: "instance/web1.gnt.test".into(),
+            action: "instance_reboot".into(),
+            reason: "its class pins a new image".into(),
+            revision: Some("3f2a9c0d1e2f3a4b5c6d".into()),
+            job: Some(42),
+            outcome: crate::event::Outcome::Succeeded,
+            run: "1795421052-0a1b2c3d".into(),
+        };
+        // As `crate::event::log` records it under JSON.
+        let json = serde_json::to_string(&event).unwrap();
+        let event_line = line(
+            "2026-11-23T08:04:12Z",
+            "INFO",
+            crate::event::LOG_TARGET,
+            Fields(vec![("event".into(), json)]),
         );
-        let other = Fields(vec![
-            ("message".into(), "reconcile finished".into()),
-            ("result".into(), "converged".into()),
-        ]);
-        assert_eq!(
-            line(
-                "2026-11-23T08:04:12Z",
-                "INFO",
-                "ganeti_operator::daemon",
-                other
-            ),
-            r#"{"time":"2026-11-23T08:04:12Z","level":"INFO","target":"ganeti_operator::daemon","message":"reconcile finished","result":"converged"}"#
+        let other_line = line(
+            "2026-11-23T08:04:13Z",
+            "INFO",
+            "ganeti_operator::daemon",
+            Fields(vec![
+                ("message".into(), "reconcile finished".into()),
+                ("result".into(), "converged".into()),
+            ]),
         );
+        super::super::events_cmd::golden("log.jsonl", &format!("{event_line}\n{other_line}\n"));
+        let back: crate::event::Event = serde_json::from_str(&event_line).unwrap();
+        assert_eq!(back, event, "a log line reads back as the event");
     }
 }
