@@ -1,6 +1,6 @@
 //! Around the execution of a plan: the secret sources checked before it, and after it
 //! what it means for the history (backoff, stalls, rollout failures) and for the
-//! secrets notify command.
+//! secrets notify command; and the plan's decisions reported as events.
 
 use std::time::SystemTime;
 
