@@ -37,7 +37,7 @@ pub struct Event {
     /// `instance/web1.example.org`.
     pub object: String,
     /// For a decision the plan's action kind (`create`, `rotate`, …), `blocked` or
-    /// `waiting`; for a doing the step's kind (`instance_create`, `instance_reboot`,
+    /// `waiting`, or the daemon's `accept` or `refuse` of a desired state; for a doing the step's kind (`instance_create`, `instance_reboot`,
     /// `tags_add`, `store_write`, …, the `operation` label of the job metrics).
     pub action: String,
     /// Why, in words: the plan's reason, what blocks or what is waited on, or the error
@@ -48,7 +48,8 @@ pub struct Event {
     /// The Ganeti job a step submitted.
     pub job: Option<u64>,
     pub outcome: Outcome,
-    /// The run id in the reason stamp of the run's jobs.
+    /// The run id in the reason stamp of the run's jobs; empty for what is decided
+    /// outside a run (the daemon accepting or refusing a desired state).
     pub run: String,
 }
 
@@ -70,6 +71,10 @@ pub enum Outcome {
     Blocked,
     /// A decision: held back until a condition or a time.
     Waiting,
+    /// A decision: a new desired state validated and now in force.
+    Accepted,
+    /// A decision: a new desired state that fails validation; the last good one stays.
+    Refused,
     Succeeded,
     Failed,
     /// Not started: shutdown, or an earlier action on the object failed.
@@ -84,6 +89,8 @@ impl Outcome {
             Outcome::Planned => "planned",
             Outcome::Blocked => "blocked",
             Outcome::Waiting => "waiting",
+            Outcome::Accepted => "accepted",
+            Outcome::Refused => "refused",
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::NotStarted => "not-started",
@@ -108,12 +115,18 @@ impl fmt::Display for Event {
         if let Some(job) = self.job {
             write!(f, " job {job}")?;
         }
-        write!(f, " {} (run {}", self.outcome.name(), self.run)?;
+        write!(f, " {}", self.outcome.name())?;
+        let mut about = Vec::new();
+        if !self.run.is_empty() {
+            about.push(format!("run {}", self.run));
+        }
         if let Some(revision) = &self.revision {
             let short: String = revision.chars().take(12).collect();
-            write!(f, ", rev {short}")?;
+            about.push(format!("rev {short}"));
         }
-        f.write_str(")")?;
+        if !about.is_empty() {
+            write!(f, " ({})", about.join(", "))?;
+        }
         if !self.reason.is_empty() {
             write!(f, ": {}", self.reason)?;
         }
@@ -265,6 +278,20 @@ mod tests {
             sample().to_string(),
             "2026-11-23T08:04:12Z #7 did instance/web1.gnt.test instance_reboot job 42 \
              succeeded (run 1795421052-0a1b2c3d, rev 3f2a9c0d1e2f): rotating to sha256-ab"
+        );
+        let accepted = Event {
+            category: Category::Decision,
+            object: "cluster/c1".into(),
+            action: "accept".into(),
+            reason: String::new(),
+            job: None,
+            outcome: Outcome::Accepted,
+            run: String::new(),
+            ..sample()
+        };
+        assert_eq!(
+            accepted.to_string(),
+            "2026-11-23T08:04:12Z #7 decided cluster/c1 accept accepted (rev 3f2a9c0d1e2f)"
         );
     }
 

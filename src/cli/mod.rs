@@ -125,7 +125,7 @@ enum Command {
         /// The desired-state directory inside the repository.
         #[arg(long, default_value = "desired-state")]
         git_path: String,
-        /// Where /healthz, /readyz, /status and /hooks/git are served.
+        /// Where /healthz, /readyz, /status, /events, /metrics and /hooks/git are served.
         #[arg(long, env = "GANETI_OPERATOR_LISTEN", default_value = "127.0.0.1:9090")]
         listen: std::net::SocketAddr,
         /// The shared secret webhooks are signed with; without it every webhook is refused.

@@ -1,6 +1,7 @@
-//! The event trail of a daemon against the in-memory RAPI: a reconcile's decisions and
-//! doings reach `/events`, each doing with the id of the job Ganeti got, and each event
-//! with the run id of that job's reason stamp.
+//! The event trail of a daemon against the in-memory RAPI: the desired state accepted, a
+//! reconcile's decisions and doings reach `/events`, each doing with the id of the job
+//! Ganeti got, and each event with the run id of that job's reason stamp; a refused
+//! state is a decision too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,11 +88,39 @@ async fn a_reconcile_leaves_its_decisions_and_its_jobs_in_the_trail() {
         assert!(planned.seq < done.seq, "decided before done");
         let seqs: Vec<u64> = trail.iter().map(|e| e.seq).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        let accepted = trail.iter().find(|e| e.action == "accept").unwrap();
+        assert!(accepted.seq < planned.seq, "accepted, then planned");
+        assert_eq!(accepted.revision, planned.revision);
         // Asking after the newest gives nothing more, and nothing missed.
         let latest = page["latest"].as_u64().unwrap();
         let (after, page) = events(listen, latest);
         assert!(after.is_empty(), "{after:?}");
         assert_eq!(page["missed"], 0);
+        // A state that fails validation is refused: a decision of its own, nothing done.
+        std::fs::write(desired.join("state.yaml"), "cluster: [not, a, mapping]\n").unwrap();
+        sender.send(super::Trigger::Signal).await.unwrap();
+        until("the refusal's event", || {
+            events(listen, latest)
+                .0
+                .iter()
+                .any(|e| e.action == "refuse")
+        })
+        .await;
+        let (after, _) = events(listen, latest);
+        let refused = after.iter().find(|e| e.action == "refuse").unwrap();
+        assert_eq!(
+            (refused.object.as_str(), refused.outcome),
+            (
+                format!("cluster/{MEMORY_CLUSTER}").as_str(),
+                crate::event::Outcome::Refused
+            )
+        );
+        assert!(
+            after
+                .iter()
+                .all(|e| e.category == crate::event::Category::Decision),
+            "{after:?}"
+        );
         shutdown.cancel();
     };
     let (ended, ()) = tokio::time::timeout(Duration::from_secs(60), async {

@@ -170,7 +170,14 @@ pub async fn run<R: Rapi>(
         while receiver.try_recv().is_ok() {}
         tracing::debug!(?trigger, "reconcile triggered");
 
-        load(&options.source, &mut desired, &status, &options.metrics).await;
+        load(
+            &options.source,
+            &mut desired,
+            &status,
+            &options.metrics,
+            &trail,
+        )
+        .await;
         let mut look_again = None;
         let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
@@ -229,11 +236,13 @@ pub async fn run<R: Rapi>(
 }
 
 /// Reads the source; a valid state replaces the one in force, an invalid one is refused.
+/// Both are decisions in the trail, on the cluster of the state in force (no run yet).
 async fn load(
     source: &Source,
     desired: &mut Option<(DesiredState, String)>,
     status: &RwLock<Status>,
     metrics: &Metrics,
+    trail: &events::RingSink,
 ) {
     let reader = source.clone();
     let loaded = tokio::task::spawn_blocking(move || reader.load())
@@ -244,6 +253,12 @@ async fn load(
             Some(state) => {
                 if desired.as_ref().map(|(_, r)| r) != Some(&snapshot.revision) {
                     tracing::info!(revision = %snapshot.revision, summary = %state.summary(), "desired state accepted");
+                    crate::event::Emitter::new(trail, "", Some(&snapshot.revision)).decided(
+                        &cluster_of(&state),
+                        "accept",
+                        &state.summary(),
+                        crate::event::Outcome::Accepted,
+                    );
                 }
                 status.write().unwrap().desired_revision = Some(snapshot.revision.clone());
                 metrics.set_desired_revision(&snapshot.revision);
@@ -265,6 +280,17 @@ async fn load(
                         "desired state refused; {}:\n{errors}",
                         meanwhile(desired.is_some())
                     );
+                    let cluster = desired.as_ref().map(|(state, _)| cluster_of(state));
+                    crate::event::Emitter::new(trail, "", Some(&snapshot.revision)).decided(
+                        &cluster.unwrap_or_else(|| cluster_of_name("-")),
+                        "refuse",
+                        &format!(
+                            "{} error(s) in the desired state; {}",
+                            snapshot.validation.diagnostics.len(),
+                            meanwhile(desired.is_some())
+                        ),
+                        crate::event::Outcome::Refused,
+                    );
                     status.last_refusal = Some(Refusal {
                         revision: snapshot.revision,
                         at: rfc3339(SystemTime::now()),
@@ -276,6 +302,18 @@ async fn load(
         Err(e) => {
             tracing::warn!(error = %e, "reading the desired state failed; {}", meanwhile(desired.is_some()))
         }
+    }
+}
+
+fn cluster_of(state: &DesiredState) -> crate::desired::model::ObjectRef {
+    cluster_of_name(&state.cluster.name)
+}
+
+/// The cluster as an event's object; `-` before any desired state was accepted.
+fn cluster_of_name(name: &str) -> crate::desired::model::ObjectRef {
+    crate::desired::model::ObjectRef {
+        kind: crate::desired::model::ObjectKind::Cluster,
+        name: name.to_owned(),
     }
 }
 
