@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventSink};
+use crate::desired::model::{ObjectKind, ObjectRef};
+use crate::event::{Emitter, Event, EventSink, Outcome};
 
 /// How many events the ring keeps. At a few hundred bytes each that is about a megabyte
 /// at most; a rotation of a hundred hosts makes well under a thousand events.
@@ -90,6 +91,22 @@ pub struct RingSink {
     pub ring: Arc<Mutex<EventRing>>,
 }
 
+impl RingSink {
+    /// The daemon's own decision on a new desired state (`Accepted` or `Refused`),
+    /// outside any run: on the cluster of the state in force, `cluster/-` before one.
+    pub fn on_state(&self, cluster: Option<&str>, revision: &str, reason: &str, outcome: Outcome) {
+        let action = match outcome {
+            Outcome::Refused => "refuse",
+            _ => "accept",
+        };
+        let cluster = ObjectRef {
+            kind: ObjectKind::Cluster,
+            name: cluster.unwrap_or("-").to_owned(),
+        };
+        Emitter::new(self, "", Some(revision)).decided(&cluster, action, reason, outcome);
+    }
+}
+
 impl EventSink for RingSink {
     fn emit(&self, event: Event) {
         // A poisoned lock only means a panic elsewhere; the ring itself is still whole.
@@ -104,7 +121,7 @@ impl EventSink for RingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Category, Outcome};
+    use crate::event::Category;
 
     fn event(action: &str) -> Event {
         Event {

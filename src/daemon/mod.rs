@@ -253,9 +253,9 @@ async fn load(
             Some(state) => {
                 if desired.as_ref().map(|(_, r)| r) != Some(&snapshot.revision) {
                     tracing::info!(revision = %snapshot.revision, summary = %state.summary(), "desired state accepted");
-                    crate::event::Emitter::new(trail, "", Some(&snapshot.revision)).decided(
-                        &cluster_of(&state),
-                        "accept",
+                    trail.on_state(
+                        Some(&state.cluster.name),
+                        &snapshot.revision,
                         &state.summary(),
                         crate::event::Outcome::Accepted,
                     );
@@ -280,10 +280,11 @@ async fn load(
                         "desired state refused; {}:\n{errors}",
                         meanwhile(desired.is_some())
                     );
-                    let cluster = desired.as_ref().map(|(state, _)| cluster_of(state));
-                    crate::event::Emitter::new(trail, "", Some(&snapshot.revision)).decided(
-                        &cluster.unwrap_or_else(|| cluster_of_name("-")),
-                        "refuse",
+                    trail.on_state(
+                        desired
+                            .as_ref()
+                            .map(|(state, _)| state.cluster.name.as_str()),
+                        &snapshot.revision,
                         &format!(
                             "{} error(s) in the desired state; {}",
                             snapshot.validation.diagnostics.len(),
@@ -302,18 +303,6 @@ async fn load(
         Err(e) => {
             tracing::warn!(error = %e, "reading the desired state failed; {}", meanwhile(desired.is_some()))
         }
-    }
-}
-
-fn cluster_of(state: &DesiredState) -> crate::desired::model::ObjectRef {
-    cluster_of_name(&state.cluster.name)
-}
-
-/// The cluster as an event's object; `-` before any desired state was accepted.
-fn cluster_of_name(name: &str) -> crate::desired::model::ObjectRef {
-    crate::desired::model::ObjectRef {
-        kind: crate::desired::model::ObjectKind::Cluster,
-        name: name.to_owned(),
     }
 }
 
