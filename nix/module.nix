@@ -94,7 +94,13 @@ in
     listen = mkOption {
       type = types.str;
       default = "127.0.0.1:9090";
-      description = "Where /metrics, /healthz, /readyz, /status and /hooks/git are served.";
+      description = "Where /metrics, /healthz, /readyz, /status, /events and /hooks/git are served.";
+    };
+
+    logFormat = mkOption {
+      type = types.enum [ "text" "json" ];
+      default = "text";
+      description = "The log in the journal: text for people, or json for one JSON object a line, the event trail's events among them (run --log-format).";
     };
 
     webhookSecretFile = mkOption {
@@ -162,7 +168,8 @@ in
           ++ sourceArgs
           ++ optionals (cfg.webhookSecretFile != null) [ "--webhook-secret-file" "/run/credentials/ganeti-operator.service/webhook-secret" ]
           ++ optionals (cfg.resyncInterval != null) [ "--resync-interval" cfg.resyncInterval ]
-          ++ optionals (cfg.serveStore != null) [ "--serve-store" cfg.serveStore ]);
+          ++ optionals (cfg.serveStore != null) [ "--serve-store" cfg.serveStore ]
+          ++ optionals (cfg.logFormat != "text") [ "--log-format" cfg.logFormat ]);
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
         LoadCredential = [ "rapi-password:${cfg.rapiPasswordFile}" ]
           ++ optional (cfg.rapiCaFile != null) "rapi-ca:${cfg.rapiCaFile}"

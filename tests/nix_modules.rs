@@ -207,6 +207,10 @@ fn the_operator_module_evaluates_to_a_hardened_unit_with_credentials() {
         !exec.contains("/run/agenix"),
         "no credential path on argv: {exec}"
     );
+    assert!(
+        !exec.contains("--log-format"),
+        "text is the default: {exec}"
+    );
     for (key, want) in [
         ("DynamicUser", Value::Bool(true)),
         ("ProtectSystem", "strict".into()),
@@ -233,13 +237,15 @@ fn the_operator_module_evaluates_to_a_hardened_unit_with_credentials() {
     let with_store = settings.replace(
         "git = {",
         "store = \"/var/lib/ganeti-store\"; serveStore = \"0.0.0.0:8480\"; \
-         secretsNotify = { command = [ \"notify\" \"{host}\" ]; timeoutSeconds = 30; }; git = {",
+         secretsNotify = { command = [ \"notify\" \"{host}\" ]; timeoutSeconds = 30; }; \
+         logFormat = \"json\"; git = {",
     );
     let unit = evaluate("nix/module.nix", &with_store, "/usr").unwrap();
     assert_eq!(unit["failedAssertions"], serde_json::json!([]));
     let service = &unit["services"]["ganeti-operator"]["serviceConfig"];
     let exec = service["ExecStart"].as_str().unwrap();
     assert!(exec.contains("--serve-store 0.0.0.0:8480"), "{exec}");
+    assert!(exec.contains("--log-format json"), "{exec}");
     assert_eq!(
         service["ReadWritePaths"],
         serde_json::json!(["/var/lib/ganeti-store"])

@@ -45,7 +45,7 @@ impl std::ops::Deref for Run {
 }
 
 impl Run {
-    fn new() -> Run {
+    pub(crate) fn new() -> Run {
         Run(Workdir::new())
     }
 
@@ -58,6 +58,18 @@ impl Run {
     /// As [`Run::pin`], with `rotation` lines (e.g. `promote: manual`) added to the
     /// netboot class's rotation block.
     pub(crate) fn pin_with(&self, image: &str, base: &str, max: u32, rotation: &[&str]) {
+        self.pin_hosts(image, base, max, rotation, &VMS);
+    }
+
+    /// As [`Run::pin_with`], with `hosts` as the netboot class's instances.
+    pub(crate) fn pin_hosts(
+        &self,
+        image: &str,
+        base: &str,
+        max: u32,
+        rotation: &[&str],
+        hosts: &[&str],
+    ) {
         let text = std::fs::read_to_string(
             project_root().join("desired-state/sandbox/desired-state.yaml"),
         )
@@ -82,7 +94,7 @@ impl Run {
             }
         }
         out.push_str("\ninstances:\n");
-        for vm in VMS {
+        for vm in hosts {
             out.push_str(&format!(
                 "  {vm}:\n    class: netboot\n    primaryNode: node1.gnt.test\n"
             ));

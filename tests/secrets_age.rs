@@ -258,6 +258,7 @@ nodes:
                     self.plans.lock().unwrap().push(text);
                 },
                 fresh: None,
+                events: &ganeti_operator::event::DISCARD,
             },
             &progress,
             &AtomicBool::new(false),

@@ -18,6 +18,7 @@ mod daemon_waits;
 mod desired_files;
 mod doc_links;
 mod docs_guide;
+mod events_e2e;
 mod examples;
 mod freeze_filter;
 mod harness_nodes;

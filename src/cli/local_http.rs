@@ -9,3 +9,14 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .timeout(Duration::from_secs(10))
         .build()?)
 }
+
+/// `path` on the daemon at `url`; an address without a scheme is taken as http, as
+/// `--listen` takes it.
+pub fn endpoint(url: &str, path: &str) -> String {
+    let base = url.trim_end_matches('/');
+    if base.contains("://") {
+        format!("{base}{path}")
+    } else {
+        format!("http://{base}{path}")
+    }
+}

@@ -3,12 +3,14 @@
 mod docs_cmd;
 #[cfg(test)]
 mod error_chain_tests;
+mod events_cmd;
 #[cfg(test)]
 mod help_tests;
 mod hook;
 mod image;
 mod init_cmd;
 mod local_http;
+mod log_format;
 mod progress;
 mod reconcile;
 mod reconcile_report;
@@ -35,6 +37,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The log on stderr: `text` for people, `json` for one JSON object a line (the
+    /// event trail's events as `/events` serves them).
+    #[arg(long, global = true, value_enum, default_value_t = log_format::LogFormat::Text)]
+    log_format: log_format::LogFormat,
 }
 
 // Parsed once per process; boxing the large variants would only add noise.
@@ -134,7 +140,7 @@ enum Command {
         /// The desired-state directory inside the repository.
         #[arg(long, default_value = "desired-state")]
         git_path: String,
-        /// Where /healthz, /readyz, /status and /hooks/git are served.
+        /// Where /healthz, /readyz, /status, /events, /metrics and /hooks/git are served.
         #[arg(long, env = "GANETI_OPERATOR_LISTEN", default_value = "127.0.0.1:9090")]
         listen: std::net::SocketAddr,
         /// The shared secret webhooks are signed with; without it every webhook is refused.
@@ -169,6 +175,29 @@ enum Command {
         /// `text` for people, `json` for scripts.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+    },
+    /// Print the daemon's event trail: what it decided and did, with Ganeti's job ids.
+    ///
+    /// Each event names its run, the id in the reason stamp of the run's jobs
+    /// (`gnt-job info` shows it), and the desired revision it applied. `--follow` asks
+    /// again every second until interrupted.
+    Events {
+        /// The daemon's address (`--listen`); without a scheme, http.
+        #[arg(
+            long,
+            env = "GANETI_OPERATOR_URL",
+            default_value = "http://127.0.0.1:9090"
+        )]
+        url: String,
+        /// Keep printing new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Only events numbered after N (the `seq` of the last one seen).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        since: u64,
+        /// One JSON object a line, as `/events` serves each event.
+        #[arg(long)]
+        json: bool,
     },
     /// Git server hooks.
     #[command(subcommand)]
@@ -479,6 +508,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    log_format::choose(cli.log_format);
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Validate { dir, output, store } => {
@@ -547,6 +577,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Status { url, output } => status_cmd::run(&url, output, &mut stdout),
+        Command::Events {
+            url,
+            follow,
+            since,
+            json,
+        } => events_cmd::run(
+            events_cmd::EventsArgs {
+                url,
+                follow,
+                since,
+                json,
+            },
+            &mut stdout,
+        ),
         Command::Hook(HookCommand::PreReceive { branch, path }) => {
             hook::pre_receive(&branch, &path, &mut std::io::stdin().lock())
         }

@@ -104,6 +104,16 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     let run = RunId::new(SystemTime::now());
+    // The trail goes to the log only where one asked for a log to ship: the text output
+    // already shows each step.
+    let sink: &dyn crate::event::EventSink =
+        if super::log_format::chosen() == super::log_format::LogFormat::Json {
+            super::log_format::init();
+            &crate::event::LogEvents
+        } else {
+            &crate::event::NoEvents
+        };
+    let events = crate::event::Emitter::new(sink, &run, Some(&revision));
     let options = ExecuteOptions {
         max_parallel: desired.policy.max_parallel_jobs as usize,
         wait: WaitOptions::default(),
@@ -192,6 +202,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 scope: &crate::reconcile::plan::scope::EVERYTHING,
                 on_plan: &on_plan,
                 fresh: None,
+                events: &events,
             },
             &progress,
             &stop,
@@ -217,6 +228,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 scope: &scope,
                 on_plan: &on_plan,
                 fresh: fresh.take(),
+                events: &events,
             },
             &progress,
             &stop,

@@ -133,12 +133,5 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 pub(super) fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("GANETI_OPERATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(super::use_color())
-        .try_init();
+    super::log_format::init();
 }

@@ -32,12 +32,7 @@ pub fn run(url: &str, output: OutputFormat, out: &mut dyn Write) -> anyhow::Resu
 /// The daemon's `/status` under `url`; an address without a scheme is taken as http, as
 /// `--listen` takes it.
 fn status_url(url: &str) -> String {
-    let base = url.trim_end_matches('/');
-    if base.contains("://") {
-        format!("{base}/status")
-    } else {
-        format!("http://{base}/status")
-    }
+    super::local_http::endpoint(url, "/status")
 }
 
 /// 0 when the daemon is ready and every object is Ready, 1 when one is Stalled, 2 while

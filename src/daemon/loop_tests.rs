@@ -15,7 +15,7 @@ use crate::source::Source;
 
 use super::{DaemonOptions, Trigger, listener, run};
 
-fn state(memory: &str) -> String {
+pub(super) fn state(memory: &str) -> String {
     format!(
         "cluster: {{name: {MEMORY_CLUSTER}, hypervisor: fake, defaultDiskTemplate: diskless}}
 classes:
@@ -30,15 +30,22 @@ instances:
 }
 
 /// A free loopback port: bound, read and released (the daemon binds it right after).
-fn free_port() -> std::net::SocketAddr {
+pub(super) fn free_port() -> std::net::SocketAddr {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     probe.local_addr().unwrap()
 }
 
 fn get_status(addr: std::net::SocketAddr) -> serde_json::Value {
+    get_json(addr, "/status")
+}
+
+/// `path` on the daemon, its body as JSON (`Null` when it is none).
+pub(super) fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
-        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -46,7 +53,7 @@ fn get_status(addr: std::net::SocketAddr) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(

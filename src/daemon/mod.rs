@@ -5,13 +5,15 @@
 //! for the jobs in flight.
 
 use crate::http_listener as listener;
+pub mod events;
+#[cfg(test)]
+mod events_tests;
 pub mod log_progress;
 #[cfg(test)]
 mod loop_tests;
 pub mod record;
 pub mod server;
 pub mod status;
-pub mod time;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -38,7 +40,7 @@ use crate::source::Source;
 use crate::store::Store;
 
 use self::status::{LastReconcile, Refusal, Status};
-use self::time::rfc3339;
+use crate::rfc3339::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -105,8 +107,10 @@ pub async fn run<R: Rapi>(
             addr: options.listen,
             cause,
         })?;
+    let trail = events::RingSink::default();
     let app = server::router(server::AppState {
         status: status.clone(),
+        events: trail.ring.clone(),
         metrics: options.metrics.clone(),
         triggers: sender.clone(),
         webhook_secret: options.webhook_secret.clone().map(Arc::new),
@@ -166,11 +170,22 @@ pub async fn run<R: Rapi>(
         while receiver.try_recv().is_ok() {}
         tracing::debug!(?trigger, "reconcile triggered");
 
-        load(&options.source, &mut desired, &status, &options.metrics).await;
+        load(
+            &options.source,
+            &mut desired,
+            &status,
+            &options.metrics,
+            &trail,
+        )
+        .await;
         let mut look_again = None;
         let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
-            match reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await {
+            match reconcile(
+                rapi, state, revision, &options, &status, &trail, &stop, &shutdown,
+            )
+            .await
+            {
                 Finished::Abandoned => break,
                 Finished::LookAgainAt(at, health) => (look_again, watch) = (at, health),
             }
@@ -221,11 +236,13 @@ pub async fn run<R: Rapi>(
 }
 
 /// Reads the source; a valid state replaces the one in force, an invalid one is refused.
+/// Both are decisions in the trail, on the cluster of the state in force (no run yet).
 async fn load(
     source: &Source,
     desired: &mut Option<(DesiredState, String)>,
     status: &RwLock<Status>,
     metrics: &Metrics,
+    trail: &events::RingSink,
 ) {
     let reader = source.clone();
     let loaded = tokio::task::spawn_blocking(move || reader.load())
@@ -236,6 +253,12 @@ async fn load(
             Some(state) => {
                 if desired.as_ref().map(|(_, r)| r) != Some(&snapshot.revision) {
                     tracing::info!(revision = %snapshot.revision, summary = %state.summary(), "desired state accepted");
+                    trail.on_state(
+                        Some(&state.cluster.name),
+                        &snapshot.revision,
+                        &state.summary(),
+                        crate::event::Outcome::Accepted,
+                    );
                 }
                 status.write().unwrap().desired_revision = Some(snapshot.revision.clone());
                 metrics.set_desired_revision(&snapshot.revision);
@@ -256,6 +279,18 @@ async fn load(
                         errors = snapshot.validation.diagnostics.len(),
                         "desired state refused; {}:\n{errors}",
                         meanwhile(desired.is_some())
+                    );
+                    trail.on_state(
+                        desired
+                            .as_ref()
+                            .map(|(state, _)| state.cluster.name.as_str()),
+                        &snapshot.revision,
+                        &format!(
+                            "{} error(s) in the desired state; {}",
+                            snapshot.validation.diagnostics.len(),
+                            meanwhile(desired.is_some())
+                        ),
+                        crate::event::Outcome::Refused,
                     );
                     status.last_refusal = Some(Refusal {
                         revision: snapshot.revision,
@@ -289,13 +324,15 @@ enum Finished {
     LookAgainAt(Option<SystemTime>, HealthWatch),
 }
 
-/// One reconcile.
+/// One reconcile; its decisions and doings go into `trail`.
+#[allow(clippy::too_many_arguments)]
 async fn reconcile<R: Rapi>(
     rapi: &R,
     desired: &DesiredState,
     revision: &str,
     options: &DaemonOptions,
     status: &RwLock<Status>,
+    trail: &events::RingSink,
     stop: &AtomicBool,
     shutdown: &CancellationToken,
 ) -> Finished {
@@ -307,6 +344,7 @@ async fn reconcile<R: Rapi>(
             tracing::info!(run = %run, actions = plan.actions.len(), blocked = plan.blocked.len(), "applying");
         }
     };
+    let events = crate::event::Emitter::new(trail, &run, Some(revision));
     let progress = log_progress::LogProgress {
         metrics: options.metrics.clone(),
     };
@@ -345,6 +383,7 @@ async fn reconcile<R: Rapi>(
             scope: &crate::reconcile::plan::scope::EVERYTHING,
             on_plan: &on_plan,
             fresh: None,
+            events: &events,
         },
         &progress,
         stop,

@@ -1,5 +1,5 @@
-//! The daemon's HTTP listener: `/healthz`, `/readyz`, `/status` and the signed
-//! `/hooks/git` webhook. It binds to localhost unless told otherwise.
+//! The daemon's HTTP listener: `/healthz`, `/readyz`, `/status`, `/events` and the
+//! signed `/hooks/git` webhook. It binds to localhost unless told otherwise.
 
 use std::sync::{Arc, RwLock};
 
@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use tokio::sync::mpsc;
 
 use super::Trigger;
+use super::events::{EventPage, EventRing};
 use super::status::Status;
 use super::webhook;
 use crate::metrics::Metrics;
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub status: Arc<RwLock<Status>>,
+    pub events: Arc<std::sync::Mutex<EventRing>>,
     pub metrics: Arc<Metrics>,
     pub triggers: mpsc::Sender<Trigger>,
     /// `None`: no secret configured, so every webhook is refused.
@@ -30,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/events", get(events))
         .route("/metrics", get(metrics))
         .route("/hooks/git", post(git_hook))
         .with_state(state)
@@ -60,6 +63,25 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn status(State(state): State<AppState>) -> Json<Status> {
     Json(state.status.read().unwrap().clone())
+}
+
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: u64,
+}
+
+/// Read-only like `/status`, and as open: events name objects, jobs and revisions, and
+/// never a secret's content.
+async fn events(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+) -> Json<EventPage> {
+    let page = match state.events.lock() {
+        Ok(ring) => ring.since(query.since),
+        Err(poisoned) => poisoned.into_inner().since(query.since),
+    };
+    Json(page)
 }
 
 async fn git_hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -12,7 +12,7 @@ use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{BlockReason, Plan};
 use crate::reconcile::reason::kind_name;
 
-use super::time::rfc3339;
+use crate::rfc3339::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {

@@ -16,6 +16,8 @@ const LEAVES: &[&str] = &[
     "backoff",
     "child_process",
     "deadline",
+    "event",
+    "rfc3339",
     "run_lock",
     "state_file",
     "unix_time",

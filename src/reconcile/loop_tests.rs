@@ -219,6 +219,7 @@ async fn apply_with(
         secrets: None,
         scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan,
+        events: &crate::event::DISCARD,
         fresh,
     };
     cycle::apply(rapi, desired, options, &Silent, &AtomicBool::new(false))

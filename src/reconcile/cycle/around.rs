@@ -1,6 +1,6 @@
 //! Around the execution of a plan: the secret sources checked before it, and after it
 //! what it means for the history (backoff, stalls, rollout failures) and for the
-//! secrets notify command.
+//! secrets notify command; and the plan's decisions reported as events.
 
 use std::time::SystemTime;
 
@@ -100,5 +100,61 @@ pub(super) fn remember(
         if matches!(outcome.result, ActionResult::Succeeded) && !failed.contains(&outcome.object) {
             history.record_success(&outcome.object);
         }
+    }
+}
+
+/// The plan's decisions as events: each action planned, each difference blocked, each
+/// thing waited on.
+pub(super) fn emit_decisions(events: &crate::event::Emitter<'_>, plan: &Plan) {
+    use crate::event::Outcome;
+    for action in &plan.actions {
+        events.decided(
+            &action.object,
+            action.kind.name(),
+            &action.reason,
+            Outcome::Planned,
+        );
+    }
+    for blocked in &plan.blocked {
+        events.decided(
+            &blocked.object,
+            "blocked",
+            &blocked.message,
+            Outcome::Blocked,
+        );
+    }
+    for waiting in &plan.waiting {
+        let reason = format!(
+            "{} (until {})",
+            waiting.on,
+            crate::rfc3339::rfc3339(waiting.until)
+        );
+        events.decided(&waiting.object, "waiting", &reason, Outcome::Waiting);
+    }
+}
+
+/// The operator's unfinished jobs of earlier runs, awaited before planning, as doings.
+pub(super) fn emit_awaited(
+    events: &crate::event::Emitter<'_>,
+    pending: &[crate::reconcile::observe::PendingJob],
+    recovered: &[(crate::rapi::JobId, Result<(), crate::rapi::RapiError>)],
+) {
+    use crate::event::Outcome;
+    for job in pending {
+        let result = recovered
+            .iter()
+            .find(|(id, _)| *id == job.id)
+            .map(|(_, r)| r);
+        let (outcome, reason) = match result {
+            Some(Err(e)) => (Outcome::Failed, e.to_string()),
+            _ => (Outcome::Succeeded, "a job of an earlier run".to_owned()),
+        };
+        events.did(
+            &job.reason.object,
+            "awaited",
+            &reason,
+            Some(job.id),
+            outcome,
+        );
     }
 }

@@ -283,6 +283,8 @@ pub struct ApplyOptions<'a> {
     /// (then it is stale, and the cluster is observed again). A loop taking one step after
     /// another (a rolling upgrade) then pays one observe per step, not two.
     pub fresh: Option<Fresh>,
+    /// Where the run's decisions and doings go (see [`crate::event`]).
+    pub events: &'a crate::event::Emitter<'a>,
 }
 
 /// A run's closing observe, and the run lock's generation it was taken under.
@@ -350,6 +352,7 @@ pub(crate) async fn prepare<R: Rapi + ?Sized>(
     if !observed.pending.is_empty() {
         recovered =
             execute::await_pending(rapi, &observed.pending, options.execute.wait, progress).await;
+        around::emit_awaited(options.events, &observed.pending, &recovered);
         observed = observe_cluster(rapi, options.store, options.secrets, desired, &history).await?;
     }
     // The cluster's word on every rollout, kept in the file, which is its cache.
@@ -394,6 +397,7 @@ pub(crate) async fn finish<R: Rapi + ?Sized>(
         ..
     } = prepared;
     (options.on_plan)(&planned);
+    around::emit_decisions(options.events, &planned);
     if let Some(context) = options.secrets {
         check_secret_sources(context, &planned).await?;
     }
@@ -401,6 +405,7 @@ pub(crate) async fn finish<R: Rapi + ?Sized>(
         store: options.store,
         secrets: options.secrets,
         history_file: Some(options.history_file),
+        events: Some(options.events),
     };
     let outcomes = execute::execute(
         rapi,

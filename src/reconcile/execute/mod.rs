@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 
 use crate::desired::model::ObjectRef;
+use crate::event::Emitter;
 use crate::rapi::jobs::{JobObserver, WaitOptions};
 use crate::rapi::operation::{CreateHostKey, InstanceCreate};
 use crate::rapi::{JobId, Operation, Rapi, RapiError};
@@ -218,6 +219,7 @@ async fn run_object<R: Rapi + ?Sized>(
             .await
         };
         failed |= !matches!(result, ActionResult::Succeeded);
+        report_unfinished(backends.events, action, &result);
         outcomes.push(Outcome {
             action: index,
             object: action.object.clone(),
@@ -263,6 +265,7 @@ async fn run_steps<R: Rapi + ?Sized>(
         }
         previous = Some(step);
         let object = &action.object;
+        let jobs_before = jobs.len();
         let result = match step {
             Step::Rapi(Operation::CreateInstance(create))
                 if create.host_key == Some(CreateHostKey::Generate) =>
@@ -312,11 +315,40 @@ async fn run_steps<R: Rapi + ?Sized>(
             }
             Step::Command(command) => commands::run_command(object, command, progress).await,
         };
+        if let Some(events) = backends.events {
+            let (outcome, why) = match &result {
+                Ok(()) => (crate::event::Outcome::Succeeded, action.reason.clone()),
+                Err(e) => (crate::event::Outcome::Failed, e.to_string()),
+            };
+            events.did(
+                object,
+                step.kind(),
+                &why,
+                jobs.get(jobs_before).copied(),
+                outcome,
+            );
+        }
         if let Err(e) = result {
             return ActionResult::Failed(e);
         }
     }
     ActionResult::Succeeded
+}
+
+/// An action that ran no step, or stopped between two, as one doing: the steps it did
+/// run were reported one by one.
+fn report_unfinished(events: Option<&Emitter<'_>>, action: &Action, result: &ActionResult) {
+    let (outcome, why) = match result {
+        ActionResult::NotStarted(why) => (crate::event::Outcome::NotStarted, *why),
+        ActionResult::Interrupted => (
+            crate::event::Outcome::Interrupted,
+            "shutdown came between two steps",
+        ),
+        ActionResult::Succeeded | ActionResult::Failed(_) => return,
+    };
+    if let Some(events) = events {
+        events.did(&action.object, action.kind.name(), why, None, outcome);
+    }
 }
 
 /// Where steps other than Ganeti's jobs are carried out.
@@ -327,4 +359,6 @@ pub struct Backends<'a> {
     pub secrets: Option<&'a SecretsContext>,
     /// Rotation marks go into the history file, under its lock.
     pub history_file: Option<&'a Path>,
+    /// Each step carried out is reported here as a doing (see [`crate::event`]).
+    pub events: Option<&'a Emitter<'a>>,
 }

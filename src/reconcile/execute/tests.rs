@@ -1,5 +1,6 @@
-//! The executor's stop rule, with the in-memory RAPI: a stop is honoured between steps,
-//! never between a write-ahead mark and the step it guards (review defect 3).
+//! The executor with the in-memory RAPI: a stop is honoured between steps, never between
+//! a write-ahead mark and the step it guards (review defect 3); each step is reported as
+//! a doing with its job.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -120,4 +121,110 @@ async fn a_stop_after_a_write_ahead_mark_still_runs_the_step_it_guards() {
         NodePhase::Reboot,
         "the mark after it did not run"
     );
+}
+
+/// Keeps every event.
+#[derive(Default)]
+struct Collect(std::sync::Mutex<Vec<crate::event::Event>>);
+
+impl crate::event::EventSink for Collect {
+    fn emit(&self, event: crate::event::Event) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+struct Quiet;
+impl JobObserver for Quiet {}
+impl Progress for Quiet {}
+
+#[tokio::test]
+async fn each_step_is_a_doing_with_its_job_and_a_failure_stops_the_object_visibly() {
+    use crate::event::{Category, Outcome};
+    use crate::rapi::memory::SubmitFault;
+    use crate::rapi::operation::TagTarget;
+    let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::ZERO);
+    rapi.on_submit(|operation, _| match operation {
+        Operation::AddTags { tags, .. } if tags.iter().any(|t| t == "bad") => {
+            SubmitFault::FailJob("wrong_input".into())
+        }
+        _ => SubmitFault::None,
+    });
+    let cluster = ObjectRef {
+        kind: ObjectKind::Cluster,
+        name: MEMORY_CLUSTER.into(),
+    };
+    let tag = |t: &str| {
+        Step::Rapi(Operation::AddTags {
+            target: TagTarget::Cluster,
+            tags: vec![t.into()],
+        })
+    };
+    let action = |steps| Action {
+        object: cluster.clone(),
+        kind: ActionKind::Change,
+        reason: "tags differ".into(),
+        changes: Vec::new(),
+        steps,
+        phase: Phase::Nodes,
+    };
+    let plan = Plan {
+        cluster: MEMORY_CLUSTER.into(),
+        actions: vec![
+            action(vec![tag("good"), tag("bad")]),
+            action(vec![tag("later")]),
+        ],
+        blocked: Vec::new(),
+        notes: Vec::new(),
+        awaiting: Vec::new(),
+        waiting: Vec::new(),
+        rotations: Vec::new(),
+    };
+    let sink = Collect::default();
+    let events = crate::event::Emitter::new(&sink, "run-7", Some("rev-1"));
+    let stop = AtomicBool::new(false);
+    let backends = Backends {
+        events: Some(&events),
+        ..Backends::default()
+    };
+    let options = ExecuteOptions {
+        max_parallel: 1,
+        wait: WaitOptions::default(),
+    };
+    let run = RunId("run-7".into());
+    execute(&rapi, backends, &plan, &run, options, &Quiet, &stop).await;
+    let jobs: Vec<u64> = rapi.records().iter().map(|r| r.id).collect();
+    assert_eq!(jobs.len(), 2, "the later action submitted nothing");
+    let all = sink_events(&sink);
+    let seen: Vec<(Category, &str, Option<u64>, Outcome)> = all
+        .iter()
+        .map(|e| (e.category, e.action.as_str(), e.job, e.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                Category::Doing,
+                "tags_add",
+                jobs.first().copied(),
+                Outcome::Succeeded
+            ),
+            (
+                Category::Doing,
+                "tags_add",
+                jobs.get(1).copied(),
+                Outcome::Failed
+            ),
+            (Category::Doing, "change", None, Outcome::NotStarted),
+        ]
+    );
+    let all = sink_events(&sink);
+    assert!(
+        all.iter()
+            .all(|e| e.run == "run-7" && e.object == cluster.to_string())
+    );
+    assert_eq!(all.first().map(|e| e.reason.as_str()), Some("tags differ"));
+}
+
+fn sink_events(sink: &Collect) -> Vec<crate::event::Event> {
+    sink.0.lock().unwrap().clone()
 }

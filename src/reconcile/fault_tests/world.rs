@@ -211,6 +211,7 @@ pub(super) async fn apply_once(
         secrets: None,
         scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan: &|_| reads.planned.store(true, Ordering::SeqCst),
+        events: &crate::event::DISCARD,
         fresh: None,
     };
     let stop = AtomicBool::new(false);

@@ -68,6 +68,7 @@ fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
         secrets: None,
         scope: &crate::reconcile::plan::scope::EVERYTHING,
         on_plan: &|_| {},
+        events: &crate::event::DISCARD,
         fresh: None,
     }
 }
