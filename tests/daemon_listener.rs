@@ -342,10 +342,9 @@ async fn run_serves_the_store_read_only_beside_its_listener() {
     );
     assert!(fetch("/../../etc/passwd").starts_with("HTTP/1.1 404"));
     assert!(fetch("/boot/").starts_with("HTTP/1.1 404"), "no listing");
-    assert!(
-        daemon.log().contains("GET /boot/chain.ipxe 200"),
-        "{}",
-        daemon.log()
-    );
+    // A thread reads the daemon's stderr: the line is waited for, never raced.
+    daemon.wait_for("the access log line", Duration::from_secs(30), |d| {
+        d.log().contains("GET /boot/chain.ipxe 200")
+    });
     assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
 }
