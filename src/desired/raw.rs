@@ -117,6 +117,12 @@ pub struct RawPolicy {
     pub freeze_during_node_work: Option<bool>,
     /// The maintenance window of every class that sets no `rotation.window`.
     pub rotation_window: Option<RawWindow>,
+    /// Suspend everything: the operator keeps observing and reports drift, but changes
+    /// nothing until this is unset. Default false.
+    pub suspend: Option<bool>,
+    /// What a difference on an existing object leads to: `correct` (the default) changes
+    /// it back; `report` only shows it. Classes and objects may override it.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -145,6 +151,11 @@ pub struct RawClass {
     pub generate_host_key: Option<bool>,
     /// How hosts of this class move to a new image.
     pub rotation: Option<RawRotation>,
+    /// Suspend the class's hosts (instances and nodes): observed and reported, never
+    /// changed. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides `policy.drift` for the class's hosts.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -267,6 +278,11 @@ pub struct RawNode {
     pub mac: Option<String>,
     /// What the node can hold; pinned instances are checked against it.
     pub capacity: Option<RawCapacity>,
+    /// Leave this node alone: observed and reported, never changed, and a node upgrade
+    /// that reaches it waits. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides its class's and the policy's `drift`.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -309,6 +325,10 @@ pub struct RawInstance {
     pub protect: Option<bool>,
     /// Take over an existing instance of this name that the operator did not create.
     pub adopt: Option<bool>,
+    /// Leave this instance alone: observed and reported, never changed. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides its class's and the policy's `drift`.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -363,6 +383,17 @@ pub enum NodeRole {
     Regular,
     Drained,
     Offline,
+}
+
+/// What the operator does about a difference on an object that exists: `correct`
+/// changes it back to the desired state; `report` shows it (fields, desired and observed
+/// values) and changes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftMode {
+    #[default]
+    Correct,
+    Report,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

@@ -84,6 +84,7 @@ async fn a_stop_after_a_write_ahead_mark_still_runs_the_step_it_guards() {
         awaiting: Vec::new(),
         waiting: Vec::new(),
         rotations: Vec::new(),
+        reported: Vec::new(),
     };
     let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::ZERO);
     let stop = AtomicBool::new(false);

@@ -29,6 +29,9 @@ pub struct Plan {
     pub waiting: Vec<Waiting>,
     /// Each class's image rotation, where the class has hosts.
     pub rotations: Vec<status::ClassRotation>,
+    /// Objects left as they are on purpose (suspended, or drift only reported), with
+    /// what differs on them: never acted on, so never part of `actions`.
+    pub reported: Vec<super::reported::Reported>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -412,6 +415,7 @@ impl Plan {
             awaiting,
             waiting: Vec::new(),
             rotations: Vec::new(),
+            reported: Vec::new(),
         }
     }
 
