@@ -172,5 +172,27 @@ mod tests {
             exit_code(&status(true, &["Progressing", "Stalled"])),
             exit::FAILURE
         );
+        assert_eq!(
+            exit_code(&status(true, &["Ready", "Suspended"])),
+            exit::OK,
+            "suspended with nothing differing is settled"
+        );
+        assert_eq!(
+            exit_code(&status(true, &["Ready", "Drifted"])),
+            exit::CHANGES
+        );
+        let mut drifted = status(true, &["Suspended"]);
+        drifted.objects[0]
+            .drift
+            .push(crate::daemon::status::DriftField {
+                field: "memory".into(),
+                desired: Some("128M".into()),
+                observed: Some("160M".into()),
+            });
+        assert_eq!(
+            exit_code(&drifted),
+            exit::CHANGES,
+            "a suspended object that differs"
+        );
     }
 }

@@ -486,4 +486,6 @@ fn watch(
 }
 
 #[cfg(test)]
+mod status_tests;
+#[cfg(test)]
 mod tests;

@@ -100,4 +100,22 @@ impl DesiredState {
             .chain(instances)
             .filter_map(|o| self.suspended_by(&o).map(|why| (o, why)))
     }
+
+    /// The same state with nothing suspended and every drift corrected: for views that
+    /// show everything that differs, left alone or not (`secrets status`).
+    pub fn hands_on(&self) -> DesiredState {
+        let mut state = self.clone();
+        state.policy.suspend = false;
+        state.policy.drift = DriftMode::Correct;
+        for class in state.classes.values_mut() {
+            (class.suspend, class.drift) = (false, None);
+        }
+        for node in state.nodes.values_mut() {
+            (node.suspend, node.drift) = (false, None);
+        }
+        for instance in state.instances.values_mut() {
+            (instance.suspend, instance.drift) = (false, None);
+        }
+        state
+    }
 }

@@ -203,3 +203,64 @@ fn a_host_suspended_mid_rotation_finishes_the_rotation_it_is_in() {
         "its record is done"
     );
 }
+
+mod node_upgrade {
+    use super::super::node_upgrade_tests::{FAILOVER, World, id, state};
+    use super::*;
+
+    const NODE3: &str = "node3.gnt.test";
+
+    #[test]
+    fn a_node_upgrade_that_reaches_a_suspended_node_waits_and_says_why() {
+        let (a, b) = (id("a"), id("b"));
+        let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+        let mut desired = state(&b, FAILOVER, "128M");
+        desired.nodes.get_mut(NODE3).unwrap().suspend = true;
+        let plan = world.plan(&desired);
+        assert!(
+            plan.actions.iter().all(|a| a.object.name != NODE3),
+            "{:#?}",
+            plan.actions
+        );
+        let upgrade = world.upgrade_of(&plan);
+        let message = upgrade.message.clone().unwrap_or_default();
+        assert!(message.contains("waits for node3.gnt.test"), "{message}");
+        assert_eq!(
+            upgrade.host_states[NODE3],
+            super::super::status::HostState::Pending
+        );
+        golden_in("left-alone", "node-upgrade-waits", &plan);
+        for _ in 0..5 {
+            world.reconcile(&desired);
+        }
+        assert!(world.reboots.is_empty(), "{:?}", world.reboots);
+        assert_ne!(
+            world.observed.nodes[NODE3].drained,
+            Some(true),
+            "never drained while suspended"
+        );
+    }
+
+    #[test]
+    fn a_node_suspended_mid_upgrade_finishes_its_upgrade() {
+        let (a, b) = (id("a"), id("b"));
+        let mut world = World::new(&state(&a, FAILOVER, "128M"), 4000, 128);
+        let desired = state(&b, FAILOVER, "128M");
+        let first = world.reconcile(&desired);
+        assert_eq!(first.actions[0].object.name, NODE3, "node3 goes first");
+        let mut suspended = desired.clone();
+        suspended.nodes.get_mut(NODE3).unwrap().suspend = true;
+        for _ in 0..20 {
+            world.reconcile(&suspended);
+            if world.tag(NODE3).as_deref() == Some(b.as_str()) {
+                break;
+            }
+        }
+        assert_eq!(world.reboots.first().map(String::as_str), Some(NODE3));
+        assert_eq!(
+            world.tag(NODE3).as_deref(),
+            Some(b.as_str()),
+            "not left drained half-way: it finished on its new image"
+        );
+    }
+}

@@ -53,7 +53,8 @@ pub(in crate::reconcile::plan) fn leave_alone(input: &PlanInput<'_>, plan: &mut 
             kept.push(action);
             continue;
         };
-        if let (LeftAlone::Suspended { from }, true) = (why, starts_rollout(&action)) {
+        let starts = starts_rollout(&action);
+        if let (LeftAlone::Suspended { from }, true) = (why, starts) {
             rollout_waits(plan, &host, from);
         }
         let entry = reported.entry(host.clone()).or_insert_with(|| Reported {
@@ -63,7 +64,13 @@ pub(in crate::reconcile::plan) fn leave_alone(input: &PlanInput<'_>, plan: &mut 
             withheld: Vec::new(),
         });
         for change in action.changes {
-            if !HOW_NOT_WHAT.contains(&change.field.as_str()) && !entry.changes.contains(&change) {
+            // A rollout's start lists its plan (N+1 figures, moves); what differs is the image.
+            let what = if starts {
+                change.field == "image"
+            } else {
+                !HOW_NOT_WHAT.contains(&change.field.as_str())
+            };
+            if what && !entry.changes.contains(&change) {
                 entry.changes.push(change);
             }
         }
