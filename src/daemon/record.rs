@@ -77,9 +77,8 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
     }
 
     // What differs, acted on or left alone (suspended, `drift: report`).
-    let mut drifted = report.plan.unsettled();
+    let drifted = report.plan.unsettled();
     let reported = || report.plan.reported.iter().filter(|r| r.drifted());
-    drifted.extend(reported().map(|r| &r.object));
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
         let labels = KindLabels {
             kind: kind_label(kind),

@@ -264,3 +264,23 @@ mod node_upgrade {
         );
     }
 }
+
+#[test]
+fn with_a_larger_budget_the_others_go_on_in_the_rest_of_it() {
+    let (a, b) = (id("a"), id("b"));
+    let two = CHECKED.replace("maxUnavailable: 1", "maxUnavailable: 2");
+    let mut world = World::new(&state(&a, &two), &a);
+    let mut desired = state(&b, &two);
+    desired.instances.get_mut(HOSTS[0]).unwrap().suspend = true;
+    let plan = world.plan(&desired);
+    assert_eq!(rotating(&plan), [HOSTS[1]], "one slot waits for vm1");
+    assert_eq!(rotation_of(&plan).budget_in_use, 1);
+    for _ in 0..30 {
+        world.reconcile(&desired);
+    }
+    for host in &HOSTS[1..] {
+        assert_eq!(world.tag(host), b, "{host}");
+    }
+    assert_eq!(world.tag(HOSTS[0]), a, "the suspended host stays as it is");
+    assert!(!world.reboots.contains_key(HOSTS[0]));
+}

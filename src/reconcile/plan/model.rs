@@ -181,12 +181,15 @@ impl Plan {
         self.actions.iter().filter(|a| a.kind == kind).count()
     }
 
-    /// Every object that still differs: with an action to take or one refused.
+    /// Every object that still differs: with an action to take or one refused, or left
+    /// alone (suspended, `drift: report`) with a difference. Its failure history is kept.
     pub fn unsettled(&self) -> std::collections::BTreeSet<&ObjectRef> {
+        let left_alone = self.reported.iter().filter(|r| r.drifted());
         self.actions
             .iter()
             .map(|a| &a.object)
             .chain(self.blocked.iter().map(|b| &b.object))
+            .chain(left_alone.map(|r| &r.object))
             .collect()
     }
 }

@@ -158,8 +158,9 @@ fn corrects_drift(action: &Action) -> bool {
 }
 
 /// The member's rollout says why it does not go on: the member is pending again (its
-/// start was withheld, so it takes none of the budget), and the rollout waits for it
-/// rather than skipping it, as its order says.
+/// start was withheld, so it is not out), and the rollout waits for it rather than
+/// skipping it, as its order says. The engine keeps choosing it first, so its slot of
+/// the budget stays reserved: the others go on only in the rest of the budget.
 fn rollout_waits(plan: &mut Plan, member: &ObjectRef, from: SuspendedBy) {
     let message = format!("waits for {}, which is {}", member.name, from.text());
     for rotation in plan
