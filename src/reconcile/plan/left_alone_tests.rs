@@ -23,6 +23,20 @@ fn changed_by_hand() -> crate::rapi::Instance {
     }
 }
 
+/// The plan as `--output json` shows it, pinned.
+fn json_golden(name: &str, plan: &Plan) {
+    let json =
+        serde_json::to_string_pretty(&crate::reconcile::render::json(plan, None)).unwrap() + "\n";
+    let path = format!(
+        "{}/tests/golden/left-alone/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &json).unwrap();
+    }
+    assert_eq!(json, std::fs::read_to_string(&path).unwrap_or_default());
+}
+
 fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.actions.iter().map(|a| a.kind.name()).collect()
 }
@@ -69,6 +83,7 @@ fn a_suspended_instance_changed_by_hand_is_reported_not_changed_and_unsuspending
         entry.changes
     );
     golden_in("left-alone", "suspended-instance", &plan);
+    json_golden("suspended-instance", &plan);
 
     let yaml = "  web1.gnt.test: {class: web, primaryNode: node1.gnt.test}\n";
     let plan = plan_of(&desired(yaml), &observed);
@@ -93,6 +108,7 @@ fn drift_report_shows_a_difference_creates_what_is_missing_and_correct_undoes_it
     );
     assert!(memory_change(&plan, "web1.gnt.test").is_some());
     golden_in("left-alone", "drift-report", &plan);
+    json_golden("drift-report", &plan);
 
     let yaml = yaml.replace("drift: report", "drift: correct");
     let plan = plan_of(&desired(&yaml), &observed);
