@@ -136,6 +136,21 @@ async fn hand_made_changes_on_suspended_and_report_only_instances_are_reported_n
         Some(("224M".into(), "192M".into())),
         "{web2:#}"
     );
+    // `status` prints the same, and exits 2: something differs where it is left alone.
+    let url = format!("http://{}", daemon.addr);
+    let shown = common::operator(&["status", "--url", &url]);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.status.code(), Some(2), "{table}");
+    assert!(
+        table.contains(&format!(
+            "instance {WEB1}: suspended by its own `suspend: true`"
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("memory: observed 224M, desired 192M"),
+        "{table}"
+    );
     let (code, metrics) = daemon.get("/metrics").unwrap();
     assert_eq!(code, 200);
     assert_eq!(
