@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+mod choices;
+
+pub use choices::{DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, PowerState};
+
 use super::names::IMAGE_ID_PATTERN;
 use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
 
@@ -340,67 +344,6 @@ pub struct RawSecret {
     /// Admin recipients every published copy is also encrypted to, so an admin can
     /// open a host's copy: age X25519 recipients (`age1…`) or SSH public key lines.
     pub recipients: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hypervisor {
-    Kvm,
-    XenPvm,
-    XenHvm,
-    Lxc,
-    Chroot,
-    Fake,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiskTemplate {
-    Diskless,
-    File,
-    Sharedfile,
-    Plain,
-    Drbd,
-    Rbd,
-    Blockdev,
-    Ext,
-    Gluster,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum NicMode {
-    Bridged,
-    Routed,
-    Openvswitch,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeRole {
-    Master,
-    MasterCandidate,
-    Regular,
-    Drained,
-    Offline,
-}
-
-/// What the operator does about a difference on an object that exists: `correct`
-/// changes it back to the desired state; `report` shows it (fields, desired and observed
-/// values) and changes nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DriftMode {
-    #[default]
-    Correct,
-    Report,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum PowerState {
-    Up,
-    Down,
 }
 
 /// A size such as `512M` or `2G`; parsed into MiB by `units::Size`.
