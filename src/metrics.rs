@@ -113,6 +113,11 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     pub objects: Family<ObjectLabels, Gauge>,
     pub drift: Family<KindLabels, Gauge>,
+    /// Desired objects suspended (on themselves, their class or the policy).
+    pub suspended: Family<KindLabels, Gauge>,
+    /// Objects left alone (suspended or `drift: report`) that differ from the desired
+    /// state: reported, not corrected.
+    pub drift_reported: Family<KindLabels, Gauge>,
     pub job_duration: Family<JobLabels, Histogram>,
     pub rapi_requests: Family<RequestLabels, Counter>,
     pub rapi_duration: Family<RouteLabels, Histogram>,
@@ -155,6 +160,8 @@ impl Metrics {
             actions: Family::default(),
             objects: Family::default(),
             drift: Family::default(),
+            suspended: Family::default(),
+            drift_reported: Family::default(),
             job_duration: Family::new_with_constructor(|| Histogram::new(seconds_buckets())),
             rapi_requests: Family::default(),
             rapi_duration: Family::new_with_constructor(|| {
@@ -201,13 +208,23 @@ impl Metrics {
         );
         r.register(
             "objects",
-            "Desired objects by kind and condition (Ready, Progressing, Stalled)",
+            "Desired objects by kind and condition (Ready, Progressing, Stalled, Suspended, Drifted)",
             metrics.objects.clone(),
         );
         r.register(
             "drift_objects",
             "Objects that differed from the desired state at the start of the last reconcile",
             metrics.drift.clone(),
+        );
+        r.register(
+            "suspended_objects",
+            "Desired objects suspended (by their own, their class's or the policy's suspend)",
+            metrics.suspended.clone(),
+        );
+        r.register(
+            "drift_reported_objects",
+            "Objects left alone (suspended or drift: report) that differ from the desired state",
+            metrics.drift_reported.clone(),
         );
         r.register(
             "job_duration_seconds",
@@ -401,6 +418,14 @@ impl Metrics {
             .set(1);
         specimen
             .drift
+            .get_or_create(&KindLabels { kind: "instance" })
+            .set(1);
+        specimen
+            .suspended
+            .get_or_create(&KindLabels { kind: "instance" })
+            .set(1);
+        specimen
+            .drift_reported
             .get_or_create(&KindLabels { kind: "instance" })
             .set(1);
         specimen.observe_job("instance_create", "success", Duration::from_secs(1));

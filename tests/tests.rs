@@ -49,4 +49,5 @@ mod secrets_bootstrap;
 mod secrets_cli;
 mod store_images;
 mod store_serve;
+mod suspend_drift_e2e;
 mod validate_corpus;

@@ -41,6 +41,8 @@ fn secret_plan(desired: &DesiredState, seen: ObservedSecrets) -> Plan {
         secrets: Some(seen),
         ..Observed::default()
     };
+    // What differs, also for hosts left alone: this command only shows.
+    let desired = &desired.hands_on();
     let mut planned = plan(&PlanInput {
         desired,
         observed: &observed,

@@ -35,14 +35,19 @@ fn status_url(url: &str) -> String {
     super::local_http::endpoint(url, "/status")
 }
 
-/// 0 when the daemon is ready and every object is Ready, 1 when one is Stalled, 2 while
-/// the daemon is not ready yet or an object is still on its way (as `reconcile` exits 2
-/// while changes are pending).
+/// 0 when the daemon is ready and every object is Ready (or suspended without a
+/// difference), 1 when one is Stalled, 2 while the daemon is not ready yet, an object is
+/// still on its way or differs where it is left alone (as `reconcile` exits 2 while
+/// changes are pending).
 fn exit_code(status: &Status) -> u8 {
     let conditions = || status.objects.iter().map(|o| o.condition);
+    let settled = |o: &&crate::daemon::status::ObjectStatus| {
+        o.condition == Condition::Ready
+            || (o.condition == Condition::Suspended && o.drift.is_empty())
+    };
     if conditions().any(|c| c == Condition::Stalled) {
         exit::FAILURE
-    } else if !status.ready || conditions().any(|c| c != Condition::Ready) {
+    } else if !status.ready || !status.objects.iter().all(|o| settled(&o)) {
         exit::CHANGES
     } else {
         exit::OK
@@ -161,6 +166,28 @@ mod tests {
         assert_eq!(
             exit_code(&status(true, &["Progressing", "Stalled"])),
             exit::FAILURE
+        );
+        assert_eq!(
+            exit_code(&status(true, &["Ready", "Suspended"])),
+            exit::OK,
+            "suspended with nothing differing is settled"
+        );
+        assert_eq!(
+            exit_code(&status(true, &["Ready", "Drifted"])),
+            exit::CHANGES
+        );
+        let mut drifted = status(true, &["Suspended"]);
+        drifted.objects[0]
+            .drift
+            .push(crate::daemon::status::DriftField {
+                field: "memory".into(),
+                desired: Some("128M".into()),
+                observed: Some("160M".into()),
+            });
+        assert_eq!(
+            exit_code(&drifted),
+            exit::CHANGES,
+            "a suspended object that differs"
         );
     }
 }

@@ -527,4 +527,6 @@ fn watch(
 }
 
 #[cfg(test)]
+mod status_tests;
+#[cfg(test)]
 mod tests;

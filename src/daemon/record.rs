@@ -76,15 +76,30 @@ pub fn report(metrics: &Metrics, report: &Report, status: &Status) {
         }
     }
 
+    // What differs, acted on or left alone (suspended, `drift: report`).
     let drifted = report.plan.unsettled();
+    let reported = || report.plan.reported.iter().filter(|r| r.drifted());
     for kind in [ObjectKind::Node, ObjectKind::Instance] {
+        let labels = KindLabels {
+            kind: kind_label(kind),
+        };
         let count = drifted.iter().filter(|o| o.kind == kind).count();
+        metrics.drift.get_or_create(&labels).set(count as i64);
+        let left = reported().filter(|r| r.object.kind == kind).count();
         metrics
-            .drift
-            .get_or_create(&KindLabels {
-                kind: kind_label(kind),
-            })
-            .set(count as i64);
+            .drift_reported
+            .get_or_create(&labels)
+            .set(left as i64);
+        let suspended = report
+            .after
+            .reported
+            .iter()
+            .filter(|r| r.object.kind == kind && r.why.condition() == "Suspended")
+            .count();
+        metrics
+            .suspended
+            .get_or_create(&labels)
+            .set(suspended as i64);
     }
 
     metrics

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::desired::model::{DesiredState, ObjectKind, ObjectRef};
+use crate::reconcile::plan::reported::LeftAlone;
 use crate::reconcile::plan::status::RotationState;
 use crate::reconcile::plan::{BlockReason, Plan};
 use crate::reconcile::reason::kind_name;
@@ -19,10 +20,20 @@ pub enum Condition {
     Ready,
     Progressing,
     Stalled,
+    /// `suspend: true` (on it, its class or the policy): observed, never changed.
+    Suspended,
+    /// Differs from the desired state under `drift: report`: shown, never corrected.
+    Drifted,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 3] = [Condition::Ready, Condition::Progressing, Condition::Stalled];
+    pub const ALL: [Condition; 5] = [
+        Condition::Ready,
+        Condition::Progressing,
+        Condition::Stalled,
+        Condition::Suspended,
+        Condition::Drifted,
+    ];
 
     /// The name used in JSON, tables and metric labels.
     pub fn name(self) -> &'static str {
@@ -30,6 +41,8 @@ impl Condition {
             Condition::Ready => "Ready",
             Condition::Progressing => "Progressing",
             Condition::Stalled => "Stalled",
+            Condition::Suspended => "Suspended",
+            Condition::Drifted => "Drifted",
         }
     }
 }
@@ -44,6 +57,17 @@ pub struct ObjectStatus {
     pub message: String,
     pub last_transition_time: String,
     pub revision: String,
+    /// The fields that differ on an object left alone (suspended or `drift: report`),
+    /// with both values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftField {
+    pub field: String,
+    pub desired: Option<String>,
+    pub observed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +156,7 @@ impl Status {
             }));
         self.secrets.stale = after.stale_secrets();
         let mut conditions = conditions_of(after);
+        let left_alone = left_alone_of(after, &mut conditions);
         for rotation in &after.rotations {
             let (condition, reason) = match rotation.state {
                 RotationState::Done => (Condition::Ready, "RotationDone"),
@@ -178,6 +203,7 @@ impl Status {
                 Some(last) if last.condition == condition => last.last_transition_time,
                 _ => rfc3339(now),
             };
+            let drift = left_alone.get(&object).cloned().unwrap_or_default();
             self.objects.push(ObjectStatus {
                 kind,
                 name: object.name,
@@ -186,9 +212,65 @@ impl Status {
                 message,
                 last_transition_time,
                 revision: revision.to_owned(),
+                drift,
             });
         }
     }
+}
+
+/// The objects the plan left alone: a suspended one is Suspended whatever else holds (a
+/// rollout step it finishes included); one under `drift: report` is Drifted unless it
+/// has something else to show. Returns the differing fields of each.
+fn left_alone_of<'a>(
+    after: &'a Plan,
+    conditions: &mut BTreeMap<&'a ObjectRef, (Condition, &'static str, String)>,
+) -> BTreeMap<ObjectRef, Vec<DriftField>> {
+    let mut fields = BTreeMap::new();
+    for reported in &after.reported {
+        let drift: Vec<DriftField> = reported
+            .changes
+            .iter()
+            .map(|c| DriftField {
+                field: c.field.clone(),
+                desired: c.after.clone(),
+                observed: c.before.clone(),
+            })
+            .collect();
+        let differs = if drift.is_empty() {
+            String::new()
+        } else {
+            let listed: Vec<String> = drift
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}: observed {}, desired {}",
+                        d.field,
+                        d.observed.as_deref().unwrap_or("(none)"),
+                        d.desired.as_deref().unwrap_or("(none)")
+                    )
+                })
+                .collect();
+            format!("; differs: {}", listed.join("; "))
+        };
+        let message = format!("{}; nothing is changed{differs}", reported.why.text());
+        match reported.why {
+            LeftAlone::Suspended { .. } => {
+                conditions.insert(
+                    &reported.object,
+                    (Condition::Suspended, "Suspended", message),
+                );
+            }
+            LeftAlone::DriftReported => {
+                conditions.entry(&reported.object).or_insert((
+                    Condition::Drifted,
+                    "DriftReported",
+                    message,
+                ));
+            }
+        }
+        fields.insert(reported.object.clone(), drift);
+    }
+    fields
 }
 
 /// The condition of every object the plan mentions, indexed once: an unfinished job

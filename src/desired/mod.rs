@@ -4,6 +4,7 @@
 pub mod age_file;
 pub mod diagnostic;
 pub mod files;
+pub mod hands_off;
 pub mod merge;
 pub mod model;
 pub mod names;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use super::raw::{DiskTemplate, Hypervisor, NicMode, NodeRole, PowerState};
+pub use super::raw::{DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, PowerState};
 use super::ssh_key::SshPublicKey;
 use super::units::Size;
 pub use crate::store::pointer::Mac;
@@ -123,6 +123,9 @@ pub struct Policy {
     pub freeze_during_node_work: bool,
     /// The window of every class that sets none of its own.
     pub rotation_window: Option<crate::window::MaintenanceWindow>,
+    /// Everything is suspended: observed and reported, never changed.
+    pub suspend: bool,
+    pub drift: DriftMode,
 }
 
 impl Default for Policy {
@@ -134,6 +137,8 @@ impl Default for Policy {
             resync_interval: Duration::from_secs(300),
             freeze_during_node_work: false,
             rotation_window: None,
+            suspend: false,
+            drift: DriftMode::Correct,
         }
     }
 }
@@ -150,6 +155,10 @@ pub struct Class {
     /// `generateHostKey` as written: `None` generates only for instances that need secrets.
     pub generate_host_key: Option<bool>,
     pub rotation: Rotation,
+    /// The class's hosts are suspended.
+    pub suspend: bool,
+    /// Overrides the policy's for the class's hosts.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +226,9 @@ pub struct Node {
     pub secrets: Vec<String>,
     pub mac: Option<Mac>,
     pub capacity: Capacity,
+    pub suspend: bool,
+    /// Overrides its class's and the policy's.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,6 +259,9 @@ pub struct Instance {
     pub tags: Vec<String>,
     pub protect: bool,
     pub adopt: bool,
+    pub suspend: bool,
+    /// Overrides its class's and the policy's.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+mod choices;
+
+pub use choices::{DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, PowerState};
+
 use super::names::IMAGE_ID_PATTERN;
 use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
 
@@ -117,6 +121,12 @@ pub struct RawPolicy {
     pub freeze_during_node_work: Option<bool>,
     /// The maintenance window of every class that sets no `rotation.window`.
     pub rotation_window: Option<RawWindow>,
+    /// Suspend everything: the operator keeps observing and reports drift, but changes
+    /// nothing until this is unset. Default false.
+    pub suspend: Option<bool>,
+    /// What a difference on an existing object leads to: `correct` (the default) changes
+    /// it back; `report` only shows it. Classes and objects may override it.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -145,6 +155,11 @@ pub struct RawClass {
     pub generate_host_key: Option<bool>,
     /// How hosts of this class move to a new image.
     pub rotation: Option<RawRotation>,
+    /// Suspend the class's hosts (instances and nodes): observed and reported, never
+    /// changed. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides `policy.drift` for the class's hosts.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -267,6 +282,11 @@ pub struct RawNode {
     pub mac: Option<String>,
     /// What the node can hold; pinned instances are checked against it.
     pub capacity: Option<RawCapacity>,
+    /// Leave this node alone: observed and reported, never changed, and a node upgrade
+    /// that reaches it waits. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides its class's and the policy's `drift`.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -309,6 +329,10 @@ pub struct RawInstance {
     pub protect: Option<bool>,
     /// Take over an existing instance of this name that the operator did not create.
     pub adopt: Option<bool>,
+    /// Leave this instance alone: observed and reported, never changed. Default false.
+    pub suspend: Option<bool>,
+    /// Overrides its class's and the policy's `drift`.
+    pub drift: Option<DriftMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -320,56 +344,6 @@ pub struct RawSecret {
     /// Admin recipients every published copy is also encrypted to, so an admin can
     /// open a host's copy: age X25519 recipients (`age1…`) or SSH public key lines.
     pub recipients: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hypervisor {
-    Kvm,
-    XenPvm,
-    XenHvm,
-    Lxc,
-    Chroot,
-    Fake,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiskTemplate {
-    Diskless,
-    File,
-    Sharedfile,
-    Plain,
-    Drbd,
-    Rbd,
-    Blockdev,
-    Ext,
-    Gluster,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum NicMode {
-    Bridged,
-    Routed,
-    Openvswitch,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeRole {
-    Master,
-    MasterCandidate,
-    Regular,
-    Drained,
-    Offline,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum PowerState {
-    Up,
-    Down,
 }
 
 /// A size such as `512M` or `2G`; parsed into MiB by `units::Size`.

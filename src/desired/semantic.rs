@@ -218,6 +218,8 @@ impl Checker<'_> {
                 Some(window::WindowChoice::Window(w)) => Some(w),
                 _ => None,
             },
+            suspend: raw.suspend.unwrap_or(defaults.suspend),
+            drift: raw.drift.unwrap_or(defaults.drift),
         }
     }
 

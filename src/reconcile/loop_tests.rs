@@ -75,6 +75,7 @@ fn plan_of(actions: Vec<Action>) -> Plan {
         awaiting: Vec::new(),
         waiting: Vec::new(),
         rotations: Vec::new(),
+        reported: Vec::new(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! A plan for people (Terraform's style: `+` create, `~` change, `->` move, `-` delete,
 //! `!` blocked) and for programs (JSON, shape documented in docs/plan-json.md).
 
+mod left_alone;
+
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
@@ -205,6 +207,7 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
             blocked.message
         );
     }
+    out.push_str(&left_alone::text(plan, |code, text| paint.wrap(code, text)));
     for note in &plan.notes {
         let _ = writeln!(
             out,
@@ -286,12 +289,21 @@ pub fn text(plan: &Plan, verdicts: Option<&[Verdict]>, color: bool) -> String {
                 "Node upgrade: {upgrading} node step(s) this reconcile."
             );
         }
+    } else if plan.reported.iter().any(|r| r.drifted()) {
+        let _ = writeln!(
+            out,
+            "No changes to make: {} differs only where it is left alone.",
+            plan.cluster
+        );
     } else {
         let _ = writeln!(
             out,
             "No changes: {} matches the desired state.",
             plan.cluster
         );
+    }
+    if let Some(line) = left_alone::summary(plan) {
+        let _ = writeln!(out, "{line}");
     }
     out
 }
@@ -357,6 +369,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "secretRemove": plan.count(ActionKind::SecretRemove),
             "blocked": plan.blocked.len(),
             "awaiting": plan.awaiting.len(),
+            "reported": plan.reported.iter().filter(|r| r.drifted()).count(),
         },
         "actions": actions,
         "blocked": plan.blocked.iter().map(|b| json!({
@@ -374,6 +387,7 @@ pub fn json(plan: &Plan, verdicts: Option<&[Verdict]>) -> Value {
             "until": w.until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         })).collect::<Vec<_>>(),
         "rotations": plan.rotations,
+        "reported": left_alone::json(plan),
         "awaiting": plan.awaiting.iter().map(|j| json!({
             "job": j.id,
             "run": j.reason.run.0,

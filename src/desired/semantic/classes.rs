@@ -83,6 +83,8 @@ impl Checker<'_> {
                     secrets,
                     generate_host_key: raw.generate_host_key,
                     rotation,
+                    suspend: raw.suspend.unwrap_or(false),
+                    drift: raw.drift,
                 },
             );
         }

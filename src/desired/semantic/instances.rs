@@ -258,6 +258,8 @@ impl Checker<'_> {
                     tags,
                     protect: raw.protect.unwrap_or(false),
                     adopt: raw.adopt.unwrap_or(false),
+                    suspend: raw.suspend.unwrap_or(false),
+                    drift: raw.drift,
                 },
             ));
         }

@@ -99,6 +99,8 @@ impl Checker<'_> {
                     secrets,
                     mac: raw.mac.as_deref().and_then(Mac::parse),
                     capacity,
+                    suspend: raw.suspend.unwrap_or(false),
+                    drift: raw.drift,
                 },
             );
         }

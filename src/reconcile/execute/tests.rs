@@ -85,6 +85,7 @@ async fn a_stop_after_a_write_ahead_mark_still_runs_the_step_it_guards() {
         awaiting: Vec::new(),
         waiting: Vec::new(),
         rotations: Vec::new(),
+        reported: Vec::new(),
     };
     let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::ZERO);
     let stop = AtomicBool::new(false);
@@ -178,6 +179,7 @@ async fn each_step_is_a_doing_with_its_job_and_a_failure_stops_the_object_visibl
         awaiting: Vec::new(),
         waiting: Vec::new(),
         rotations: Vec::new(),
+        reported: Vec::new(),
     };
     let sink = Collect::default();
     let events = crate::event::Emitter::new(&sink, "run-7", Some("rev-1"));

@@ -8,9 +8,13 @@
 //! - a host's pointer is written before the reboot that boots it, before the create that
 //!   first boots it, and removed with its delete ([`splice_pointers`]);
 //! - objects with a job running, in backoff or stalled are held back ([`hold_back`]);
+//! - suspended objects, and drift under `drift: report`, are left alone and reported
+//!   ([`leave_alone`]);
 //! - first-boot secrets go only with creates that are still planned
 //!   ([`keep_first_boot_secrets_with_creates`]);
 //! - the plan is ordered phase by phase ([`order`]).
+
+mod hands_off;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +33,7 @@ use super::{
     ActionKind, BlockReason, Blocked, FieldChange, Note, Phase, Plan, PlanInput, Step, Waiting,
     WaitingOn, fingerprint_of,
 };
+pub(super) use hands_off::leave_alone;
 
 /// A rotation or node-upgrade step still to take is due now: the loop must not wait for
 /// its resync, or for another object's later wait, to take it (a plan made after

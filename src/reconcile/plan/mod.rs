@@ -21,6 +21,8 @@ mod gate_tests;
 #[cfg(test)]
 mod host_key_tests;
 mod instances;
+#[cfg(test)]
+mod left_alone_tests;
 mod model;
 mod node_upgrade;
 #[cfg(test)]
@@ -34,6 +36,7 @@ mod node_upgrade_tests;
 mod nodes;
 pub mod progress;
 mod prune;
+pub mod reported;
 pub mod rotation;
 #[cfg(test)]
 mod rotation_tests;
@@ -83,6 +86,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     plan.absorb(boot);
     plan.absorb(secrets::plan(input, Part::after(&plan)));
     compose::hold_back(input, &mut plan);
+    compose::leave_alone(input, &mut plan);
     // After the hold: an action held back waits for its own time, not now.
     compose::due_now(input, &mut plan, ActionKind::NodeUpgrade);
     compose::keep_first_boot_secrets_with_creates(&mut plan);

@@ -29,6 +29,9 @@ pub struct Plan {
     pub waiting: Vec<Waiting>,
     /// Each class's image rotation, where the class has hosts.
     pub rotations: Vec<status::ClassRotation>,
+    /// Objects left as they are on purpose (suspended, or drift only reported), with
+    /// what differs on them: never acted on, so never part of `actions`.
+    pub reported: Vec<super::reported::Reported>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,12 +181,15 @@ impl Plan {
         self.actions.iter().filter(|a| a.kind == kind).count()
     }
 
-    /// Every object that still differs: with an action to take or one refused.
+    /// Every object that still differs: with an action to take or one refused, or left
+    /// alone (suspended, `drift: report`) with a difference. Its failure history is kept.
     pub fn unsettled(&self) -> std::collections::BTreeSet<&ObjectRef> {
+        let left_alone = self.reported.iter().filter(|r| r.drifted());
         self.actions
             .iter()
             .map(|a| &a.object)
             .chain(self.blocked.iter().map(|b| &b.object))
+            .chain(left_alone.map(|r| &r.object))
             .collect()
     }
 }
@@ -412,6 +418,7 @@ impl Plan {
             awaiting,
             waiting: Vec::new(),
             rotations: Vec::new(),
+            reported: Vec::new(),
         }
     }
 

@@ -142,6 +142,7 @@ impl Scope {
         plan.blocked.retain(|b| within.object(&b.object));
         plan.notes.retain(|n| within.object(&n.object));
         plan.waiting.retain(|w| within.object(&w.object));
+        plan.reported.retain(|r| within.object(&r.object));
         plan.rotations.retain(|r| within.class(&r.class));
         plan
     }

@@ -161,4 +161,6 @@ pub async fn apply<R: Rapi + ?Sized>(
 }
 
 #[cfg(test)]
+mod left_alone_tests;
+#[cfg(test)]
 mod tests;

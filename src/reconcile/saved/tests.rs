@@ -18,13 +18,13 @@ use crate::reconcile::execute::{ExecuteOptions, Progress};
 use crate::reconcile::plan::ActionKind;
 use crate::reconcile::reason::RunId;
 
-struct Silent;
+pub(super) struct Silent;
 impl JobObserver for Silent {}
 impl Progress for Silent {}
 
 const PLAN_FILE: &str = "plan.json";
 
-fn desired(yaml: &str) -> DesiredState {
+pub(super) fn desired(yaml: &str) -> DesiredState {
     let validation = crate::desired::validate_files(
         vec![("state.yaml".into(), Ok(yaml.as_bytes().to_vec()))],
         &crate::reconcile::plan::tests::NoSecrets,
@@ -34,7 +34,7 @@ fn desired(yaml: &str) -> DesiredState {
         .unwrap_or_else(|| panic!("{:#?}", validation.diagnostics))
 }
 
-fn revision(yaml: &str) -> String {
+pub(super) fn revision(yaml: &str) -> String {
     crate::source::dir_revision(&[("state.yaml".into(), Ok(yaml.as_bytes().to_vec()))])
 }
 
@@ -48,11 +48,11 @@ fn with_memory(memory: &str) -> String {
     )
 }
 
-fn run_id() -> RunId {
+pub(super) fn run_id() -> RunId {
     RunId("saved-test".into())
 }
 
-fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
+pub(super) fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
     ApplyOptions {
         run,
         execute: ExecuteOptions {
@@ -74,7 +74,7 @@ fn options<'a>(run: &'a RunId, history: &'a Path) -> ApplyOptions<'a> {
 }
 
 /// A cluster with web1 created as `MEMORY_STATE` says (128M), and its history file.
-async fn cluster() -> (MemoryRapi, tempfile::TempDir) {
+pub(super) async fn cluster() -> (MemoryRapi, tempfile::TempDir) {
     let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
     let state = tempfile::tempdir().unwrap();
     let history = state.path().join("history.json");
@@ -93,7 +93,7 @@ async fn cluster() -> (MemoryRapi, tempfile::TempDir) {
 }
 
 /// The plan for `yaml`, saved and read back from its text as `--apply-plan` reads it.
-async fn save(rapi: &MemoryRapi, yaml: &str, history: &Path) -> SavedPlan {
+pub(super) async fn save(rapi: &MemoryRapi, yaml: &str, history: &Path) -> SavedPlan {
     let (_, saved) = super::make(
         rapi,
         None,
@@ -110,7 +110,7 @@ async fn save(rapi: &MemoryRapi, yaml: &str, history: &Path) -> SavedPlan {
     SavedPlan::parse(Path::new(PLAN_FILE), text.as_bytes()).unwrap()
 }
 
-async fn apply(
+pub(super) async fn apply(
     rapi: &MemoryRapi,
     yaml: &str,
     saved: &SavedPlan,
