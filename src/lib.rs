@@ -10,6 +10,7 @@ pub mod deadline;
 pub mod desired;
 pub mod http_listener;
 pub mod metrics;
+pub mod notify;
 pub mod onboard;
 pub mod rapi;
 pub mod reconcile;
