@@ -11,6 +11,7 @@ mod init_cmd;
 mod local_http;
 mod progress;
 mod reconcile;
+mod reconcile_notify;
 mod reconcile_report;
 mod reference;
 mod rollout_cmd;

@@ -8,6 +8,7 @@ use crate::http_listener as listener;
 pub mod log_progress;
 #[cfg(test)]
 mod loop_tests;
+pub mod notifications;
 pub mod record;
 pub mod server;
 pub mod status;
@@ -99,6 +100,12 @@ pub async fn run<R: Rapi>(
         source: options.source.describe(),
         ..Status::default()
     }));
+    let (notifier, notifier_task) = notifications::spawn(
+        status.clone(),
+        options.metrics.clone(),
+        BackoffPolicy::default(),
+        shutdown.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|cause| DaemonError::Listen {
@@ -166,11 +173,18 @@ pub async fn run<R: Rapi>(
         while receiver.try_recv().is_ok() {}
         tracing::debug!(?trigger, "reconcile triggered");
 
-        load(&options.source, &mut desired, &status, &options.metrics).await;
+        load(&options, &mut desired, &status, &notifier).await;
         let mut look_again = None;
         let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
-            match reconcile(rapi, state, revision, &options, &status, &stop, &shutdown).await {
+            let run = Running {
+                options: &options,
+                status: &status,
+                notifier: &notifier,
+                stop: &stop,
+                shutdown: &shutdown,
+            };
+            match reconcile(rapi, state, revision, &run).await {
                 Finished::Abandoned => break,
                 Finished::LookAgainAt(at, health) => (look_again, watch) = (at, health),
             }
@@ -213,6 +227,7 @@ pub async fn run<R: Rapi>(
         }
     }
     let _ = server.await;
+    let _ = notifier_task.await;
     if let Some(store_server) = store_server {
         let _ = store_server.await;
     }
@@ -220,14 +235,16 @@ pub async fn run<R: Rapi>(
     Ok(())
 }
 
-/// Reads the source; a valid state replaces the one in force, an invalid one is refused.
+/// Reads the source; a valid state replaces the one in force, an invalid one is refused
+/// (and the targets of the one in force hear of it).
 async fn load(
-    source: &Source,
+    options: &DaemonOptions,
     desired: &mut Option<(DesiredState, String)>,
     status: &RwLock<Status>,
-    metrics: &Metrics,
+    notifier: &notifications::Notifier,
 ) {
-    let reader = source.clone();
+    let metrics = &options.metrics;
+    let reader = options.source.clone();
     let loaded = tokio::task::spawn_blocking(move || reader.load())
         .await
         .expect("the loader does not panic");
@@ -257,6 +274,22 @@ async fn load(
                         "desired state refused; {}:\n{errors}",
                         meanwhile(desired.is_some())
                     );
+                    if let Some((state, _)) = desired.as_ref() {
+                        let cluster = state.cluster.name.clone();
+                        let (revision, errors) = (
+                            snapshot.revision.clone(),
+                            snapshot.validation.diagnostics.len(),
+                        );
+                        notifier.send(
+                            &state.notifications,
+                            crate::config::notifications_file(&options.state_dir, &cluster),
+                            move |_, now| {
+                                vec![crate::notify::notice::desired_state_refused(
+                                    &cluster, &revision, errors, now,
+                                )]
+                            },
+                        );
+                    }
                     status.last_refusal = Some(Refusal {
                         revision: snapshot.revision,
                         at: rfc3339(SystemTime::now()),
@@ -289,16 +322,29 @@ enum Finished {
     LookAgainAt(Option<SystemTime>, HealthWatch),
 }
 
+/// What a reconcile borrows from the loop.
+struct Running<'a> {
+    options: &'a DaemonOptions,
+    status: &'a RwLock<Status>,
+    notifier: &'a notifications::Notifier,
+    stop: &'a AtomicBool,
+    shutdown: &'a CancellationToken,
+}
+
 /// One reconcile.
 async fn reconcile<R: Rapi>(
     rapi: &R,
     desired: &DesiredState,
     revision: &str,
-    options: &DaemonOptions,
-    status: &RwLock<Status>,
-    stop: &AtomicBool,
-    shutdown: &CancellationToken,
+    running: &Running<'_>,
 ) -> Finished {
+    let Running {
+        options,
+        status,
+        notifier,
+        stop,
+        shutdown,
+    } = *running;
     let started = Instant::now();
     let run = RunId::new(SystemTime::now());
     let history_file = crate::config::history_file(&options.state_dir, &desired.cluster.name);
@@ -358,6 +404,15 @@ async fn reconcile<R: Rapi>(
         }
     };
     let now = SystemTime::now();
+    let seen = crate::notify::Seen::of_result(&desired.cluster.name, revision, &result);
+    // DRIFT-REPORT (lead, after merging the drift-report branch): pass the objects the
+    // report-only drift found here, e.g. `let seen = seen.with_drift(drifted);` with one
+    // `crate::notify::Drifted { object, fields }` per object.
+    notifier.send(
+        &desired.notifications,
+        crate::config::notifications_file(&options.state_dir, &desired.cluster.name),
+        move |ledger, now| seen.notices(ledger, now),
+    );
     let look_again = result.as_ref().ok().and_then(|r| r.look_again_at());
     let watch = result
         .as_ref()

@@ -15,9 +15,11 @@
 
 pub mod ledger;
 pub mod notice;
+pub mod of_cycle;
 pub mod send;
 pub mod wire;
 
 pub use ledger::Ledger;
 pub use notice::{Drifted, Notice};
+pub use of_cycle::Seen;
 pub use send::{Delivered, deliver};

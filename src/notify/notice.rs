@@ -16,7 +16,7 @@ use crate::reconcile::plan::status::{ClassRotation, HostState, RotationState};
 pub struct Notice {
     pub event: NotifyEvent,
     pub cluster: String,
-    /// `class/web`, `cluster/c1`, `instance/vm1`, `desired-state/<source>`.
+    /// `class/web`, `cluster/c1`, `instance/vm1`, `desired-state`.
     pub object: String,
     /// What the event is about a version of: the image a rollout moves to, the desired
     /// state's revision.
@@ -151,7 +151,6 @@ pub fn reconcile_failed(cluster: &str, revision: &str, message: &str, now: Syste
 /// A pushed desired state that failed validation and was refused.
 pub fn desired_state_refused(
     cluster: &str,
-    source: &str,
     revision: &str,
     errors: usize,
     now: SystemTime,
@@ -159,7 +158,7 @@ pub fn desired_state_refused(
     Notice {
         event: NotifyEvent::DesiredStateRefused,
         cluster: cluster.to_owned(),
-        object: format!("desired-state/{source}"),
+        object: "desired-state".to_owned(),
         revision: revision.to_owned(),
         title: format!("desired state {revision} refused"),
         message: format!(

@@ -41,20 +41,21 @@ pub struct Delivered {
     pub next_retry: Option<SystemTime>,
 }
 
-/// Queues `notices` for the targets that take them (once per target, object and
-/// revision), then sends everything due, and records the results under the state
-/// directory's lock. The error is the state file's: nothing was sent.
+/// Queues the notices `derive` makes of the ledger for the targets that take them (once
+/// per target, object and revision), then sends everything due, and records the results
+/// under the state directory's lock. The error is the state file's: nothing was sent.
 pub async fn deliver(
     targets: &BTreeMap<String, NotifyTarget>,
     ledger_file: &Path,
-    notices: &[Notice],
+    derive: impl FnOnce(&Ledger, SystemTime) -> Vec<Notice>,
     backoff: BackoffPolicy,
 ) -> Result<Delivered, StateFileError> {
     let now = SystemTime::now();
     let mut given_up = Vec::new();
     let mut due = Vec::new();
     let queued = state_file::update(ledger_file, |ledger: &mut Ledger| {
-        ledger.enqueue(targets, notices, now);
+        let notices = derive(ledger, now);
+        ledger.enqueue(targets, &notices, now);
         given_up = ledger.prune(targets, now).given_up;
         due = ledger.due(now);
     })?;

@@ -1,0 +1,93 @@
+//! What one reconcile gives the notifier: the rollouts as the plan executed and the plan
+//! after saw them, and whether it failed. Small and owned, so the daemon hands it to its
+//! background sender and the reconcile goes on.
+
+use std::time::SystemTime;
+
+use crate::reconcile::cycle::{Ending, Report};
+use crate::reconcile::plan::status::ClassRotation;
+
+use super::ledger::Ledger;
+use super::notice::{self, Drifted, Notice};
+
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub cluster: String,
+    /// The desired state's revision the reconcile applied.
+    pub revision: String,
+    pub before: Vec<ClassRotation>,
+    pub after: Vec<ClassRotation>,
+    /// Why the reconcile failed, when it did.
+    pub failed: Option<String>,
+    /// Objects that differ and are only reported (see [`Seen::with_drift`]).
+    pub drifted: Vec<Drifted>,
+}
+
+impl Seen {
+    /// A reconcile that ran (`Ok`) or could not (`Err`, its error's words).
+    pub fn of(cluster: &str, revision: &str, result: Result<&Report, &str>) -> Seen {
+        let mut seen = Seen {
+            cluster: cluster.to_owned(),
+            revision: revision.to_owned(),
+            ..Seen::default()
+        };
+        match result {
+            Ok(report) => {
+                seen.before.clone_from(&report.plan.rotations);
+                seen.after.clone_from(&report.after.rotations);
+                if report.ending() == Ending::Failed {
+                    seen.failed = Some(format!("{} action(s) failed", report.failures()));
+                }
+            }
+            Err(error) => seen.failed = Some(error.to_owned()),
+        }
+        seen
+    }
+
+    /// [`Seen::of`] a reconcile's result, whatever its error type.
+    pub fn of_result<E: std::fmt::Display>(
+        cluster: &str,
+        revision: &str,
+        result: &Result<Report, E>,
+    ) -> Seen {
+        match result {
+            Ok(report) => Seen::of(cluster, revision, Ok(report)),
+            Err(e) => Seen::of(cluster, revision, Err(&e.to_string())),
+        }
+    }
+
+    /// The drift report's objects (drift in report-only mode is built on its own branch;
+    /// its caller passes them here).
+    pub fn with_drift(mut self, drifted: Vec<Drifted>) -> Seen {
+        self.drifted = drifted;
+        self
+    }
+
+    /// The notices, given what `ledger` says was sent (a rollout's "succeeded" follows
+    /// its "started" even when it finished between two reconciles).
+    pub fn notices(&self, ledger: &Ledger, now: SystemTime) -> Vec<Notice> {
+        let started_sent = |object: &str, revision: &str| {
+            ledger.was_sent(&format!(
+                "{}:{object}@{revision}",
+                crate::desired::model::NotifyEvent::RolloutStarted.name()
+            ))
+        };
+        let mut notices =
+            notice::rollout_notices(&self.cluster, &self.before, &self.after, &started_sent, now);
+        if let Some(message) = &self.failed {
+            notices.push(notice::reconcile_failed(
+                &self.cluster,
+                &self.revision,
+                message,
+                now,
+            ));
+        }
+        notices.extend(notice::drift_notices(
+            &self.cluster,
+            &self.revision,
+            &self.drifted,
+            now,
+        ));
+        notices
+    }
+}
