@@ -38,16 +38,18 @@ pub struct RawNotifyTarget {
     pub events: Vec<NotifyEvent>,
 }
 
+/// The service a target speaks to, in its own wire format: a signed JSON `webhook`, a
+/// `slack`-compatible incoming webhook (also Mattermost and Rocket.Chat), `ntfy`, `matrix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NotifyKind {
-    /// A generic JSON webhook, signed with HMAC-SHA256.
+    // A generic JSON webhook, signed with HMAC-SHA256.
     Webhook,
-    /// A Slack-compatible incoming webhook (also Mattermost and Rocket.Chat).
+    // A Slack-compatible incoming webhook (also Mattermost and Rocket.Chat).
     Slack,
-    /// An ntfy topic.
+    // An ntfy topic.
     Ntfy,
-    /// A Matrix room, through the client-server API.
+    // A Matrix room, through the client-server API.
     Matrix,
 }
 
@@ -70,25 +72,26 @@ impl NotifyKind {
     ];
 }
 
-/// What happened. Each is sent once per object and revision.
+/// What happened (see the guide's Notifications chapter). Each is sent once per target,
+/// object and revision.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum NotifyEvent {
-    /// A class's rotation or node upgrade to a new image began.
+    // A class's rotation or node upgrade to a new image began.
     RolloutStarted,
-    /// Every host of the class runs the new image.
+    // Every host of the class runs the new image.
     RolloutSucceeded,
-    /// A host failed on the new image and went back to its old one.
+    // A host failed on the new image and went back to its old one.
     RolloutRolledBack,
-    /// The rollout stopped on a failure; nothing moves until the class changes.
+    // The rollout stopped on a failure; nothing moves until the class changes.
     RolloutStalled,
-    /// A reconcile ended with failed actions, or could not run.
+    // A reconcile ended with failed actions, or could not run.
     ReconcileFailed,
-    /// A new desired state failed validation and was refused.
+    // A new desired state failed validation and was refused.
     DesiredStateRefused,
-    /// Objects differ from the desired state and are only reported.
+    // Objects differ from the desired state and are only reported.
     DriftDetected,
 }
 
