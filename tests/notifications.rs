@@ -5,13 +5,9 @@
 //! missing shows in `/status`. No URL, token or secret shows in the log, `/status` or
 //! the metrics.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use ganeti_operator::daemon::{self, DaemonOptions};
 use ganeti_operator::metrics::Metrics;
 use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
@@ -19,47 +15,7 @@ use ganeti_operator::source::Source;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
-/// What the receiver got: method, path, headers (lowercase names), body.
-#[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-#[derive(Default)]
-struct Receiver {
-    got: Mutex<Vec<Received>>,
-    /// Slack answers 500 this many times first.
-    slack_failures: Mutex<u32>,
-}
-
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let received = Received {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").to_owned()))
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    let is_slack = received.path.starts_with("/slack/");
-    receiver.got.lock().unwrap().push(received);
-    let mut failures = receiver.slack_failures.lock().unwrap();
-    if is_slack && *failures > 0 {
-        *failures -= 1;
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    StatusCode::OK
-}
+use crate::common::receiver::{Receiver, SECRETS, four_targets};
 
 async fn get(addr: &str, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -88,14 +44,6 @@ impl std::io::Write for Log {
     }
 }
 
-const SECRETS: [&str; 5] = [
-    "HOOKTOKEN11",
-    "SLACKTOKEN22",
-    "NTFYTOPIC33",
-    "MATRIXTOKEN44",
-    "HOOKSECRET55",
-];
-
 async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done().await {
@@ -115,44 +63,17 @@ async fn each_kind_gets_its_wire_format_once_and_a_500_is_retried_while_the_reco
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let receiver = Arc::new(Receiver {
-        slack_failures: Mutex::new(1),
-        ..Receiver::default()
-    });
-    let app = axum::Router::new()
-        .fallback(receive)
-        .with_state(receiver.clone());
-    let hooks = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", hooks.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(hooks, app).await.unwrap() });
-
+    let receiver = Receiver::start(1);
     let work = tempfile::tempdir().unwrap();
     let secrets = work.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let file = |name: &str, text: String| {
-        let path = secrets.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    let hook_url = file("hook-url", format!("{base}/hook/HOOKTOKEN11\n"));
-    let hook_secret = file("hook-secret", "HOOKSECRET55\n".into());
-    let slack_url = file("slack-url", format!("{base}/slack/SLACKTOKEN22"));
-    let ntfy_url = file("ntfy-url", format!("{base}/NTFYTOPIC33"));
-    let ntfy_token = file("ntfy-token", "NTFYTOPIC33-bearer".into());
-    let matrix_url = file("matrix-url", format!("{base}/"));
-    let matrix_token = file("matrix-token", "MATRIXTOKEN44".into());
     let missing = secrets.join("nope").display().to_string();
-    let events = "[reconcile-failed, desired-state-refused]";
     let notifications = format!(
-        "
-notifications:
-  targets:
-    hook: {{kind: webhook, urlFile: {hook_url}, secretFile: {hook_secret}, events: {events}}}
-    chat: {{kind: slack, urlFile: {slack_url}, events: {events}}}
-    phone: {{kind: ntfy, urlFile: {ntfy_url}, tokenFile: {ntfy_token}, events: {events}}}
-    room: {{kind: matrix, urlFile: {matrix_url}, tokenFile: {matrix_token}, room: '!ops:example.org', events: {events}}}
-    lost: {{kind: slack, urlFile: {missing}, events: [reconcile-failed]}}
-"
+        "{}    lost: {{kind: slack, urlFile: {missing}, events: [reconcile-failed]}}\n",
+        four_targets(
+            &secrets,
+            &receiver.base,
+            "[reconcile-failed, desired-state-refused]"
+        )
     );
     let desired = work.path().join("desired");
     std::fs::create_dir_all(&desired).unwrap();
@@ -201,13 +122,7 @@ notifications:
                     daemon::run(&*rapi, options, (sender, triggers), shutdown).await
                 })
             };
-            let got = || receiver.got.lock().unwrap().clone();
-            let on = |prefix: &str| -> Vec<Received> {
-                got()
-                    .into_iter()
-                    .filter(|r| r.path.starts_with(prefix))
-                    .collect()
-            };
+            let on = |prefix: &str| receiver.on(prefix);
             // The failure goes to every target; Slack's first answer is 500, its retry
             // (after the 10 s backoff) gets through, and meanwhile the reconcile converges.
             wait_for(
