@@ -36,17 +36,15 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Queues the notices `derive` makes for `targets`. Without targets there is nothing
-    /// to do (a ledger left from earlier targets waits until some are configured).
+    /// Queues the notices `derive` makes for `targets`. Without targets nothing is sent
+    /// and `/status` shows none (a ledger left from earlier targets waits until some are
+    /// configured, and is pruned then).
     pub fn send(
         &self,
         targets: &BTreeMap<String, NotifyTarget>,
         ledger_file: PathBuf,
         derive: impl FnOnce(&Ledger, SystemTime) -> Vec<Notice> + Send + 'static,
     ) {
-        if targets.is_empty() {
-            return;
-        }
         let _ = self.jobs.send(Job {
             targets: targets.clone(),
             ledger_file,
@@ -84,6 +82,11 @@ pub fn spawn(
                 } => None,
             };
             let (targets, ledger_file, derive): (_, _, Derive) = match job {
+                Some(job) if job.targets.is_empty() => {
+                    status.write().unwrap().notifications.clear();
+                    (last, retry_at) = (None, None);
+                    continue;
+                }
                 Some(job) => {
                     last = Some((job.targets.clone(), job.ledger_file.clone()));
                     (job.targets, job.ledger_file, job.derive)
