@@ -198,7 +198,13 @@ async fn each_kind_gets_its_wire_format_once_and_a_500_is_retried_while_the_reco
                 "Bearer NTFYTOPIC33-bearer"
             );
             assert!(ntfy[0].headers["title"].contains("reconcile of cluster.mem.test failed"));
-            assert_eq!(ntfy[0].body, "1 action(s) failed");
+            assert!(
+                ntfy[0]
+                    .body
+                    .starts_with("1 action(s) failed: instance/web1.mem.test: "),
+                "names the object: {}",
+                ntfy[0].body
+            );
 
             let matrix = on("/_matrix/");
             assert_eq!(matrix.len(), 1);

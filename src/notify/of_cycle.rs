@@ -5,10 +5,16 @@
 use std::time::SystemTime;
 
 use crate::reconcile::cycle::{Ending, Report};
+use crate::reconcile::execute::ActionResult;
 use crate::reconcile::plan::status::ClassRotation;
 
 use super::ledger::Ledger;
 use super::notice::{self, Drifted, Notice};
+
+/// The failed actions a message names; the rest are counted.
+const NAMED_FAILURES: usize = 3;
+/// The most of one error a message keeps: the log and `/status` have it whole.
+const ERROR_CHARS: usize = 160;
 
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
@@ -36,7 +42,7 @@ impl Seen {
                 seen.before.clone_from(&report.plan.rotations);
                 seen.after.clone_from(&report.after.rotations);
                 if report.ending() == Ending::Failed {
-                    seen.failed = Some(format!("{} action(s) failed", report.failures()));
+                    seen.failed = Some(failures_text(report));
                 }
             }
             Err(error) => seen.failed = Some(error.to_owned()),
@@ -90,4 +96,32 @@ impl Seen {
         ));
         notices
     }
+}
+
+/// "2 action(s) failed: instance/web1: <error>; instance/web2: <error>".
+fn failures_text(report: &Report) -> String {
+    let failed: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.result {
+            ActionResult::Failed(e) => {
+                let error: String = e.to_string().chars().take(ERROR_CHARS).collect();
+                Some(format!("{}: {error}", o.object))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut text = format!("{} action(s) failed", failed.len());
+    if !failed.is_empty() {
+        let named: Vec<&str> = failed
+            .iter()
+            .take(NAMED_FAILURES)
+            .map(String::as_str)
+            .collect();
+        text.push_str(&format!(": {}", named.join("; ")));
+    }
+    if failed.len() > NAMED_FAILURES {
+        text.push_str(&format!("; and {} more", failed.len() - NAMED_FAILURES));
+    }
+    text
 }

@@ -92,11 +92,6 @@ pub async fn deliver(
     })
 }
 
-/// The ledger as saved (for `/status` at start-up and the once-per check).
-pub fn load(ledger_file: &Path) -> Result<Ledger, StateFileError> {
-    state_file::load(ledger_file)
-}
-
 async fn send_all(
     targets: &BTreeMap<String, NotifyTarget>,
     due: Vec<(String, Pending)>,
