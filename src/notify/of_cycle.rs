@@ -125,3 +125,76 @@ fn failures_text(report: &Report) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::desired::model::{NotifyEvent, NotifyKind, NotifyTarget};
+    use crate::reconcile::plan::status::{HostState, RotationState};
+
+    /// A rollout that finished between two reconciles (or while the daemon was down) is
+    /// told "succeeded" because its "started" was sent, and only then.
+    #[test]
+    fn success_follows_a_started_notice_the_ledger_remembers() {
+        let now = UNIX_EPOCH + Duration::from_secs(100);
+        let mut done = ClassRotation::new("web", "B", 1);
+        done.host("vm1", HostState::Current);
+        done.state = RotationState::Done;
+        let seen = Seen {
+            cluster: "c1".into(),
+            revision: "rev".into(),
+            before: vec![done.clone()],
+            after: vec![done],
+            ..Seen::default()
+        };
+        let mut ledger = Ledger::default();
+        assert!(seen.notices(&ledger, now).is_empty(), "a class at rest");
+        let target = NotifyTarget {
+            kind: NotifyKind::Slack,
+            url_file: "/u".into(),
+            token_file: None,
+            secret_file: None,
+            room: None,
+            events: [NotifyEvent::RolloutStarted, NotifyEvent::RolloutSucceeded].into(),
+        };
+        let targets = BTreeMap::from([("chat".to_owned(), target)]);
+        let started = notice::Notice {
+            event: NotifyEvent::RolloutStarted,
+            cluster: "c1".into(),
+            object: "class/web".into(),
+            revision: "B".into(),
+            title: String::new(),
+            message: String::new(),
+            at: 0,
+        };
+        ledger.enqueue(&targets, &[started], now);
+        let notices = seen.notices(&ledger, now);
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].key(), "rollout-succeeded:class/web@B");
+        // Failing and drifting add their own notices.
+        let failing = Seen {
+            failed: Some("1 action(s) failed".into()),
+            ..seen
+        }
+        .with_drift(vec![notice::Drifted {
+            object: "instance/vm1".into(),
+            fields: vec!["memory".into()],
+        }]);
+        let events: Vec<_> = failing
+            .notices(&ledger, now)
+            .iter()
+            .map(|n| n.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                NotifyEvent::RolloutSucceeded,
+                NotifyEvent::ReconcileFailed,
+                NotifyEvent::DriftDetected
+            ]
+        );
+    }
+}
