@@ -229,6 +229,11 @@ pub fn notify(
     Ok(settings)
 }
 
+/// The notifications' once-per ledger of a cluster (see [`crate::notify::ledger`]).
+pub fn notifications_file(state_dir: &Path, cluster: &str) -> PathBuf {
+    state_dir.join(format!("notifications-{cluster}.json"))
+}
+
 /// The notify state file of a cluster.
 pub fn notify_file(state_dir: &Path, cluster: &str) -> PathBuf {
     state_dir.join(format!("notify-{cluster}.json"))

@@ -11,6 +11,7 @@ pub mod desired;
 pub mod event;
 pub mod http_listener;
 pub mod metrics;
+pub mod notify;
 pub mod onboard;
 pub mod rapi;
 pub mod reconcile;

@@ -128,6 +128,11 @@ pub struct Metrics {
     pub objects_in_backoff: Gauge,
     /// Host copies of secrets missing or stale after the last reconcile.
     pub secrets_stale: Gauge,
+    /// Notification attempts by target kind (never its URL) and result: `sent`,
+    /// `failed` (retried after the backoff) or `given-up` (stale after a day).
+    pub notifications: Family<ActionLabels, Counter>,
+    /// Notices waiting for a retry, by target kind.
+    pub notifications_pending: Family<KindLabels, Gauge>,
     pub refusals: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
     pub rotation_hosts: Family<ClassLabels, Gauge>,
@@ -173,6 +178,8 @@ impl Metrics {
             pending_actions: Gauge::default(),
             objects_in_backoff: Gauge::default(),
             secrets_stale: Gauge::default(),
+            notifications: Family::default(),
+            notifications_pending: Family::default(),
             refusals: Counter::default(),
             build_info: Family::default(),
             rotation_hosts: Family::default(),
@@ -272,6 +279,16 @@ impl Metrics {
             metrics.secrets_stale.clone(),
         );
         r.register(
+            "notifications",
+            "Notification attempts by target kind and result (sent, failed, given-up)",
+            metrics.notifications.clone(),
+        );
+        r.register(
+            "notifications_pending",
+            "Notices waiting for a retry, by target kind",
+            metrics.notifications_pending.clone(),
+        );
+        r.register(
             "desired_state_refusals",
             "New desired states refused because they did not validate",
             metrics.refusals.clone(),
@@ -351,6 +368,43 @@ impl Metrics {
         self.job_duration
             .get_or_create(&JobLabels { operation, outcome })
             .observe(took.as_secs_f64());
+    }
+
+    /// One notification delivery: its attempts, its given-up notices and what still
+    /// waits, each by target kind (bounded: four kinds), never by URL or target name.
+    pub fn record_notifications(&self, delivered: &crate::notify::Delivered) {
+        let count = |kind: &crate::desired::model::NotifyKind, result| {
+            self.notifications
+                .get_or_create(&ActionLabels {
+                    kind: kind.name(),
+                    result,
+                })
+                .inc();
+        };
+        for attempt in &delivered.attempts {
+            count(
+                &attempt.kind,
+                if attempt.result.is_ok() {
+                    "sent"
+                } else {
+                    "failed"
+                },
+            );
+        }
+        for kind in &delivered.given_up {
+            count(kind, "given-up");
+        }
+        for kind in crate::desired::model::NotifyKind::ALL {
+            let waiting: usize = delivered
+                .pending
+                .values()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, n, _)| *n)
+                .sum();
+            self.notifications_pending
+                .get_or_create(&KindLabels { kind: kind.name() })
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn set_desired_revision(&self, revision: &str) {

@@ -5,7 +5,8 @@
 //! a VM already down holds the rotation; and SIGKILLs with the state directory removed
 //! after them, at the pointer flip, during the reboot, while waiting for health and
 //! during a rollback, each resume from what the cluster shows without a reboot more than
-//! resuming needs.
+//! resuming needs. Four notification targets, one of each kind, on a receiver on
+//! 127.0.0.1, hear of the broken image exactly once each: one "rolled back", one "stalled".
 
 use crate::common;
 
@@ -16,6 +17,7 @@ use common::cluster::{last_job_id, run_job};
 use common::daemon::Daemon;
 use common::netboot::{HealthSampler, StoreServer, VM_PROBE_TIMEOUT, Workdir, ask_health, netboot};
 use common::project_root;
+use common::receiver::{Receiver, SECRETS, TARGET_PATHS, four_targets};
 use common::reconcile::{operator_jobs, remove_all_instances};
 use common::sandbox::sandbox;
 use ganeti_operator::rapi::{HttpRapi, Operation, Rapi as _};
@@ -286,6 +288,19 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
     let rapi = sb.client();
     rt.block_on(remove_all_instances(&rapi));
     let run = Run::new();
+    // Every kind of notification target, told of rollbacks and stalls: a file of its own
+    // in the desired state, merged with the one `pin` rewrites.
+    let receiver = Receiver::start(0);
+    std::fs::create_dir_all(run.path("desired")).unwrap();
+    std::fs::write(
+        run.path("desired").join("notifications.yaml"),
+        four_targets(
+            &run.path("notify"),
+            &receiver.base,
+            "[rollout-rolled-back, rollout-stalled]",
+        ),
+    )
+    .unwrap();
     let (a, b, c) = (
         run.import(&nb, "A"),
         run.import(&nb, "B"),
@@ -359,6 +374,51 @@ fn a_rotation_holds_its_budget_rolls_back_a_bad_image_and_resumes_after_crashes(
         jobs.keys().all(|(op, _)| op == "OP_TAGS_DEL"),
         "clearing the stall submits only the tag's removal: {jobs:?}"
     );
+    // Each target heard of the broken image once: one rollback, one stall, through every
+    // reconcile the stall lasted. (Only these two events are subscribed.)
+    let told = |path: &str, what: &str| {
+        receiver
+            .on(path)
+            .iter()
+            .filter(|r| {
+                let text = format!("{} {}", r.headers.get("title").map_or("", |t| t), r.body);
+                text.contains(what)
+            })
+            .count()
+    };
+    wait_until(
+        "every target told of the rollback and the stall",
+        Duration::from_secs(60),
+        || {
+            TARGET_PATHS
+                .iter()
+                .all(|p| told(p, "rolled back") >= 1 && told(p, "stalled") >= 1)
+        },
+    );
+    for path in TARGET_PATHS {
+        assert_eq!(
+            (
+                told(path, "rolled back"),
+                told(path, "stalled"),
+                receiver.on(path).len()
+            ),
+            (1, 1, 2),
+            "{path}: exactly one of each: {:?}",
+            receiver.on(path)
+        );
+    }
+    let status = daemon.status().to_string();
+    let metrics = daemon.get("/metrics").map(|(_, m)| m).unwrap_or_default();
+    assert!(metrics.contains("notifications_total"), "{metrics}");
+    for secret in SECRETS {
+        for (what, text) in [
+            ("/status", &status),
+            ("/metrics", &metrics),
+            ("the log", &daemon.log()),
+        ] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
     daemon.terminate(Duration::from_secs(30));
 
     // 3. A host already down counts against the budget, and the rotation waits.

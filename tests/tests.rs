@@ -30,6 +30,7 @@ mod monitoring_files;
 mod netboot_e2e;
 mod nix_modules;
 mod node_upgrade_e2e;
+mod notifications;
 mod rapi_contract;
 mod rapi_fake_contract;
 mod rapi_faults;

@@ -13,6 +13,7 @@ mod local_http;
 mod log_format;
 mod progress;
 mod reconcile;
+mod reconcile_notify;
 mod reconcile_report;
 mod reference;
 mod rollout_cmd;

@@ -16,6 +16,7 @@ use super::{OutputFormat, exit};
 use crate::backoff::BackoffPolicy;
 use crate::config::{self, Overrides};
 use crate::desired::{self, diagnostic};
+use crate::notify::Seen;
 use crate::rapi::HttpRapi;
 use crate::rapi::jobs::WaitOptions;
 use crate::reconcile::cycle::{self, ApplyOptions, Ending};
@@ -187,7 +188,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     };
     if let Some((path, saved)) = &saved {
         // Exactly the saved actions, once: no further pass, which would be a new plan.
-        let report = runtime.block_on(saved::apply(
+        let applied = runtime.block_on(saved::apply(
             &rapi,
             &desired,
             &revision,
@@ -206,7 +207,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             },
             &progress,
             &stop,
-        ))?;
+        ));
+        let seen = Seen::of_result(&desired.cluster.name, &revision, &applied);
+        super::reconcile_notify::send(&runtime, &desired, &settings.state_dir, vec![seen]);
+        let report = applied?;
         return super::reconcile_report::print(&report, &run, started, args.output, color, out);
     }
     // A rotation advances one step per host per pass; the command stays until it is done,
@@ -214,8 +218,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     // its reconciles without waiting in between.
     let mut report;
     let mut fresh = None;
+    // What each pass saw, told at the end (see `reconcile_notify`).
+    let mut seen = Vec::new();
     loop {
-        report = runtime.block_on(cycle::apply(
+        let applied = runtime.block_on(cycle::apply(
             &rapi,
             &desired,
             ApplyOptions {
@@ -232,7 +238,13 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             },
             &progress,
             &stop,
-        ))?;
+        ));
+        seen.push(Seen::of_result(&desired.cluster.name, &revision, &applied));
+        if applied.is_err() {
+            let seen = std::mem::take(&mut seen);
+            super::reconcile_notify::send(&runtime, &desired, &settings.state_dir, seen);
+        }
+        report = applied?;
         let rolling: Vec<String> = report
             .after
             .rotations
@@ -288,6 +300,8 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
     let code = super::reconcile_report::print(&report, &run, started, args.output, color, out)?;
     warn_scope(&scope, args.output, out)?;
+    // After the summary: the person reads it while the notices go out.
+    super::reconcile_notify::send(&runtime, &desired, &settings.state_dir, seen);
     Ok(code)
 }
 

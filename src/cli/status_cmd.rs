@@ -116,12 +116,48 @@ fn table(status: &Status) -> String {
     {
         text.push_str(&format!("  {} {}: {}\n", o.kind, o.name, o.message));
     }
+    // Only targets with something waiting: a healthy target is not news.
+    for (name, target) in status.notifications.iter().filter(|(_, t)| t.pending > 0) {
+        text.push_str(&format!(
+            "notification target {name} ({}): {} waiting{}\n",
+            target.kind,
+            target.pending,
+            target
+                .last_error
+                .as_ref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notification_targets_with_notices_waiting_are_listed_by_name_and_kind() {
+        let mut status = Status::default();
+        for (name, pending) in [("chat", 2), ("hook", 0)] {
+            status.notifications.insert(
+                name.into(),
+                crate::daemon::status::NotificationStatus {
+                    kind: "slack".into(),
+                    pending,
+                    last_error: Some("slack answered HTTP 500".into()),
+                },
+            );
+        }
+        let text = table(&status);
+        assert!(
+            text.contains(
+                "notification target chat (slack): 2 waiting; last error: slack answered HTTP 500\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("target hook"), "{text}");
+    }
 
     #[test]
     fn an_address_without_a_scheme_is_http() {

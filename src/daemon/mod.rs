@@ -11,6 +11,7 @@ mod events_tests;
 pub mod log_progress;
 #[cfg(test)]
 mod loop_tests;
+pub mod notifications;
 pub mod record;
 pub mod server;
 pub mod status;
@@ -101,6 +102,12 @@ pub async fn run<R: Rapi>(
         source: options.source.describe(),
         ..Status::default()
     }));
+    let (notifier, notifier_task) = notifications::spawn(
+        status.clone(),
+        options.metrics.clone(),
+        BackoffPolicy::default(),
+        shutdown.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|cause| DaemonError::Listen {
@@ -170,22 +177,19 @@ pub async fn run<R: Rapi>(
         while receiver.try_recv().is_ok() {}
         tracing::debug!(?trigger, "reconcile triggered");
 
-        load(
-            &options.source,
-            &mut desired,
-            &status,
-            &options.metrics,
-            &trail,
-        )
-        .await;
+        load(&options, &mut desired, &status, &trail, &notifier).await;
         let mut look_again = None;
         let mut watch = HealthWatch::default();
         if let Some((state, revision)) = &desired {
-            match reconcile(
-                rapi, state, revision, &options, &status, &trail, &stop, &shutdown,
-            )
-            .await
-            {
+            let run = Running {
+                options: &options,
+                status: &status,
+                trail: &trail,
+                notifier: &notifier,
+                stop: &stop,
+                shutdown: &shutdown,
+            };
+            match reconcile(rapi, state, revision, &run).await {
                 Finished::Abandoned => break,
                 Finished::LookAgainAt(at, health) => (look_again, watch) = (at, health),
             }
@@ -228,6 +232,7 @@ pub async fn run<R: Rapi>(
         }
     }
     let _ = server.await;
+    let _ = notifier_task.await;
     if let Some(store_server) = store_server {
         let _ = store_server.await;
     }
@@ -236,15 +241,17 @@ pub async fn run<R: Rapi>(
 }
 
 /// Reads the source; a valid state replaces the one in force, an invalid one is refused.
-/// Both are decisions in the trail, on the cluster of the state in force (no run yet).
+/// Both are decisions in the trail, on the cluster of the state in force (no run yet), and
+/// a refusal is told to the targets of the state in force.
 async fn load(
-    source: &Source,
+    options: &DaemonOptions,
     desired: &mut Option<(DesiredState, String)>,
     status: &RwLock<Status>,
-    metrics: &Metrics,
     trail: &events::RingSink,
+    notifier: &notifications::Notifier,
 ) {
-    let reader = source.clone();
+    let metrics = &options.metrics;
+    let reader = options.source.clone();
     let loaded = tokio::task::spawn_blocking(move || reader.load())
         .await
         .expect("the loader does not panic");
@@ -292,6 +299,22 @@ async fn load(
                         ),
                         crate::event::Outcome::Refused,
                     );
+                    if let Some((state, _)) = desired.as_ref() {
+                        let cluster = state.cluster.name.clone();
+                        let (revision, errors) = (
+                            snapshot.revision.clone(),
+                            snapshot.validation.diagnostics.len(),
+                        );
+                        notifier.send(
+                            &state.notifications,
+                            crate::config::notifications_file(&options.state_dir, &cluster),
+                            move |_, now| {
+                                vec![crate::notify::notice::desired_state_refused(
+                                    &cluster, &revision, errors, now,
+                                )]
+                            },
+                        );
+                    }
                     status.last_refusal = Some(Refusal {
                         revision: snapshot.revision,
                         at: rfc3339(SystemTime::now()),
@@ -324,18 +347,32 @@ enum Finished {
     LookAgainAt(Option<SystemTime>, HealthWatch),
 }
 
-/// One reconcile; its decisions and doings go into `trail`.
-#[allow(clippy::too_many_arguments)]
+/// What a reconcile borrows from the loop.
+struct Running<'a> {
+    options: &'a DaemonOptions,
+    status: &'a RwLock<Status>,
+    /// Where its decisions and doings go.
+    trail: &'a events::RingSink,
+    notifier: &'a notifications::Notifier,
+    stop: &'a AtomicBool,
+    shutdown: &'a CancellationToken,
+}
+
+/// One reconcile.
 async fn reconcile<R: Rapi>(
     rapi: &R,
     desired: &DesiredState,
     revision: &str,
-    options: &DaemonOptions,
-    status: &RwLock<Status>,
-    trail: &events::RingSink,
-    stop: &AtomicBool,
-    shutdown: &CancellationToken,
+    running: &Running<'_>,
 ) -> Finished {
+    let Running {
+        options,
+        status,
+        trail,
+        notifier,
+        stop,
+        shutdown,
+    } = *running;
     let started = Instant::now();
     let run = RunId::new(SystemTime::now());
     let history_file = crate::config::history_file(&options.state_dir, &desired.cluster.name);
@@ -399,6 +436,12 @@ async fn reconcile<R: Rapi>(
         }
     };
     let now = SystemTime::now();
+    let seen = crate::notify::Seen::of_result(&desired.cluster.name, revision, &result);
+    notifier.send(
+        &desired.notifications,
+        crate::config::notifications_file(&options.state_dir, &desired.cluster.name),
+        move |ledger, now| seen.notices(ledger, now),
+    );
     let look_again = result.as_ref().ok().and_then(|r| r.look_again_at());
     let watch = result
         .as_ref()

@@ -107,6 +107,22 @@ pub struct Status {
     /// Counts only: never a secret's content.
     #[serde(default)]
     pub secrets: SecretCounts,
+    /// Each notification target, by name: its kind, what waits and the last error. Never
+    /// its URL or token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notifications: BTreeMap<String, NotificationStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationStatus {
+    pub kind: String,
+    /// Notices waiting for a retry.
+    pub pending: usize,
+    /// Why the last attempt failed: a file that cannot be read, an HTTP status, a
+    /// connection error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

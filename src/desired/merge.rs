@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
-use super::raw::{RawClass, RawCluster, RawInstance, RawNode, RawPolicy, RawSecret};
+use super::raw::{
+    RawClass, RawCluster, RawInstance, RawNode, RawNotifications, RawPolicy, RawSecret,
+};
 use super::source::{ParsedFile, Target};
 
 /// Where an object was written: a file (index into the parsed files) and a JSON pointer.
@@ -35,6 +37,7 @@ pub struct Merged {
     pub nodes: BTreeMap<String, Entry<RawNode>>,
     pub instances: BTreeMap<String, Entry<RawInstance>>,
     pub secrets: BTreeMap<String, Entry<RawSecret>>,
+    pub notifications: Option<Entry<RawNotifications>>,
     /// Some file or section could not be read at all, so names may be missing.
     pub incomplete: bool,
 }
@@ -111,6 +114,11 @@ pub fn merge_file(
     ctx.named("instances", section("instances"), &mut merged.instances);
     ctx.streamed("instances", streamed, &mut merged.instances);
     ctx.named("secrets", section("secrets"), &mut merged.secrets);
+    ctx.single(
+        "notifications",
+        section("notifications"),
+        &mut merged.notifications,
+    );
 }
 
 struct SectionMerge<'a> {

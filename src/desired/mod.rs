@@ -9,6 +9,7 @@ pub mod merge;
 pub mod model;
 pub mod names;
 pub mod raw;
+pub mod raw_notify;
 pub mod schema;
 pub mod semantic;
 pub mod source;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use super::raw::{DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, PowerState};
+pub use super::raw::{
+    DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, NotifyEvent, NotifyKind, PowerState,
+};
 use super::ssh_key::SshPublicKey;
 use super::units::Size;
 pub use crate::store::pointer::Mac;
@@ -20,6 +22,21 @@ pub struct DesiredState {
     pub nodes: BTreeMap<String, Node>,
     pub instances: BTreeMap<String, Instance>,
     pub secrets: BTreeMap<String, Secret>,
+    /// Where notices go, by target name; empty without a `notifications:` section.
+    pub notifications: BTreeMap<String, NotifyTarget>,
+}
+
+/// One notification target. The files are read when a notice is sent, so a rotated token
+/// needs no reload, and their contents never enter the model (nor plans or `/status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    pub kind: NotifyKind,
+    pub url_file: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub secret_file: Option<PathBuf>,
+    /// Matrix: the room ID.
+    pub room: Option<String>,
+    pub events: std::collections::BTreeSet<NotifyEvent>,
 }
 
 /// A kind and a name: how plans and statuses name an object.

@@ -12,6 +12,7 @@ mod choices;
 pub use choices::{DiskTemplate, DriftMode, Hypervisor, NicMode, NodeRole, PowerState};
 
 use super::names::IMAGE_ID_PATTERN;
+pub use super::raw_notify::{NotifyEvent, NotifyKind, RawNotifications, RawNotifyTarget};
 use super::units::{DURATION_EXPECTED, DURATION_PATTERN, SIZE_EXPECTED, SIZE_PATTERN};
 
 /// One desired-state file. Every section is optional: a state is usually spread over files
@@ -36,6 +37,8 @@ pub struct RawDocument {
     /// age-encrypted secrets, by secret name.
     #[serde(default)]
     pub secrets: BTreeMap<String, RawSecret>,
+    /// Where rollout, failure and drift notices go. At most one file defines it.
+    pub notifications: Option<RawNotifications>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -13,6 +13,7 @@ mod instances;
 mod known;
 mod node_work;
 mod nodes;
+mod notifications;
 mod placement;
 mod rotation;
 mod secrets;
@@ -110,6 +111,7 @@ impl Checker<'_> {
         let cluster = self.cluster();
         let policy = self.policy();
         let secrets = self.secrets(secret_files);
+        let notifications = self.notifications();
         let classes = self.classes(policy.rotation_window.as_ref());
         let nodes = self.nodes(cluster.as_ref());
         let instances = self.instances(cluster.as_ref(), &classes, instances);
@@ -120,7 +122,8 @@ impl Checker<'_> {
         let all_typed = entries_typed(&self.merged.classes)
             && entries_typed(&self.merged.nodes)
             && self.instances_typed
-            && entries_typed(&self.merged.secrets);
+            && entries_typed(&self.merged.secrets)
+            && (self.merged.notifications.as_ref()).is_none_or(|e| e.raw.is_some());
         if !complete || !all_typed {
             return None;
         }
@@ -131,6 +134,7 @@ impl Checker<'_> {
             nodes,
             instances,
             secrets,
+            notifications,
         })
     }
 

@@ -16,7 +16,7 @@ pub const PROBE_CONCURRENCY: usize = 16;
 const BODY_LIMIT: usize = 64 * 1024;
 const DETAIL_LIMIT: usize = 120;
 /// Where HTTPS health checks find the CAs they trust.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -9,6 +9,7 @@ pub mod doc_blocks;
 pub mod fake_rapi;
 pub mod netboot;
 pub mod nix_result;
+pub mod receiver;
 pub mod reconcile;
 pub mod recorded_rapi;
 pub mod sandbox;

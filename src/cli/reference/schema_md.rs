@@ -166,6 +166,7 @@ mod tests {
             "nodes",
             "instances",
             "secrets",
+            "notifications",
         ] {
             assert!(page.contains(&format!("| `{section}` |")), "{section}");
         }
