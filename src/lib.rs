@@ -9,6 +9,8 @@ pub mod daemon;
 pub mod deadline;
 pub mod desired;
 pub mod event;
+#[cfg(test)]
+mod golden;
 pub mod http_listener;
 pub mod metrics;
 pub mod notify;

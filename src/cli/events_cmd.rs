@@ -98,21 +98,7 @@ fn lines(page: &EventPage, json: bool) -> String {
 /// Compares `text` with `tests/golden/events/<name>`; `UPDATE_GOLDEN=1` rewrites it.
 #[cfg(test)]
 pub(super) fn golden(name: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/events")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "UPDATE_GOLDEN under CI");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        text,
-        want,
-        "golden {}; UPDATE_GOLDEN=1 rewrites it",
-        path.display()
-    );
+    crate::golden::assert_golden(&format!("events/{name}"), text);
 }
 
 #[cfg(test)]

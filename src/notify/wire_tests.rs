@@ -1,5 +1,5 @@
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
@@ -39,21 +39,7 @@ fn stalled() -> Notice {
 const SENT: Duration = Duration::from_secs(1_800_000_042);
 
 fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/notifications")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "UPDATE_GOLDEN under CI");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        text,
-        want,
-        "golden {}; UPDATE_GOLDEN=1 rewrites it",
-        path.display()
-    );
+    crate::golden::assert_golden(&format!("notifications/{name}"), text);
 }
 
 #[test]

@@ -116,21 +116,7 @@ async fn infer_from(rapi: &MemoryRapi) -> Document {
 
 /// Compares `text` with `tests/golden/init/<name>`; `UPDATE_GOLDEN=1` rewrites the file.
 fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/init")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "UPDATE_GOLDEN under CI");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        text,
-        want,
-        "golden {}; UPDATE_GOLDEN=1 rewrites it",
-        path.display()
-    );
+    crate::golden::assert_golden(&format!("init/{name}"), text);
 }
 
 /// The plan `reconcile --dry-run` would show for the files in `dir`.

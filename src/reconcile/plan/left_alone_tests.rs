@@ -27,14 +27,7 @@ fn changed_by_hand() -> crate::rapi::Instance {
 fn json_golden(name: &str, plan: &Plan) {
     let json =
         serde_json::to_string_pretty(&crate::reconcile::render::json(plan, None)).unwrap() + "\n";
-    let path = format!(
-        "{}/tests/golden/left-alone/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &json).unwrap();
-    }
-    assert_eq!(json, std::fs::read_to_string(&path).unwrap_or_default());
+    crate::golden::assert_golden(&format!("left-alone/{name}.json"), &json);
 }
 
 fn kinds(plan: &Plan) -> Vec<&'static str> {

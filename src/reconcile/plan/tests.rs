@@ -579,11 +579,7 @@ fn plan_json_is_pinned() {
     );
     let json =
         serde_json::to_string_pretty(&crate::reconcile::render::json(&plan, None)).unwrap() + "\n";
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/plans/plan.json");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, &json).unwrap();
-    }
-    assert_eq!(json, std::fs::read_to_string(path).unwrap());
+    crate::golden::assert_golden("plans/plan.json", &json);
 }
 
 #[test]
@@ -641,14 +637,5 @@ fn a_time_from_a_corrupt_history_file_is_far_off_not_a_panic() {
 /// `UPDATE_GOLDEN=1` rewrites the file instead.
 pub(crate) fn golden_in(dir: &str, name: &str, plan: &Plan) {
     let text = crate::reconcile::render::text(plan, None, false);
-    let path = format!(
-        "{}/tests/golden/{dir}/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+    crate::golden::assert_golden(&format!("{dir}/{name}.txt"), &text);
 }

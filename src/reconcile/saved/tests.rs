@@ -130,17 +130,7 @@ pub(super) async fn apply(
 }
 
 fn golden(name: &str, text: &str) {
-    let path = format!(
-        "{}/tests/golden/saved-plans/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "UPDATE_GOLDEN under CI");
-        std::fs::create_dir_all(Path::new(&path).parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "golden {path}; UPDATE_GOLDEN=1 rewrites it");
+    crate::golden::assert_golden(&format!("saved-plans/{name}.txt"), text);
 }
 
 #[tokio::test]
