@@ -179,16 +179,8 @@ fn read_credentials(target: &NotifyTarget) -> Result<Credentials, String> {
 /// A client for one request: HTTPS trusts the system's CA bundle, verification is never
 /// turned off, redirects are not followed (they would take the body elsewhere).
 fn client(request: &Request) -> Result<reqwest::Client, String> {
-    let tls = if request.url.starts_with("https://") {
-        let trust = crate::rapi::Trust::CaFile(crate::reconcile::health::SYSTEM_CA_BUNDLE.into());
-        crate::rapi::tls::client_config(&trust).map_err(|e| e.to_string())?
-    } else {
-        rustls::ClientConfig::builder_with_provider(crate::rapi::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    };
+    let tls = crate::rapi::tls::system_client_config(request.url.starts_with("https://"))
+        .map_err(|e| e.to_string())?;
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)

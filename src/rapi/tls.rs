@@ -72,6 +72,27 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Where clients of public services (HTTPS health checks, notification targets) find the
+/// CAs they trust.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The rustls configuration of a client of public services: the system's CAs when it
+/// speaks TLS, else one that trusts nothing (reqwest wants a configuration all the same).
+/// Verification is never turned off.
+pub fn system_client_config(wants_tls: bool) -> Result<ClientConfig, RapiError> {
+    if wants_tls {
+        return client_config(&Trust::CaFile(SYSTEM_CA_BUNDLE.into()));
+    }
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RapiError::Config(format!("TLS setup: {e}")))
+        .map(|builder| {
+            builder
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+}
+
 /// The rustls configuration for a trust choice.
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, RapiError> {
     let provider = provider();

@@ -15,8 +15,6 @@ pub const PROBE_CONCURRENCY: usize = 16;
 /// The most of a body that is read, and the most of it that is kept for messages.
 const BODY_LIMIT: usize = 64 * 1024;
 const DETAIL_LIMIT: usize = 120;
-/// Where HTTPS health checks find the CAs they trust.
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,18 +220,7 @@ fn http_client(targets: &[ProbeTarget]) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .pool_max_idle_per_host(0);
-    let tls = if wants_tls {
-        let trust = crate::rapi::Trust::CaFile(SYSTEM_CA_BUNDLE.into());
-        crate::rapi::tls::client_config(&trust).map_err(|e| e.to_string())?
-    } else {
-        // No target speaks TLS; reqwest still wants a configuration, and this one trusts
-        // nothing.
-        rustls::ClientConfig::builder_with_provider(crate::rapi::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    };
+    let tls = crate::rapi::tls::system_client_config(wants_tls).map_err(|e| e.to_string())?;
     let builder = builder.tls_backend_preconfigured(tls);
     builder
         .build()
