@@ -209,9 +209,12 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             &stop,
         ));
         let seen = Seen::of_result(&desired.cluster.name, &revision, &applied);
+        let printed = applied.map_err(anyhow::Error::from).and_then(|report| {
+            super::reconcile_report::print(&report, &run, started, args.output, color, out)
+        });
+        // After the summary (or the refusal), as a full run does.
         super::reconcile_notify::send(&runtime, &desired, &settings.state_dir, vec![seen]);
-        let report = applied?;
-        return super::reconcile_report::print(&report, &run, started, args.output, color, out);
+        return printed;
     }
     // A rotation advances one step per host per pass; the command stays until it is done,
     // stalled or failed, as a person running it expects. The daemon does the same across
