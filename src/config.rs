@@ -40,6 +40,12 @@ pub struct Overrides {
     pub rapi_fingerprint: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub store: Option<PathBuf>,
+    /// The store on WebDAV: the base URL of the location the operator writes through.
+    pub store_url: Option<String>,
+    /// A file holding `user:password` for the WebDAV location.
+    pub store_credentials_file: Option<PathBuf>,
+    pub store_ca_file: Option<PathBuf>,
+    pub store_fingerprint: Option<String>,
     /// The operator's age identity or SSH private key, which opens the secret sources.
     pub secrets_identity_file: Option<PathBuf>,
 }
@@ -55,6 +61,10 @@ struct FileSettings {
     rapi_fingerprint: Option<String>,
     state_dir: Option<PathBuf>,
     store: Option<PathBuf>,
+    store_url: Option<String>,
+    store_credentials_file: Option<PathBuf>,
+    store_ca_file: Option<PathBuf>,
+    store_fingerprint: Option<String>,
     secrets_identity_file: Option<PathBuf>,
     secrets_notify: Option<crate::secrets::notify::NotifySettings>,
 }
@@ -122,7 +132,7 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             without_found_value(&e.inner().to_string()),
         )
         .expected(
-            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile, secretsNotify",
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store or storeUrl (with storeCredentialsFile, storeCaFile or storeFingerprint), secretsIdentityFile, secretsNotify",
         );
         ConfigError::Invalid(render_without_values(vec![d]))
     })
@@ -178,14 +188,94 @@ fn default_state_dir() -> PathBuf {
         .join(".local/state/ganeti-operator")
 }
 
-/// The artifact store's directory: the flag or environment, else the config file.
-pub fn store_dir(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
-    if let Some(dir) = &overrides.store {
-        return Ok(Some(dir.clone()));
-    }
-    match &overrides.config_file {
-        Some(path) => Ok(load_file(path)?.store),
-        None => Ok(None),
+/// Where the artifact store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Dir(PathBuf),
+    Dav(crate::store::dav::DavConfig),
+}
+
+/// The artifact store: the flags and environment decide as a whole (a directory or a
+/// WebDAV URL with its credentials and trust), else the config file does.
+pub fn store_location(overrides: &Overrides) -> Result<Option<StoreLocation>, ConfigError> {
+    let given = StoreSettings {
+        dir: overrides.store.clone(),
+        url: overrides.store_url.clone(),
+        credentials_file: overrides.store_credentials_file.clone(),
+        ca_file: overrides.store_ca_file.clone(),
+        fingerprint: overrides.store_fingerprint.clone(),
+    };
+    let (settings, from) = if given.dir.is_some() || given.url.is_some() {
+        (given, "the command line or environment")
+    } else {
+        let Some(path) = &overrides.config_file else {
+            return Ok(None);
+        };
+        let file = load_file(path)?;
+        // A flag still names the credentials or the trust of a URL set in the file; the
+        // trust is decided as a whole, as the RAPI's is.
+        let (ca_file, fingerprint) = if given.ca_file.is_some() || given.fingerprint.is_some() {
+            (given.ca_file, given.fingerprint)
+        } else {
+            (file.store_ca_file, file.store_fingerprint)
+        };
+        let settings = StoreSettings {
+            dir: file.store,
+            url: file.store_url,
+            credentials_file: given.credentials_file.or(file.store_credentials_file),
+            ca_file,
+            fingerprint,
+        };
+        (settings, "the config file")
+    };
+    settings.location(from)
+}
+
+struct StoreSettings {
+    dir: Option<PathBuf>,
+    url: Option<String>,
+    credentials_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    fingerprint: Option<String>,
+}
+
+impl StoreSettings {
+    fn location(self, from: &str) -> Result<Option<StoreLocation>, ConfigError> {
+        let url = match (self.dir, self.url) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Missing(format!(
+                    "{from} sets both a store directory (--store, store:) and a store URL \
+                     (--store-url, storeUrl:); set one"
+                )));
+            }
+            (Some(dir), None) => return Ok(Some(StoreLocation::Dir(dir))),
+            (None, None) => return Ok(None),
+            (None, Some(url)) => url,
+        };
+        let credentials_file = self.credentials_file.ok_or_else(|| {
+            ConfigError::Missing(
+                "the store on WebDAV needs its credentials: set --store-credentials-file \
+                 (GANETI_OPERATOR_STORE_CREDENTIALS_FILE, storeCredentialsFile:), a file \
+                 holding `user:password`"
+                    .into(),
+            )
+        })?;
+        let trust = match (self.ca_file, self.fingerprint) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Missing(
+                    "both a store CA file and a store certificate fingerprint are set; set one"
+                        .into(),
+                ));
+            }
+            (Some(ca), None) => Some(Trust::CaFile(ca)),
+            (None, Some(pin)) => Some(Trust::Fingerprint(Fingerprint::parse(&pin)?)),
+            (None, None) => None,
+        };
+        Ok(Some(StoreLocation::Dav(crate::store::dav::DavConfig {
+            url,
+            credentials_file,
+            trust,
+        })))
     }
 }
 
