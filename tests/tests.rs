@@ -46,6 +46,7 @@ mod saved_plan_e2e;
 mod secrets_age;
 mod secrets_bootstrap;
 mod secrets_cli;
+mod store_dav;
 mod store_images;
 mod store_serve;
 mod validate_corpus;

@@ -268,7 +268,15 @@ impl Dav {
         )?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            // The header, not `content_length()`: a HEAD's body is empty.
+            s if s.is_success() => Ok(Some(
+                response
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
             _ => Err(self.unexpected(&url, "looking up", response)),
         }
     }
