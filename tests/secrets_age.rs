@@ -614,6 +614,41 @@ async fn an_ssh_operator_identity_reads_sources_made_with_age_dash_capital_r() {
         3,
         "{redone:?}"
     );
+    // The same store served by nginx over WebDAV: `secrets status` reads it the same way,
+    // and `secrets rekey` writes every copy again through PUT.
+    let dav_work = tempfile::tempdir().unwrap();
+    let dav = common::nginx::DavStore::serving(dav_work.path(), w.store.local_root().unwrap());
+    let mut dav_args = vec!["secrets".to_owned(), "status".into(), dir.clone()];
+    dav_args.extend(dav.args());
+    let dav_args: Vec<&str> = dav_args.iter().map(String::as_str).collect();
+    let over_dav = common::operator_with_env(&dav_args, &[]);
+    let shown = String::from_utf8_lossy(&over_dav.stdout).into_owned();
+    assert_eq!(over_dav.status.code(), Some(0), "{over_dav:?}");
+    assert_eq!(shown.matches("  current").count(), 3, "{shown}");
+    let before_dav = w.snapshot();
+    let mut rekey_args = dav_args.clone();
+    rekey_args[1] = "rekey";
+    let rekey_dav = common::operator_with_env(
+        &rekey_args,
+        &[("GANETI_OPERATOR_IDENTITY_FILE", operator.as_path())],
+    );
+    assert!(rekey_dav.status.success(), "{rekey_dav:?}");
+    let redone = changed(&before_dav, &w.snapshot(), w.store.local_root().unwrap());
+    assert_eq!(
+        redone.iter().filter(|p| p.ends_with(".age")).count(),
+        3,
+        "{redone:?}"
+    );
+    assert_eq!(
+        dav.dav_requests()
+            .iter()
+            .filter(|l| l.contains("\"PUT /secrets/") && l.contains(".age "))
+            .count(),
+        3
+    );
+    let over_dav = common::operator_with_env(&dav_args, &[]);
+    assert_eq!(over_dav.status.code(), Some(0), "{over_dav:?}");
+    drop(dav);
     let status =
         common::operator_with_env(&["secrets", "status", &dir, "--output", "json"], &store_env);
     assert_eq!(status.status.code(), Some(0), "{status:?}");

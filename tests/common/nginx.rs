@@ -109,7 +109,12 @@ pub const PASSWORD: &str = "s3cret-dav-pass";
 impl DavStore {
     /// Everything under `work`: the store, nginx's prefix, the certificate and passwords.
     pub fn start(work: &Path) -> DavStore {
-        let store = work.join("store");
+        DavStore::serving(work, &work.join("store"))
+    }
+
+    /// The store directory `store` served; the rest under `work`.
+    pub fn serving(work: &Path, store: &Path) -> DavStore {
+        let store = store.to_owned();
         let prefix = work.join("nginx");
         std::fs::create_dir_all(&store).unwrap();
         std::fs::create_dir_all(&prefix).unwrap();
