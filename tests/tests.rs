@@ -47,6 +47,7 @@ mod secrets_age;
 mod secrets_bootstrap;
 mod secrets_cli;
 mod store_dav;
+mod store_dav_reconcile;
 mod store_images;
 mod store_serve;
 mod validate_corpus;

@@ -1,0 +1,166 @@
+//! A reconcile whose store is on WebDAV (real nginx, the in-memory RAPI): the new
+//! instance's boot pointers are PUT through the write location before its create job,
+//! hosts read them through the read-only block, and a rerun writes nothing.
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime};
+
+use crate::common;
+use common::nginx::DavStore;
+use ganeti_operator::backoff::BackoffPolicy;
+use ganeti_operator::config::{Overrides, StoreLocation, store_location};
+use ganeti_operator::daemon::log_progress::LogProgress;
+use ganeti_operator::metrics::Metrics;
+use ganeti_operator::rapi::jobs::WaitOptions;
+use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
+use ganeti_operator::reconcile::cycle::{self, ApplyOptions};
+use ganeti_operator::reconcile::execute::ExecuteOptions;
+use ganeti_operator::reconcile::reason::RunId;
+use ganeti_operator::store::Store;
+
+const WEB: &str = "web1.mem.test";
+
+fn import(dav: &DavStore, work: &std::path::Path) -> String {
+    let (kernel, initrd) = (work.join("kernel"), work.join("initrd"));
+    std::fs::write(&kernel, b"kernel").unwrap();
+    std::fs::write(&initrd, b"initrd").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+        .args(["image", "import", "--class", "web", "--kernel"])
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .args(dav.args())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+fn puts(dav: &DavStore) -> Vec<String> {
+    dav.dav_requests()
+        .into_iter()
+        .filter(|l| l.contains("\"PUT ") || l.contains("\"DELETE "))
+        .collect()
+}
+
+async fn apply(
+    rapi: &MemoryRapi,
+    desired: &ganeti_operator::desired::model::DesiredState,
+    store: &Store,
+    history: &std::path::Path,
+    progress: &LogProgress,
+) -> Result<cycle::Report, cycle::CycleError> {
+    let run = RunId::new(SystemTime::now());
+    let stop = AtomicBool::new(false);
+    cycle::apply(
+        rapi,
+        desired,
+        ApplyOptions {
+            run: &run,
+            execute: ExecuteOptions {
+                max_parallel: 4,
+                wait: WaitOptions {
+                    timeout: Duration::from_secs(10),
+                    poll_interval: Duration::from_millis(10),
+                },
+            },
+            backoff: BackoffPolicy::default(),
+            history_file: history,
+            store: Some(store),
+            secrets: None,
+            scope: &ganeti_operator::reconcile::plan::scope::EVERYTHING,
+            on_plan: &|_| {},
+            fresh: None,
+        },
+        progress,
+        &stop,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_writes_boot_pointers_through_webdav_and_a_rerun_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let dav = DavStore::start(work.path());
+    let image = import(&dav, work.path());
+    let desired_dir = work.path().join("desired");
+    std::fs::create_dir_all(&desired_dir).unwrap();
+    std::fs::write(
+        desired_dir.join("state.yaml"),
+        format!(
+            "cluster: {{name: {MEMORY_CLUSTER}, hypervisor: fake, defaultDiskTemplate: diskless, store: {{baseUrl: 'http://{read}'}}}}
+classes:
+  ganeti-node: {{image: {image}}}
+  web: {{image: {image}, os: noop+default, resources: {{memory: 128M, vcpus: 1}}}}
+nodes:
+  {MEMORY_NODE}: {{class: ganeti-node, role: master}}
+instances:
+  {WEB}: {{class: web, primaryNode: {MEMORY_NODE}}}
+",
+            read = dav.read_addr
+        ),
+    )
+    .unwrap();
+    let validation = ganeti_operator::desired::validate_dir(&desired_dir).unwrap();
+    let desired = validation
+        .state
+        .unwrap_or_else(|| panic!("{:#?}", validation.diagnostics));
+    let overrides = Overrides {
+        store_url: Some(dav.url.clone()),
+        store_credentials_file: Some(dav.credentials_file.clone()),
+        store_fingerprint: Some(dav.fingerprint.clone()),
+        ..Default::default()
+    };
+    let Some(StoreLocation::Dav(config)) = store_location(&overrides).unwrap() else {
+        panic!("a WebDAV location");
+    };
+    // Opening asks the server (a blocking request): off the async threads, as the
+    // command line does before its runtime starts.
+    let store: Store = tokio::task::spawn_blocking(move || Store::open_dav(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
+    let history = work.path().join("history.json");
+    let progress = LogProgress {
+        metrics: std::sync::Arc::new(Metrics::new()),
+    };
+    let before = puts(&dav).len();
+    let first = apply(&rapi, &desired, &store, &history, &progress)
+        .await
+        .unwrap();
+    assert!(
+        first.outcomes.iter().all(|o| matches!(
+            o.result,
+            ganeti_operator::reconcile::execute::ActionResult::Succeeded
+        )),
+        "{:#?}",
+        first.outcomes
+    );
+    let written = puts(&dav);
+    let written = &written[before..];
+    assert!(
+        written
+            .iter()
+            .any(|l| l.contains(&format!("\"PUT /boot/by-name/{WEB}.ipxe ")))
+            && written
+                .iter()
+                .any(|l| l.contains("\"PUT /boot/chain.ipxe ")),
+        "{written:#?}"
+    );
+    let pointer =
+        std::fs::read_to_string(dav.store.join(format!("boot/by-name/{WEB}.ipxe"))).unwrap();
+    assert!(pointer.contains(&image), "{pointer}");
+
+    let after_first = puts(&dav).len();
+    let second = apply(&rapi, &desired, &store, &history, &progress)
+        .await
+        .unwrap();
+    assert!(second.outcomes.is_empty(), "{:#?}", second.outcomes);
+    assert_eq!(puts(&dav).len(), after_first, "the rerun wrote nothing");
+    drop(store);
+}
