@@ -11,6 +11,9 @@ use crate::desired::files::FileContent;
 use crate::desired::source::{Target, parse_file};
 use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
 
+mod store;
+pub use store::{StoreLocation, store_location};
+
 /// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -186,97 +189,6 @@ fn default_state_dir() -> PathBuf {
     var("HOME")
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".local/state/ganeti-operator")
-}
-
-/// Where the artifact store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    Dir(PathBuf),
-    Dav(crate::store::dav::DavConfig),
-}
-
-/// The artifact store: the flags and environment decide as a whole (a directory or a
-/// WebDAV URL with its credentials and trust), else the config file does.
-pub fn store_location(overrides: &Overrides) -> Result<Option<StoreLocation>, ConfigError> {
-    let given = StoreSettings {
-        dir: overrides.store.clone(),
-        url: overrides.store_url.clone(),
-        credentials_file: overrides.store_credentials_file.clone(),
-        ca_file: overrides.store_ca_file.clone(),
-        fingerprint: overrides.store_fingerprint.clone(),
-    };
-    let (settings, from) = if given.dir.is_some() || given.url.is_some() {
-        (given, "the command line or environment")
-    } else {
-        let Some(path) = &overrides.config_file else {
-            return Ok(None);
-        };
-        let file = load_file(path)?;
-        // A flag still names the credentials or the trust of a URL set in the file; the
-        // trust is decided as a whole, as the RAPI's is.
-        let (ca_file, fingerprint) = if given.ca_file.is_some() || given.fingerprint.is_some() {
-            (given.ca_file, given.fingerprint)
-        } else {
-            (file.store_ca_file, file.store_fingerprint)
-        };
-        let settings = StoreSettings {
-            dir: file.store,
-            url: file.store_url,
-            credentials_file: given.credentials_file.or(file.store_credentials_file),
-            ca_file,
-            fingerprint,
-        };
-        (settings, "the config file")
-    };
-    settings.location(from)
-}
-
-struct StoreSettings {
-    dir: Option<PathBuf>,
-    url: Option<String>,
-    credentials_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    fingerprint: Option<String>,
-}
-
-impl StoreSettings {
-    fn location(self, from: &str) -> Result<Option<StoreLocation>, ConfigError> {
-        let url = match (self.dir, self.url) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Missing(format!(
-                    "{from} sets both a store directory (--store, store:) and a store URL \
-                     (--store-url, storeUrl:); set one"
-                )));
-            }
-            (Some(dir), None) => return Ok(Some(StoreLocation::Dir(dir))),
-            (None, None) => return Ok(None),
-            (None, Some(url)) => url,
-        };
-        let credentials_file = self.credentials_file.ok_or_else(|| {
-            ConfigError::Missing(
-                "the store on WebDAV needs its credentials: set --store-credentials-file \
-                 (GANETI_OPERATOR_STORE_CREDENTIALS_FILE, storeCredentialsFile:), a file \
-                 holding `user:password`"
-                    .into(),
-            )
-        })?;
-        let trust = match (self.ca_file, self.fingerprint) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Missing(
-                    "both a store CA file and a store certificate fingerprint are set; set one"
-                        .into(),
-                ));
-            }
-            (Some(ca), None) => Some(Trust::CaFile(ca)),
-            (None, Some(pin)) => Some(Trust::Fingerprint(Fingerprint::parse(&pin)?)),
-            (None, None) => None,
-        };
-        Ok(Some(StoreLocation::Dav(crate::store::dav::DavConfig {
-            url,
-            credentials_file,
-            trust,
-        })))
-    }
 }
 
 /// The operator identity's file: the flag or environment, else the config file.
