@@ -327,5 +327,24 @@ fn wrong_credentials_name_the_url_and_the_file_but_not_the_password() {
     let pinned = list(&dav.credentials_file, &other_pin);
     assert_eq!(pinned.status.code(), Some(1), "{pinned:?}");
     let stderr = String::from_utf8_lossy(&pinned.stderr);
-    assert!(stderr.contains(&dav.url), "{stderr}");
+    assert!(
+        stderr.contains(&dav.url) && stderr.contains("PinMismatch"),
+        "{stderr}"
+    );
+    // A CA file is the other way to trust it; a CA that did not sign it is refused.
+    let with_ca = |ca: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ganeti-operator"))
+            .args(["image", "list", "--store-url", &dav.url])
+            .arg("--store-credentials-file")
+            .arg(&dav.credentials_file)
+            .arg("--store-ca-file")
+            .arg(ca)
+            .output()
+            .unwrap()
+    };
+    let trusted = with_ca(&dav.certificate);
+    assert!(trusted.status.success(), "{trusted:?}");
+    let other = DavStore::start(&work.path().join("other"));
+    let refused = with_ca(&other.certificate);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
 }

@@ -97,6 +97,8 @@ pub struct DavStore {
     pub read_addr: String,
     /// `sha256 Fingerprint=…` of the server's self-signed certificate.
     pub fingerprint: String,
+    /// The CA that signed the server's certificate, for `--store-ca-file`.
+    pub certificate: PathBuf,
     /// `user:password`, as the operator reads it.
     pub credentials_file: PathBuf,
     pub dav_log: PathBuf,
@@ -119,20 +121,7 @@ impl DavStore {
         std::fs::create_dir_all(&store).unwrap();
         std::fs::create_dir_all(&prefix).unwrap();
         let (crt, key) = (prefix.join("dav.crt"), prefix.join("dav.key"));
-        run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-            .args([
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .stderr(Stdio::null()));
+        let certificate = issue_certificate(&prefix, &crt, &key);
         let fingerprint = run(Command::new("openssl")
             .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
             .arg(&crt))
@@ -169,6 +158,7 @@ impl DavStore {
             url: format!("https://{dav_addr}/"),
             read_addr,
             fingerprint,
+            certificate,
             credentials_file,
             dav_log,
             read_log,
@@ -195,6 +185,58 @@ impl DavStore {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// A test CA and the server's certificate it signs (for 127.0.0.1); returns the CA's
+/// certificate.
+fn issue_certificate(dir: &Path, crt: &Path, key: &Path) -> PathBuf {
+    let (ca_crt, ca_key, csr, ext) = (
+        dir.join("ca.crt"),
+        dir.join("ca.key"),
+        dir.join("dav.csr"),
+        dir.join("dav.ext"),
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-days", "2", "-subj", "/CN=store test CA"])
+        .args(ec)
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca_crt)
+        .stderr(Stdio::null()));
+    run(Command::new("openssl")
+        .args(["req", "-subj", "/CN=127.0.0.1"])
+        .args(ec)
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(&csr)
+        .stderr(Stdio::null()));
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca_crt)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(crt)
+        .stderr(Stdio::null()));
+    ca_crt
 }
 
 impl Drop for DavStore {
