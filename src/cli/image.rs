@@ -114,6 +114,12 @@ pub fn import_cmd(
             "{} is already in the store, intact; nothing copied",
             m.id
         )?,
+        ImportOutcome::AlreadyPresent => writeln!(
+            out,
+            "{} is already in the store, every file of its size; nothing uploaded \
+             (`image verify` re-reads them)",
+            m.id
+        )?,
         ImportOutcome::Repaired { problems } => {
             writeln!(
                 out,

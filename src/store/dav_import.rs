@@ -32,7 +32,7 @@ pub(super) fn import(
             progress.done();
             return Ok(Imported {
                 manifest,
-                outcome: ImportOutcome::AlreadyThere,
+                outcome: ImportOutcome::AlreadyPresent,
             });
         }
         // The manifest goes first, so the broken copy is no longer listed as complete.
@@ -59,7 +59,7 @@ pub(super) fn import(
     let outcome = match (repaired, moved) {
         (Some(problems), _) => ImportOutcome::Repaired { problems },
         (None, Moved::Moved) => ImportOutcome::Copied,
-        (None, Moved::DestinationExists) => ImportOutcome::AlreadyThere,
+        (None, Moved::DestinationExists) => ImportOutcome::AlreadyPresent,
     };
     Ok(Imported { manifest, outcome })
 }

@@ -64,9 +64,11 @@ pub struct Imported {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ImportOutcome {
     Copied,
-    /// The store held the image, every file matching its manifest (on WebDAV: present
-    /// with its size; `image verify` re-reads them): nothing was copied.
+    /// The store held the image, every file matching its manifest: nothing was copied.
     AlreadyThere,
+    /// A WebDAV store held the image, every file of the manifest's size (checked with
+    /// HEAD, not re-read: `image verify` does that): nothing was uploaded.
+    AlreadyPresent,
     /// The store held the image, but corrupt (`problems`, as `image verify` says them):
     /// it was copied again and put in place of the corrupt copy.
     Repaired {

@@ -6,6 +6,10 @@
 //! fetching a pointer or an image file while the operator writes it sees the old bytes
 //! or the new: locally every write goes through `atomic_file` under the store's lock,
 //! and nginx writes a PUT's body to a temp file that it renames into place.
+//!
+//! Every operation blocks (file I/O, or reqwest's blocking client for WebDAV): call the
+//! store from a blocking thread (`spawn_blocking`, or the command line before its
+//! runtime starts), never on an async worker, where the blocking client panics.
 
 mod backend;
 pub mod catalog;
