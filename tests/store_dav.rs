@@ -348,3 +348,63 @@ fn wrong_credentials_name_the_url_and_the_file_but_not_the_password() {
     let refused = with_ca(&other.certificate);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
 }
+
+#[test]
+fn removing_a_hosts_last_secret_over_webdav_removes_its_directory() {
+    use ganeti_operator::secrets::manifest::{FileEntry, HostManifest};
+    use ganeti_operator::secrets::publish::{SecretStep, run};
+    use ganeti_operator::secrets::{SecretsContext, SourceFiles};
+    let work = tempfile::tempdir().unwrap();
+    let dav = DavStore::start(work.path());
+    let store = open(&dav);
+    let mut manifest = HostManifest::new();
+    for name in ["a", "b"] {
+        store
+            .put(&format!("secrets/web1/{name}.age"), name.as_bytes())
+            .unwrap();
+        manifest.files.insert(
+            name.into(),
+            FileEntry {
+                source: "s".into(),
+                recipients: vec![],
+                published: "p".into(),
+            },
+        );
+    }
+    store
+        .put("secrets/web1/manifest.json", &manifest.to_json())
+        .unwrap();
+    let context = SecretsContext {
+        sources: SourceFiles::Dir(work.path().to_owned()),
+        identity: None,
+        notify: None,
+    };
+    let remove = |secret: &str| {
+        run(
+            &store,
+            &context,
+            &SecretStep::Remove {
+                host: "web1".into(),
+                secret: secret.into(),
+            },
+        )
+        .unwrap()
+    };
+    let dir = dav.store.join("secrets/web1");
+    remove("a");
+    assert!(!dir.join("a.age").exists() && dir.join("b.age").exists());
+    let left = HostManifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(left.files.keys().collect::<Vec<_>>(), ["b"]);
+    remove("b");
+    assert!(
+        !dir.exists(),
+        "the host's directory went with its last secret"
+    );
+    assert!(
+        writes(&dav)
+            .iter()
+            .any(|l| l.contains("\"DELETE /secrets/web1/ ")),
+        "{:#?}",
+        writes(&dav)
+    );
+}
