@@ -1,6 +1,6 @@
-//! A reconcile whose store is on WebDAV (real nginx, the in-memory RAPI): the new
-//! instance's boot pointers are PUT through the write location before its create job,
-//! hosts read them through the read-only block, and a rerun writes nothing.
+//! The reconcile's writers with the store on WebDAV (real nginx): a reconcile against the
+//! in-memory RAPI PUTs the new instance's boot pointers and a rerun writes nothing; the
+//! secrets publisher removes a host's files and then its directory.
 
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
@@ -163,4 +163,73 @@ instances:
     assert!(second.outcomes.is_empty(), "{:#?}", second.outcomes);
     assert_eq!(puts(&dav).len(), after_first, "the rerun wrote nothing");
     drop(store);
+}
+
+#[test]
+fn removing_a_hosts_last_secret_over_webdav_removes_its_directory() {
+    use ganeti_operator::secrets::manifest::{FileEntry, HostManifest};
+    use ganeti_operator::secrets::publish::{SecretStep, run};
+    use ganeti_operator::secrets::{SecretsContext, SourceFiles};
+    let work = tempfile::tempdir().unwrap();
+    let dav = DavStore::start(work.path());
+    let Some(StoreLocation::Dav(config)) = store_location(&Overrides {
+        store_url: Some(dav.url.clone()),
+        store_credentials_file: Some(dav.credentials_file.clone()),
+        store_fingerprint: Some(dav.fingerprint.clone()),
+        ..Default::default()
+    })
+    .unwrap() else {
+        panic!("a WebDAV location");
+    };
+    let store = Store::open_dav(config).unwrap();
+    let mut manifest = HostManifest::new();
+    for name in ["a", "b"] {
+        store
+            .put(&format!("secrets/web1/{name}.age"), name.as_bytes())
+            .unwrap();
+        manifest.files.insert(
+            name.into(),
+            FileEntry {
+                source: "s".into(),
+                recipients: vec![],
+                published: "p".into(),
+            },
+        );
+    }
+    store
+        .put("secrets/web1/manifest.json", &manifest.to_json())
+        .unwrap();
+    let context = SecretsContext {
+        sources: SourceFiles::Dir(work.path().to_owned()),
+        identity: None,
+        notify: None,
+    };
+    let remove = |secret: &str| {
+        run(
+            &store,
+            &context,
+            &SecretStep::Remove {
+                host: "web1".into(),
+                secret: secret.into(),
+            },
+        )
+        .unwrap()
+    };
+    let dir = dav.store.join("secrets/web1");
+    remove("a");
+    assert!(!dir.join("a.age").exists() && dir.join("b.age").exists());
+    let left = HostManifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(left.files.keys().collect::<Vec<_>>(), ["b"]);
+    remove("b");
+    assert!(
+        !dir.exists(),
+        "the host's directory went with its last secret"
+    );
+    assert!(
+        dav.write_requests()
+            .iter()
+            .any(|l| l.contains("\"DELETE /secrets/web1/ ")),
+        "{:#?}",
+        dav.write_requests()
+    );
 }

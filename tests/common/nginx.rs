@@ -239,6 +239,20 @@ fn issue_certificate(dir: &Path, crt: &Path, key: &Path) -> PathBuf {
     ca_crt
 }
 
+impl DavStore {
+    /// The WebDAV location's PUT, MOVE and DELETE requests.
+    pub fn write_requests(&self) -> Vec<String> {
+        self.dav_requests()
+            .into_iter()
+            .filter(|l| {
+                ["\"PUT ", "\"MOVE ", "\"DELETE "]
+                    .iter()
+                    .any(|m| l.contains(m))
+            })
+            .collect()
+    }
+}
+
 impl Drop for DavStore {
     fn drop(&mut self) {
         stop(&mut self.child);
