@@ -198,7 +198,9 @@ nodes:
 
     fn secret_file(&self, host: &str, name: &str) -> PathBuf {
         self.store
-            .secrets_dir()
+            .local_root()
+            .unwrap()
+            .join("secrets")
             .join(host)
             .join(format!("{name}.age"))
     }
@@ -206,7 +208,7 @@ nodes:
     /// Every file under the store's secrets/, with its bytes and mtime.
     fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
         let mut out = BTreeMap::new();
-        for host in std::fs::read_dir(self.store.secrets_dir()).unwrap() {
+        for host in std::fs::read_dir(self.store.local_root().unwrap().join("secrets")).unwrap() {
             let host = host.unwrap().path();
             if !host.is_dir() {
                 continue;
@@ -422,7 +424,7 @@ async fn published_secrets_open_with_real_age_and_reruns_write_nothing() {
         "{:?}",
         secret_actions(&second)
     );
-    assert!(changed(&before, &w.snapshot(), w.store.root()).is_empty());
+    assert!(changed(&before, &w.snapshot(), w.store.local_root().unwrap()).is_empty());
 
     // The node's key changes: only the node's files are encrypted again.
     let (node_key, node_pub) = ssh_key(&w.keys, "node_host_ed25519_key", &["-t", "ed25519"]);
@@ -433,7 +435,7 @@ async fn published_secrets_open_with_real_age_and_reruns_write_nothing() {
     assert_plan_golden(&w, "02-key-changed.txt");
     let node_dir = format!("secrets/{NODE}/");
     assert_eq!(
-        changed(&before, &w.snapshot(), w.store.root()),
+        changed(&before, &w.snapshot(), w.store.local_root().unwrap()),
         [
             format!("{node_dir}manifest.json"),
             format!("{node_dir}rapi-users.age")
@@ -456,7 +458,7 @@ async fn published_secrets_open_with_real_age_and_reruns_write_nothing() {
     assert_plan_golden(&w, "03-source-changed.txt");
     let web_dir = format!("secrets/{WEB}/");
     assert_eq!(
-        changed(&before, &w.snapshot(), w.store.root()),
+        changed(&before, &w.snapshot(), w.store.local_root().unwrap()),
         [
             format!("{web_dir}app-env.age"),
             format!("{web_dir}manifest.json")
@@ -486,7 +488,7 @@ async fn published_secrets_open_with_real_age_and_reruns_write_nothing() {
             && message.contains("app-env.age"),
         "{message}"
     );
-    assert!(changed(&before, &w.snapshot(), w.store.root()).is_empty());
+    assert!(changed(&before, &w.snapshot(), w.store.local_root().unwrap()).is_empty());
 
     // The host leaves the desired state: its directory goes.
     w.write_state(&node_pub, None, &admin_pub);
@@ -498,11 +500,20 @@ async fn published_secrets_open_with_real_age_and_reruns_write_nothing() {
             "- extra (host left the desired state)"
         ]
     );
-    assert!(!w.store.secrets_dir().join(WEB).exists());
+    assert!(
+        !w.store
+            .local_root()
+            .unwrap()
+            .join("secrets")
+            .join(WEB)
+            .exists()
+    );
     assert_plan_golden(&w, "04-host-removed.txt");
     assert!(
         w.store
-            .secrets_dir()
+            .local_root()
+            .unwrap()
+            .join("secrets")
             .join(NODE)
             .join("manifest.json")
             .exists()
@@ -580,7 +591,7 @@ async fn an_ssh_operator_identity_reads_sources_made_with_age_dash_capital_r() {
 
     // `secrets status`: all current; `secrets rekey` (no RAPI) encrypts every copy again.
     let dir = w.desired.to_str().unwrap().to_owned();
-    let store_env = [("GANETI_OPERATOR_STORE", w.store.root())];
+    let store_env = [("GANETI_OPERATOR_STORE", w.store.local_root().unwrap())];
     let status = common::operator_with_env(&["secrets", "status", &dir], &store_env);
     let shown = String::from_utf8_lossy(&status.stdout).into_owned();
     assert_eq!(status.status.code(), Some(0), "{status:?}");
@@ -592,18 +603,53 @@ async fn an_ssh_operator_identity_reads_sources_made_with_age_dash_capital_r() {
     let rekey = common::operator_with_env(
         &["secrets", "rekey", &dir],
         &[
-            ("GANETI_OPERATOR_STORE", w.store.root()),
+            ("GANETI_OPERATOR_STORE", w.store.local_root().unwrap()),
             ("GANETI_OPERATOR_IDENTITY_FILE", operator.as_path()),
         ],
     );
     assert!(rekey.status.success(), "{rekey:?}");
     let after = w.snapshot();
-    let redone = changed(&before, &after, w.store.root());
+    let redone = changed(&before, &after, w.store.local_root().unwrap());
     assert_eq!(
         redone.iter().filter(|p| p.ends_with(".age")).count(),
         3,
         "{redone:?}"
     );
+    // The same store served by nginx over WebDAV: `secrets status` reads it the same way,
+    // and `secrets rekey` writes every copy again through PUT.
+    let dav_work = tempfile::tempdir().unwrap();
+    let dav = common::nginx::DavStore::serving(dav_work.path(), w.store.local_root().unwrap());
+    let mut dav_args = vec!["secrets".to_owned(), "status".into(), dir.clone()];
+    dav_args.extend(dav.args());
+    let dav_args: Vec<&str> = dav_args.iter().map(String::as_str).collect();
+    let over_dav = common::operator_with_env(&dav_args, &[]);
+    let shown = String::from_utf8_lossy(&over_dav.stdout).into_owned();
+    assert_eq!(over_dav.status.code(), Some(0), "{over_dav:?}");
+    assert_eq!(shown.matches("  current").count(), 3, "{shown}");
+    let before_dav = w.snapshot();
+    let mut rekey_args = dav_args.clone();
+    rekey_args[1] = "rekey";
+    let rekey_dav = common::operator_with_env(
+        &rekey_args,
+        &[("GANETI_OPERATOR_IDENTITY_FILE", operator.as_path())],
+    );
+    assert!(rekey_dav.status.success(), "{rekey_dav:?}");
+    let redone = changed(&before_dav, &w.snapshot(), w.store.local_root().unwrap());
+    assert_eq!(
+        redone.iter().filter(|p| p.ends_with(".age")).count(),
+        3,
+        "{redone:?}"
+    );
+    assert_eq!(
+        dav.dav_requests()
+            .iter()
+            .filter(|l| l.contains("\"PUT /secrets/") && l.contains(".age "))
+            .count(),
+        3
+    );
+    let over_dav = common::operator_with_env(&dav_args, &[]);
+    assert_eq!(over_dav.status.code(), Some(0), "{over_dav:?}");
+    drop(dav);
     let status =
         common::operator_with_env(&["secrets", "status", &dir, "--output", "json"], &store_env);
     assert_eq!(status.status.code(), Some(0), "{status:?}");

@@ -254,7 +254,14 @@ fn gc_keeps_what_is_pinned_booted_or_newest_and_removes_the_rest() {
     let expected: std::collections::BTreeSet<String> =
         [&ids[0], &ids[3], &ids[4]].into_iter().cloned().collect();
     assert_eq!(left, expected);
-    assert!(!store.image_dir(&ids[1]).exists());
+    assert!(
+        !store
+            .local_root()
+            .unwrap()
+            .join("images")
+            .join(&ids[1])
+            .exists()
+    );
 }
 
 #[test]

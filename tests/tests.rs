@@ -48,6 +48,8 @@ mod saved_plan_e2e;
 mod secrets_age;
 mod secrets_bootstrap;
 mod secrets_cli;
+mod store_dav;
+mod store_dav_reconcile;
 mod store_images;
 mod store_serve;
 mod suspend_drift_e2e;

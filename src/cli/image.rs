@@ -19,19 +19,21 @@ use crate::store::{Store, catalog};
 
 /// The store the settings name, opened; `None` when none is configured.
 pub fn open_store(overrides: &Overrides) -> anyhow::Result<Option<Store>> {
-    match config::store_dir(overrides)? {
-        Some(dir) => {
+    match config::store_location(overrides)? {
+        Some(config::StoreLocation::Dir(dir)) => {
             Ok(Some(Store::open(&dir).with_context(|| {
                 format!("opening the store {}", dir.display())
             })?))
         }
+        Some(config::StoreLocation::Dav(dav)) => Ok(Some(Store::open_dav(dav)?)),
         None => Ok(None),
     }
 }
 
 pub(super) fn required_store(overrides: &Overrides) -> anyhow::Result<Store> {
     open_store(overrides)?.context(
-        "no artifact store: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)",
+        "no artifact store: give --store DIR or --store-url URL (or GANETI_OPERATOR_STORE, \
+         GANETI_OPERATOR_STORE_URL, or `store:`/`storeUrl:` in the config file)",
     )
 }
 
@@ -110,6 +112,12 @@ pub fn import_cmd(
         ImportOutcome::AlreadyThere => writeln!(
             out,
             "{} is already in the store, intact; nothing copied",
+            m.id
+        )?,
+        ImportOutcome::AlreadyPresent => writeln!(
+            out,
+            "{} is already in the store, every file of its size; nothing uploaded \
+             (`image verify` re-reads them)",
             m.id
         )?,
         ImportOutcome::Repaired { problems } => {
@@ -289,10 +297,10 @@ pub fn serve_cmd(overrides: &Overrides, listen: std::net::SocketAddr) -> anyhow:
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        tracing::info!(
-            "serving the store {} on http://{listen}",
-            store.root().display()
-        );
+        let root = store.local_root().map(Path::to_owned).context(
+            "the store is on WebDAV: its nginx serves it (`store serve` serves a local directory)",
+        )?;
+        tracing::info!("serving the store {} on http://{listen}", root.display());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -303,7 +311,7 @@ pub fn serve_cmd(overrides: &Overrides, listen: std::net::SocketAddr) -> anyhow:
             }
             stop.cancel();
         });
-        crate::store::serve::serve(listener, store.root(), shutdown).await?;
+        crate::store::serve::serve(listener, &root, shutdown).await?;
         Ok(exit::OK)
     })
 }

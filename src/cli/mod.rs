@@ -262,7 +262,9 @@ struct SecretsArgs {
     /// The artifact store's directory.
     #[arg(long, env = STORE_ENV)]
     store: Option<PathBuf>,
-    /// A config file whose `store:` and `secretsIdentityFile:` are used.
+    #[command(flatten)]
+    dav: DavArgs,
+    /// A config file whose `store:` (or `storeUrl:`) and `secretsIdentityFile:` are used.
     #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
     config: Option<PathBuf>,
     /// The operator's age identity or SSH private key, as a file (rekey only).
@@ -276,7 +278,7 @@ impl SecretsArgs {
             config_file: self.config,
             store: self.store,
             secrets_identity_file: self.secrets_identity_file,
-            ..Default::default()
+            ..self.dav.overrides()
         }
     }
 }
@@ -355,7 +357,9 @@ struct StoreArgs {
     /// The artifact store's directory.
     #[arg(long, env = STORE_ENV)]
     store: Option<PathBuf>,
-    /// A config file whose `store:` names it.
+    #[command(flatten)]
+    dav: DavArgs,
+    /// A config file whose `store:` (or `storeUrl:`) names it.
     #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -365,6 +369,37 @@ impl StoreArgs {
         crate::config::Overrides {
             config_file: self.config,
             store: self.store,
+            ..self.dav.overrides()
+        }
+    }
+}
+
+/// The store on a WebDAV-enabled nginx, instead of a directory.
+#[derive(Debug, clap::Args)]
+struct DavArgs {
+    /// The store on WebDAV: the base URL of the location the operator writes through
+    /// (PUT, DELETE, MOVE, and GET with `autoindex_format json`), instead of --store.
+    #[arg(long, env = "GANETI_OPERATOR_STORE_URL", conflicts_with = "store")]
+    store_url: Option<String>,
+    /// A file holding `user:password` for the store URL's basic auth; never the password
+    /// itself on the command line.
+    #[arg(long, env = "GANETI_OPERATOR_STORE_CREDENTIALS_FILE")]
+    store_credentials_file: Option<PathBuf>,
+    /// Trust the store URL's certificate signed by this CA.
+    #[arg(long, env = "GANETI_OPERATOR_STORE_CA_FILE")]
+    store_ca_file: Option<PathBuf>,
+    /// Trust exactly the store URL's certificate with this SHA-256 fingerprint.
+    #[arg(long, env = "GANETI_OPERATOR_STORE_FINGERPRINT")]
+    store_fingerprint: Option<String>,
+}
+
+impl DavArgs {
+    fn overrides(self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            store_url: self.store_url,
+            store_credentials_file: self.store_credentials_file,
+            store_ca_file: self.store_ca_file,
+            store_fingerprint: self.store_fingerprint,
             ..Default::default()
         }
     }
@@ -419,7 +454,8 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, clap::Args)]
 struct ConnectionArgs {
     /// A YAML file with any of rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile,
-    /// rapiFingerprint, stateDir, store, secretsIdentityFile and secretsNotify (see the
+    /// rapiFingerprint, stateDir, store (or storeUrl with storeCredentialsFile and
+    /// storeCaFile or storeFingerprint), secretsIdentityFile and secretsNotify (see the
     /// guide's Reconcile chapter); flags and environment take precedence.
     #[arg(long, env = "GANETI_OPERATOR_CONFIG")]
     config: Option<PathBuf>,
@@ -445,6 +481,8 @@ struct ConnectionArgs {
     /// state sets cluster.store).
     #[arg(long, env = STORE_ENV)]
     store: Option<PathBuf>,
+    #[command(flatten)]
+    dav: DavArgs,
     /// A file holding the operator's age identity or SSH private key (ed25519 or RSA),
     /// which opens the secret sources; never the key itself on the command line.
     #[arg(long, env = "GANETI_OPERATOR_IDENTITY_FILE")]
@@ -465,6 +503,7 @@ impl ConnectionArgs {
             state_dir: self.state_dir,
             store: self.store,
             secrets_identity_file: self.secrets_identity_file,
+            ..self.dav.overrides()
         }
     }
 }

@@ -64,6 +64,10 @@ pub enum DaemonError {
     },
     #[error("watching {path}: {cause}")]
     Watch { path: PathBuf, cause: notify::Error },
+    #[error(
+        "--serve-store serves a local store directory; a store on WebDAV is served by its nginx"
+    )]
+    ServeRemoteStore,
 }
 
 pub struct DaemonOptions {
@@ -133,9 +137,10 @@ pub async fn run<R: Rapi>(
             let store_listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|cause| DaemonError::Listen { addr: *addr, cause })?;
-            let app = crate::store::serve::router(store.root())
+            let root = store.local_root().ok_or(DaemonError::ServeRemoteStore)?;
+            let app = crate::store::serve::router(root)
                 .map_err(|cause| DaemonError::Listen { addr: *addr, cause })?;
-            tracing::info!(listen = %addr, store = %store.root().display(), "serving the artifact store");
+            tracing::info!(listen = %addr, store = %root.display(), "serving the artifact store");
             Some(tokio::spawn(listener::serve(
                 store_listener,
                 app,

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::manifest::{self, HostManifest};
 use super::{SecretsError, sha256_hex};
 use crate::desired::model::DesiredState;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// A source holds one secret; the bound keeps a stray large file from being read whole.
 pub const MAX_SOURCE_BYTES: u64 = 2 * 1024 * 1024;
@@ -64,56 +64,36 @@ pub fn observe(
             (name.clone(), digest)
         })
         .collect();
-    let store_err = |e: std::io::Error| SecretsError::Store(e.to_string());
+    let store_err = |e: StoreError| SecretsError::Store(e.to_string());
     let mut hosts = BTreeMap::new();
-    let dir = store.secrets_dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ObservedSecrets { sources, hosts });
+    for entry in store
+        .list("secrets")
+        .map_err(store_err)?
+        .unwrap_or_default()
+    {
+        if entry.is_dir {
+            let dir = format!("secrets/{}", entry.name);
+            hosts.insert(entry.name, observe_host(store, &dir).map_err(store_err)?);
         }
-        Err(e) => return Err(store_err(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(store_err)?;
-        let Some(host) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if host.starts_with('.') || !entry.file_type().map_err(store_err)?.is_dir() {
-            continue;
-        }
-        hosts.insert(host, observe_host(&entry.path())?);
     }
     Ok(ObservedSecrets { sources, hosts })
 }
 
-fn observe_host(dir: &Path) -> Result<ObservedHost, SecretsError> {
-    let store_err = |e: std::io::Error| SecretsError::Store(format!("{}: {e}", dir.display()));
+fn observe_host(store: &Store, dir: &str) -> Result<ObservedHost, StoreError> {
     let mut seen = ObservedHost::default();
-    for entry in std::fs::read_dir(dir).map_err(store_err)? {
-        let entry = entry.map_err(store_err)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if !entry.file_type().map_err(store_err)?.is_file() || name.starts_with('.') {
+    for entry in store.list(dir)?.unwrap_or_default() {
+        if entry.is_dir {
             continue;
         }
-        if name == manifest::FILE_NAME {
-            let bytes =
-                read_bounded(&entry.path(), manifest::MAX_MANIFEST_BYTES).map_err(store_err)?;
-            seen.manifest = HostManifest::from_json(&bytes).ok();
-        } else if let Some(secret) = name.strip_suffix(".age") {
-            let bytes = read_bounded(&entry.path(), MAX_SOURCE_BYTES * 2).map_err(store_err)?;
+        let path = format!("{dir}/{}", entry.name);
+        if entry.name == manifest::FILE_NAME {
+            let bytes = store.read(&path, manifest::MAX_MANIFEST_BYTES + 1)?;
+            seen.manifest = bytes.and_then(|b| HostManifest::from_json(&b).ok());
+        } else if let Some(secret) = entry.name.strip_suffix(".age")
+            && let Some(bytes) = store.read(&path, MAX_SOURCE_BYTES * 2 + 1)?
+        {
             seen.files.insert(secret.to_owned(), sha256_hex(&bytes));
         }
     }
     Ok(seen)
-}
-
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }

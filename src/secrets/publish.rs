@@ -1,7 +1,8 @@
 //! The executor of one secret step. It decides nothing: it decrypts the source the plan
 //! names (checking it is still the one planned), encrypts it to the recipients the plan
-//! names, and writes the file and its manifest entry under the store's lock; or removes
-//! a file and its entry, and the host's directory once it is empty.
+//! names, and writes the file and its manifest entry under the store's lock (a WebDAV
+//! store has none: only the leader writes it); or removes a file and its entry, and the
+//! host's directory once it is empty.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::manifest::{self, FileEntry, HostManifest};
 use super::recipients::{fingerprints, parse_recipient};
 use super::{SecretsContext, SecretsError, check_component, sha256_hex};
-use crate::atomic_file;
-use crate::store::{FILE_MODE, Store};
-
-const DIR_MODE: u32 = 0o755;
+use crate::store::{Store, StoreError};
 
 /// One secret file of one host, as the planner asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,61 +117,56 @@ pub fn run(store: &Store, context: &SecretsContext, step: &SecretStep) -> Result
                 recipients: fingerprints(recipients),
                 published: sha256_hex(&output),
             };
-            write_locked(store, host, |dir| {
-                atomic_file::create_dir_all(dir, DIR_MODE)?;
-                atomic_file::write_atomic(&dir.join(format!("{secret}.age")), &output, FILE_MODE)?;
-                let mut manifest = read_manifest(dir)?;
+            let dir = format!("secrets/{host}");
+            store_op(store, || {
+                store.put(&format!("{dir}/{secret}.age"), &output)?;
+                let mut manifest = read_manifest(store, &dir)?;
                 manifest.files.insert(secret.clone(), entry);
-                atomic_file::write_atomic(
-                    &dir.join(manifest::FILE_NAME),
-                    &manifest.to_json(),
-                    FILE_MODE,
-                )
+                store.put(&manifest_path(&dir), &manifest.to_json())
             })
         }
-        SecretStep::Remove { host, secret } => write_locked(store, host, |dir| {
-            if !dir.is_dir() {
-                return Ok(());
-            }
-            atomic_file::remove_durably(&dir.join(format!("{secret}.age")))?;
-            let mut manifest = read_manifest(dir)?;
-            manifest.files.remove(secret);
-            let others = std::fs::read_dir(dir)?
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".age")));
-            if manifest.files.is_empty() && !others {
-                atomic_file::remove_durably(&dir.join(manifest::FILE_NAME))?;
-                std::fs::remove_dir(dir)?;
-                atomic_file::sync_dir(atomic_file::parent_of(dir))
-            } else {
-                atomic_file::write_atomic(
-                    &dir.join(manifest::FILE_NAME),
-                    &manifest.to_json(),
-                    FILE_MODE,
-                )
-            }
-        }),
+        SecretStep::Remove { host, secret } => {
+            let dir = format!("secrets/{host}");
+            store_op(store, || {
+                let Some(listed) = store.list(&dir)? else {
+                    return Ok(());
+                };
+                let file = format!("{secret}.age");
+                store.remove(&format!("{dir}/{file}"))?;
+                let mut manifest = read_manifest(store, &dir)?;
+                manifest.files.remove(secret);
+                let others = listed
+                    .iter()
+                    .any(|e| e.name.ends_with(".age") && e.name != file);
+                if manifest.files.is_empty() && !others {
+                    store.remove(&manifest_path(&dir))?;
+                    store.remove_dir(&dir)
+                } else {
+                    store.put(&manifest_path(&dir), &manifest.to_json())
+                }
+            })
+        }
     }
 }
 
-fn write_locked(
-    store: &Store,
-    host: &str,
-    f: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), SecretsError> {
-    let dir = store.secrets_dir().join(host);
-    atomic_file::with_dir_lock(store.root(), || f(&dir))
-        .map_err(|e| SecretsError::Store(format!("{}: {e}", dir.display())))
+/// Runs one step's store work under the store's lock.
+fn store_op(store: &Store, f: impl FnOnce() -> Result<(), StoreError>) -> Result<(), SecretsError> {
+    store
+        .locked(f)
+        .map_err(|e| SecretsError::Store(e.to_string()))
+}
+
+fn manifest_path(dir: &str) -> String {
+    format!("{dir}/{}", manifest::FILE_NAME)
 }
 
 /// The manifest in `dir`; a missing or foreign one starts afresh (its files are then
 /// all planned again).
-fn read_manifest(dir: &Path) -> std::io::Result<HostManifest> {
-    match std::fs::read(dir.join(manifest::FILE_NAME)) {
-        Ok(bytes) => Ok(HostManifest::from_json(&bytes).unwrap_or_else(|_| HostManifest::new())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostManifest::new()),
-        Err(e) => Err(e),
-    }
+fn read_manifest(store: &Store, dir: &str) -> Result<HostManifest, StoreError> {
+    Ok(store
+        .read(&manifest_path(dir), manifest::MAX_MANIFEST_BYTES)?
+        .and_then(|bytes| HostManifest::from_json(&bytes).ok())
+        .unwrap_or_else(HostManifest::new))
 }
 
 /// Encrypts to every recipient, in age's binary format as agenix writes it.

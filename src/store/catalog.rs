@@ -9,7 +9,6 @@ use sha2::Digest as _;
 use super::manifest::Manifest;
 use super::pointer::{Mac, PointerHeader, parse_header};
 use super::{Store, StoreError, StoreFile};
-use crate::atomic_file;
 
 /// Pointers are small; anything larger is not one of ours and is not read whole.
 const MAX_POINTER_BYTES: u64 = 16 * 1024;
@@ -25,16 +24,9 @@ pub struct FoundPointer {
 /// Every pointer file in `boot/` and `boot/by-name/`, by what it is.
 pub fn read_pointers(store: &Store) -> Result<BTreeMap<StoreFile, FoundPointer>, StoreError> {
     let mut found = BTreeMap::new();
-    let boot = store.root().join("boot");
-    for (dir, by_name) in [(boot.clone(), false), (boot.join("by-name"), true)] {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(StoreError::File { path: dir, source }),
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".ipxe") else {
+    for (dir, by_name) in [("boot", false), ("boot/by-name", true)] {
+        for entry in store.list(dir)?.unwrap_or_default() {
+            let Some(stem) = entry.name.strip_suffix(".ipxe") else {
                 continue;
             };
             let file = if by_name {
@@ -46,14 +38,18 @@ pub fn read_pointers(store: &Store) -> Result<BTreeMap<StoreFile, FoundPointer>,
             } else {
                 continue;
             };
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            if entry.is_dir {
                 continue;
             }
-            let mut contents = String::new();
-            let path = entry.path();
-            std::fs::File::open(&path)
-                .and_then(|f| f.take(MAX_POINTER_BYTES).read_to_string(&mut contents))
-                .map_err(|source| StoreError::File { path, source })?;
+            // Read by the name built from what it is, not the name listed.
+            let path = file.relative_path().display().to_string();
+            let Some(bytes) = store.read(&path, MAX_POINTER_BYTES)? else {
+                continue;
+            };
+            let contents = String::from_utf8(bytes).map_err(|_| StoreError::File {
+                path: path.clone().into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
+            })?;
             let header = parse_header(&contents);
             found.insert(file, FoundPointer { contents, header });
         }
@@ -98,7 +94,6 @@ pub struct Corrupt {
 pub fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<Vec<Corrupt>, StoreError> {
     let mut corrupt = Vec::new();
     for id in store.image_ids()? {
-        let dir = store.image_dir(&id);
         let manifest = match store.manifest(&id) {
             Ok(m) => m,
             Err(StoreError::BadManifest { message, .. }) => {
@@ -110,7 +105,7 @@ pub fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<Vec<Corrupt>, Sto
             }
             Err(e) => return Err(e),
         };
-        let problems = file_problems(&dir, &manifest, progress);
+        let problems = file_problems(store, &manifest, progress);
         if !problems.is_empty() {
             corrupt.push(Corrupt { id, problems });
         }
@@ -125,7 +120,7 @@ pub fn verify_image(
     progress: &dyn Fn(u64),
 ) -> Result<Vec<String>, StoreError> {
     match store.manifest(id) {
-        Ok(manifest) => Ok(file_problems(&store.image_dir(id), &manifest, progress)),
+        Ok(manifest) => Ok(file_problems(store, &manifest, progress)),
         Err(StoreError::BadManifest { message, .. }) => {
             Ok(vec![format!("manifest.json: {message}")])
         }
@@ -133,39 +128,47 @@ pub fn verify_image(
     }
 }
 
-fn file_problems(
-    dir: &std::path::Path,
-    manifest: &Manifest,
-    progress: &dyn Fn(u64),
-) -> Vec<String> {
+fn file_problems(store: &Store, manifest: &Manifest, progress: &dyn Fn(u64)) -> Vec<String> {
     let mut problems = Vec::new();
     for file in &manifest.files {
-        let path = dir.join(&file.name);
-        match hash_file(&path, progress) {
+        let path = format!("images/{}/{}", manifest.id, file.name);
+        let shown = store.describe(&path);
+        match hash_file(store, &path, progress) {
             Ok((size, _)) if size != file.size => problems.push(format!(
-                "{}: {size} bytes, the manifest says {}",
-                path.display(),
+                "{shown}: {size} bytes, the manifest says {}",
                 file.size
             )),
             Ok((_, digest)) if digest != file.sha256 => problems.push(format!(
-                "{}: SHA-256 {digest}, the manifest says {}",
-                path.display(),
+                "{shown}: SHA-256 {digest}, the manifest says {}",
                 file.sha256
             )),
             Ok(_) => {}
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            Err(HashError::Store(StoreError::File { source, .. })) => {
+                problems.push(format!("{shown}: {source}"))
+            }
+            Err(HashError::Store(e)) => problems.push(e.to_string()),
+            Err(HashError::Read(e)) => problems.push(format!("{shown}: {e}")),
         }
     }
     problems
 }
 
-fn hash_file(path: &std::path::Path, progress: &dyn Fn(u64)) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
+enum HashError {
+    Store(StoreError),
+    Read(std::io::Error),
+}
+
+fn hash_file(
+    store: &Store,
+    path: &str,
+    progress: &dyn Fn(u64),
+) -> Result<(u64, String), HashError> {
+    let mut file = store.reader(path).map_err(HashError::Store)?;
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buffer)?;
+        let n = file.read(&mut buffer).map_err(HashError::Read)?;
         if n == 0 {
             break;
         }
@@ -223,14 +226,8 @@ pub fn gc(
 
 /// The manifest goes first, so a half-removed image is never listed as complete.
 fn remove_image(store: &Store, id: &str) -> Result<(), StoreError> {
-    let dir = store.image_dir(id);
-    let failed = |source| StoreError::File {
-        path: dir.clone(),
-        source,
-    };
-    atomic_file::remove_durably(&dir.join(super::manifest::FILE_NAME)).map_err(failed)?;
-    std::fs::remove_dir_all(&dir).map_err(failed)?;
-    atomic_file::sync_dir(&store.images_dir()).map_err(failed)
+    store.remove(&super::manifest_path(id))?;
+    store.remove_dir(&format!("images/{id}"))
 }
 
 #[cfg(test)]
@@ -241,6 +238,7 @@ mod tests {
     fn every_pointer_the_operator_writes_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("boot/sub.ipxe")).unwrap();
         let mac = Mac::parse("aa:00:00:00:00:01").unwrap();
         let files = [
             StoreFile::Chain,

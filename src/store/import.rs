@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use sha2::Digest as _;
 
+use super::backend::Backend;
 use super::manifest::{INITRD, ImageKind, KERNEL, Manifest, ManifestFile, SQUASHFS};
 use super::{FILE_MODE, Store, StoreError};
 use crate::atomic_file;
@@ -65,6 +66,9 @@ pub enum ImportOutcome {
     Copied,
     /// The store held the image, every file matching its manifest: nothing was copied.
     AlreadyThere,
+    /// A WebDAV store held the image, every file of the manifest's size (checked with
+    /// HEAD, not re-read: `image verify` does that): nothing was uploaded.
+    AlreadyPresent,
     /// The store held the image, but corrupt (`problems`, as `image verify` says them):
     /// it was copied again and put in place of the corrupt copy.
     Repaired {
@@ -104,6 +108,12 @@ pub fn import(
         request.class.clone(),
         crate::unix_time::seconds(now),
     );
+    let root = match store.backend() {
+        Backend::Dir(root) => root,
+        Backend::Dav(dav) => {
+            return super::dav_import::import(store, dav, &sources, manifest, progress);
+        }
+    };
     if store.image_ids()?.contains(&manifest.id) {
         progress.phase("checking the stored copy", manifest.size());
         let problems = super::catalog::verify_image(store, &manifest.id, &|n| {
@@ -117,7 +127,7 @@ pub fn import(
             });
         }
         progress.phase("repairing", manifest.size());
-        store.locked(|| copy_in(store, &sources, &manifest, progress, Existing::Replace))?;
+        store.locked(|| copy_in(root, &sources, &manifest, progress, Existing::Replace))?;
         progress.done();
         return Ok(Imported {
             manifest,
@@ -125,7 +135,7 @@ pub fn import(
         });
     }
     progress.phase("copying", manifest.size());
-    let copied = store.locked(|| copy_in(store, &sources, &manifest, progress, Existing::Keep))?;
+    let copied = store.locked(|| copy_in(root, &sources, &manifest, progress, Existing::Keep))?;
     progress.done();
     let outcome = if copied {
         ImportOutcome::Copied
@@ -145,14 +155,14 @@ enum Existing {
 }
 
 fn copy_in(
-    store: &Store,
+    root: &Path,
     sources: &[SourceFile],
     manifest: &Manifest,
     progress: &dyn ImportProgress,
     existing: Existing,
 ) -> Result<bool, StoreError> {
-    let images = store.images_dir();
-    let target = store.image_dir(&manifest.id);
+    let images = root.join("images");
+    let target = images.join(&manifest.id);
     if target.exists() && existing == Existing::Keep {
         return Ok(false);
     }
@@ -219,10 +229,10 @@ fn create_file(path: &Path) -> std::io::Result<File> {
 
 /// One file to import, opened once so that what is hashed and what is copied are the
 /// same file even if the build result's symlink is changed meanwhile.
-struct SourceFile {
-    name: &'static str,
-    path: PathBuf,
-    size: u64,
+pub(super) struct SourceFile {
+    pub(super) name: &'static str,
+    pub(super) path: PathBuf,
+    pub(super) size: u64,
     modified: Option<SystemTime>,
 }
 
@@ -248,7 +258,7 @@ impl SourceFile {
         })
     }
 
-    fn reader(&self) -> Result<File, StoreError> {
+    pub(super) fn reader(&self) -> Result<File, StoreError> {
         let file = File::open(&self.path).map_err(|source| StoreError::File {
             path: self.path.clone(),
             source,

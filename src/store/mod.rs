@@ -2,10 +2,19 @@
 //! over HTTP. `images/<id>/` holds content-addressed images with their manifest,
 //! `boot/` the per-host iPXE pointers, `secrets/` what the secrets publisher writes.
 //!
-//! Every write goes through `atomic_file` under the store's lock, so a host fetching a
-//! pointer or an image file while the operator writes it sees the old bytes or the new.
+//! The store is a local directory or a WebDAV-enabled nginx ([`dav`]); either way a host
+//! fetching a pointer or an image file while the operator writes it sees the old bytes
+//! or the new: locally every write goes through `atomic_file` under the store's lock,
+//! and nginx writes a PUT's body to a temp file that it renames into place.
+//!
+//! Every operation blocks (file I/O, or reqwest's blocking client for WebDAV): call the
+//! store from a blocking thread (`spawn_blocking`, or the command line before its
+//! runtime starts), never on an async worker, where the blocking client panics.
 
+mod backend;
 pub mod catalog;
+pub mod dav;
+mod dav_import;
 pub mod import;
 pub mod manifest;
 pub mod pointer;
@@ -15,6 +24,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file;
+pub use backend::Entry;
 use manifest::Manifest;
 
 /// Store files are served to every host, so they are world-readable; nothing secret
@@ -38,12 +48,14 @@ pub enum StoreError {
     },
     #[error("{path}: not a manifest this operator wrote: {message}")]
     BadManifest { path: PathBuf, message: String },
-    #[error("no image `{id}` in the store {root}")]
-    NoSuchImage { id: String, root: PathBuf },
+    #[error("no image `{id}` in the store {store}")]
+    NoSuchImage { id: String, store: String },
     #[error("{0}")]
     Import(String),
     #[error("cannot take the store's lock: {0}")]
     Lock(#[from] std::io::Error),
+    #[error("the store {url}: {message}")]
+    Remote { url: String, message: String },
 }
 
 /// A file the planner may ask to be written or removed, named by what it is, so a step
@@ -76,99 +88,110 @@ impl std::fmt::Display for StoreFile {
     }
 }
 
+/// Where the store lives: a local directory (the embedded default), or a WebDAV-enabled
+/// nginx that the operator writes through an authenticated location. Both hold the same
+/// layout; [`backend`] gives both the same small set of file operations.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    backend: backend::Backend,
 }
 
 impl Store {
     /// Opens the store at `root`, creating its layout where missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
-        let store = Store { root: root.into() };
+        let root = root.into();
         for dir in ["images", "boot/by-name", "secrets"] {
-            atomic_file::create_dir_all(&store.root.join(dir), DIR_MODE)
-                .map_err(|e| store.io(e))?;
+            atomic_file::create_dir_all(&root.join(dir), DIR_MODE).map_err(|source| {
+                StoreError::Io {
+                    root: root.clone(),
+                    source,
+                }
+            })?;
         }
-        Ok(store)
+        Ok(Store {
+            backend: backend::Backend::Dir(root),
+        })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Opens the store on a WebDAV server, checking the credentials with one listing.
+    pub fn open_dav(config: dav::DavConfig) -> Result<Store, StoreError> {
+        let dav = dav::Dav::connect(config)?;
+        dav.list("")?;
+        Ok(Store {
+            backend: backend::Backend::Dav(dav),
+        })
     }
 
-    pub fn images_dir(&self) -> PathBuf {
-        self.root.join("images")
-    }
-
-    pub fn image_dir(&self, id: &str) -> PathBuf {
-        self.images_dir().join(id)
-    }
-
-    /// `secrets/`: one directory per host, written by [`crate::secrets::publish`].
-    pub fn secrets_dir(&self) -> PathBuf {
-        self.root.join("secrets")
-    }
-
-    pub fn path_of(&self, file: &StoreFile) -> PathBuf {
-        self.root.join(file.relative_path())
-    }
-
-    fn io(&self, source: std::io::Error) -> StoreError {
-        StoreError::Io {
-            root: self.root.clone(),
-            source,
+    /// The local directory, when the store is one: what the built-in server serves.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &self.backend {
+            backend::Backend::Dir(root) => Some(root),
+            backend::Backend::Dav(_) => None,
         }
+    }
+
+    /// The store's directory or URL, for messages.
+    pub fn location(&self) -> String {
+        self.describe("")
     }
 
     /// The ids of the complete images: those whose manifest has been written, which
     /// import does last.
     pub fn image_ids(&self) -> Result<BTreeSet<String>, StoreError> {
         let mut ids = BTreeSet::new();
-        for entry in std::fs::read_dir(self.images_dir()).map_err(|e| self.io(e))? {
-            let entry = entry.map_err(|e| self.io(e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if manifest::is_image_id(&name) && entry.path().join(manifest::FILE_NAME).is_file() {
-                ids.insert(name);
+        for entry in self.list("images")?.unwrap_or_default() {
+            if entry.is_dir
+                && manifest::is_image_id(&entry.name)
+                && self.is_file(&manifest_path(&entry.name))?
+            {
+                ids.insert(entry.name);
             }
         }
         Ok(ids)
     }
 
     pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        let missing = || StoreError::NoSuchImage {
+            id: id.to_owned(),
+            store: self.location(),
+        };
         if !manifest::is_image_id(id) {
-            return Err(StoreError::NoSuchImage {
-                id: id.to_owned(),
-                root: self.root.clone(),
-            });
+            return Err(missing());
         }
-        let path = self.image_dir(id).join(manifest::FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => Manifest::from_json(&bytes)
-                .map_err(|message| StoreError::BadManifest { path, message }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NoSuchImage {
-                id: id.to_owned(),
-                root: self.root.clone(),
+        let path = manifest_path(id);
+        match self.read(&path, MAX_MANIFEST_BYTES)? {
+            Some(bytes) => Manifest::from_json(&bytes).map_err(|message| StoreError::BadManifest {
+                path: PathBuf::from(self.describe(&path)),
+                message,
             }),
-            Err(source) => Err(StoreError::File { path, source }),
+            None => Err(missing()),
         }
     }
 
     /// Writes (`Some`) or removes (`None`) one file, under the store's lock.
     pub fn write(&self, file: &StoreFile, contents: Option<&[u8]>) -> Result<(), StoreError> {
-        let path = self.path_of(file);
-        let failed = |source| StoreError::File {
-            path: path.clone(),
-            source,
-        };
-        atomic_file::with_dir_lock(&self.root, || match contents {
-            Some(bytes) => atomic_file::write_atomic(&path, bytes, FILE_MODE),
-            None => atomic_file::remove_durably(&path),
+        let path = file.relative_path().display().to_string();
+        self.locked(|| match contents {
+            Some(bytes) => self.put(&path, bytes),
+            None => self.remove(&path),
         })
-        .map_err(failed)
     }
 
     /// Runs `f` holding the store's lock: for multi-file work such as an import or gc.
+    /// A WebDAV store has no lock (nginx has no conditional write): only the leader
+    /// writes it.
     pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        atomic_file::with_dir_lock(&self.root, f)
+        match &self.backend {
+            backend::Backend::Dir(root) => atomic_file::with_dir_lock(root, f),
+            backend::Backend::Dav(_) => f(),
+        }
     }
+}
+
+/// Larger than any manifest the operator writes.
+const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+/// `images/<id>/manifest.json`.
+pub fn manifest_path(id: &str) -> String {
+    format!("images/{id}/{}", manifest::FILE_NAME)
 }

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod doc_blocks;
 pub mod fake_rapi;
 pub mod netboot;
+pub mod nginx;
 pub mod nix_result;
 pub mod receiver;
 pub mod reconcile;

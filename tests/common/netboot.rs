@@ -130,37 +130,10 @@ impl StoreServer {
     /// Debian's nginx serving the same tree with the configuration docs/nginx.md gives.
     pub fn nginx(store: &Path, addr: &str, logs: &Path) -> StoreServer {
         let prefix = logs.join("nginx");
-        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
         let access_log = prefix.join("access.log");
-        let site = std::fs::read_to_string(project_root().join("docs/nginx-store.conf"))
-            .unwrap()
-            .replace("listen 8480;", &format!("listen {addr};"))
-            .replace("/var/lib/ganeti-operator/store", store.to_str().unwrap())
-            .replace(
-                "/var/log/nginx/ganeti-store.access.log",
-                access_log.to_str().unwrap(),
-            );
-        let conf = format!(
-            // The test's store lives in a private temporary directory: the worker reads it as root.
-            "daemon off;\nuser root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  fastcgi_temp_path {p}/tmp;\n  uwsgi_temp_path {p}/tmp;\n  scgi_temp_path {p}/tmp;\n  types {{ text/plain ipxe; application/json json; }}\n  default_type application/octet-stream;\n{site}\n}}\n",
-            p = prefix.display()
-        );
-        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .args([
-                "-p",
-                prefix.to_str().unwrap(),
-                "-e",
-                prefix.join("error.log").to_str().unwrap(),
-            ])
-            .args(["-c", prefix.join("nginx.conf").to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx runs (tests/run.sh installs nginx-light)");
-        let server = StoreServer { child, access_log };
-        server.wait_listening(addr);
-        server
+        let site = super::nginx::read_site(store, addr, &access_log);
+        let child = super::nginx::spawn(&prefix, &site, &[addr]);
+        StoreServer { child, access_log }
     }
 
     fn wait_listening(&self, addr: &str) {
@@ -181,11 +154,7 @@ impl StoreServer {
 
 impl Drop for StoreServer {
     fn drop(&mut self) {
-        // SIGTERM lets nginx's master stop its worker too.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        super::nginx::stop(&mut self.child);
     }
 }
 

@@ -39,7 +39,7 @@ pub enum CycleError {
     #[error("reading the artifact store: the reading task ended early: {0}")]
     StoreTask(String),
     #[error(
-        "the desired state has `cluster.store`, but the operator has no store directory: give --store DIR (or GANETI_OPERATOR_STORE, or `store:` in the config file)"
+        "the desired state has `cluster.store`, but the operator has no store: give --store DIR or --store-url URL (or GANETI_OPERATOR_STORE, GANETI_OPERATOR_STORE_URL, or `store:`/`storeUrl:` in the config file)"
     )]
     NoStore,
     #[error("secrets: {0}")]

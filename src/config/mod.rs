@@ -11,6 +11,9 @@ use crate::desired::files::FileContent;
 use crate::desired::source::{Target, parse_file};
 use crate::rapi::{Fingerprint, Password, RapiConfig, RapiError, Trust};
 
+mod store;
+pub use store::{StoreLocation, store_location};
+
 /// Causes are in the messages, not `source`s (see [`crate::daemon::DaemonError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +43,12 @@ pub struct Overrides {
     pub rapi_fingerprint: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub store: Option<PathBuf>,
+    /// The store on WebDAV: the base URL of the location the operator writes through.
+    pub store_url: Option<String>,
+    /// A file holding `user:password` for the WebDAV location.
+    pub store_credentials_file: Option<PathBuf>,
+    pub store_ca_file: Option<PathBuf>,
+    pub store_fingerprint: Option<String>,
     /// The operator's age identity or SSH private key, which opens the secret sources.
     pub secrets_identity_file: Option<PathBuf>,
 }
@@ -55,6 +64,10 @@ struct FileSettings {
     rapi_fingerprint: Option<String>,
     state_dir: Option<PathBuf>,
     store: Option<PathBuf>,
+    store_url: Option<String>,
+    store_credentials_file: Option<PathBuf>,
+    store_ca_file: Option<PathBuf>,
+    store_fingerprint: Option<String>,
     secrets_identity_file: Option<PathBuf>,
     secrets_notify: Option<crate::secrets::notify::NotifySettings>,
 }
@@ -122,7 +135,7 @@ fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
             without_found_value(&e.inner().to_string()),
         )
         .expected(
-            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store, secretsIdentityFile, secretsNotify",
+            "rapiUrl, rapiUser, rapiPasswordFile, rapiCaFile or rapiFingerprint, stateDir, store or storeUrl (with storeCredentialsFile, storeCaFile or storeFingerprint), secretsIdentityFile, secretsNotify",
         );
         ConfigError::Invalid(render_without_values(vec![d]))
     })
@@ -176,17 +189,6 @@ fn default_state_dir() -> PathBuf {
     var("HOME")
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".local/state/ganeti-operator")
-}
-
-/// The artifact store's directory: the flag or environment, else the config file.
-pub fn store_dir(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
-    if let Some(dir) = &overrides.store {
-        return Ok(Some(dir.clone()));
-    }
-    match &overrides.config_file {
-        Some(path) => Ok(load_file(path)?.store),
-        None => Ok(None),
-    }
 }
 
 /// The operator identity's file: the flag or environment, else the config file.
