@@ -217,8 +217,7 @@ fn header_text(text: &str) -> String {
 }
 
 fn rfc3339(seconds: u64) -> String {
-    let at = chrono::DateTime::<chrono::Utc>::from(crate::unix_time::from_seconds(seconds));
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::rfc3339::rfc3339(crate::unix_time::from_seconds(seconds))
 }
 
 /// The request as the goldens show it: the URL's origin and every credential replaced,
