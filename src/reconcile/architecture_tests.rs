@@ -103,6 +103,26 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "the reconcile core is below the command line",
     ),
     (
+        "reconcile",
+        "notify",
+        "notifications read what a reconcile did; the core never sends them",
+    ),
+    (
+        "notify",
+        "daemon",
+        "the daemon sends notifications, not the other way round",
+    ),
+    (
+        "notify",
+        "cli",
+        "the command line sends notifications, not the other way round",
+    ),
+    (
+        "store",
+        "reconcile",
+        "the store is below the reconcile core",
+    ),
+    (
         "secrets",
         "reconcile",
         "secrets are below the reconcile core",
