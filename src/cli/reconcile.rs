@@ -187,7 +187,10 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
     };
     if let Some((path, saved)) = &saved {
-        // Exactly the saved actions, once: no further pass, which would be a new plan.
+        // Exactly the saved actions, once: no further pass, which would be a new plan. A
+        // targeted plan is checked, and reported, within the scope it was made in.
+        let scope = Scope::new(&desired, &saved.targets, &saved.excludes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was applied", path.display()))?;
         let applied = runtime.block_on(saved::apply(
             &rapi,
             &desired,
@@ -200,7 +203,7 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 execute: options,
                 backoff: BackoffPolicy::default(),
                 history_file: &history_file,
-                scope: &crate::reconcile::plan::scope::EVERYTHING,
+                scope: &scope,
                 on_plan: &on_plan,
                 fresh: None,
                 events: &events,
@@ -208,13 +211,15 @@ pub fn run(args: ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             &progress,
             &stop,
         ));
-        let seen = Seen::of_result(&desired.cluster.name, &revision, &applied);
-        let printed = applied.map_err(anyhow::Error::from).and_then(|report| {
-            super::reconcile_report::print(&report, &run, started, args.output, color, out)
-        });
-        // After the summary (or the refusal), as a full run does.
+        // A refused plan (stale, another cluster) is the person's own answer, not a failed
+        // reconcile to tell anyone: it changed nothing.
+        let report = applied?;
+        let seen = Seen::of(&desired.cluster.name, &revision, Ok(&report));
+        let code = super::reconcile_report::print(&report, &run, started, args.output, color, out)?;
+        warn_scope(&scope, args.output, out)?;
+        // After the summary, as a full run does.
         super::reconcile_notify::send(&runtime, &desired, &settings.state_dir, vec![seen]);
-        return printed;
+        return Ok(code);
     }
     // A rotation advances one step per host per pass; the command stays until it is done,
     // stalled or failed, as a person running it expects. The daemon does the same across

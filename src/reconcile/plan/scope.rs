@@ -71,6 +71,16 @@ impl Scope {
         Ok(scope)
     }
 
+    /// The `--target` objects as `KIND/NAME`, as [`Scope::new`] reads them back.
+    pub fn targets(&self) -> Vec<String> {
+        self.targets.iter().map(ToString::to_string).collect()
+    }
+
+    /// The `--exclude` objects as `KIND/NAME`.
+    pub fn excludes(&self) -> Vec<String> {
+        self.excludes.iter().map(ToString::to_string).collect()
+    }
+
     pub fn is_everything(&self) -> bool {
         self.targets.is_empty() && self.excludes.is_empty()
     }

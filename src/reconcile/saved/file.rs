@@ -11,6 +11,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+use crate::reconcile::plan::scope::Scope;
 use serde_json::Value;
 
 use super::SavedPlanError;
@@ -42,6 +44,12 @@ pub struct SavedPlan {
     /// The digest of every touched object's desired entry, where it has one: a changed
     /// revision is then explained by the objects it concerns.
     pub desired: Vec<DesiredPrint>,
+    /// A targeted plan's `--target` and `--exclude`, as `KIND/NAME`: its apply checks
+    /// the plan the planner would make now cut down the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
     /// The steps to carry out, in the executor's order.
     pub actions: Vec<Action>,
     /// The plan as `reconcile --dry-run --output json` shows it; not read back.
@@ -51,6 +59,7 @@ pub struct SavedPlan {
 impl SavedPlan {
     pub fn new(
         plan: &Plan,
+        scope: &Scope,
         desired_revision: &str,
         observed: Vec<Fingerprint>,
         desired: Vec<DesiredPrint>,
@@ -65,6 +74,8 @@ impl SavedPlan {
             created: crate::unix_time::seconds(now),
             observed,
             desired,
+            targets: scope.targets(),
+            excludes: scope.excludes(),
             actions: plan.actions.clone(),
             plan: shown,
         }

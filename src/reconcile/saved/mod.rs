@@ -104,6 +104,7 @@ pub async fn make<R: Rapi + ?Sized>(
     let touched = stale::touched(&planned);
     let saved = SavedPlan::new(
         &planned,
+        scope,
         revision,
         stale::observed_prints(&observed, &touched),
         stale::desired_prints(desired, &touched),
@@ -137,12 +138,17 @@ pub async fn apply<R: Rapi + ?Sized>(
     }
     // Observing takes the run lock: nothing else acts between the check and the apply.
     let prepared = cycle::prepare(rapi, desired, &options, progress).await?;
-    let replanned = plan(&PlanInput {
+    // A targeted plan is compared with the plan of now cut down the same way
+    // (`options.scope`, read from the file by the caller).
+    let replanned = options.scope.limit(
         desired,
-        observed: &prepared.observed,
-        history: &prepared.history,
-        now: SystemTime::now(),
-    });
+        plan(&PlanInput {
+            desired,
+            observed: &prepared.observed,
+            history: &prepared.history,
+            now: SystemTime::now(),
+        }),
+    );
     let stale = stale::check_cluster(saved, &prepared.observed, &replanned);
     if !stale.is_empty() {
         return Err(SavedPlanError::Stale(stale));

@@ -307,6 +307,7 @@ fn a_plan_with_secret_steps_names_secrets_and_holds_no_content() {
     ];
     let saved = SavedPlan::new(
         &plan,
+        &crate::reconcile::plan::scope::EVERYTHING,
         "dir:0",
         Vec::new(),
         Vec::new(),
@@ -398,4 +399,61 @@ async fn actions_the_planner_would_not_make_now_are_refused() {
         "{message}"
     );
     assert_eq!(rapi.records().len(), before, "nothing is submitted");
+}
+
+/// A targeted plan keeps its scope in the file: applied, it is checked against the plan
+/// of now cut down the same way, carries out only its own actions, and reports on its
+/// scope (web2, left out, is neither created nor counted as pending).
+#[tokio::test]
+async fn a_targeted_plan_applies_within_the_scope_it_was_made_in() {
+    use crate::reconcile::plan::scope::Scope;
+    let (rapi, state) = cluster().await;
+    let history = state.path().join("history.json");
+    let yaml = with_memory("256M") + "  web2.mem.test: {class: web, primaryNode: node1.mem.test}\n";
+    let targets = ["instance/web1.mem.test".to_string()];
+    let scope = Scope::new(&desired(&yaml), &targets, &[]).unwrap();
+    let (_, saved) = super::make(
+        &rapi,
+        None,
+        None,
+        &desired(&yaml),
+        &scope,
+        &revision(&yaml),
+        &history,
+        SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    let saved =
+        SavedPlan::parse(Path::new(PLAN_FILE), saved.to_text().unwrap().as_bytes()).unwrap();
+    assert_eq!(saved.targets, targets);
+    let objects: Vec<String> = saved.actions.iter().map(|a| a.object.to_string()).collect();
+    assert_eq!(objects, ["instance/web1.mem.test"]);
+
+    let read_back = Scope::new(&desired(&yaml), &saved.targets, &saved.excludes).unwrap();
+    assert_eq!(read_back, scope);
+    let run = run_id();
+    let report = super::apply(
+        &rapi,
+        &desired(&yaml),
+        &revision(&yaml),
+        (Path::new(PLAN_FILE), &saved),
+        ApplyOptions {
+            scope: &read_back,
+            ..options(&run, &history)
+        },
+        &Silent,
+        &AtomicBool::new(false),
+    )
+    .await
+    .unwrap();
+    assert!(!report.after.has_changes(), "{:?}", report.after);
+    let names: Vec<String> = rapi
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["web1.mem.test"]);
 }

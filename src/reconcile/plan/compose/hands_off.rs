@@ -146,8 +146,13 @@ fn finishes_under_way(action: &Action) -> bool {
 }
 
 /// A change or move of an existing object that is not a rollout's own bookkeeping (the
-/// image tag a rotation writes, the upgrade tags a node sheds).
+/// image tag a rotation writes, the upgrade tags a node sheds, a class's stall tag on the
+/// cluster: a class or the cluster is no object a person changes by hand here, only the
+/// record the operator keeps of its rollouts).
 fn corrects_drift(action: &Action) -> bool {
+    if matches!(action.object.kind, ObjectKind::Class | ObjectKind::Cluster) {
+        return false;
+    }
     match action.kind {
         ActionKind::Move => true,
         ActionKind::Change => {
@@ -188,4 +193,34 @@ fn rollout_waits(plan: &mut Plan, member: &ObjectRef, from: SuspendedBy) {
         object: member.clone(),
         message: format!("its rollout waits: it is {}", from.text()),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::plan::{FieldChange, Phase};
+
+    fn change(kind: ObjectKind, field: &str) -> Action {
+        Action {
+            object: ObjectRef {
+                kind,
+                name: "x".into(),
+            },
+            kind: ActionKind::Change,
+            reason: String::new(),
+            changes: vec![FieldChange::new(field, None, Some("y".into()))],
+            steps: Vec::new(),
+            phase: Phase::Instances,
+        }
+    }
+
+    /// A class's stall tag (written on the cluster) is the rollout's own record, which a
+    /// lost history is rebuilt from: `drift: report` never holds it back.
+    #[test]
+    fn a_rollouts_record_is_no_drift_correction() {
+        assert!(corrects_drift(&change(ObjectKind::Instance, "memory")));
+        assert!(!corrects_drift(&change(ObjectKind::Instance, "image")));
+        assert!(!corrects_drift(&change(ObjectKind::Class, "stalled")));
+        assert!(!corrects_drift(&change(ObjectKind::Cluster, "stalled")));
+    }
 }
