@@ -71,6 +71,9 @@ pub enum Outcome {
     Blocked,
     /// A decision: held back until a condition or a time.
     Waiting,
+    /// A decision: a difference on an object that is suspended or whose drift is only
+    /// reported; nothing is done for it.
+    LeftAlone,
     /// A decision: a new desired state validated and now in force.
     Accepted,
     /// A decision: a new desired state that fails validation; the last good one stays.
@@ -89,6 +92,7 @@ impl Outcome {
             Outcome::Planned => "planned",
             Outcome::Blocked => "blocked",
             Outcome::Waiting => "waiting",
+            Outcome::LeftAlone => "left-alone",
             Outcome::Accepted => "accepted",
             Outcome::Refused => "refused",
             Outcome::Succeeded => "succeeded",

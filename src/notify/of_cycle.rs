@@ -15,24 +15,12 @@ use super::notice::{self, Drifted, Notice};
 /// The objects a plan leaves alone although they differ, each field in the drift
 /// report's words.
 fn drifted(plan: &Plan) -> Vec<Drifted> {
-    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     plan.reported
         .iter()
         .filter(|r| r.drifted())
         .map(|r| Drifted {
             object: r.object.to_string(),
-            fields: r
-                .changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}: observed {}, desired {}",
-                        c.field,
-                        value(&c.before),
-                        value(&c.after)
-                    )
-                })
-                .collect(),
+            fields: r.differences(),
         })
         .collect()
 }

@@ -131,6 +131,17 @@ pub(super) fn emit_decisions(events: &crate::event::Emitter<'_>, plan: &Plan) {
         );
         events.decided(&waiting.object, "waiting", &reason, Outcome::Waiting);
     }
+    for left in plan.reported.iter().filter(|r| r.drifted()) {
+        let mut reason = left.why.text().to_owned();
+        for difference in left.differences() {
+            reason += &format!("; {difference}");
+        }
+        let withheld: Vec<&str> = left.withheld.iter().map(|k| k.name()).collect();
+        if !withheld.is_empty() {
+            reason += &format!("; withheld: {}", withheld.join(", "));
+        }
+        events.decided(&left.object, "left-alone", &reason, Outcome::LeftAlone);
+    }
 }
 
 /// The operator's unfinished jobs of earlier runs, awaited before planning, as doings.
@@ -155,6 +166,59 @@ pub(super) fn emit_awaited(
             &reason,
             Some(job.id),
             outcome,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::desired::model::{ObjectKind, ObjectRef};
+    use crate::event::{Emitter, Event, EventSink};
+    use crate::reconcile::plan::reported::{LeftAlone, Reported};
+    use crate::reconcile::plan::{ActionKind, FieldChange, Plan};
+
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<Vec<Event>>);
+    impl EventSink for Collect {
+        fn emit(&self, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    /// What is left alone is decided too: one event per object with a difference, with
+    /// why, both values and what was withheld.
+    #[test]
+    fn a_difference_left_alone_is_a_decision_in_the_trail() {
+        let mut plan = Plan::empty("c1", Vec::new());
+        plan.reported = vec![Reported {
+            object: ObjectRef {
+                kind: ObjectKind::Instance,
+                name: "web1".into(),
+            },
+            why: LeftAlone::DriftReported,
+            changes: vec![FieldChange::new(
+                "memory",
+                Some("160M".into()),
+                Some("192M".into()),
+            )],
+            withheld: vec![ActionKind::Change],
+        }];
+        let sink = Collect::default();
+        super::emit_decisions(&Emitter::new(&sink, "run-1", Some("rev-1")), &plan);
+        let events = sink.0.into_inner().unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(
+            (
+                event.object.as_str(),
+                event.action.as_str(),
+                event.outcome.name()
+            ),
+            ("instance/web1", "left-alone", "left-alone")
+        );
+        assert_eq!(
+            event.reason,
+            "drift is only reported (`drift: report`); memory: observed 160M, desired 192M; withheld: change"
         );
     }
 }

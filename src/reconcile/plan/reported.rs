@@ -50,6 +50,22 @@ impl LeftAlone {
 }
 
 impl Reported {
+    /// Each differing field in words: `memory: observed 160M, desired 192M`.
+    pub fn differences(&self) -> Vec<String> {
+        let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        self.changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: observed {}, desired {}",
+                    c.field,
+                    value(&c.before),
+                    value(&c.after)
+                )
+            })
+            .collect()
+    }
+
     /// Whether something differs, rather than the object only being suspended.
     pub fn drifted(&self) -> bool {
         !self.changes.is_empty() || !self.withheld.is_empty()
