@@ -116,6 +116,22 @@ impl Ledger {
             .collect()
     }
 
+    /// The notices due now, each held until `now + hold` before it is handed over: a
+    /// second sender sharing the state directory (the daemon beside a one-off
+    /// `reconcile`) does not pick it meanwhile, and one that never records a result (a
+    /// process killed mid-send, a one-off run out of time) frees it again after `hold`.
+    /// Delivery is at least once: only such a crash can send a notice twice.
+    pub fn claim(&mut self, now: SystemTime, hold: Duration) -> Vec<(String, Pending)> {
+        let due = self.due(now);
+        let until = unix_time::seconds(now).saturating_add(hold.as_secs());
+        for (slot, _) in &due {
+            if let Some(pending) = self.pending.get_mut(slot) {
+                pending.retry_after = until;
+            }
+        }
+        due
+    }
+
     /// When the earliest pending notice is due.
     pub fn next_retry(&self) -> Option<SystemTime> {
         self.pending

@@ -108,3 +108,28 @@ fn pruning_gives_up_stale_notices_and_forgets_removed_targets() {
     );
     assert!(ledger.pending.is_empty());
 }
+
+/// A notice handed to one sender is not handed to a second one meanwhile; if the first
+/// never records a result, it is due again once the hold is over.
+#[test]
+fn a_claimed_notice_is_held_from_a_second_sender_until_its_hold_ends() {
+    let targets = targets();
+    let mut ledger = Ledger::default();
+    let failed = notice::reconcile_failed("c1", "rev1", "x", at(100));
+    assert_eq!(ledger.enqueue(&targets, &[failed], at(100)), 1);
+    let hold = std::time::Duration::from_secs(30);
+    let first = ledger.claim(at(100), hold);
+    assert_eq!(first.len(), 1);
+    assert!(
+        ledger.claim(at(101), hold).is_empty(),
+        "a second sender gets nothing"
+    );
+    assert!(ledger.claim(at(129), hold).is_empty());
+    assert_eq!(
+        ledger.claim(at(130), hold).len(),
+        1,
+        "free again after the hold"
+    );
+    ledger.record(&first[0].0, Ok(()), at(131), BackoffPolicy::default());
+    assert!(ledger.claim(at(200), hold).is_empty(), "sent: never again");
+}

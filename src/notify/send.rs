@@ -18,6 +18,9 @@ use super::wire::{self, Credentials, Request};
 
 /// How long one request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long notices handed to one sender are held from others (see [`Ledger::claim`]):
+/// past every request's timeout.
+const CLAIM_HOLD: Duration = Duration::from_secs(3 * REQUEST_TIMEOUT.as_secs());
 /// Requests in flight at once.
 const PARALLEL: usize = 4;
 
@@ -57,7 +60,7 @@ pub async fn deliver(
         let notices = derive(ledger, now);
         ledger.enqueue(targets, &notices, now);
         given_up = ledger.prune(targets, now).given_up;
-        due = ledger.due(now);
+        due = ledger.claim(now, CLAIM_HOLD);
     })?;
     if due.is_empty() {
         return Ok(Delivered {
