@@ -77,6 +77,11 @@ pub enum SavedPlanError {
         desired: String,
     },
     #[error(
+        "{}: the plan acts on {object}, but holds no fingerprint of it to check it against; nothing was applied: make the plan again",
+        path.display()
+    )]
+    Unchecked { path: PathBuf, object: String },
+    #[error(
         "the saved plan is stale; nothing was applied:\n{}\nMake a new plan with `reconcile --dry-run --out`.",
         .0.iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n")
     )]
@@ -130,6 +135,18 @@ pub async fn apply<R: Rapi + ?Sized>(
             path: path.to_owned(),
             planned: saved.cluster.clone(),
             desired: desired.cluster.name.clone(),
+        });
+    }
+    // Every object an action touches is checked against the cluster below: one the file
+    // holds no fingerprint of (an edited file) would go unchecked.
+    let printed: std::collections::BTreeSet<_> = saved.observed.iter().map(|p| &p.object).collect();
+    if let Some(object) = stale::touched(&saved.to_plan())
+        .into_iter()
+        .find(|o| !printed.contains(o))
+    {
+        return Err(SavedPlanError::Unchecked {
+            path: path.to_owned(),
+            object: object.to_string(),
         });
     }
     // Before the cluster is asked anything: a plan of another revision is refused as is.

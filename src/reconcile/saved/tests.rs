@@ -197,6 +197,27 @@ async fn a_plan_from_another_desired_revision_is_refused_before_the_cluster_is_a
     assert_eq!(rapi.records().len(), before, "nothing is submitted");
 }
 
+/// An action on an object the file holds no fingerprint of (a file edited by hand)
+/// would go unchecked: refused, nothing submitted.
+#[tokio::test]
+async fn an_action_without_a_fingerprint_is_refused() {
+    let (rapi, state) = cluster().await;
+    let history = state.path().join("history.json");
+    let yaml = with_memory("256M");
+    let mut saved = save(&rapi, &yaml, &history).await;
+    saved.observed.clear();
+    let before = rapi.records().len();
+
+    let Err(error) = apply(&rapi, &yaml, &saved, &history).await else {
+        panic!("applied");
+    };
+    assert!(
+        matches!(&error, SavedPlanError::Unchecked { object, .. } if object == "instance/web1.mem.test"),
+        "{error}"
+    );
+    assert_eq!(rapi.records().len(), before, "nothing is submitted");
+}
+
 #[tokio::test]
 async fn a_plan_for_another_cluster_is_refused() {
     let (rapi, state) = cluster().await;
