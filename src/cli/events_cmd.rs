@@ -26,9 +26,11 @@ pub fn run(args: EventsArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         .build()?;
     let client = super::local_http::client()?;
     let mut since = args.since;
+    // The daemon start the cursor belongs to, once a page said it.
+    let mut boot: Option<String> = None;
     let mut first = true;
     loop {
-        let page = match runtime.block_on(fetch(&client, &url, since)) {
+        let page = match runtime.block_on(fetch(&client, &url, since, boot.as_deref())) {
             Ok(page) => page,
             // Following, a daemon that restarts is waited for; the first ask must answer.
             Err(e) if args.follow && !first => {
@@ -43,6 +45,7 @@ pub fn run(args: EventsArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         write!(out, "{}", lines(&page, args.json))?;
         out.flush()?;
         since = page.latest;
+        boot = Some(page.boot.clone());
         if !args.follow {
             return Ok(super::exit::OK);
         }
@@ -50,10 +53,17 @@ pub fn run(args: EventsArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
 }
 
-async fn fetch(client: &reqwest::Client, url: &str, since: u64) -> anyhow::Result<EventPage> {
-    let text = client
-        .get(url)
-        .query(&[("since", since)])
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    since: u64,
+    boot: Option<&str>,
+) -> anyhow::Result<EventPage> {
+    let mut request = client.get(url).query(&[("since", since)]);
+    if let Some(boot) = boot {
+        request = request.query(&[("boot", boot)]);
+    }
+    let text = request
         .send()
         .await
         .with_context(|| format!("asking the daemon at {url} (is `ganeti-operator run` up?)"))?
@@ -149,6 +159,7 @@ mod tests {
             latest: 7,
             missed: 2,
             restarted: false,
+            boot: "19ab-2a".into(),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct EventRing {
     capacity: usize,
     /// The number the next event gets; sequence numbers start at 1.
     next_seq: u64,
+    /// Names this daemon's start: a follower that saw another one knows the numbers
+    /// started again, even once they have passed its cursor.
+    boot: String,
 }
 
 /// What `/events?since=SEQ` answers.
@@ -35,9 +38,13 @@ pub struct EventPage {
     pub latest: u64,
     /// Events after `since` that already fell out of the ring: they are in the log only.
     pub missed: u64,
-    /// `since` was beyond `latest`: the daemon started again since the client last
-    /// asked, and numbers from 1 anew. The page then holds the whole ring.
+    /// `since` was beyond `latest`, or came from another daemon start (`boot`): the
+    /// daemon started again since the client last asked, and numbers from 1 anew. The
+    /// page then holds the whole ring.
     pub restarted: bool,
+    /// The daemon start the numbers belong to; `since` with another `boot` is a restart.
+    #[serde(default)]
+    pub boot: String,
 }
 
 impl Default for EventRing {
@@ -52,6 +59,7 @@ impl EventRing {
             events: VecDeque::with_capacity(capacity.min(CAPACITY)),
             capacity: capacity.max(1),
             next_seq: 1,
+            boot: boot_id(),
         }
     }
 
@@ -67,8 +75,13 @@ impl EventRing {
     }
 
     pub fn since(&self, since: u64) -> EventPage {
+        self.since_boot(since, None)
+    }
+
+    /// [`EventRing::since`] for a follower whose cursor came from daemon start `boot`.
+    pub fn since_boot(&self, since: u64, boot: Option<&str>) -> EventPage {
         let latest = self.next_seq - 1;
-        let restarted = since > latest;
+        let restarted = since > latest || boot.is_some_and(|b| !b.is_empty() && b != self.boot);
         let since = if restarted { 0 } else { since };
         let oldest = self.events.front().map_or(self.next_seq, |e| e.seq);
         EventPage {
@@ -81,8 +94,19 @@ impl EventRing {
             latest,
             missed: oldest.saturating_sub(since.saturating_add(1)),
             restarted,
+            boot: self.boot.clone(),
         }
     }
+}
+
+/// This process's start, in the clock's nanoseconds and the process id: two starts of
+/// the daemon never share it.
+fn boot_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 /// The daemon's sink: each event numbered into the ring, then logged with its number.
@@ -170,6 +194,26 @@ mod tests {
         assert_eq!((seqs(&page), page.missed), (vec![5, 6, 7], 1));
         let page = ring.since(4);
         assert_eq!((seqs(&page), page.missed), (vec![5, 6, 7], 0));
+    }
+
+    /// A restarted daemon whose numbers have already passed the follower's cursor: the
+    /// start it names tells the follower, which gets the whole ring.
+    #[test]
+    fn another_boot_means_the_daemon_started_again_whatever_the_numbers() {
+        let mut before = EventRing::with_capacity(8);
+        before.push(event("old"));
+        let cursor = before.since(0);
+        let mut after = EventRing::with_capacity(8);
+        after.boot = format!("{}-other", cursor.boot);
+        for n in 0..5 {
+            after.push(event(&format!("new{n}")));
+        }
+        let page = after.since_boot(cursor.latest, Some(&cursor.boot));
+        assert!(page.restarted);
+        assert_eq!(seqs(&page), vec![1, 2, 3, 4, 5]);
+        let same = after.since_boot(3, Some(&page.boot));
+        assert!(!same.restarted);
+        assert_eq!(seqs(&same), vec![4, 5]);
     }
 
     #[test]

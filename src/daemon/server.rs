@@ -69,6 +69,9 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
 struct EventsQuery {
     #[serde(default)]
     since: u64,
+    /// The daemon start `since` came from (the `boot` of an earlier page).
+    #[serde(default)]
+    boot: Option<String>,
 }
 
 /// Read-only like `/status`, and as open: events name objects, jobs and revisions, and
@@ -78,8 +81,10 @@ async fn events(
     axum::extract::Query(query): axum::extract::Query<EventsQuery>,
 ) -> Json<EventPage> {
     let page = match state.events.lock() {
-        Ok(ring) => ring.since(query.since),
-        Err(poisoned) => poisoned.into_inner().since(query.since),
+        Ok(ring) => ring.since_boot(query.since, query.boot.as_deref()),
+        Err(poisoned) => poisoned
+            .into_inner()
+            .since_boot(query.since, query.boot.as_deref()),
     };
     Json(page)
 }
