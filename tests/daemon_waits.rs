@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ganeti_operator::daemon::{self, DaemonOptions};
-use ganeti_operator::metrics::Metrics;
 use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
 use ganeti_operator::source::Source;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -51,19 +50,12 @@ async fn status_answers_fast_while_a_reconcile_waits_on_a_60_second_job() {
     ));
     let shutdown = CancellationToken::new();
     let options = DaemonOptions {
-        source: Source::Dir(desired),
-        listen: addr.parse().unwrap(),
-        webhook_secret: None,
-        resync: None,
-        debounce: Duration::from_millis(50),
         shutdown_grace: Duration::from_millis(200),
-        state_dir: work.path().join("state"),
-        metrics: Arc::new(Metrics::new()),
-        store: None,
-        serve_store: None,
-        identity: None,
-        notify: None,
-        listener: Default::default(),
+        ..DaemonOptions::new(
+            Source::Dir(desired),
+            addr.parse().unwrap(),
+            work.path().join("state"),
+        )
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(16);
     // `run`'s future is not `Send` (nor need it be: the binary runs it on one thread).

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ganeti_operator::daemon::{self, DaemonOptions};
-use ganeti_operator::metrics::Metrics;
 use ganeti_operator::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MEMORY_STATE, MemoryRapi};
 use ganeti_operator::source::Source;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -99,19 +98,12 @@ async fn each_kind_gets_its_wire_format_once_and_a_500_is_retried_while_the_reco
     rapi.fail_submission(1, "temp_insufficient_resources");
     let shutdown = CancellationToken::new();
     let options = DaemonOptions {
-        source: Source::Dir(desired.clone()),
-        listen: addr.parse().unwrap(),
-        webhook_secret: None,
-        resync: None,
-        debounce: Duration::from_millis(50),
         shutdown_grace: Duration::from_millis(200),
-        state_dir: work.path().join("state"),
-        metrics: Arc::new(Metrics::new()),
-        store: None,
-        serve_store: None,
-        identity: None,
-        notify: None,
-        listener: Default::default(),
+        ..DaemonOptions::new(
+            Source::Dir(desired.clone()),
+            addr.parse().unwrap(),
+            work.path().join("state"),
+        )
     };
     let (sender, triggers) = tokio::sync::mpsc::channel(16);
     let local = tokio::task::LocalSet::new();

@@ -3,16 +3,14 @@
 //! Ganeti got, and each event with the run id of that job's reason stamp; a refused
 //! state is a decision too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::loop_tests::{free_port, get_json, state, until};
-use super::{DaemonOptions, listener, run};
+use super::{DaemonOptions, run};
 use crate::event::Event;
-use crate::metrics::Metrics;
 use crate::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
 use crate::reconcile::reason::JobReason;
 use crate::source::Source;
@@ -32,19 +30,14 @@ async fn a_reconcile_leaves_its_decisions_and_its_jobs_in_the_trail() {
     let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
     let listen = free_port();
     let options = DaemonOptions {
-        source: Source::Dir(desired.clone()),
-        listen,
-        webhook_secret: None,
-        listener: listener::ListenerLimits::default(),
         resync: Some(Duration::from_secs(3600)),
         debounce: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(2),
-        state_dir: dir.path().join("state"),
-        metrics: Arc::new(Metrics::new()),
-        store: None,
-        serve_store: None,
-        identity: None,
-        notify: None,
+        ..DaemonOptions::new(
+            Source::Dir(desired.clone()),
+            listen,
+            dir.path().join("state"),
+        )
     };
     let (sender, receiver) = mpsc::channel(8);
     let shutdown = CancellationToken::new();

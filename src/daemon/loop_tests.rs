@@ -3,17 +3,15 @@
 //! one stays in force (`/status` says so), and shutdown ends the loop.
 
 use std::io::{Read as _, Write as _};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
 use crate::rapi::memory::{MEMORY_CLUSTER, MEMORY_NODE, MemoryRapi};
 use crate::source::Source;
 
-use super::{DaemonOptions, Trigger, listener, run};
+use super::{DaemonOptions, Trigger, run};
 
 pub(super) fn state(memory: &str) -> String {
     format!(
@@ -73,20 +71,14 @@ async fn the_loop_reconciles_on_start_on_triggers_refuses_bad_input_and_stops() 
     let rapi = MemoryRapi::new(MEMORY_CLUSTER, MEMORY_NODE, Duration::from_millis(5));
     let listen = free_port();
     let options = DaemonOptions {
-        source: Source::Dir(desired.clone()),
-        listen,
-        webhook_secret: None,
-        listener: listener::ListenerLimits::default(),
-        // Only triggers start a reconcile after the first: the test decides when.
         resync: Some(Duration::from_secs(3600)),
         debounce: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(2),
-        state_dir: dir.path().join("state"),
-        metrics: Arc::new(Metrics::new()),
-        store: None,
-        serve_store: None,
-        identity: None,
-        notify: None,
+        ..DaemonOptions::new(
+            Source::Dir(desired.clone()),
+            listen,
+            dir.path().join("state"),
+        )
     };
     let (sender, receiver) = mpsc::channel(8);
     let shutdown = CancellationToken::new();

@@ -91,6 +91,29 @@ pub struct DaemonOptions {
     pub notify: Option<crate::secrets::notify::NotifySettings>,
 }
 
+impl DaemonOptions {
+    /// A daemon of `source` listening on `listen`, with nothing optional: no webhook,
+    /// store, identity or secrets notify, the desired state's resync interval, a short
+    /// debounce and a grace of 30 s. The command line and the tests set the rest.
+    pub fn new(source: Source, listen: SocketAddr, state_dir: PathBuf) -> DaemonOptions {
+        DaemonOptions {
+            source,
+            listen,
+            webhook_secret: None,
+            listener: listener::ListenerLimits::default(),
+            resync: None,
+            debounce: Duration::from_millis(50),
+            shutdown_grace: Duration::from_secs(30),
+            state_dir,
+            metrics: Arc::new(Metrics::new()),
+            store: None,
+            serve_store: None,
+            identity: None,
+            notify: None,
+        }
+    }
+}
+
 /// Runs until `shutdown` is cancelled. `triggers` is the sending side the caller keeps
 /// for SIGHUP; the daemon adds the webhook and the directory watch to it.
 pub async fn run<R: Rapi>(
