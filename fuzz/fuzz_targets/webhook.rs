@@ -93,6 +93,7 @@ fuzz_target!(|data: &[u8]| {
     let (triggers, _receiver) = tokio::sync::mpsc::channel(1);
     let app = router(AppState {
         status: shared.status.clone(),
+        events: Default::default(),
         metrics: shared.metrics.clone(),
         triggers,
         webhook_secret: has_secret.then(|| Arc::new(SECRET.to_vec())),
