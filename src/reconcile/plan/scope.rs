@@ -43,10 +43,6 @@ pub static EVERYTHING: Scope = Scope {
 };
 
 impl Scope {
-    pub fn everything() -> Scope {
-        Scope::default()
-    }
-
     /// Checks each `KIND/NAME` against the desired state: a name that is not there is an
     /// error, never a run that silently does nothing.
     pub fn new(

@@ -50,9 +50,9 @@ fn full_plan() -> Plan {
 #[test]
 fn everything_is_the_plan_itself() {
     let plan = full_plan();
-    let kept = Scope::everything().limit(&desired(TWO), plan.clone());
+    let kept = EVERYTHING.limit(&desired(TWO), plan.clone());
     assert_eq!(objects(&kept), objects(&plan));
-    assert_eq!(Scope::everything().warning(), None);
+    assert_eq!(EVERYTHING.warning(), None);
 }
 
 #[test]

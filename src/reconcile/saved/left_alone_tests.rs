@@ -5,28 +5,13 @@
 use std::sync::atomic::AtomicBool;
 
 use super::SavedPlanError;
-use super::tests::{Silent, apply, cluster, desired, options, run_id, save};
-use crate::rapi::Rapi as _;
-use crate::rapi::memory::{MEMORY_STATE, MemoryRapi};
+use super::tests::{Silent, apply, change_by_hand, cluster, desired, options, run_id, save};
+use crate::rapi::memory::MEMORY_STATE;
 use crate::reconcile::cycle;
 use crate::reconcile::plan::reported::LeftAlone;
 
 const SUSPENDED: &str = "web1.mem.test: {class: web, primaryNode: node1.mem.test, suspend: true}";
 const WEB1: &str = "web1.mem.test: {class: web, primaryNode: node1.mem.test}";
-
-/// As `gnt-instance modify -B memory=512M` would leave web1.
-async fn change_by_hand(rapi: &MemoryRapi) {
-    let mut web1 = rapi
-        .instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "web1.mem.test")
-        .unwrap();
-    web1.beparams.maxmem = Some(512);
-    web1.beparams.minmem = Some(512);
-    rapi.insert_instance(web1);
-}
 
 #[tokio::test]
 async fn a_suspended_instance_changed_by_hand_is_reported_and_nothing_is_submitted() {

@@ -92,6 +92,20 @@ pub(super) async fn cluster() -> (MemoryRapi, tempfile::TempDir) {
     (rapi, state)
 }
 
+/// As `gnt-instance modify -B memory=512M` would leave web1.
+pub(super) async fn change_by_hand(rapi: &MemoryRapi) {
+    let mut web1 = rapi
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "web1.mem.test")
+        .unwrap();
+    web1.beparams.maxmem = Some(512);
+    web1.beparams.minmem = Some(512);
+    rapi.insert_instance(web1);
+}
+
 /// The plan for `yaml`, saved and read back from its text as `--apply-plan` reads it.
 pub(super) async fn save(rapi: &MemoryRapi, yaml: &str, history: &Path) -> SavedPlan {
     let (_, saved) = super::make(
@@ -162,17 +176,7 @@ async fn a_hand_made_change_of_a_touched_instance_refuses_the_plan_naming_the_fi
     let history = state.path().join("history.json");
     let yaml = with_memory("256M");
     let saved = save(&rapi, &yaml, &history).await;
-    // As `gnt-instance modify -B memory=512M` would leave it.
-    let mut web1 = rapi
-        .instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "web1.mem.test")
-        .unwrap();
-    web1.beparams.maxmem = Some(512);
-    web1.beparams.minmem = Some(512);
-    rapi.insert_instance(web1);
+    change_by_hand(&rapi).await;
     let before = rapi.records().len();
 
     let Err(error) = apply(&rapi, &yaml, &saved, &history).await else {
